@@ -1,0 +1,88 @@
+/*
+ * internal.h - what the files of liboutbox share and the public header does
+ * not show: the structs behind the opaque handles and the error helpers.
+ * Internal functions are named outbox__* (two underscores); the library
+ * exports only ^outbox_[a-z], so they never become ABI.
+ */
+#ifndef OUTBOX_CORE_INTERNAL_H
+#define OUTBOX_CORE_INTERNAL_H
+
+#include "outbox/outbox.h"
+#include "schema.h"
+
+#include <pthread.h>
+
+#define OUTBOX_DEFAULT_CAPPED_SIZE (64 * 1024 * 1024)
+#define OUTBOX_DEFAULT_AWAIT_MS 250
+
+/* MongoDB server error codes the library reacts to. */
+#define OUTBOX_MONGO_NAMESPACE_EXISTS 48
+#define OUTBOX_MONGO_CAPPED_POSITION_LOST 136
+#define OUTBOX_MONGO_DUPLICATE_KEY 11000
+
+typedef struct {
+    char *name;
+    outbox_schema_t *schema;
+} outbox_type_t;
+
+struct outbox_conf {
+    char *uri;
+    char *database;
+    char *outbox;
+    int64_t capped_size; /* 0 = not set */
+    int64_t capped_max;  /* 0 = no limit */
+    int64_t await_ms;
+    mongoc_client_pool_t *pool; /* borrowed */
+    outbox_type_t *types;
+    size_t n_types;
+};
+
+struct outbox {
+    outbox_conf_t *conf;
+    mongoc_client_pool_t *pool; /* conf->pool, or owned_pool */
+    mongoc_client_pool_t *owned_pool;
+    mongoc_uri_t *owned_uri;
+    char *pending_name;     /* "N.pending" */
+    char *checkpoints_name; /* "N.checkpoints" */
+    pthread_mutex_t caps_lock;
+    bool caps_known;
+    unsigned caps;
+};
+
+/* Fills error (if not NULL) with code and a formatted message; returns code
+ * so callers can `return outbox__fail(...)`. */
+outbox_code_t outbox__fail(outbox_error_t *error, outbox_code_t code, const char *fmt, ...)
+    BSON_GNUC_PRINTF(3, 4);
+/* As outbox__fail for a driver error: the server code is kept, the message
+ * is "<what>: <driver message>". Returns OUTBOX_ERR_SERVER. */
+outbox_code_t outbox__fail_bson(outbox_error_t *error, const bson_error_t *berr, const char *fmt,
+                                ...) BSON_GNUC_PRINTF(3, 4);
+void outbox__clear_error(outbox_error_t *error);
+
+const outbox_type_t *outbox__conf_find_type(const outbox_conf_t *conf, const char *type);
+
+/* A client from the outbox's pool (blocks while all are in use); give it
+ * back with outbox__client_push. */
+mongoc_client_t *outbox__client_pop(outbox_t *outbox);
+void outbox__client_push(outbox_t *outbox, mongoc_client_t *client);
+
+/* The event behind the public outbox_event_t: a borrowed envelope with the
+ * fields already looked up. */
+struct outbox_event {
+    const bson_t *doc;
+    bson_oid_t id;
+    const char *type;
+    const char *key;
+    int64_t created_ms;
+    int32_t v;
+    bson_t data;
+    bson_t headers;
+    bool has_headers;
+};
+
+/* Reads an envelope; false (with a message naming the field) when doc is not
+ * one. event borrows doc. */
+bool outbox__event_parse(outbox_event_t *event, const bson_t *doc, char *errbuf,
+                         size_t errbuf_size);
+
+#endif

@@ -1,0 +1,16 @@
+/*
+ * promote.h - the promoter's steps, exposed inside the library so tests can
+ * stop it between them (as a crash would).
+ */
+#ifndef OUTBOX_CORE_PROMOTE_H
+#define OUTBOX_CORE_PROMOTE_H
+
+#include "internal.h"
+
+/* Moves up to limit pending events: insert into N, then (unless
+ * skip_delete, which the tests use to play a crash between the two steps)
+ * delete them from N.pending. *moved receives how many were handled. */
+outbox_code_t outbox__promote_batch(outbox_t *ob, size_t limit, bool skip_delete, size_t *moved,
+                                    outbox_error_t *error);
+
+#endif

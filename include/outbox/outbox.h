@@ -1,0 +1,297 @@
+/*
+ * outbox.h - liboutbox, the public C API of service-outbox.
+ *
+ * A transactional outbox on MongoDB: a service declares its event types with
+ * schemas, puts events into a capped collection (the outbox, its event log),
+ * atomically with its own writes when it passes a session that is inside a
+ * transaction, and tails the log in insertion order to publish the events.
+ *
+ * Conventions, the same throughout this header:
+ *  - Handles are opaque. Whoever calls *_new owns the result and frees it with
+ *    the matching *_destroy; every *_destroy accepts NULL.
+ *  - Functions that can fail return an outbox_code_t and fill a
+ *    caller-allocated outbox_error_t (which may be NULL when the caller does
+ *    not want the text). OUTBOX_OK is 0. Bad input is reported, never
+ *    aborts the process.
+ *  - Strings passed in are copied unless the doc comment says "borrowed".
+ *    Pointers handed out are borrowed from the handle and valid as long as
+ *    the doc comment says, usually until the next call on the same handle.
+ *  - Thread safety: an outbox_t is safe to share between threads once
+ *    created (put, batch, promote and ensure may run concurrently). An
+ *    outbox_tail_t and an outbox_batch_t belong to one thread at a time.
+ *
+ * Events are MongoDB documents in a versioned envelope (docs/envelope.md):
+ * { _id: ObjectId, type: string, key: string|null, data: document,
+ *   created: date, headers: {string: string} (optional), v: 1 }.
+ */
+#ifndef OUTBOX_OUTBOX_H
+#define OUTBOX_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mongoc/mongoc.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define OUTBOX_EXPORT __attribute__((visibility("default")))
+#else
+#define OUTBOX_EXPORT
+#endif
+
+/* --- Version -------------------------------------------------------------
+ * OUTBOX_VERSION_NUM is what this header was shipped with (compile time);
+ * outbox_version_num() is what the loaded library is (run time). Both are
+ * 0xMMmmpp: major, minor, patch. */
+#define OUTBOX_VERSION_MAJOR 0
+#define OUTBOX_VERSION_MINOR 1
+#define OUTBOX_VERSION_PATCH 0
+#define OUTBOX_VERSION_NUM 0x000100
+#define OUTBOX_VERSION_STR "0.1.0"
+
+OUTBOX_EXPORT int outbox_version_num(void);
+OUTBOX_EXPORT const char *outbox_version_str(void);
+
+/* The envelope version this library writes (the "v" field). */
+#define OUTBOX_ENVELOPE_VERSION 1
+
+/* --- Errors --------------------------------------------------------------
+ * Codes are append-only: a new code goes last, none is ever renumbered or
+ * removed (a retired code keeps its number). */
+typedef enum outbox_code {
+    OUTBOX_OK = 0,
+    OUTBOX_ERR_INVALID_ARG = 1,   /* a NULL handle, an empty name, ... */
+    OUTBOX_ERR_NOMEM = 2,
+    OUTBOX_ERR_CONF = 3,          /* unknown conf key or bad value */
+    OUTBOX_ERR_SCHEMA = 4,        /* a schema is not valid JSON or uses
+                                     something outside the subset */
+    OUTBOX_ERR_UNKNOWN_TYPE = 5,  /* put of a type that was not declared */
+    OUTBOX_ERR_VALIDATION = 6,    /* data does not match its type's schema */
+    OUTBOX_ERR_SERVER = 7,        /* MongoDB (or driver) error; see
+                                     outbox_error_t.server_code */
+    OUTBOX_ERR_NOT_CAPPED = 8,    /* the outbox collection exists and is not
+                                     capped */
+    OUTBOX_ERR_CAPPED_MISMATCH = 9, /* capped with another size or max */
+    OUTBOX_ERR_GAP = 10,          /* a tail's checkpoint event is no longer
+                                     in the log: events were lost to it */
+    OUTBOX_ERR_TIMED_OUT = 11,    /* no event within the timeout; not a
+                                     failure */
+    OUTBOX_ERR_UNSUPPORTED = 12,  /* the server lacks what the call needs */
+    OUTBOX_ERR_IO = 13,           /* a local file could not be read */
+    OUTBOX_ERR_NOT_FOUND = 14     /* an event id or name does not exist */
+} outbox_code_t;
+
+/* Size of outbox_error_t.message, including the terminating NUL. */
+#define OUTBOX_ERROR_MESSAGE_SIZE 500
+
+/* Caller-allocated, fixed size (like bson_error_t). On failure code is set
+ * and message says what went wrong, naming the type, path, collection or
+ * file involved. server_code is MongoDB's error code when the server gave
+ * one (e.g. 136 CappedPositionLost), else 0. */
+typedef struct outbox_error {
+    outbox_code_t code;
+    int32_t server_code;
+    char message[OUTBOX_ERROR_MESSAGE_SIZE];
+} outbox_error_t;
+
+/* A static English name of the code ("validation failed", ...). Never NULL. */
+OUTBOX_EXPORT const char *outbox_strerror(outbox_code_t code);
+
+/* --- Configuration -------------------------------------------------------
+ * A conf collects everything an outbox needs before it exists. */
+typedef struct outbox_conf outbox_conf_t;
+
+OUTBOX_EXPORT outbox_conf_t *outbox_conf_new(void);
+OUTBOX_EXPORT void outbox_conf_destroy(outbox_conf_t *conf);
+
+/* Sets one property from a string. Keys:
+ *   uri           MongoDB connection string (ignored when a pool is set)
+ *   database      database name (required)
+ *   outbox        the outbox (capped collection) name (required)
+ *   capped.size   capped size in bytes; when unset, ensure() creates the log
+ *                 with 64 MiB and accepts any size of an existing one
+ *   capped.max    maximum number of documents (0 = no limit, the default)
+ *   tail.await_ms how long one server round trip of a tail waits for new
+ *                 events (awaitData), default 250; bounds how far
+ *                 outbox_tail_next() can overshoot its timeout
+ * Returns OUTBOX_ERR_CONF naming the key for an unknown key or a bad value;
+ * the conf is unchanged then. */
+OUTBOX_EXPORT outbox_code_t outbox_conf_set(outbox_conf_t *conf, const char *key,
+                                            const char *value, outbox_error_t *error);
+
+/* Uses an existing client pool (borrowed: it must outlive the outbox) instead
+ * of a uri. The outbox pops and pushes clients; it never destroys the pool. */
+OUTBOX_EXPORT void outbox_conf_set_client_pool(outbox_conf_t *conf,
+                                               mongoc_client_pool_t *pool);
+
+/* Declares an event type with its schema, JSON text in the subset of
+ * MongoDB $jsonSchema described in docs/schemas.md. The schema is parsed and
+ * checked now: a malformed one is OUTBOX_ERR_SCHEMA with the type and the
+ * keyword's path. Declaring a type twice replaces its schema. */
+OUTBOX_EXPORT outbox_code_t outbox_conf_add_type(outbox_conf_t *conf, const char *type,
+                                                 const char *schema_json,
+                                                 outbox_error_t *error);
+
+/* Declares every TYPE.json file in dir as type TYPE (see outbox_conf_add_type).
+ * Errors name the file. */
+OUTBOX_EXPORT outbox_code_t outbox_conf_add_types_dir(outbox_conf_t *conf, const char *dir,
+                                                      outbox_error_t *error);
+
+/* --- The outbox ----------------------------------------------------------- */
+typedef struct outbox outbox_t;
+
+/* Creates an outbox handle. On success it takes ownership of conf (do not
+ * use or destroy it afterwards); on failure conf stays the caller's. No
+ * server round trip happens here. */
+OUTBOX_EXPORT outbox_t *outbox_new(outbox_conf_t *conf, outbox_error_t *error);
+OUTBOX_EXPORT void outbox_destroy(outbox_t *outbox);
+
+/* Borrowed names, valid for the life of the outbox. */
+OUTBOX_EXPORT const char *outbox_database(const outbox_t *outbox);
+OUTBOX_EXPORT const char *outbox_name(const outbox_t *outbox);
+
+/* Creates, idempotently, the capped log N, N.pending and N.checkpoints, and
+ * installs the declared schemas as a $jsonSchema validator on N and
+ * N.pending when the server supports validators (see outbox_server_caps).
+ * An existing N that is not capped is OUTBOX_ERR_NOT_CAPPED; one capped with
+ * another size or max than the conf set is OUTBOX_ERR_CAPPED_MISMATCH. */
+OUTBOX_EXPORT outbox_code_t outbox_ensure(outbox_t *outbox, outbox_error_t *error);
+
+/* What the server can do, as found out by asking it (cached after the first
+ * call). Fills *caps with OUTBOX_CAP_* bits. */
+#define OUTBOX_CAP_TRANSACTIONS 0x1u /* replica set or sharded, wire >= 8 */
+#define OUTBOX_CAP_VALIDATORS 0x2u   /* $jsonSchema collection validators */
+OUTBOX_EXPORT outbox_code_t outbox_server_caps(outbox_t *outbox, unsigned *caps,
+                                               outbox_error_t *error);
+
+/* --- Put ------------------------------------------------------------------
+ * A batch collects events, validating each as it is added, and writes them
+ * in one insert. With session == NULL, or a session that is not inside a
+ * transaction, the events go straight into N. With a session inside a
+ * transaction they go into N.pending inside that transaction, so they exist
+ * only if it commits; outbox_promote() (run by outboxd) later moves them
+ * into N with the same _id. */
+typedef struct outbox_batch outbox_batch_t;
+
+OUTBOX_EXPORT outbox_batch_t *outbox_batch_new(outbox_t *outbox);
+OUTBOX_EXPORT void outbox_batch_destroy(outbox_batch_t *batch);
+
+/* Validates and appends one event. type must be declared; key may be NULL
+ * (stored as null); data is copied; headers may be NULL, else a document of
+ * string values. Nothing is written yet. A validation failure is
+ * OUTBOX_ERR_VALIDATION with "event N (TYPE): data.path: ..." and leaves the
+ * batch as it was. */
+OUTBOX_EXPORT outbox_code_t outbox_batch_add(outbox_batch_t *batch, const char *type,
+                                             const char *key, const bson_t *data,
+                                             const bson_t *headers, outbox_error_t *error);
+
+/* As outbox_batch_add, with data as (relaxed or canonical) Extended JSON. */
+OUTBOX_EXPORT outbox_code_t outbox_batch_add_json(outbox_batch_t *batch, const char *type,
+                                                  const char *key, const char *data_json,
+                                                  const bson_t *headers,
+                                                  outbox_error_t *error);
+
+OUTBOX_EXPORT size_t outbox_batch_count(const outbox_batch_t *batch);
+
+/* Writes every event of the batch in one ordered insert (see above for
+ * where). session may be NULL. On success the batch stays as it is (ids
+ * readable); on failure nothing the server reported as failed was written,
+ * and the error says which event failed. A batch can be written once. */
+OUTBOX_EXPORT outbox_code_t outbox_batch_put(outbox_batch_t *batch,
+                                             mongoc_client_session_t *session,
+                                             outbox_error_t *error);
+
+/* The id of event i (0-based) of the batch, assigned by outbox_batch_add.
+ * Borrowed from the batch. NULL when i is out of range. */
+OUTBOX_EXPORT const bson_oid_t *outbox_batch_id(const outbox_batch_t *batch, size_t i);
+
+/* One event in one call: a batch of one. id_out (may be NULL) receives the
+ * new event's id. */
+OUTBOX_EXPORT outbox_code_t outbox_put(outbox_t *outbox, mongoc_client_session_t *session,
+                                       const char *type, const char *key,
+                                       const bson_t *data, const bson_t *headers,
+                                       bson_oid_t *id_out, outbox_error_t *error);
+OUTBOX_EXPORT outbox_code_t outbox_put_json(outbox_t *outbox,
+                                            mongoc_client_session_t *session,
+                                            const char *type, const char *key,
+                                            const char *data_json, const bson_t *headers,
+                                            bson_oid_t *id_out, outbox_error_t *error);
+
+/* Moves committed events from N.pending into N: each is inserted into N with
+ * its own _id (a duplicate key means an earlier run already moved it), then
+ * deleted from N.pending. Safe to run from several processes at once, and
+ * to interrupt at any point: nothing is lost, and an event can appear in N
+ * twice only if N did not enforce the _id key (see docs/design.md).
+ * *moved (may be NULL) receives how many events left N.pending. */
+OUTBOX_EXPORT outbox_code_t outbox_promote(outbox_t *outbox, size_t *moved,
+                                           outbox_error_t *error);
+
+/* --- Events as read back -------------------------------------------------- */
+typedef struct outbox_event outbox_event_t;
+
+/* Accessors; every pointer is borrowed from the event. */
+OUTBOX_EXPORT const bson_oid_t *outbox_event_id(const outbox_event_t *event);
+OUTBOX_EXPORT const char *outbox_event_type(const outbox_event_t *event);
+/* NULL when the event's key is null or absent. */
+OUTBOX_EXPORT const char *outbox_event_key(const outbox_event_t *event);
+/* Milliseconds since the Unix epoch. */
+OUTBOX_EXPORT int64_t outbox_event_created_ms(const outbox_event_t *event);
+OUTBOX_EXPORT const bson_t *outbox_event_data(const outbox_event_t *event);
+/* NULL when the event has no headers. */
+OUTBOX_EXPORT const bson_t *outbox_event_headers(const outbox_event_t *event);
+OUTBOX_EXPORT int32_t outbox_event_version(const outbox_event_t *event);
+/* The whole stored envelope. */
+OUTBOX_EXPORT const bson_t *outbox_event_document(const outbox_event_t *event);
+
+/* The event as one line of JSON without a newline:
+ * {"id":"<hex>","type":..,"key":..|null,"created":"<ISO-8601 UTC>",
+ *  "data":<relaxed Extended JSON>,"headers":{..}}.
+ * Caller frees with outbox_free(). len (may be NULL) receives the length. */
+OUTBOX_EXPORT char *outbox_event_to_json(const outbox_event_t *event, size_t *len);
+
+/* Frees memory that liboutbox handed to the caller. */
+OUTBOX_EXPORT void outbox_free(void *ptr);
+
+/* --- Tail ------------------------------------------------------------------
+ * A tailable + awaitData cursor on N in natural (insertion) order. The tail
+ * survives cursor death (empty collection, CappedPositionLost, network
+ * errors, server restarts): it reopens after the last event it returned,
+ * with backoff, found by that event's _id, never by time. If that event is
+ * no longer in N (the capped log wrapped past it), next() returns
+ * OUTBOX_ERR_GAP and keeps returning it: the tail never skips silently. */
+typedef struct outbox_tail outbox_tail_t;
+
+typedef enum outbox_tail_from {
+    OUTBOX_TAIL_FROM_START = 0, /* the oldest event still in the log */
+    OUTBOX_TAIL_FROM_NOW = 1,   /* only events put after the tail opened */
+    OUTBOX_TAIL_AFTER = 2       /* the events after a given event id */
+} outbox_tail_from_t;
+
+/* Creates a tail; after is required for OUTBOX_TAIL_AFTER and ignored
+ * otherwise. The server is first contacted by outbox_tail_next(), so a
+ * missing checkpoint event shows up there as OUTBOX_ERR_GAP. */
+OUTBOX_EXPORT outbox_tail_t *outbox_tail_new(outbox_t *outbox, outbox_tail_from_t from,
+                                             const bson_oid_t *after, outbox_error_t *error);
+OUTBOX_EXPORT void outbox_tail_destroy(outbox_tail_t *tail);
+
+/* Waits up to timeout_ms (0: do not wait beyond one server round trip) for
+ * the next event. Returns OUTBOX_OK with *event set (borrowed, valid until
+ * the next call on this tail), OUTBOX_ERR_TIMED_OUT with *event NULL when
+ * none came in time, OUTBOX_ERR_GAP when the log lost events this tail had
+ * not read yet, or another error; after an error other than GAP the tail
+ * may be called again and resumes where it was. */
+OUTBOX_EXPORT outbox_code_t outbox_tail_next(outbox_tail_t *tail, int64_t timeout_ms,
+                                             const outbox_event_t **event,
+                                             outbox_error_t *error);
+
+/* The id of the last event next() returned; false if none yet. */
+OUTBOX_EXPORT bool outbox_tail_last_id(const outbox_tail_t *tail, bson_oid_t *id_out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* OUTBOX_OUTBOX_H */

@@ -1,0 +1,42 @@
+# tests/: every test program is a cmocka group printing TAP, read by
+# automake's tap-driver.sh through tests/tap-cmocka.sh. Programs that need a
+# server read the harness's addresses (tests/services/services.sh) and skip,
+# saying why, when there is none.
+LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+LOG_COMPILER = $(SHELL) $(top_srcdir)/tests/tap-cmocka.sh
+AM_TESTS_ENVIRONMENT = \
+	OUTBOX_TEST_SRCDIR='$(abs_top_srcdir)'; export OUTBOX_TEST_SRCDIR; \
+	OUTBOX_TEST_BUILDDIR='$(abs_top_builddir)'; export OUTBOX_TEST_BUILDDIR; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0; export ASAN_OPTIONS; \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; export UBSAN_OPTIONS;
+EXTRA_DIST += tests/tap-cmocka.sh tests/envelope_writer.py tests/README.md
+
+if HAVE_CMOCKA
+check_LTLIBRARIES = tests/libtestlib.la
+tests_libtestlib_la_SOURCES = tests/testlib.h tests/testlib.c
+tests_libtestlib_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(CMOCKA_CFLAGS)
+tests_libtestlib_la_LIBADD = core/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
+
+TEST_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(PCRE2_CFLAGS) $(CMOCKA_CFLAGS)
+TEST_LDADD = tests/libtestlib.la core/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
+
+OUTBOX_TESTS = \
+	tests/test_schema_validation
+
+	tests/test_ensure \
+	tests/test_put \
+	tests/test_tail_order \
+	tests/test_tail_resume \
+	tests/test_tail_gap \
+	tests/test_transactional_put \
+	tests/test_promote \
+	tests/test_concurrent_producers \
+	tests/test_envelope_other_driver \
+	tests/test_outboxctl
+
+check_PROGRAMS += $(OUTBOX_TESTS)
+TESTS += $(OUTBOX_TESTS)
+
+tests_test_schema_validation_CFLAGS = $(TEST_CFLAGS)
+tests_test_schema_validation_LDADD = $(TEST_LDADD)
+endif

@@ -1,0 +1,168 @@
+/*
+ * testlib.c - see testlib.h.
+ */
+#include "testlib.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *services_env; /* services.env, read once */
+
+void test_print_skip(const char *fmt, ...) {
+    char reason[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof reason, fmt, ap);
+    va_end(ap);
+    printf("# skip reason: %s\n", reason);
+    fflush(stdout);
+}
+
+char *test_read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    size_t got = fread(buf, 1, (size_t)len, f);
+    buf[got] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void load_services_env(void) {
+    char path[1024];
+    const char *dir = getenv("OUTBOX_SERVICES_DIR");
+    if (services_env)
+        return;
+    if (dir)
+        snprintf(path, sizeof path, "%s/services.env", dir);
+    else if (getenv("XDG_CACHE_HOME"))
+        snprintf(path, sizeof path, "%s/service-outbox/services.env", getenv("XDG_CACHE_HOME"));
+    else
+        snprintf(path, sizeof path, "%s/.cache/service-outbox/services.env",
+                 getenv("HOME") ? getenv("HOME") : "/");
+    services_env = test_read_file(path);
+    if (!services_env)
+        services_env = strdup("");
+}
+
+const char *test_service(const char *name) {
+    static char values[8][512];
+    static int next;
+    const char *env = getenv(name);
+    if (env && env[0])
+        return env;
+    load_services_env();
+    size_t len = strlen(name);
+    for (const char *line = services_env; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t line_len = eol ? (size_t)(eol - line) : strlen(line);
+        if (line_len > len && strncmp(line, name, len) == 0 && line[len] == '=') {
+            char *v = values[next++ % 8];
+            size_t vlen = line_len - len - 1;
+            if (vlen >= sizeof values[0])
+                vlen = sizeof values[0] - 1;
+            memcpy(v, line + len + 1, vlen);
+            v[vlen] = '\0';
+            /* services.env may quote values for the shell. */
+            if (vlen >= 2 && (v[0] == '"' || v[0] == '\'') && v[vlen - 1] == v[0]) {
+                memmove(v, v + 1, vlen - 2);
+                v[vlen - 2] = '\0';
+            }
+            return v;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return NULL;
+}
+
+const char *test_mongodb_uri(void) {
+    const char *uri = test_service("OUTBOX_TEST_MONGODB_URI");
+    if (!uri)
+        TEST_SKIP("no MongoDB test server: run tests/services/services.sh up (or set "
+                  "OUTBOX_TEST_MONGODB_URI)");
+    return uri;
+}
+
+const char *test_mongodb_kind(void) {
+    const char *kind = test_service("OUTBOX_TEST_MONGODB_KIND");
+    return kind ? kind : "unknown";
+}
+
+outbox_conf_t *test_conf(const char *label) {
+    static int counter;
+    char name[128];
+    outbox_error_t err;
+    const char *uri = test_mongodb_uri();
+    outbox_conf_t *conf = outbox_conf_new();
+    snprintf(name, sizeof name, "t_%s_%d_%d", label, (int)getpid(), ++counter);
+    assert_int_equal(outbox_conf_set(conf, "uri", uri, &err), OUTBOX_OK);
+    assert_int_equal(outbox_conf_set(conf, "database", TEST_DB, &err), OUTBOX_OK);
+    assert_int_equal(outbox_conf_set(conf, "outbox", name, &err), OUTBOX_OK);
+    assert_int_equal(outbox_conf_set(conf, "tail.await_ms", "100", &err), OUTBOX_OK);
+    assert_int_equal(outbox_conf_add_type(conf, "order.created", ORDER_CREATED_SCHEMA, &err), OUTBOX_OK);
+    assert_int_equal(outbox_conf_add_type(conf, "order.shipped", ORDER_SHIPPED_SCHEMA, &err), OUTBOX_OK);
+    return conf;
+}
+
+outbox_t *test_outbox(const char *label) {
+    outbox_error_t err;
+    outbox_conf_t *conf = test_conf(label);
+    outbox_t *ob = outbox_new(conf, &err);
+    if (!ob)
+        fail_msg("outbox_new: %s", err.message);
+    if (outbox_ensure(ob, &err) != OUTBOX_OK)
+        fail_msg("outbox_ensure: %s", err.message);
+    return ob;
+}
+
+mongoc_client_t *test_client(void) {
+    mongoc_client_t *client = mongoc_client_new(test_mongodb_uri());
+    assert_non_null(client);
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    return client;
+}
+
+int64_t test_count(const char *coll) {
+    bson_error_t berr;
+    bson_t filter = BSON_INITIALIZER;
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    int64_t n = mongoc_collection_count_documents(c, &filter, NULL, NULL, NULL, &berr);
+    if (n < 0)
+        fail_msg("count %s: %s", coll, berr.message);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    bson_destroy(&filter);
+    return n;
+}
+
+void test_outbox_drop(outbox_t *ob) {
+    if (!ob)
+        return;
+    mongoc_client_t *client = test_client();
+    const char *suffixes[] = {"", ".pending", ".checkpoints"};
+    for (int i = 0; i < 3; i++) {
+        char name[256];
+        snprintf(name, sizeof name, "%s%s", outbox_name(ob), suffixes[i]);
+        mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, name);
+        mongoc_collection_drop(c, NULL);
+        mongoc_collection_destroy(c);
+    }
+    mongoc_client_destroy(client);
+    outbox_destroy(ob);
+}
+
+int test_run(const char *name, const struct CMUnitTest *tests, size_t n) {
+    mongoc_init();
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    int failed = _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+    mongoc_cleanup();
+    free(services_env);
+    return failed;
+}

@@ -1,0 +1,80 @@
+/*
+ * testlib.h - what every test program shares: cmocka, the harness's server
+ * addresses, fresh outboxes with unique names, and skipping with a reason.
+ *
+ * Tests talk to the real servers that tests/services/services.sh starts;
+ * their addresses come from the environment or from the harness's
+ * services.env. A test that needs a server that is not there, or a feature
+ * the server lacks, is skipped and says why: it never passes by pretending.
+ */
+#ifndef OUTBOX_TESTLIB_H
+#define OUTBOX_TESTLIB_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "outbox/outbox.h"
+
+/* Skips the current test, printing the reason as a TAP diagnostic that
+ * tests/tap-cmocka.sh folds into the SKIP line. */
+#define TEST_SKIP(...)                                                                    \
+    do {                                                                                 \
+        test_print_skip(__VA_ARGS__);                                                    \
+        skip();                                                                          \
+    } while (0)
+
+void test_print_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The value of a harness variable (OUTBOX_TEST_MONGODB_URI, ...): the
+ * environment first, then services.env. NULL when unknown. Borrowed. */
+const char *test_service(const char *name);
+
+/* The MongoDB URI, or skips the test when there is none. */
+const char *test_mongodb_uri(void);
+
+/* "ferretdb" or "mongod" as the harness says; "unknown" otherwise. */
+const char *test_mongodb_kind(void);
+
+/* A conf for a fresh, uniquely named outbox in database "outbox_test",
+ * with the order example's types declared. Skips without a server. */
+outbox_conf_t *test_conf(const char *label);
+
+/* An outbox from test_conf, ensured. Asserts on failure. */
+outbox_t *test_outbox(const char *label);
+
+/* Drops the outbox's collections and destroys it. */
+void test_outbox_drop(outbox_t *ob);
+
+/* A client of its own on the test server (caller destroys it). */
+mongoc_client_t *test_client(void);
+
+/* Counts documents in db.coll. */
+int64_t test_count(const char *coll);
+
+/* Reads the whole file path into a string (caller frees). NULL if absent. */
+char *test_read_file(const char *path);
+
+/* Runs the group with TAP output: the one entry point of every test file. */
+int test_run(const char *name, const struct CMUnitTest *tests, size_t n);
+#define TEST_RUN(name, tests) test_run(name, tests, sizeof(tests) / sizeof((tests)[0]))
+
+#define ORDER_CREATED_SCHEMA                                                              \
+    "{\"bsonType\":\"object\",\"required\":[\"ordernr\",\"total\"],"                     \
+    "\"additionalProperties\":false,"                                                    \
+    "\"properties\":{\"ordernr\":{\"bsonType\":\"int\",\"minimum\":1},"                  \
+    "\"total\":{\"bsonType\":\"number\",\"minimum\":0},"                                 \
+    "\"customer\":{\"bsonType\":\"string\",\"minLength\":1,\"maxLength\":64},"           \
+    "\"lines\":{\"bsonType\":\"array\",\"minItems\":1,\"items\":{\"bsonType\":\"object\"," \
+    "\"required\":[\"sku\",\"qty\"],\"properties\":{\"sku\":{\"bsonType\":\"string\","   \
+    "\"pattern\":\"^[A-Z]{3}-[0-9]+$\"},\"qty\":{\"bsonType\":\"int\",\"minimum\":1}}}}}}"
+#define ORDER_SHIPPED_SCHEMA                                                              \
+    "{\"bsonType\":\"object\",\"required\":[\"ordernr\",\"carrier\"],"                   \
+    "\"properties\":{\"ordernr\":{\"bsonType\":\"int\"},"                                \
+    "\"carrier\":{\"enum\":[\"dhl\",\"ups\",\"postnl\"]}}}"
+
+#define TEST_DB "outbox_test"
+
+#endif
