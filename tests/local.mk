@@ -21,7 +21,18 @@ TEST_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(PCRE2_CFLAGS) $(CMOCKA_CFLAGS)
 TEST_LDADD = tests/libtestlib.la core/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
 
 OUTBOX_TESTS = \
-	tests/test_schema_validation
+	tests/test_schema_validation \
+	tests/test_conf \
+	tests/test_ensure \
+	tests/test_put \
+	tests/test_tail_order \
+	tests/test_tail_resume \
+	tests/test_tail_gap \
+	tests/test_transactional_put \
+	tests/test_promote \
+	tests/test_concurrent_producers \
+	tests/test_envelope_other_driver \
+	tests/test_outboxctl
 
 	tests/test_ensure \
 	tests/test_put \
@@ -39,4 +50,28 @@ TESTS += $(OUTBOX_TESTS)
 
 tests_test_schema_validation_CFLAGS = $(TEST_CFLAGS)
 tests_test_schema_validation_LDADD = $(TEST_LDADD)
+tests_test_conf_CFLAGS = $(TEST_CFLAGS)
+tests_test_conf_LDADD = $(TEST_LDADD)
+tests_test_ensure_CFLAGS = $(TEST_CFLAGS)
+tests_test_ensure_LDADD = $(TEST_LDADD)
+tests_test_put_CFLAGS = $(TEST_CFLAGS)
+tests_test_put_LDADD = $(TEST_LDADD)
+tests_test_tail_order_CFLAGS = $(TEST_CFLAGS)
+tests_test_tail_order_LDADD = $(TEST_LDADD)
+tests_test_tail_resume_CFLAGS = $(TEST_CFLAGS)
+tests_test_tail_resume_LDADD = $(TEST_LDADD)
+tests_test_tail_gap_CFLAGS = $(TEST_CFLAGS)
+tests_test_tail_gap_LDADD = $(TEST_LDADD)
+tests_test_transactional_put_CFLAGS = $(TEST_CFLAGS)
+tests_test_transactional_put_LDADD = $(TEST_LDADD)
+tests_test_promote_CFLAGS = $(TEST_CFLAGS)
+tests_test_promote_LDADD = $(TEST_LDADD)
+tests_test_concurrent_producers_CFLAGS = $(TEST_CFLAGS)
+tests_test_concurrent_producers_LDADD = $(TEST_LDADD)
+tests_test_envelope_other_driver_CFLAGS = $(TEST_CFLAGS)
+tests_test_envelope_other_driver_LDADD = $(TEST_LDADD)
+tests_test_outboxctl_CFLAGS = $(TEST_CFLAGS)
+tests_test_outboxctl_LDADD = $(TEST_LDADD)
+# outboxctl must exist before its test runs.
+tests/test_outboxctl.log: core/outboxctl$(EXEEXT)
 endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *services_env; /* services.env, read once */
@@ -83,6 +84,9 @@ const char *test_service(const char *name) {
 
 const char *test_mongodb_uri(void) {
     const char *uri = test_service("OUTBOX_TEST_MONGODB_URI");
+    if (!uri && getenv("OUTBOX_TEST_REQUIRE_SERVERS"))
+        fail_msg("no MongoDB test server, and OUTBOX_TEST_REQUIRE_SERVERS is set (tests/run-all.sh "
+                 "sets it: there the harness must have started one)");
     if (!uri)
         TEST_SKIP("no MongoDB test server: run tests/services/services.sh up (or set "
                   "OUTBOX_TEST_MONGODB_URI)");
@@ -165,4 +169,66 @@ int test_run(const char *name, const struct CMUnitTest *tests, size_t n) {
     mongoc_cleanup();
     free(services_env);
     return failed;
+}
+
+bson_oid_t test_put_order(outbox_t *ob, int ordernr, const char *key) {
+    outbox_error_t err;
+    bson_oid_t id;
+    bson_t *data = BCON_NEW("ordernr", BCON_INT32(ordernr), "total", BCON_DOUBLE(10.5));
+    if (outbox_put(ob, NULL, "order.created", key, data, NULL, &id, &err) != OUTBOX_OK)
+        fail_msg("put order %d: %s", ordernr, err.message);
+    bson_destroy(data);
+    return id;
+}
+
+int test_ordernr(const outbox_event_t *ev) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, outbox_event_data(ev), "ordernr"))
+        fail_msg("event of type %s has no data.ordernr", outbox_event_type(ev));
+    return (int)bson_iter_as_int64(&it);
+}
+
+void test_insert_raw(const char *coll, const bson_t *doc) {
+    bson_error_t berr;
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    if (!mongoc_collection_insert_one(c, doc, NULL, NULL, &berr))
+        fail_msg("insert into %s: %s", coll, berr.message);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+}
+
+int test_read_ordernrs(outbox_tail_t *tail, int *ordernrs, int max, int64_t timeout_ms) {
+    int n = 0;
+    while (n < max) {
+        const outbox_event_t *ev;
+        outbox_error_t err;
+        outbox_code_t rc = outbox_tail_next(tail, timeout_ms, &ev, &err);
+        if (rc == OUTBOX_ERR_TIMED_OUT)
+            break;
+        if (rc != OUTBOX_OK)
+            fail_msg("tail_next: %s (%s)", err.message, outbox_strerror(rc));
+        ordernrs[n++] = test_ordernr(ev);
+    }
+    return n;
+}
+
+int test_run_command(const char *cmd, char **out) {
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (cap - len - 1 == 0)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    int status = pclose(p);
+    if (out)
+        *out = buf;
+    else
+        free(buf);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }

@@ -78,3 +78,20 @@ int test_run(const char *name, const struct CMUnitTest *tests, size_t n);
 #define TEST_DB "outbox_test"
 
 #endif
+
+/* Puts one valid order.created event with this ordernr; returns its id. */
+bson_oid_t test_put_order(outbox_t *ob, int ordernr, const char *key);
+
+/* The ordernr of an order event read back. */
+int test_ordernr(const outbox_event_t *ev);
+
+/* Inserts a document directly into db.coll (as another producer would). */
+void test_insert_raw(const char *coll, const bson_t *doc);
+
+/* Reads up to max events from tail (timeout_ms each) into ordernrs; returns
+ * how many were read before a timeout. Fails the test on other errors. */
+int test_read_ordernrs(outbox_tail_t *tail, int *ordernrs, int max, int64_t timeout_ms);
+
+/* Runs a shell command; returns its exit status and (if out) its stdout
+ * (caller frees). */
+int test_run_command(const char *cmd, char **out);
