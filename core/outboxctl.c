@@ -55,6 +55,15 @@ typedef struct {
     int n_headers;
 } options_t;
 
+/* FerretDB lacks endSessions, and the driver warns about that whenever a
+ * client closes; it says nothing about the outbox, so it is not shown. */
+static void log_handler(mongoc_log_level_t level, const char *domain, const char *message,
+                        void *data) {
+    if (level == MONGOC_LOG_LEVEL_WARNING && strstr(message, "endSessions"))
+        return;
+    mongoc_log_default_handler(level, domain, message, data);
+}
+
 static int fail(const char *what, const outbox_error_t *err) {
     fprintf(stderr, "outboxctl: %s%s%s\n", what ? what : "", what ? ": " : "", err->message);
     return err->code == OUTBOX_ERR_VALIDATION || err->code == OUTBOX_ERR_UNKNOWN_TYPE ||
@@ -299,6 +308,7 @@ int main(int argc, char **argv) {
     int n = argc - optind - 1;
     int status;
     mongoc_init();
+    mongoc_log_set_handler(log_handler, NULL);
     if (strcmp(cmd, "init") == 0 && n == 0)
         status = cmd_init(&o);
     else if (strcmp(cmd, "put") == 0)

@@ -114,7 +114,7 @@ static void batch_put_stores_the_envelope_in_order(void **state) {
     bson_oid_to_string(outbox_batch_id(b, 1), hex);
     snprintf(want, sizeof want, "{ \"id\" : \"%s\", \"type\" : \"order.shipped\", \"key\" : null, \"created\" : \"", hex);
     assert_memory_equal(json, want, strlen(want));
-    assert_non_null(strstr(json, "\"data\" : { \"ordernr\" : 1, \"carrier\" : \"dhl\" }, \"headers\" : { } }"));
+    assert_non_null(strstr(json, "\"data\" : { \"ordernr\" : 1, \"carrier\" : \"dhl\" }, \"headers\" : {  } }"));
     outbox_free(json);
     outbox_tail_destroy(tail);
     outbox_batch_destroy(b);

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# tests/run-all.sh - the whole test suite, from a fresh Debian machine:
+# installs what is missing, starts the real test servers
+# (tests/services/services.sh), then runs `make check` three ways -- a
+# plain -Werror build, an AddressSanitizer + UBSan build, and the plain
+# build under valgrind -- and `make distcheck`. Ends with one line:
+#   N passed, N failed, N skipped
+# Exit status 0 only when nothing failed.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+bash scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+# Stop at the end only what this run started.
+services_were_up=false
+bash tests/services/services.sh status >/dev/null 2>&1 && services_were_up=true
+if ! bash tests/services/services.sh up; then
+  echo "tests/run-all.sh: the test servers did not start (see above)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+$services_were_up || trap 'bash tests/services/services.sh down >/dev/null 2>&1' EXIT
+# Where the harness ran, a missing server is a failure, not a skip.
+export OUTBOX_TEST_REQUIRE_SERVERS=1
+
+passed=0 failed=0 skipped=0
+count() { # phase, build dir: add its test-suite.log summary to the totals
+  local log="$2/test-suite.log" p f s e x
+  if [[ ! -f $log ]]; then
+    echo "== $1: no test-suite.log (build failed?)"; failed=$((failed + 1)); return
+  fi
+  p=$(sed -n 's/^# PASS: *//p' "$log"); s=$(sed -n 's/^# SKIP: *//p' "$log")
+  f=$(sed -n 's/^# FAIL: *//p' "$log"); e=$(sed -n 's/^# ERROR: *//p' "$log")
+  x=$(sed -n 's/^# XPASS: *//p' "$log")
+  echo "== $1: ${p:-0} passed, $(( ${f:-0} + ${e:-0} + ${x:-0} )) failed, ${s:-0} skipped"
+  grep -h '^SKIP: ' "$2"/tests/*.log 2>/dev/null | sed 's/^/   /' | sort -u
+  grep -h -E '^(FAIL|ERROR): ' "$2"/tests/*.log 2>/dev/null | sed 's/^/   /'
+  passed=$((passed + ${p:-0})); skipped=$((skipped + ${s:-0}))
+  failed=$((failed + ${f:-0} + ${e:-0} + ${x:-0}))
+}
+
+phase() { # name, build dir, make target, configure args...
+  local name=$1 dir=$2 target=$3
+  shift 3
+  echo "== $name: building in $dir"
+  if ! bash scripts/build.sh "$dir" "$@" >/dev/null; then
+    echo "== $name: build failed"; failed=$((failed + 1)); return
+  fi
+  rm -f "$dir/test-suite.log"
+  (cd "$dir" && make -j2 $target >check.out 2>&1)
+  count "$name" "$dir"
+}
+
+phase "plain build (-Werror)" _build/plain check --enable-werror
+phase "AddressSanitizer + UBSan" _build/asan check --enable-werror --enable-sanitizers
+# valgrind: every test program under memcheck; a leak or error fails it.
+OUTBOX_TEST_VALGRIND=1 phase "valgrind" _build/plain check --enable-werror
+
+echo "== make distcheck"
+if (cd _build/plain && make distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-werror >distcheck.out 2>&1); then
+  echo "== make distcheck: passed"; passed=$((passed + 1))
+else
+  echo "== make distcheck: FAILED (_build/plain/distcheck.out)"; tail -30 _build/plain/distcheck.out
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[[ $failed -eq 0 ]]
