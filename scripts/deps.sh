@@ -11,13 +11,12 @@ packages=(
   libcmocka-dev                 # test framework
   python3 python3-pymongo       # tests: a producer in another language
   valgrind                      # tests: memory checking
-  patch golang-go               # tests/services: builds FerretDB (go is used if already on PATH)
+  patch                         # tests/services: applies our FerretDB patch (built with the Go on PATH)
   redis-server nats-server      # tests/services: the sinks' servers
 )
 
 missing=()
 for p in "${packages[@]}"; do
-  [[ "$p" == golang-go ]] && command -v go >/dev/null 2>&1 && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0

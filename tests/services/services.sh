@@ -1,0 +1,388 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2094 # each server appends its log and its early stderr to one file
+# services.sh - start and stop the real servers that service-outbox's integration tests use.
+#
+#   up      install what is missing, start every service (a no-op for those already running),
+#           wait until each accepts connections and write services.env
+#   down    stop exactly what `up` started (pidfiles) and delete their data (the next `up` is clean)
+#   status  one line per service
+#   env     print the path of services.env (shell-sourceable OUTBOX_TEST_* lines)
+#
+# Services, all on 127.0.0.1 and non-default ports:
+#   MongoDB-compatible  37017  a real mongod (single-node replica set rs0) when `mongod` is on PATH,
+#                              else FerretDB v1.24.2 (SQLite backend) built once from source with
+#                              ferretdb/ferretdb-v1.24.2.patch (tailable-cursor fixes, see README.md)
+#   redis-server        16379  append-only file, fsync always
+#   nats-server         14222  JetStream on, monitoring port off
+#
+# State dir: ${OUTBOX_SERVICES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/service-outbox}
+#   services.env, logs/, pids/, run/ (data, removed by `down`), ferretdb-v1.24.2-<patch hash>/ferretdb
+# OUTBOX_SERVICES_MONGODB=auto|mongod|ferretdb chooses the MongoDB-compatible server (default auto).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STATE=${OUTBOX_SERVICES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/service-outbox}
+mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd)
+RUN=$STATE/run
+LOGS=$STATE/logs
+PIDS=$STATE/pids
+ENV_FILE=$STATE/services.env
+
+MONGODB_PORT=37017
+REDIS_PORT=16379
+NATS_PORT=14222
+# Kafka: another issue adds it here (KAFKA_PORT, start_kafka/stop, status line, env line).
+
+FERRETDB_VERSION=v1.24.2
+FERRETDB_PATCH=$HERE/ferretdb/ferretdb-$FERRETDB_VERSION.patch
+START_TIMEOUT=${OUTBOX_SERVICES_TIMEOUT:-60}  # seconds to wait for each service
+
+# Debian puts nats-server in /usr/sbin and the Go tarball in /usr/local/go/bin; neither is
+# always on a non-login PATH.
+PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
+
+say() { echo "services: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- installing what is missing
+
+apt_install() {
+    say "installing $* (apt)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! $sudo apt-get install -y -o DPkg::Lock::Timeout=600 "$@" >"$LOGS/apt.log" 2>&1; then
+        # a fresh machine may not have package lists yet
+        $sudo apt-get update -o DPkg::Lock::Timeout=600 >>"$LOGS/apt.log" 2>&1 || true
+        $sudo apt-get install -y -o DPkg::Lock::Timeout=600 "$@" >>"$LOGS/apt.log" 2>&1 ||
+            die "apt-get install $* failed, see $LOGS/apt.log"
+    fi
+}
+
+ensure_tools() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    command -v nats-server >/dev/null || missing+=(nats-server)
+    # pymongo: replica-set setup without mongosh, and ferretdb/check-tailable.py
+    /usr/bin/python3 -c 'import pymongo' 2>/dev/null || missing+=(python3-pymongo)
+    if [ "$(mongodb_kind)" = ferretdb ]; then
+        command -v patch >/dev/null || missing+=(patch)
+        command -v go >/dev/null || missing+=(golang-go)  # fallback; Go >= 1.21 is needed
+    fi
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
+# ---------------------------------------------------------------- process helpers
+
+# pid_of NAME: pid from NAME's pidfile if that process is alive and is the expected program
+pid_of() {
+    local name=$1 pid
+    [ -f "$PIDS/$name.pid" ] || return 1
+    pid=$(cat "$PIDS/$name.pid" 2>/dev/null) || return 1
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    # guard against a recycled pid: the command line must name the program we started
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(program_of "$name")" || return 1
+    echo "$pid"
+}
+
+program_of() {
+    case $1 in
+    mongodb) if [ "$(cat "$PIDS/mongodb.kind" 2>/dev/null)" = mongod ]; then echo mongod; else echo ferretdb; fi ;;
+    redis) echo redis-server ;;
+    nats) echo nats-server ;;
+    esac
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_ready NAME PORT LOG CHECK...: wait until CHECK succeeds, failing early if NAME's process died
+wait_ready() {
+    local name=$1 port=$2 log=$3
+    shift 3
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until "$@" 2>/dev/null; do
+        if ! pid_of "$name" >/dev/null; then
+            tail -n 20 "$log" >&2 2>/dev/null || true
+            die "$name exited while starting (port $port); log: $log"
+        fi
+        if [ $SECONDS -ge $deadline ]; then
+            tail -n 20 "$log" >&2 2>/dev/null || true
+            die "$name did not accept connections on 127.0.0.1:$port within ${START_TIMEOUT}s; log: $log"
+        fi
+        sleep 0.1
+    done
+}
+
+# free_port NAME PORT: refuse to start when something else already listens on PORT
+free_port() {
+    if port_open "$2"; then
+        die "port $2 for $1 is already in use by a process services.sh did not start (ss -ltnp 'sport = :$2')"
+    fi
+}
+
+# stop NAME: TERM the process from NAME's pidfile, KILL it after 15 s
+stop() {
+    local name=$1 pid i
+    if pid=$(pid_of "$name"); then
+        kill "$pid" 2>/dev/null || true
+        for ((i = 0; i < 150; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            say "$name (pid $pid) ignored SIGTERM, killing it"
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+        say "stopped $name (pid $pid)"
+    fi
+    rm -f "$PIDS/$name.pid"
+}
+
+# ---------------------------------------------------------------- MongoDB-compatible server
+
+mongodb_kind() {
+    case ${OUTBOX_SERVICES_MONGODB:-auto} in
+    mongod | ferretdb) echo "$OUTBOX_SERVICES_MONGODB" ;;
+    auto) if command -v mongod >/dev/null; then echo mongod; else echo ferretdb; fi ;;
+    *) die "OUTBOX_SERVICES_MONGODB must be auto, mongod or ferretdb" ;;
+    esac
+}
+
+# ferretdb_bin: path of the patched FerretDB binary, building it when the patch changed
+ferretdb_bin() {
+    local hash dir bin tmp src
+    hash=$(sha256sum "$FERRETDB_PATCH" | cut -c1-12)
+    dir=$STATE/ferretdb-$FERRETDB_VERSION-$hash
+    bin=$dir/ferretdb
+    if [ -x "$bin" ]; then
+        echo "$bin"
+        return
+    fi
+    command -v go >/dev/null || die "go is not on PATH (and apt's golang-go did not provide it)"
+    say "building FerretDB $FERRETDB_VERSION with $(basename "$FERRETDB_PATCH") (takes a few minutes once)"
+    local blog=$LOGS/ferretdb-build.log
+    tmp=$(mktemp -d "$STATE/ferretdb-build.XXXXXX")
+    (
+        set -e
+        cd "$tmp"
+        # the module cache copy is read-only and lacks build/version/version.txt, without which
+        # the binary panics at start: build from a writable copy
+        src=$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+            sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+        [ -d "$src" ] || { echo "go mod download gave no module directory"; exit 1; }
+        cp -r "$src" src
+        chmod -R u+w src
+        cd src
+        echo "$FERRETDB_VERSION" >build/version/version.txt
+        patch -p1 --no-backup-if-mismatch <"$FERRETDB_PATCH"
+        GOFLAGS="${GOFLAGS:-} -buildvcs=false" go build -trimpath -o "$tmp/ferretdb" ./cmd/ferretdb
+    ) >"$blog" 2>&1 || {
+        tail -n 20 "$blog" >&2
+        rm -rf "$tmp"
+        die "FerretDB build failed; log: $blog"
+    }
+    mkdir -p "$dir"
+    mv "$tmp/ferretdb" "$bin"
+    rm -rf "$tmp"
+    # drop builds made with other versions of the patch
+    find "$STATE" -maxdepth 1 -name "ferretdb-$FERRETDB_VERSION-*" ! -path "$dir" -exec rm -rf {} +
+    echo "$bin"
+}
+
+start_ferretdb() {
+    local bin data=$RUN/ferretdb log=$LOGS/mongodb.log
+    bin=$(ferretdb_bin)
+    rm -rf "$data"
+    mkdir -p "$data/sqlite" "$data/state"
+    echo ferretdb >"$PIDS/mongodb.kind"
+    # --test-capped-cleanup-interval: trim capped collections every second (default 1m) so
+    # wrap-around tests are quick; FerretDB trims lazily, MongoDB on insert.
+    setsid "$bin" \
+        --handler=sqlite --sqlite-url="file:$data/sqlite/" \
+        --listen-addr="127.0.0.1:$MONGODB_PORT" --state-dir="$data/state" \
+        --debug-addr=- --telemetry=disable --log-level=warn \
+        --test-capped-cleanup-interval=1s \
+        </dev/null >"$log" 2>&1 9>&- &
+    echo $! >"$PIDS/mongodb.pid"
+    wait_ready mongodb "$MONGODB_PORT" "$log" port_open "$MONGODB_PORT"
+}
+
+start_mongod() {
+    local data=$RUN/mongod log=$LOGS/mongodb.log
+    rm -rf "$data"
+    mkdir -p "$data"
+    echo mongod >"$PIDS/mongodb.kind"
+    : >"$log"
+    setsid mongod --replSet rs0 --bind_ip 127.0.0.1 --port "$MONGODB_PORT" --dbpath "$data" \
+        --logpath "$log" --logappend </dev/null >>"$log" 2>&1 9>&- &
+    echo $! >"$PIDS/mongodb.pid"
+    wait_ready mongodb "$MONGODB_PORT" "$log" port_open "$MONGODB_PORT"
+    say "initiating replica set rs0"
+    wait_ready mongodb "$MONGODB_PORT" "$log" mongod_primary
+}
+
+# mongod_primary: initiate rs0 if needed; succeed once this node is a writable primary
+mongod_primary() {
+    # rs.initiate throws (mongosh) or returns ok:0 (legacy mongo) once initiated: both are fine
+    local js='try { rs.initiate({_id: "rs0", members: [{_id: 0, host: "127.0.0.1:'$MONGODB_PORT'"}]}) } catch (e) {}
+              if (!db.adminCommand({isMaster: 1}).ismaster) { quit(1) }'
+    if command -v mongosh >/dev/null; then
+        mongosh --quiet --port "$MONGODB_PORT" --eval "$js" >/dev/null
+    elif command -v mongo >/dev/null; then
+        mongo --quiet --port "$MONGODB_PORT" --eval "$js" >/dev/null
+    else
+        /usr/bin/python3 - "$MONGODB_PORT" <<'EOF'
+import sys
+import pymongo
+from pymongo.errors import OperationFailure
+port = int(sys.argv[1])
+c = pymongo.MongoClient("127.0.0.1", port, directConnection=True, serverSelectionTimeoutMS=2000)
+try:
+    c.admin.command("replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": "127.0.0.1:%d" % port}]})
+except OperationFailure as e:
+    if e.code != 23:  # AlreadyInitialized
+        raise
+sys.exit(0 if c.admin.command("isMaster").get("ismaster") else 1)
+EOF
+    fi
+}
+
+up_mongodb() {
+    if pid_of mongodb >/dev/null; then
+        say "mongodb ($(cat "$PIDS/mongodb.kind")) already running"
+        return
+    fi
+    free_port mongodb "$MONGODB_PORT"
+    if [ "$(mongodb_kind)" = mongod ]; then start_mongod; else start_ferretdb; fi
+    say "mongodb ($(cat "$PIDS/mongodb.kind")) up on 127.0.0.1:$MONGODB_PORT"
+}
+
+# ---------------------------------------------------------------- redis and nats
+
+redis_ready() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping)" = PONG ]; }
+
+up_redis() {
+    if pid_of redis >/dev/null; then
+        say "redis already running"
+        return
+    fi
+    free_port redis "$REDIS_PORT"
+    local data=$RUN/redis log=$LOGS/redis.log
+    rm -rf "$data"
+    mkdir -p "$data"
+    : >"$log"
+    setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$data" \
+        --appendonly yes --appendfsync always --save "" \
+        --logfile "$log" --daemonize no </dev/null >>"$log" 2>&1 9>&- &
+    echo $! >"$PIDS/redis.pid"
+    wait_ready redis "$REDIS_PORT" "$log" redis_ready
+    say "redis up on 127.0.0.1:$REDIS_PORT"
+}
+
+# nats_ready: the server greets with an INFO line that says whether JetStream is on
+nats_ready() (
+    exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT"
+    read -r -t 2 info <&3
+    [[ $info == INFO* && $info == *'"jetstream":true'* ]]
+)
+
+up_nats() {
+    if pid_of nats >/dev/null; then
+        say "nats already running"
+        return
+    fi
+    free_port nats "$NATS_PORT"
+    local data=$RUN/nats log=$LOGS/nats.log
+    rm -rf "$data"
+    mkdir -p "$data"
+    : >"$log"
+    # no -m: the HTTP monitoring port stays off
+    setsid nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$data" -l "$log" \
+        </dev/null >>"$log" 2>&1 9>&- &
+    echo $! >"$PIDS/nats.pid"
+    wait_ready nats "$NATS_PORT" "$log" nats_ready
+    say "nats up on 127.0.0.1:$NATS_PORT (JetStream)"
+}
+
+# ---------------------------------------------------------------- env file and commands
+
+write_env() {
+    local kind uri
+    kind=$(cat "$PIDS/mongodb.kind")
+    uri="mongodb://127.0.0.1:$MONGODB_PORT/"
+    [ "$kind" = mongod ] && uri="${uri}?replicaSet=rs0"
+    cat >"$ENV_FILE.tmp" <<EOF
+# Written by tests/services/services.sh up; removed by services.sh down.
+OUTBOX_TEST_MONGODB_URI=$uri
+OUTBOX_TEST_MONGODB_KIND=$kind
+OUTBOX_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+OUTBOX_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
+# Kafka: added by the Kafka issue, e.g. OUTBOX_TEST_KAFKA_BROKERS=127.0.0.1:<port>
+EOF
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+}
+
+cmd_up() {
+    ensure_tools
+    up_mongodb
+    up_redis
+    up_nats
+    # Kafka: up_kafka goes here (another issue).
+    write_env
+    say "env file: $ENV_FILE"
+}
+
+cmd_down() {
+    # Kafka: stop kafka goes here (another issue).
+    stop nats
+    stop redis
+    stop mongodb
+    rm -f "$PIDS/mongodb.kind" "$ENV_FILE"
+    rm -rf "$RUN"
+}
+
+cmd_status() {
+    local name port pid what
+    for name in mongodb redis nats; do
+        case $name in
+        mongodb) port=$MONGODB_PORT what="mongodb ($(cat "$PIDS/mongodb.kind" 2>/dev/null || mongodb_kind))" ;;
+        redis) port=$REDIS_PORT what=redis ;;
+        nats) port=$NATS_PORT what=nats ;;
+        esac
+        if pid=$(pid_of "$name"); then
+            if port_open "$port"; then
+                echo "$what: up, pid $pid, 127.0.0.1:$port"
+            else
+                echo "$what: starting or stuck, pid $pid, 127.0.0.1:$port not accepting; log: $LOGS/$name.log"
+            fi
+        else
+            echo "$what: down"
+        fi
+    done
+    # Kafka: its status line goes here (another issue).
+}
+
+main() {
+    mkdir -p "$LOGS" "$PIDS"
+    case ${1:-} in
+    up | down)
+        # one up/down at a time per state dir (servers are started with fd 9 closed)
+        exec 9>"$STATE/.lock"
+        flock 9
+        "cmd_$1"
+        ;;
+    status) cmd_status ;;
+    env)
+        echo "$ENV_FILE"
+        [ -f "$ENV_FILE" ] || { say "$ENV_FILE does not exist: run services.sh up"; exit 1; }
+        ;;
+    *)
+        echo "usage: $0 up|down|status|env" >&2
+        exit 2
+        ;;
+    esac
+}
+
+main "$@"
