@@ -8,7 +8,8 @@ Runs against FerretDB (patched or not) or a real mongod and prints measured numb
   (d) with 20,000 events in the log: insert-to-tail latency of one new event, and the
       server's CPU use while a tail idles;
   (e) a capped collection trimmed past a tail's position must fail the getMore with
-      CappedPositionLost (136) or kill the cursor, never skip silently.
+      CappedPositionLost (136) or kill the cursor, never skip silently;
+  (skip) a tailable find with skip applies it once: later getMores return every new event.
 
 Uses only raw find/getMore commands (pymongo 3.11 from Debian: python3-pymongo) so what
 is measured is the server, not driver behaviour. Exit status 0 when every check passes.
@@ -89,11 +90,13 @@ def server_cpu(pid, seconds):
 class Tail:
     """A raw tailable (awaitData) cursor driven with find/getMore commands."""
 
-    def __init__(self, client, db, coll, batch_size, await_data=True, flt=None):
+    def __init__(self, client, db, coll, batch_size, await_data=True, flt=None, skip=0):
         self.db, self.coll = db, coll
         self.session = client.start_session()
         cmd = SON([("find", coll), ("filter", flt or {}), ("tailable", True),
                    ("awaitData", await_data), ("batchSize", batch_size)])
+        if skip:
+            cmd["skip"] = skip
         res = db.command(cmd, session=self.session)
         self.first = res["cursor"]["firstBatch"]
         self.id = res["cursor"]["id"]
@@ -330,13 +333,31 @@ def check_e(client, db):
            "tail at n=49, log trimmed to n=450..549: " + "; ".join(outcomes))
 
 
+def check_skip(client, db):
+    """A tail that resumes with skip (liboutbox does) must see every later event."""
+    coll = create_capped(db, "skip", 1 << 20)
+    coll.insert_many([{"n": i} for i in range(1, 4)])
+    t = Tail(client, db, "skip", batch_size=10, skip=1)
+    first = [d["n"] for d in t.first]
+    coll.insert_many([{"n": 4}, {"n": 5}])
+    later = []
+    for _ in range(5):
+        if len(later) >= 2 or not t.id:
+            break
+        later += [d["n"] for d in t.more(10, 200)]
+    t.close()
+    report("skip-applied-once", first == [2, 3] and later == [4, 5],
+           "find skip=1 on n=1..3 -> %s; after inserting n=4,5 the getMores return %s"
+           % (first, later))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--uri", default=default_uri())
     ap.add_argument("--pid", type=int, help="server pid for CPU accounting (default: the port's listener)")
     ap.add_argument("--docs", type=int, default=20000, help="log size for the latency check")
     ap.add_argument("--bc-await-ms", type=int, default=50, help="getMore maxTimeMS of the bc tail")
-    ap.add_argument("--only", help="comma-separated subset of a,bc,d,e")
+    ap.add_argument("--only", help="comma-separated subset of a,bc,d,e,skip")
     args = ap.parse_args()
 
     client = pymongo.MongoClient(args.uri, serverSelectionTimeoutMS=5000, maxPoolSize=16)
@@ -349,7 +370,7 @@ def main():
         pid, pymongo.version), flush=True)
     db = client["outbox_check_%d" % os.getpid()]
     client.drop_database(db.name)
-    only = set(args.only.split(",")) if args.only else {"a", "bc", "d", "e"}
+    only = set(args.only.split(",")) if args.only else {"a", "bc", "d", "e", "skip"}
     try:
         if "a" in only:
             check_a(client, db)
@@ -359,6 +380,8 @@ def main():
             check_d(client, db, pid, docs=args.docs)
         if "e" in only:
             check_e(client, db)
+        if "skip" in only:
+            check_skip(client, db)
     finally:
         client.drop_database(db.name)
     print("%d passed, %d failed" % (results.count(True), results.count(False)))
