@@ -11,6 +11,8 @@
 #include "schema.h"
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define OUTBOX_DEFAULT_CAPPED_SIZE (64 * 1024 * 1024)
 #define OUTBOX_DEFAULT_AWAIT_MS 250
@@ -48,6 +50,18 @@ struct outbox {
     bool caps_known;
     unsigned caps;
 };
+
+/* A zeroed struct that embeds a bson_t. bson_t is declared with 128-byte
+ * alignment, which malloc does not give; free it with free(). Like
+ * bson_malloc, it aborts when memory runs out. */
+static inline void *outbox__calloc_aligned(size_t size) {
+    size_t rounded = (size + 127) / 128 * 128;
+    void *p = aligned_alloc(128, rounded);
+    if (!p)
+        abort();
+    memset(p, 0, rounded);
+    return p;
+}
 
 /* Fills error (if not NULL) with code and a formatted message; returns code
  * so callers can `return outbox__fail(...)`. */

@@ -7,7 +7,7 @@
  * that do not apply to a value's type are ignored (minimum on a string is no
  * error), so a schema that also wants the type pins it with bsonType/type.
  */
-#include "schema.h"
+#include "internal.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -387,12 +387,12 @@ static schema_node_t *compile_node(compile_ctx_t *ctx, const bson_iter_t *schema
 
 outbox_schema_t *outbox__schema_compile(const char *json, char *errbuf, size_t errbuf_size) {
     bson_error_t berr;
-    outbox_schema_t *s = bson_malloc0(sizeof *s);
+    outbox_schema_t *s = outbox__calloc_aligned(sizeof *s);
     compile_ctx_t ctx = {.buf = errbuf, .size = errbuf_size};
 
     if (!json || !bson_init_from_json(&s->doc, json, -1, &berr)) {
         snprintf(errbuf, errbuf_size, "not valid JSON: %s", json ? berr.message : "no text");
-        bson_free(s);
+        free(s);
         return NULL;
     }
     /* Wrap the root so compile_node can take it as an iterator like any
@@ -405,7 +405,7 @@ outbox_schema_t *outbox__schema_compile(const char *json, char *errbuf, size_t e
     bson_destroy(&wrap);
     if (!s->root) {
         bson_destroy(&s->doc);
-        bson_free(s);
+        free(s);
         return NULL;
     }
     return s;
@@ -416,7 +416,7 @@ void outbox__schema_destroy(outbox_schema_t *schema) {
         return;
     node_destroy(schema->root);
     bson_destroy(&schema->doc);
-    bson_free(schema);
+    free(schema);
 }
 
 const bson_t *outbox__schema_document(const outbox_schema_t *schema) {

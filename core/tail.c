@@ -72,7 +72,7 @@ outbox_tail_t *outbox_tail_new(outbox_t *ob, outbox_tail_from_t from, const bson
         outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_tail_new: OUTBOX_TAIL_AFTER needs an event id");
         return NULL;
     }
-    outbox_tail_t *t = bson_malloc0(sizeof *t);
+    outbox_tail_t *t = outbox__calloc_aligned(sizeof *t); /* embeds bson_t (the event) */
     t->ob = ob;
     t->from = from;
     if (from == OUTBOX_TAIL_AFTER) {
@@ -92,7 +92,7 @@ void outbox_tail_destroy(outbox_tail_t *t) {
         mongoc_cursor_destroy(t->cursor);
     mongoc_collection_destroy(t->coll);
     outbox__client_push(t->ob, t->client);
-    bson_free(t);
+    free(t);
 }
 
 bool outbox_tail_last_id(const outbox_tail_t *t, bson_oid_t *id_out) {

@@ -28,17 +28,7 @@ OUTBOX_TESTS = \
 	tests/test_tail_order \
 	tests/test_tail_resume \
 	tests/test_tail_gap \
-	tests/test_transactional_put \
-	tests/test_promote \
-	tests/test_concurrent_producers \
-	tests/test_envelope_other_driver \
-	tests/test_outboxctl
-
-	tests/test_ensure \
-	tests/test_put \
-	tests/test_tail_order \
-	tests/test_tail_resume \
-	tests/test_tail_gap \
+	tests/test_tail_network_failure \
 	tests/test_transactional_put \
 	tests/test_promote \
 	tests/test_concurrent_producers \
@@ -62,6 +52,9 @@ tests_test_tail_resume_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_resume_LDADD = $(TEST_LDADD)
 tests_test_tail_gap_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_gap_LDADD = $(TEST_LDADD)
+tests_test_tail_network_failure_SOURCES = tests/test_tail_network_failure.c tests/tcp_proxy.h tests/tcp_proxy.c
+tests_test_tail_network_failure_CFLAGS = $(TEST_CFLAGS)
+tests_test_tail_network_failure_LDADD = $(TEST_LDADD)
 tests_test_transactional_put_CFLAGS = $(TEST_CFLAGS)
 tests_test_transactional_put_LDADD = $(TEST_LDADD)
 tests_test_promote_CFLAGS = $(TEST_CFLAGS)
@@ -73,5 +66,5 @@ tests_test_envelope_other_driver_LDADD = $(TEST_LDADD)
 tests_test_outboxctl_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxctl_LDADD = $(TEST_LDADD)
 # outboxctl must exist before its test runs.
-tests/test_outboxctl.log: core/outboxctl$(EXEEXT)
+EXTRA_tests_test_outboxctl_DEPENDENCIES = core/outboxctl$(EXEEXT)
 endif
