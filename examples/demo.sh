@@ -17,7 +17,7 @@ build=$(bash scripts/build.sh _build/plain --enable-werror | tail -1)
 uri=$OUTBOX_TEST_MONGODB_URI
 db=demo
 outbox="orders_outbox_$(date +%s)"
-ctl() { "$build/core/outboxctl" --uri "$uri" --db "$db" --outbox "$outbox" --schemas examples/schemas "$@"; }
+ctl() { "$build/outboxctl/outboxctl" --uri "$uri" --db "$db" --outbox "$outbox" --schemas examples/schemas "$@"; }
 
 echo "== server: $OUTBOX_TEST_MONGODB_KIND at $uri"
 echo "== outboxctl init"

@@ -2,5 +2,5 @@
 noinst_PROGRAMS = examples/order_example
 examples_order_example_SOURCES = examples/order_example.c
 examples_order_example_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
-examples_order_example_LDADD = core/liboutbox.la $(MONGOC_LIBS)
+examples_order_example_LDADD = liboutbox/liboutbox.la $(MONGOC_LIBS)
 EXTRA_DIST += examples/schemas examples/demo.sh

@@ -15,10 +15,10 @@ if HAVE_CMOCKA
 check_LTLIBRARIES = tests/libtestlib.la
 tests_libtestlib_la_SOURCES = tests/testlib.h tests/testlib.c
 tests_libtestlib_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(CMOCKA_CFLAGS)
-tests_libtestlib_la_LIBADD = core/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
+tests_libtestlib_la_LIBADD = liboutbox/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
 
 TEST_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(PCRE2_CFLAGS) $(CMOCKA_CFLAGS)
-TEST_LDADD = tests/libtestlib.la core/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
+TEST_LDADD = tests/libtestlib.la liboutbox/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
 
 OUTBOX_TESTS = \
 	tests/test_schema_validation \
@@ -66,5 +66,5 @@ tests_test_envelope_other_driver_LDADD = $(TEST_LDADD)
 tests_test_outboxctl_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxctl_LDADD = $(TEST_LDADD)
 # outboxctl must exist before its test runs.
-EXTRA_tests_test_outboxctl_DEPENDENCIES = core/outboxctl$(EXEEXT)
+EXTRA_tests_test_outboxctl_DEPENDENCIES = outboxctl/outboxctl$(EXEEXT)
 endif

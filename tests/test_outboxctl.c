@@ -24,7 +24,7 @@ static int run(char **out, const char *fmt, ...) {
 static int setup(void **state) {
     const char *b = getenv("OUTBOX_TEST_BUILDDIR");
     const char *s = getenv("OUTBOX_TEST_SRCDIR");
-    snprintf(ctl, sizeof ctl, "OUTBOX_SCHEMAS='%s/examples/schemas' '%s/core/outboxctl'", s ? s : ".", b ? b : ".");
+    snprintf(ctl, sizeof ctl, "OUTBOX_SCHEMAS='%s/examples/schemas' '%s/outboxctl/outboxctl'", s ? s : ".", b ? b : ".");
     return 0;
 }
 
