@@ -343,8 +343,9 @@ cmd_down() {
     rm -rf "$RUN"
 }
 
+# Exit status 0 when every service is up, 3 otherwise (as systemctl status).
 cmd_status() {
-    local name port pid what
+    local name port pid what all_up=0
     for name in mongodb redis nats; do
         case $name in
         mongodb) port=$MONGODB_PORT what="mongodb ($(cat "$PIDS/mongodb.kind" 2>/dev/null || mongodb_kind))" ;;
@@ -356,12 +357,15 @@ cmd_status() {
                 echo "$what: up, pid $pid, 127.0.0.1:$port"
             else
                 echo "$what: starting or stuck, pid $pid, 127.0.0.1:$port not accepting; log: $LOGS/$name.log"
+                all_up=3
             fi
         else
             echo "$what: down"
+            all_up=3
         fi
     done
     # Kafka: its status line goes here (another issue).
+    return $all_up
 }
 
 main() {
