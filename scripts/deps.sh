@@ -8,6 +8,8 @@ packages=(
   build-essential autoconf automake libtool pkg-config  # the build
   libmongoc-dev libbson-dev     # MongoDB C driver: liboutbox's client
   libpcre2-dev                  # schema "pattern" (the regex dialect MongoDB uses)
+  libyaml-dev                   # outboxd: the configuration file
+  libltdl-dev                   # outboxd: loading sink plugins
   libcmocka-dev                 # test framework
   python3 python3-pymongo       # tests: a producer in another language
   valgrind                      # tests: memory checking

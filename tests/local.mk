@@ -9,10 +9,15 @@ AM_TESTS_ENVIRONMENT = \
 	OUTBOX_TEST_BUILDDIR='$(abs_top_builddir)'; export OUTBOX_TEST_BUILDDIR; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0; export ASAN_OPTIONS; \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1; export UBSAN_OPTIONS;
+# Shell tests print TAP themselves.
+TEST_EXTENSIONS = .sh
+SH_LOG_DRIVER = $(LOG_DRIVER)
+SH_LOG_COMPILER = $(SHELL)
+EXTRA_DIST += tests/test_sink_out_of_tree.sh
 EXTRA_DIST += tests/tap-cmocka.sh tests/envelope_writer.py tests/README.md
 
 if HAVE_CMOCKA
-check_LTLIBRARIES = tests/libtestlib.la
+check_LTLIBRARIES += tests/libtestlib.la
 tests_libtestlib_la_SOURCES = tests/testlib.h tests/testlib.c
 tests_libtestlib_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(CMOCKA_CFLAGS)
 tests_libtestlib_la_LIBADD = liboutbox/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS)
@@ -33,10 +38,11 @@ OUTBOX_TESTS = \
 	tests/test_promote \
 	tests/test_concurrent_producers \
 	tests/test_envelope_other_driver \
-	tests/test_outboxctl
+	tests/test_outboxctl \
+	tests/test_outboxd
 
 check_PROGRAMS += $(OUTBOX_TESTS)
-TESTS += $(OUTBOX_TESTS)
+TESTS += $(OUTBOX_TESTS) tests/test_sink_out_of_tree.sh
 
 tests_test_schema_validation_CFLAGS = $(TEST_CFLAGS)
 tests_test_schema_validation_LDADD = $(TEST_LDADD)
@@ -65,6 +71,11 @@ tests_test_envelope_other_driver_CFLAGS = $(TEST_CFLAGS)
 tests_test_envelope_other_driver_LDADD = $(TEST_LDADD)
 tests_test_outboxctl_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxctl_LDADD = $(TEST_LDADD)
+tests_test_outboxd_SOURCES = tests/test_outboxd.c tests/daemonlib.h tests/daemonlib.c
+tests_test_outboxd_CFLAGS = $(TEST_CFLAGS)
+tests_test_outboxd_LDADD = $(TEST_LDADD)
+# outboxd and the file sink must exist before the daemon test runs.
+EXTRA_tests_test_outboxd_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
 # outboxctl must exist before its test runs.
 EXTRA_tests_test_outboxctl_DEPENDENCIES = outboxctl/outboxctl$(EXEEXT)
 endif

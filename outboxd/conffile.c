@@ -1,0 +1,783 @@
+/*
+ * conffile.c - reads outboxd's YAML configuration (conffile.h) with libyaml's
+ * document API and checks it completely before the daemon acts on any of
+ * it. Every mistake is reported as PATH:LINE:COLUMN: message, naming the key
+ * at fault, so that an operator can fix the file without reading this code.
+ */
+#include "conffile.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define DEFAULT_EVERY_EVENTS 1000
+#define DEFAULT_EVERY_MS 1000
+
+/* Far above any real configuration; they only stop a wrong path (a log, a
+ * device) from being read whole into memory. */
+#define CONFIG_MAX_BYTES (16 * 1024 * 1024)
+#define URI_FILE_MAX_BYTES (64 * 1024)
+
+/* ------------------------------------------------------------------------
+ * Memory
+ * ------------------------------------------------------------------------ */
+
+/* Like liboutbox's bson_malloc and Redis' zmalloc: running out of memory
+ * while reading the configuration at start-up leaves nothing sensible to
+ * do, and checking every copy would bury the checks that matter. */
+static void *xmalloc(size_t size) {
+    void *p = malloc(size ? size : 1);
+    if (!p) {
+        fputs("outboxd: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        fputs("outboxd: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void *xrealloc(void *p, size_t size) {
+    p = realloc(p, size);
+    if (!p) {
+        fputs("outboxd: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t len) {
+    char *copy = xmalloc(len + 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    return copy;
+}
+
+static char *xstrdup(const char *s) {
+    return xstrndup(s, strlen(s));
+}
+
+/* The whole file, NUL-terminated. NULL with errno set on failure; EFBIG
+ * when it is longer than max. */
+static char *read_file(const char *path, size_t max, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0, got;
+    char *buf = xmalloc(cap);
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n > max) {
+            errno = EFBIG;
+            goto error;
+        }
+        if (n == cap - 1) {
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+    }
+    if (ferror(f)) /* e.g. EISDIR: fopen() accepts a directory */
+        goto error;
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+
+error:;
+    int saved = errno;
+    fclose(f);
+    free(buf);
+    errno = saved;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *path;
+    char *errbuf;
+    size_t errbuf_size;
+    yaml_document_t doc;
+    char shown[100]; /* see shown() */
+} loader_t;
+
+/* Writes "PATH:LINE:COLUMN: message", or "PATH: message" when mark is
+ * NULL. Always returns -1 so that callers can `return fail(...)`. */
+__attribute__((format(printf, 3, 4))) static int fail(loader_t *ld, const yaml_mark_t *mark,
+                                                      const char *fmt, ...) {
+    if (!ld->errbuf || ld->errbuf_size == 0)
+        return -1;
+    int n;
+    if (mark)
+        n = snprintf(ld->errbuf, ld->errbuf_size, "%s:%lu:%lu: ", ld->path,
+                     (unsigned long)mark->line + 1, (unsigned long)mark->column + 1);
+    else
+        n = snprintf(ld->errbuf, ld->errbuf_size, "%s: ", ld->path);
+    if (n >= 0 && (size_t)n < ld->errbuf_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(ld->errbuf + n, ld->errbuf_size - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const yaml_mark_t *at(const yaml_node_t *node) {
+    return &node->start_mark;
+}
+
+/* A value from the file, made fit to be quoted in a message: cut short and
+ * with control characters masked, so that a pasted blob or an escaped
+ * newline cannot garble the log line. One buffer: one value per message. */
+static const char *shown(loader_t *ld, const char *s, size_t len) {
+    const size_t max = sizeof ld->shown - 4;
+    bool cut = len > max;
+    if (cut) {
+        len = max;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--; /* do not split a UTF-8 character */
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ld->shown[i] = c < 0x20 || c == 0x7F ? '?' : (char)c;
+    }
+    strcpy(ld->shown + len, cut ? "..." : "");
+    return ld->shown;
+}
+
+/* libyaml's own message, at the place it gives. Reader errors (bad UTF-8,
+ * control characters) carry a byte offset instead of a mark. */
+static int yaml_failure(loader_t *ld, const yaml_parser_t *parser, const char *buf, size_t len) {
+    const char *problem = parser->problem ? parser->problem : "unknown problem";
+    if (parser->error == YAML_MEMORY_ERROR)
+        return fail(ld, NULL, "out of memory");
+    if (parser->error == YAML_READER_ERROR) {
+        yaml_mark_t mark = {0};
+        for (size_t i = 0; i < parser->problem_offset && i < len; i++) {
+            if (buf[i] == '\n') {
+                mark.line++;
+                mark.column = 0;
+            } else if (((unsigned char)buf[i] & 0xC0) != 0x80) {
+                mark.column++;
+            }
+        }
+        return fail(ld, &mark, "YAML syntax error: %s", problem);
+    }
+    return fail(ld, &parser->problem_mark, "YAML syntax error: %s", problem);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading nodes
+ * ------------------------------------------------------------------------ */
+
+static yaml_node_t *node(loader_t *ld, yaml_node_item_t id) {
+    return yaml_document_get_node(&ld->doc, id);
+}
+
+/* The scalar's text; NULL when the node is not a scalar, or holds a NUL
+ * ("\0" in a quoted string) that C strings would silently cut off. */
+static const char *text(const yaml_node_t *n) {
+    if (n->type != YAML_SCALAR_NODE)
+        return NULL;
+    const char *s = (const char *)n->data.scalar.value;
+    return strlen(s) == n->data.scalar.length ? s : NULL;
+}
+
+/* YAML's null: an empty, "~" or "null" plain scalar. */
+static bool is_null(const yaml_node_t *n) {
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return false;
+    const char *s = (const char *)n->data.scalar.value;
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+           !strcmp(s, "NULL");
+}
+
+/* One known key of a mapping, filled by read_fields(). */
+typedef struct {
+    const char *name;
+    yaml_node_t *key, *value; /* NULL when absent */
+} field_t;
+
+/* An optional key's value, or NULL when it is absent or null: someone who
+ * wrote `types:` and nothing after it meant "not set". */
+static yaml_node_t *given(const field_t *f) {
+    return f->value && !is_null(f->value) ? f->value : NULL;
+}
+
+/* Matches the keys of map against fields. Unknown and repeated keys are
+ * refused here (libyaml accepts both), so callers only look at the values.
+ * where names the mapping in messages: "", " in mongodb", ... */
+static int read_fields(loader_t *ld, yaml_node_t *map, field_t *fields, size_t n_fields,
+                       const char *where) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = node(ld, p->key);
+        const char *name = text(k);
+        if (!name)
+            return fail(ld, at(k), "expected a string as key%s", where);
+        size_t i = 0;
+        while (i < n_fields && strcmp(fields[i].name, name) != 0)
+            i++;
+        if (i == n_fields) {
+            char expected[200] = "";
+            for (size_t j = 0; j < n_fields; j++) {
+                strcat(expected, j ? ", " : "");
+                strcat(expected, fields[j].name);
+            }
+            return fail(ld, at(k), "unknown key \"%s\"%s (expected %s)", shown(ld, name, strlen(name)),
+                        where, expected);
+        }
+        if (fields[i].key)
+            return fail(ld, at(k), "duplicate key \"%s\"%s (first at line %lu)", name, where,
+                        (unsigned long)fields[i].key->start_mark.line + 1);
+        fields[i].key = k;
+        fields[i].value = node(ld, p->value);
+    }
+    return 0;
+}
+
+/* A non-empty string, copied to *out. */
+static int read_string(loader_t *ld, yaml_node_t *v, const char *label, char **out) {
+    const char *s = is_null(v) ? NULL : text(v);
+    if (!s)
+        return fail(ld, at(v), "%s: expected a string", label);
+    if (!*s)
+        return fail(ld, at(v), "%s: must not be empty", label);
+    *out = xstrdup(s);
+    return 0;
+}
+
+/* Plain decimal digits only: "1e3", "0x10" or " 5" are more likely typos
+ * than intent in a count. */
+static int read_count(loader_t *ld, yaml_node_t *v, const char *label, int64_t *out) {
+    const char *s = text(v);
+    if (!s)
+        return fail(ld, at(v), "%s: expected an integer >= 1", label);
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (*s < '0' || *s > '9' || errno || *end || n < 1)
+        return fail(ld, at(v), "%s: expected an integer >= 1, got \"%s\"", label,
+                    shown(ld, s, strlen(s)));
+    *out = n;
+    return 0;
+}
+
+/* One of choices (NULL-terminated, indexed like the enum), case-sensitive
+ * like the keys. expected is the list as it reads in the message. */
+static int read_choice(loader_t *ld, yaml_node_t *v, const char *label,
+                       const char *const *choices, const char *expected, int *out) {
+    const char *s = text(v);
+    if (!s)
+        return fail(ld, at(v), "%s: expected %s", label, expected);
+    for (int i = 0; choices[i]; i++) {
+        if (strcmp(s, choices[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return fail(ld, at(v), "%s: expected %s, got \"%s\"", label, expected, shown(ld, s, strlen(s)));
+}
+
+/* YAML 1.1's booleans, as people write them. */
+static int read_bool(loader_t *ld, yaml_node_t *v, const char *label, bool *out) {
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    const char *s = text(v);
+    if (!s)
+        return fail(ld, at(v), "%s: expected true or false", label);
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (!strcasecmp(s, yes[i]) || !strcasecmp(s, no[i])) {
+            *out = !strcasecmp(s, yes[i]);
+            return 0;
+        }
+    }
+    return fail(ld, at(v), "%s: expected true or false, got \"%s\"", label, shown(ld, s, strlen(s)));
+}
+
+/* ASCII letters and digits plus the characters in extra; s is non-empty. */
+static bool only_word_chars(const char *s, const char *extra) {
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(extra, c)))
+            return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------
+ * The sections
+ * ------------------------------------------------------------------------ */
+
+static bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+/* Credentials in other schemes, or a bare password, would go unredacted
+ * in logs (outboxd_uri_redacted), so refuse them here. */
+static bool is_mongodb_uri(const char *uri) {
+    return !strncmp(uri, "mongodb://", 10) || !strncmp(uri, "mongodb+srv://", 14);
+}
+
+/* The URI kept in a file of its own, so that the configuration can be
+ * world-readable and the password not. A relative path is taken from the
+ * configuration file's folder: the daemon's working directory is rarely
+ * the one its operator has in mind. The URI itself never appears in a
+ * message. */
+static int read_uri_file(loader_t *ld, yaml_node_t *v, outboxd_conf_t *conf) {
+    char *name, *path;
+    if (read_string(ld, v, "mongodb.uri_file", &name) < 0)
+        return -1;
+    const char *slash = strrchr(ld->path, '/');
+    if (name[0] != '/' && slash) {
+        size_t dirlen = (size_t)(slash - ld->path);
+        path = xmalloc(dirlen + 1 + strlen(name) + 1);
+        sprintf(path, "%.*s/%s", (int)dirlen, ld->path, name);
+    } else {
+        path = xstrdup(name);
+    }
+    free(name);
+
+    int rc = 0;
+    size_t len;
+    char *buf = read_file(path, URI_FILE_MAX_BYTES, &len);
+    if (!buf) {
+        const char *why = strerror(errno);
+        rc = fail(ld, at(v), "mongodb.uri_file: %s: %s", shown(ld, path, strlen(path)), why);
+    } else {
+        char *start = buf, *end = buf + len;
+        while (start < end && is_space(*start))
+            start++;
+        while (end > start && is_space(end[-1]))
+            end--;
+        if (start == end)
+            rc = fail(ld, at(v), "mongodb.uri_file: %s: the file is empty", shown(ld, path, strlen(path)));
+        else if (memchr(start, '\0', (size_t)(end - start)) || !is_mongodb_uri(start))
+            rc = fail(ld, at(v), "mongodb.uri_file: %s: expected a mongodb:// or mongodb+srv:// URI",
+                      shown(ld, path, strlen(path)));
+        else
+            conf->mongodb_uri = xstrndup(start, (size_t)(end - start));
+        free(buf);
+    }
+    free(path);
+    return rc;
+}
+
+static int load_mongodb(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
+    enum { URI, URI_FILE, DATABASE, N };
+    field_t f[N] = {{"uri"}, {"uri_file"}, {"database"}};
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "mongodb: expected a mapping");
+    if (read_fields(ld, map, f, N, " in mongodb") < 0)
+        return -1;
+
+    yaml_node_t *uri = given(&f[URI]), *uri_file = given(&f[URI_FILE]);
+    if (uri && uri_file)
+        return fail(ld, at(f[URI_FILE].key), "mongodb: give either \"uri\" or \"uri_file\", not both");
+    if (uri) {
+        if (read_string(ld, uri, "mongodb.uri", &conf->mongodb_uri) < 0)
+            return -1;
+        if (!is_mongodb_uri(conf->mongodb_uri))
+            return fail(ld, at(uri), "mongodb.uri: expected a mongodb:// or mongodb+srv:// URI");
+    } else if (uri_file) {
+        if (read_uri_file(ld, uri_file, conf) < 0)
+            return -1;
+    } else {
+        return fail(ld, at(map), "mongodb has no \"uri\" or \"uri_file\"");
+    }
+
+    if (!f[DATABASE].key)
+        return fail(ld, at(map), "mongodb has no \"database\"");
+    return read_string(ld, f[DATABASE].value, "mongodb.database", &conf->database);
+}
+
+static int load_checkpoint(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
+    enum { EVENTS, MS, N };
+    field_t f[N] = {{"every_events"}, {"every_ms"}};
+    yaml_node_t *v;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "checkpoint: expected a mapping");
+    if (read_fields(ld, map, f, N, " in checkpoint") < 0)
+        return -1;
+    if ((v = given(&f[EVENTS])) &&
+        read_count(ld, v, "checkpoint.every_events", &conf->checkpoint_every_events) < 0)
+        return -1;
+    if ((v = given(&f[MS])) && read_count(ld, v, "checkpoint.every_ms", &conf->checkpoint_every_ms) < 0)
+        return -1;
+    return 0;
+}
+
+/* The route template, checked once here so that outboxd_route_expand()
+ * can stay a plain copy loop. The rules are those of Python's
+ * str.format(): a single "}" is as much a mistake as an unclosed "{". */
+static int check_route(loader_t *ld, yaml_node_t *v, const char *route) {
+    for (const char *p = route; *p; p++) {
+        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+            p++;
+        } else if (*p == '{') {
+            const char *end = strchr(p, '}');
+            if (!end)
+                return fail(ld, at(v), "route: unclosed \"{\" (write {{ for a literal brace)");
+            size_t len = (size_t)(end - p) + 1;
+            if (!(len == 6 && !memcmp(p, "{type}", 6)) && !(len == 5 && !memcmp(p, "{key}", 5)))
+                return fail(ld, at(v), "route: unknown placeholder \"%s\" (use {type} or {key})",
+                            shown(ld, p, len));
+            p = end;
+        } else if (*p == '}') {
+            return fail(ld, at(v), "route: single \"}\" (write }} for a literal brace)");
+        }
+    }
+    return 0;
+}
+
+static int load_types(loader_t *ld, yaml_node_t *seq, outboxd_sink_conf_t *sink) {
+    if (seq->type != YAML_SEQUENCE_NODE)
+        return fail(ld, at(seq), "types: expected a sequence of strings");
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n == 0)
+        return 0; /* [] means every type, like no filter at all */
+    sink->types = xcalloc(n, sizeof *sink->types);
+    sink->n_types = n;
+    for (size_t i = 0; i < n; i++) {
+        if (read_string(ld, node(ld, seq->data.sequence.items.start[i]), "types", &sink->types[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Free-form: the plugin's option table judges the keys and values later,
+ * with each entry's position to point at. */
+static int load_options(loader_t *ld, yaml_node_t *map, outboxd_sink_conf_t *sink) {
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "options: expected a mapping");
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (n == 0)
+        return 0;
+    sink->options = xcalloc(n, sizeof *sink->options);
+    sink->n_options = n;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t *pair = &map->data.mapping.pairs.start[i];
+        yaml_node_t *k = node(ld, pair->key), *v = node(ld, pair->value);
+        const char *key = text(k), *value = text(v);
+        if (!key || !*key)
+            return fail(ld, at(k), "expected a string as key in options");
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(sink->options[j].key, key) == 0)
+                return fail(ld, at(k), "duplicate key \"%s\" in options (first at line %d)",
+                            shown(ld, key, strlen(key)), sink->options[j].line);
+        }
+        if (!value)
+            return fail(ld, at(v), "options.%s: expected a scalar value", shown(ld, key, strlen(key)));
+        sink->options[i].key = xstrdup(key);
+        sink->options[i].value = xstrdup(value);
+        sink->options[i].line = (int)k->start_mark.line + 1;
+        sink->options[i].column = (int)k->start_mark.column + 1;
+    }
+    return 0;
+}
+
+static bool valid_sink_name(const char *s) {
+    return s && *s && only_word_chars(s, "_.-");
+}
+
+static int load_sink(loader_t *ld, yaml_node_t *map, size_t number, outboxd_sink_conf_t *sink) {
+    static const char *const payloads[] = {"json", "bson", NULL};
+    static const char *const on_errors[] = {"stop", "skip", "deadletter", NULL};
+    static const char *const on_gaps[] = {"stop", "continue", NULL};
+    enum { NAME, PLUGIN, ROUTE, TYPES, PAYLOAD, ON_ERROR, ON_GAP, OPTIONAL, OPTIONS, N };
+    field_t f[N] = {{"name"},    {"plugin"}, {"route"},    {"types"},  {"payload"},
+                    {"on_error"}, {"on_gap"}, {"optional"}, {"options"}};
+    char where[128];
+    yaml_node_t *v;
+    int choice;
+
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "sink %zu: expected a mapping", number);
+    sink->line = (int)map->start_mark.line + 1;
+    sink->column = (int)map->start_mark.column + 1;
+
+    /* A mistyped key is easier to find under the sink's name, so look the
+     * name up before read_fields() can refuse anything. */
+    snprintf(where, sizeof where, " in sink %zu", number);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const char *key = text(node(ld, p->key)), *name = text(node(ld, p->value));
+        if (key && !strcmp(key, "name") && valid_sink_name(name))
+            snprintf(where, sizeof where, " in sink \"%s\"", name);
+    }
+    if (read_fields(ld, map, f, N, where) < 0)
+        return -1;
+
+    if (!f[NAME].key)
+        return fail(ld, at(map), "sink %zu has no \"name\"", number);
+    if (read_string(ld, f[NAME].value, "name", &sink->name) < 0)
+        return -1;
+    if (!valid_sink_name(sink->name))
+        return fail(ld, at(f[NAME].value), "name: expected letters, digits, \"_\", \".\" or \"-\", got \"%s\"",
+                    shown(ld, sink->name, strlen(sink->name)));
+
+    if (!f[PLUGIN].key)
+        return fail(ld, at(map), "sink %zu has no \"plugin\"", number);
+    if (read_string(ld, f[PLUGIN].value, "plugin", &sink->plugin) < 0)
+        return -1;
+    if (!only_word_chars(sink->plugin, "_-")) /* it becomes part of a file name */
+        return fail(ld, at(f[PLUGIN].value), "plugin: expected letters, digits, \"_\" or \"-\", got \"%s\"",
+                    shown(ld, sink->plugin, strlen(sink->plugin)));
+
+    if (!f[ROUTE].key)
+        return fail(ld, at(map), "sink %zu has no \"route\"", number);
+    if (read_string(ld, f[ROUTE].value, "route", &sink->route) < 0 ||
+        check_route(ld, f[ROUTE].value, sink->route) < 0)
+        return -1;
+
+    if ((v = given(&f[TYPES])) && load_types(ld, v, sink) < 0)
+        return -1;
+    if ((v = given(&f[PAYLOAD]))) {
+        if (read_choice(ld, v, "payload", payloads, "json or bson", &choice) < 0)
+            return -1;
+        sink->payload = (outboxd_payload_t)choice;
+    }
+    if ((v = given(&f[ON_ERROR]))) {
+        if (read_choice(ld, v, "on_error", on_errors, "stop, skip or deadletter", &choice) < 0)
+            return -1;
+        sink->on_error = (outboxd_on_error_t)choice;
+    }
+    if ((v = given(&f[ON_GAP]))) {
+        if (read_choice(ld, v, "on_gap", on_gaps, "stop or continue", &choice) < 0)
+            return -1;
+        sink->on_gap = (outboxd_on_gap_t)choice;
+    }
+    if ((v = given(&f[OPTIONAL])) && read_bool(ld, v, "optional", &sink->optional) < 0)
+        return -1;
+    if ((v = given(&f[OPTIONS])) && load_options(ld, v, sink) < 0)
+        return -1;
+    return 0;
+}
+
+static int load_sinks(loader_t *ld, yaml_node_t *seq, outboxd_conf_t *conf) {
+    if (seq->type != YAML_SEQUENCE_NODE || seq->data.sequence.items.top == seq->data.sequence.items.start)
+        return fail(ld, at(seq), "sinks: expected a non-empty sequence of sinks");
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    /* Allocated whole and zeroed, so that outboxd_conf_free() can clean up
+     * after a failure halfway through. */
+    conf->sinks = xcalloc(n, sizeof *conf->sinks);
+    conf->n_sinks = n;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = node(ld, seq->data.sequence.items.start[i]);
+        outboxd_sink_conf_t *sink = &conf->sinks[i];
+        if (load_sink(ld, item, i + 1, sink) < 0)
+            return -1;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(conf->sinks[j].name, sink->name) == 0)
+                return fail(ld, at(item), "duplicate sink name \"%s\" (first at line %d)", sink->name,
+                            conf->sinks[j].line);
+        }
+    }
+    return 0;
+}
+
+static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
+    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, SINKS, N };
+    field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"sinks"}};
+    yaml_node_t *root = yaml_document_get_root_node(&ld->doc), *v;
+    yaml_mark_t start = {0};
+
+    conf->path = xstrdup(ld->path);
+    conf->checkpoint_every_events = DEFAULT_EVERY_EVENTS;
+    conf->checkpoint_every_ms = DEFAULT_EVERY_MS;
+
+    if (!root)
+        return fail(ld, &start, "empty configuration (expected mongodb, outbox and sinks)");
+    if (root->type != YAML_MAPPING_NODE)
+        return fail(ld, at(root), "expected a mapping at the top level");
+    if (read_fields(ld, root, f, N, "") < 0)
+        return -1;
+
+    if (!f[MONGODB].key)
+        return fail(ld, at(root), "missing \"mongodb\"");
+    if (load_mongodb(ld, f[MONGODB].value, conf) < 0)
+        return -1;
+    if (!f[OUTBOX].key)
+        return fail(ld, at(root), "missing \"outbox\"");
+    if (read_string(ld, f[OUTBOX].value, "outbox", &conf->outbox) < 0)
+        return -1;
+    if ((v = given(&f[PLUGIN_DIR])) && read_string(ld, v, "plugin_dir", &conf->plugin_dir) < 0)
+        return -1;
+    if ((v = given(&f[CHECKPOINT])) && load_checkpoint(ld, v, conf) < 0)
+        return -1;
+    if (!f[SINKS].key)
+        return fail(ld, at(root), "missing \"sinks\"");
+    return load_sinks(ld, f[SINKS].value, conf);
+}
+
+/* A first pass over the events, for what the document API hides: it
+ * resolves aliases silently (and a `<<: *x` merge would then go unnoticed
+ * as an unknown key), and it stops at the first document. */
+static int check_stream(loader_t *ld, const char *buf, size_t len) {
+    yaml_parser_t parser;
+    yaml_event_t event;
+    int rc = 0, documents = 0;
+    bool done = false;
+
+    if (!yaml_parser_initialize(&parser))
+        return fail(ld, NULL, "out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    while (!done && rc == 0) {
+        if (!yaml_parser_parse(&parser, &event)) {
+            rc = yaml_failure(ld, &parser, buf, len);
+            break;
+        }
+        if (event.type == YAML_ALIAS_EVENT) {
+            const char *anchor = (const char *)event.data.alias.anchor;
+            rc = fail(ld, &event.start_mark, "aliases are not supported (found \"*%s\"): write the value out",
+                      shown(ld, anchor, strlen(anchor)));
+        } else if (event.type == YAML_DOCUMENT_START_EVENT && ++documents > 1) {
+            rc = fail(ld, &event.start_mark, "only one YAML document is allowed");
+        }
+        done = event.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&event);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * The interface
+ * ------------------------------------------------------------------------ */
+
+outboxd_conf_t *outboxd_conf_load(const char *path, char *errbuf, size_t errbuf_size) {
+    loader_t ld = {.path = path ? path : "(null)", .errbuf = errbuf, .errbuf_size = errbuf_size};
+    yaml_parser_t parser;
+    outboxd_conf_t *conf = NULL;
+    size_t len;
+    char *buf;
+
+    if (errbuf && errbuf_size)
+        errbuf[0] = '\0';
+    if (!path) {
+        fail(&ld, NULL, "no configuration file given");
+        return NULL;
+    }
+    if (!(buf = read_file(path, CONFIG_MAX_BYTES, &len))) {
+        fail(&ld, NULL, "%s", strerror(errno));
+        return NULL;
+    }
+    if (check_stream(&ld, buf, len) < 0)
+        goto out;
+    if (!yaml_parser_initialize(&parser)) {
+        fail(&ld, NULL, "out of memory");
+        goto out;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    if (!yaml_parser_load(&parser, &ld.doc)) { /* libyaml frees the document */
+        yaml_failure(&ld, &parser, buf, len);
+        yaml_parser_delete(&parser);
+        goto out;
+    }
+    yaml_parser_delete(&parser);
+    conf = xcalloc(1, sizeof *conf);
+    if (load_conf(&ld, conf) < 0) {
+        outboxd_conf_free(conf);
+        conf = NULL;
+    }
+    yaml_document_delete(&ld.doc);
+out:
+    free(buf);
+    return conf;
+}
+
+void outboxd_conf_free(outboxd_conf_t *conf) {
+    if (!conf)
+        return;
+    for (size_t i = 0; i < conf->n_sinks; i++) {
+        outboxd_sink_conf_t *sink = &conf->sinks[i];
+        free(sink->name);
+        free(sink->plugin);
+        free(sink->route);
+        for (size_t j = 0; j < sink->n_types; j++)
+            free(sink->types[j]);
+        free(sink->types);
+        for (size_t j = 0; j < sink->n_options; j++) {
+            free(sink->options[j].key);
+            free(sink->options[j].value);
+        }
+        free(sink->options);
+    }
+    free(conf->sinks);
+    free(conf->path);
+    free(conf->mongodb_uri);
+    free(conf->database);
+    free(conf->outbox);
+    free(conf->plugin_dir);
+    free(conf);
+}
+
+/* The password is everything between the first ':' of the userinfo and
+ * the last '@'. Passwords ought to be percent-encoded but are not always,
+ * so a raw '@', '/' or '?' in one must not let it through: for an odd URI
+ * this may hide more than the password, never less. */
+char *outboxd_uri_redacted(const char *uri) {
+    if (!uri)
+        return NULL;
+    const char *start = strstr(uri, "://");
+    start = start ? start + 3 : uri;
+    const char *last_at = strrchr(start, '@');
+    const char *colon = last_at ? memchr(start, ':', (size_t)(last_at - start)) : NULL;
+    /* A user name cannot hold a raw '/': that ':' is a port or later. */
+    if (!colon || memchr(start, '/', (size_t)(colon - start)))
+        return xstrdup(uri);
+
+    static const char mask[] = "*****";
+    size_t head = (size_t)(colon + 1 - uri), tail = strlen(last_at);
+    char *out = xmalloc(head + sizeof mask - 1 + tail + 1);
+    memcpy(out, uri, head);
+    memcpy(out + head, mask, sizeof mask - 1);
+    memcpy(out + head + sizeof mask - 1, last_at, tail + 1);
+    return out;
+}
+
+long outboxd_route_expand(const char *route, const char *type, const char *key, char *out,
+                          size_t out_size) {
+    size_t n = 0;
+    if (!route || !out || out_size == 0)
+        return -1;
+    if (!type)
+        type = "";
+    if (!key)
+        key = "";
+    for (const char *p = route; *p;) {
+        const char *piece = p;
+        size_t len = 1;
+        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+            p += 2;
+        } else if (!strncmp(p, "{type}", 6)) {
+            piece = type;
+            len = strlen(type);
+            p += 6;
+        } else if (!strncmp(p, "{key}", 5)) {
+            piece = key;
+            len = strlen(key);
+            p += 5;
+        } else {
+            p++; /* literal, or a template that skipped the check: copy as is */
+        }
+        if (len >= out_size - n) { /* keep room for the NUL */
+            out[0] = '\0';
+            return -1;
+        }
+        memcpy(out + n, piece, len);
+        n += len;
+    }
+    out[n] = '\0';
+    return (long)n;
+}

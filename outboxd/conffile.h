@@ -1,0 +1,69 @@
+/*
+ * conffile.h - outboxd's configuration file: YAML, parsed with libyaml, every
+ * error reported as FILE:LINE:COLUMN: what.
+ */
+#ifndef OUTBOXD_CONFFILE_H
+#define OUTBOXD_CONFFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { OUTBOXD_PAYLOAD_JSON = 0, OUTBOXD_PAYLOAD_BSON = 1 } outboxd_payload_t;
+typedef enum { OUTBOXD_ON_ERROR_STOP = 0, OUTBOXD_ON_ERROR_SKIP = 1, OUTBOXD_ON_ERROR_DEADLETTER = 2 } outboxd_on_error_t;
+typedef enum { OUTBOXD_ON_GAP_STOP = 0, OUTBOXD_ON_GAP_CONTINUE = 1 } outboxd_on_gap_t;
+
+/* One entry of the sink's free-form `options` map, in file order. */
+typedef struct {
+    char *key;
+    char *value; /* scalars only; numbers and booleans as written */
+    int line, column;
+} outboxd_option_t;
+
+typedef struct {
+    char *name;      /* unique among sinks */
+    char *plugin;    /* plugin name: file, kafka, ... */
+    char *route;     /* template with {type} and {key}; checked at load */
+    char **types;    /* type filter; n_types == 0 means every type */
+    size_t n_types;
+    outboxd_payload_t payload;
+    outboxd_on_error_t on_error;
+    outboxd_on_gap_t on_gap;
+    bool optional;   /* when its plugin cannot load, run the others */
+    outboxd_option_t *options;
+    size_t n_options;
+    int line, column; /* where the sink's mapping starts */
+} outboxd_sink_conf_t;
+
+typedef struct {
+    char *path;         /* the file, as given */
+    char *mongodb_uri;  /* from mongodb.uri, or the file mongodb.uri_file */
+    char *database;     /* mongodb.database */
+    char *outbox;       /* outbox */
+    char *plugin_dir;   /* plugin_dir, or NULL for the built-in default */
+    int64_t checkpoint_every_events; /* checkpoint.every_events, default 1000 */
+    int64_t checkpoint_every_ms;     /* checkpoint.every_ms, default 1000 */
+    outboxd_sink_conf_t *sinks;
+    size_t n_sinks;
+} outboxd_conf_t;
+
+/* Loads and checks path. On failure returns NULL and writes
+ * "PATH:LINE:COLUMN: message" (or "PATH: message" when there is no
+ * position, e.g. the file cannot be opened) into errbuf. Unknown keys,
+ * wrong types, missing required keys, bad enum values, duplicate sink
+ * names and bad route templates are all errors. The URI is never part of a
+ * message (it may hold credentials). */
+outboxd_conf_t *outboxd_conf_load(const char *path, char *errbuf, size_t errbuf_size);
+void outboxd_conf_free(outboxd_conf_t *conf);
+
+/* The URI with any password replaced by "*****", for logs. Caller frees
+ * with free(). */
+char *outboxd_uri_redacted(const char *uri);
+
+/* Expands a route template: {type} and {key} (an empty string when key is
+ * NULL). Returns the length written (excluding the NUL), or -1 when out is
+ * too small. The template was checked at load. */
+long outboxd_route_expand(const char *route, const char *type, const char *key, char *out,
+                          size_t out_size);
+
+#endif

@@ -1,0 +1,70 @@
+# outboxd/: the daemon, and the sink plugin ABI it hosts.
+sbin_PROGRAMS = outboxd/outboxd
+outboxd_outboxd_SOURCES = \
+	outboxd/main.c \
+	outboxd/log.h outboxd/log.c \
+	outboxd/plugin.h outboxd/plugin.c \
+	outboxd/options.h outboxd/options.c \
+	outboxd/checkpoint.h outboxd/checkpoint.c \
+	outboxd/sink_runner.h outboxd/sink_runner.c
+outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
+outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(YAML_CFLAGS)
+outboxd_outboxd_LDADD = outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS)
+
+# The configuration file loader, apart so that its test links it alone.
+noinst_LTLIBRARIES += outboxd/libconffile.la
+outboxd_libconffile_la_SOURCES = outboxd/conffile.h outboxd/conffile.c
+outboxd_libconffile_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
+outboxd_libconffile_la_LIBADD = $(YAML_LIBS)
+
+outboxinclude_HEADERS += include/outbox/sink.h
+pkgconfig_DATA += outbox-sink.pc
+EXTRA_DIST += outbox-sink.pc.in outboxd/README.md outboxd/testdata
+
+# Where sink plugins install; outbox-sink.pc publishes it as plugindir.
+sinkdir = $(pkglibdir)/sinks
+
+if HAVE_CMOCKA
+# Plugins that are wrong in one way each, for test_plugin_load. -rpath
+# makes libtool build them shared although they are never installed.
+TESTPLUGIN_LDFLAGS = -module -avoid-version -shared -rpath /nowhere
+check_LTLIBRARIES += \
+	outboxd/testplugins/good.la outboxd/testplugins/dup_name.la \
+	outboxd/testplugins/no_publish.la outboxd/testplugins/no_symbol.la \
+	outboxd/testplugins/bad_abi.la outboxd/testplugins/short_struct.la \
+	outboxd/testplugins/bad_tag.la
+outboxd_testplugins_good_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_good_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_GOOD
+outboxd_testplugins_good_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_dup_name_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_dup_name_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_DUP_NAME
+outboxd_testplugins_dup_name_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_no_publish_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_no_publish_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_NO_PUBLISH
+outboxd_testplugins_no_publish_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_no_symbol_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_no_symbol_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_NO_SYMBOL
+outboxd_testplugins_no_symbol_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_bad_abi_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_bad_abi_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_BAD_ABI
+outboxd_testplugins_bad_abi_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_short_struct_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_short_struct_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_SHORT_STRUCT
+outboxd_testplugins_short_struct_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_bad_tag_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_bad_tag_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_BAD_TAG
+outboxd_testplugins_bad_tag_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+
+check_PROGRAMS += outboxd/test_conffile
+TESTS += outboxd/test_conffile
+outboxd_test_conffile_SOURCES = outboxd/test_conffile.c
+outboxd_test_conffile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+outboxd_test_conffile_LDADD = outboxd/libconffile.la $(CMOCKA_LIBS)
+
+check_PROGRAMS += outboxd/test_plugin_load
+TESTS += outboxd/test_plugin_load
+outboxd_test_plugin_load_SOURCES = outboxd/test_plugin_load.c outboxd/plugin.h outboxd/plugin.c
+outboxd_test_plugin_load_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+outboxd_test_plugin_load_LDADD = $(CMOCKA_LIBS) $(LTDL_LIBS)
+EXTRA_outboxd_test_plugin_load_DEPENDENCIES = $(check_LTLIBRARIES)
+endif

@@ -1,0 +1,278 @@
+/*
+ * main.c - outboxd: tails one outbox and publishes every event to each
+ * configured sink, each with its own thread and checkpoint; moves committed
+ * transactional events from N.pending into the log (the promoter).
+ *
+ *   outboxd --config FILE           run until SIGTERM/SIGINT
+ *   outboxd --check --config FILE   check the config and load every plugin
+ *
+ * Exit status: 0 clean shutdown or a passed check; 1 a failure at run
+ * time; 2 a bad command line, config or plugin.
+ */
+#include "conffile.h"
+#include "log.h"
+#include "options.h"
+#include "plugin.h"
+#include "sink_runner.h"
+
+#include "outbox/outbox.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef OUTBOXD_PLUGIN_DIR
+#define OUTBOXD_PLUGIN_DIR "/usr/local/lib/service-outbox/sinks"
+#endif
+
+#define PROMOTE_EVERY_MS 500
+
+static const char usage[] =
+    "usage: outboxd --config FILE [--check] [--plugin-dir DIR] [--verbose]\n"
+    "\n"
+    "  -c, --config FILE     the configuration (YAML; see outboxd.conf(5), docs/config.md)\n"
+    "      --check           check the config and load every plugin, then exit\n"
+    "      --plugin-dir DIR  where sink plugins are (overrides plugin_dir; default\n"
+    "                        " OUTBOXD_PLUGIN_DIR ")\n"
+    "      --plugin-help NAME  describe plugin NAME and its options, then exit\n"
+    "  -v, --verbose         debug logging\n"
+    "  -V, --version, -h, --help\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT stop reading, flush every sink, write the\n"
+    "checkpoints and exit 0.\n";
+
+static atomic_bool stopping;
+
+typedef struct {
+    outbox_t *outbox;
+} promoter_t;
+
+static void *promote_loop(void *arg) {
+    promoter_t *pr = arg;
+    int64_t last_warn = 0;
+    while (!atomic_load(&stopping)) {
+        outbox_error_t err;
+        size_t moved;
+        if (outbox_promote(pr->outbox, &moved, &err) != OUTBOX_OK) {
+            if (time(NULL) - last_warn >= 10) {
+                LOG_WARN("promoter: %s (retrying)", err.message);
+                last_warn = time(NULL);
+            }
+        } else if (moved) {
+            LOG_DEBUG("promoter: moved %zu committed events into the log", moved);
+        }
+        for (int i = 0; i < PROMOTE_EVERY_MS / 50 && !atomic_load(&stopping); i++) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+static void log_handler(mongoc_log_level_t level, const char *domain, const char *message, void *data) {
+    /* FerretDB has no endSessions; the driver warns at every client close. */
+    if (level == MONGOC_LOG_LEVEL_WARNING && strstr(message, "endSessions"))
+        return;
+    if (level <= MONGOC_LOG_LEVEL_WARNING)
+        outboxd_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? OUTBOX_SINK_LOG_ERROR : OUTBOX_SINK_LOG_WARNING,
+                    "mongoc %s: %s", domain, message);
+}
+
+/* outboxd --plugin-help NAME: what the plugin says of itself. */
+static int plugin_help(const char *name, const char *dir) {
+    static const char *types[] = {"?", "string", "integer", "boolean", "one of"};
+    char err[1600];
+    outboxd_plugins_t *set = outboxd_plugins_new(dir);
+    const outbox_sink_plugin_t *p = outboxd_plugins_load(set, name, err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "outboxd: %s\n", err);
+        outboxd_plugins_free(set);
+        return 2;
+    }
+    printf("plugin %s %s (%s), sink ABI %u.%u\n  %s\n\noptions:\n", p->name, p->version ? p->version : "",
+           outboxd_plugins_path(set, p), p->abi_major, p->abi_minor, p->description ? p->description : "");
+    for (const outbox_sink_option_t *o = p->options; o && o->key; o++) {
+        if (strcmp(o->key, "*") == 0) {
+            printf("  (any other key)  passed to the plugin's client library, which checks it\n");
+            continue;
+        }
+        printf("  %-18s %s", o->key, types[o->type <= 4 ? o->type : 0]);
+        if (o->type == OUTBOX_SINK_OPT_ENUM)
+            printf(" %s", o->choices);
+        if (o->type == OUTBOX_SINK_OPT_INT)
+            printf(" %lld..%lld", (long long)o->min, (long long)o->max);
+        printf("%s%s%s\n      %s\n", o->default_value ? ", default " : "", o->default_value ? o->default_value : "",
+               o->required ? ", required" : "", o->help ? o->help : "");
+    }
+    outboxd_plugins_free(set);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+        {"plugin-help", required_argument, NULL, 'H'},
+        {"plugin-dir", required_argument, NULL, 'p'}, {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *plugin_dir = NULL, *help_plugin = NULL;
+    bool check = false;
+    /* Signals are blocked from the start, in every thread, and taken by
+     * the main thread alone with sigwait: a SIGTERM that arrives while
+     * outboxd is still starting waits, and then stops it cleanly. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    int c;
+    while ((c = getopt_long(argc, argv, "c:vVh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'k': check = true; break;
+        case 'p': plugin_dir = optarg; break;
+        case 'H': help_plugin = optarg; break;
+        case 'v': outboxd_log_set_level(OUTBOX_SINK_LOG_DEBUG); break;
+        case 'V': printf("outboxd (service-outbox) %s, sink ABI %d.%d\n", outbox_version_str(),
+                         OUTBOX_SINK_ABI_MAJOR, OUTBOX_SINK_ABI_MINOR); return 0;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (help_plugin && optind == argc)
+        return plugin_help(help_plugin, plugin_dir ? plugin_dir : OUTBOXD_PLUGIN_DIR);
+    if (!config_path || optind != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+
+    char errbuf[2048];
+    outboxd_conf_t *conf = outboxd_conf_load(config_path, errbuf, sizeof errbuf);
+    if (!conf) {
+        fprintf(stderr, "outboxd: %s\n", errbuf);
+        return 2;
+    }
+    if (!plugin_dir)
+        plugin_dir = conf->plugin_dir ? conf->plugin_dir : OUTBOXD_PLUGIN_DIR;
+
+    /* Every plugin is loaded and every sink's options checked before any
+     * thread starts: configuration mistakes stop outboxd at once. A sink
+     * marked optional whose plugin cannot load is left out, loudly. */
+    outboxd_plugins_t *plugins = outboxd_plugins_new(plugin_dir);
+    outboxd_sink_params_t *params = calloc(conf->n_sinks ? conf->n_sinks : 1, sizeof *params);
+    bool *runs = calloc(conf->n_sinks ? conf->n_sinks : 1, sizeof *runs);
+    int status = 0;
+    for (size_t i = 0; i < conf->n_sinks; i++) {
+        const outboxd_sink_conf_t *s = &conf->sinks[i];
+        char why[1600];
+        const outbox_sink_plugin_t *p = outboxd_plugins_load(plugins, s->plugin, why, sizeof why);
+        if (!p) {
+            if (s->optional) {
+                LOG_ERR("%s:%d:%d: sink %s (optional) is left out: %s", config_path, s->line, s->column, s->name, why);
+                continue;
+            }
+            fprintf(stderr, "outboxd: %s:%d:%d: sink %s: %s\n", config_path, s->line, s->column, s->name, why);
+            status = 2;
+            break;
+        }
+        if (!outboxd_options_resolve(config_path, s, p, &params[i].options, errbuf, sizeof errbuf)) {
+            fprintf(stderr, "outboxd: %s\n", errbuf);
+            status = 2;
+            break;
+        }
+        params[i].sink = s;
+        params[i].plugin = p;
+        params[i].plugin_path = outboxd_plugins_path(plugins, p);
+        params[i].conf = conf;
+        params[i].stop = &stopping;
+        runs[i] = true;
+    }
+    if (status == 0 && check) {
+        for (size_t i = 0; i < conf->n_sinks; i++)
+            if (runs[i])
+                printf("sink %s: plugin %s %s (%s), ok\n", conf->sinks[i].name, params[i].plugin->name,
+                       params[i].plugin->version ? params[i].plugin->version : "", params[i].plugin_path);
+        printf("%s: ok\n", config_path);
+    }
+    if (status != 0 || check)
+        goto out;
+
+    mongoc_init();
+    mongoc_log_set_handler(log_handler, NULL);
+    bson_error_t berr;
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(conf->mongodb_uri, &berr);
+    if (!uri) {
+        fprintf(stderr, "outboxd: %s: mongodb.uri is not a valid connection string\n", config_path);
+        status = 2;
+        mongoc_cleanup();
+        goto out;
+    }
+    mongoc_uri_set_appname(uri, "outboxd");
+    mongoc_client_pool_t *pool = mongoc_client_pool_new(uri);
+    mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+    outbox_error_t err;
+    outbox_conf_t *oconf = outbox_conf_new();
+    outbox_conf_set_client_pool(oconf, pool);
+    outbox_conf_set(oconf, "database", conf->database, &err);
+    outbox_conf_set(oconf, "outbox", conf->outbox, &err);
+    outbox_t *outbox = outbox_new(oconf, &err);
+    if (!outbox) {
+        fprintf(stderr, "outboxd: %s: %s\n", config_path, err.message);
+        outbox_conf_destroy(oconf);
+        status = 2;
+    } else {
+        char *shown = outboxd_uri_redacted(conf->mongodb_uri);
+        LOG_INFO("outbox %s.%s at %s, %zu sinks, plugins from %s", conf->database, conf->outbox, shown,
+                 conf->n_sinks, plugin_dir);
+        free(shown);
+        outboxd_sink_runner_t **runners = calloc(conf->n_sinks ? conf->n_sinks : 1, sizeof *runners);
+        for (size_t i = 0; i < conf->n_sinks; i++) {
+            if (!runs[i])
+                continue;
+            params[i].outbox = outbox;
+            params[i].pool = pool;
+            runners[i] = outboxd_sink_runner_start(&params[i]);
+            if (!runners[i])
+                LOG_ERR("sink %s: cannot start its thread", conf->sinks[i].name);
+        }
+        promoter_t pr = {.outbox = outbox};
+        pthread_t promoter;
+        pthread_create(&promoter, NULL, promote_loop, &pr);
+
+        for (;;) {
+            int sig;
+            sigwait(&sigs, &sig);
+            if (sig == SIGHUP) {
+                LOG_WARN("SIGHUP: reloading the configuration is not implemented yet; restart "
+                         "outboxd to apply changes");
+                continue;
+            }
+            LOG_INFO("%s: stopping: flushing sinks and writing checkpoints", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        }
+        atomic_store(&stopping, true);
+        pthread_join(promoter, NULL);
+        for (size_t i = 0; i < conf->n_sinks; i++)
+            outboxd_sink_runner_join(runners[i]);
+        free(runners);
+        outbox_destroy(outbox);
+        LOG_INFO("stopped");
+    }
+    mongoc_client_pool_destroy(pool);
+    mongoc_uri_destroy(uri);
+    mongoc_cleanup();
+out:
+    for (size_t i = 0; i < conf->n_sinks; i++)
+        outboxd_options_free(&params[i].options);
+    free(params);
+    free(runs);
+    outboxd_plugins_free(plugins);
+    outboxd_conf_free(conf);
+    return status;
+}

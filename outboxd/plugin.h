@@ -1,0 +1,31 @@
+/*
+ * plugin.h - loading sink plugins (shared objects, through libltdl) and
+ * checking them against the ABI before any of their code runs.
+ */
+#ifndef OUTBOXD_PLUGIN_H
+#define OUTBOXD_PLUGIN_H
+
+#include "outbox/sink.h"
+
+#include <stddef.h>
+
+typedef struct outboxd_plugin outboxd_plugin_t;
+typedef struct outboxd_plugins outboxd_plugins_t;
+
+/* A set of loaded plugins: each file once, each plugin name once. */
+outboxd_plugins_t *outboxd_plugins_new(const char *plugin_dir);
+void outboxd_plugins_free(outboxd_plugins_t *set);
+
+/* Loads plugin NAME (the file NAME.la or NAME.so in the set's directory),
+ * or returns the already loaded one. Checks, in this order, each refusal
+ * naming the file: the entry symbol exists; struct_size covers at least the
+ * identification; abi_major equals outboxd's; struct_size covers the ABI
+ * 1.0 callbacks; the build tag matches; the plugin has a name, and no other
+ * loaded file has that name; open, publish and close are set. */
+const outbox_sink_plugin_t *outboxd_plugins_load(outboxd_plugins_t *set, const char *name,
+                                                 char *errbuf, size_t errbuf_size);
+
+/* The file a loaded plugin came from (for messages), or NULL. */
+const char *outboxd_plugins_path(const outboxd_plugins_t *set, const outbox_sink_plugin_t *plugin);
+
+#endif

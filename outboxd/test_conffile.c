@@ -1,0 +1,473 @@
+/*
+ * test_config.c - outboxd's configuration loader: a good file reads back
+ * exactly, and every kind of mistake is reported with the text and the
+ * FILE:LINE:COLUMN an operator will see. Also URI redaction and route
+ * expansion. No server needed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conffile.h"
+
+/* The start of a good file; tests append their sinks from line 6. */
+#define HEAD                                   \
+    "mongodb:\n"                               \
+    "  uri: \"mongodb://127.0.0.1:37017/\"\n" \
+    "  database: shop\n"                       \
+    "outbox: events\n"                         \
+    "sinks:\n"
+
+/* A good sink, starting at column 5 of its first line. */
+#define SINK(name) "  - name: " name "\n    plugin: file\n    route: /tmp/{type}.jsonl\n"
+
+static void write_file(const char *path, const char *content) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(content, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Loads yaml from a fresh temporary file, which is gone on return. */
+static outboxd_conf_t *load_yaml(const char *yaml, char *path, char *err, size_t err_size) {
+    strcpy(path, "/tmp/outboxd-conf-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_file(path, yaml);
+    outboxd_conf_t *conf = outboxd_conf_load(path, err, err_size);
+    unlink(path);
+    return conf;
+}
+
+/* Checks that yaml fails with "PATH:" followed by want. */
+static void expect_error(const char *yaml, const char *want) {
+    char path[32], err[512];
+    outboxd_conf_t *conf = load_yaml(yaml, path, err, sizeof err);
+    if (conf) {
+        outboxd_conf_free(conf);
+        fail_msg("loaded, but expected the error \"%s\"", want);
+    }
+    size_t n = strlen(path);
+    assert_memory_equal(err, path, n);
+    assert_int_equal(err[n], ':');
+    assert_string_equal(err + n + 1, want);
+}
+
+static outboxd_conf_t *load_good(const char *yaml) {
+    char path[32], err[512];
+    outboxd_conf_t *conf = load_yaml(yaml, path, err, sizeof err);
+    if (!conf)
+        fail_msg("expected to load, got: %s", err);
+    return conf;
+}
+
+static void full_config_reads_back_every_field(void **state) {
+    const char *srcdir = getenv("OUTBOX_TEST_SRCDIR");
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/outboxd/testdata/full.yaml", srcdir ? srcdir : ".");
+    outboxd_conf_t *conf = outboxd_conf_load(path, err, sizeof err);
+    if (!conf)
+        fail_msg("%s", err);
+
+    assert_string_equal(conf->path, path);
+    assert_string_equal(conf->mongodb_uri, "mongodb://app:s3cret@127.0.0.1:37017/?replicaSet=rs0");
+    assert_string_equal(conf->database, "shop");
+    assert_string_equal(conf->outbox, "events");
+    assert_string_equal(conf->plugin_dir, "/usr/lib/x86_64-linux-gnu/service-outbox/sinks");
+    assert_int_equal(conf->checkpoint_every_events, 500);
+    assert_int_equal(conf->checkpoint_every_ms, 250);
+    assert_int_equal(conf->n_sinks, 2);
+
+    const outboxd_sink_conf_t *s = &conf->sinks[0];
+    assert_string_equal(s->name, "audit");
+    assert_string_equal(s->plugin, "file");
+    assert_string_equal(s->route, "/var/lib/outbox/{type}.jsonl");
+    assert_int_equal(s->n_types, 2);
+    assert_string_equal(s->types[0], "order.created");
+    assert_string_equal(s->types[1], "order.shipped");
+    assert_int_equal(s->payload, OUTBOXD_PAYLOAD_BSON);
+    assert_int_equal(s->on_error, OUTBOXD_ON_ERROR_DEADLETTER);
+    assert_int_equal(s->on_gap, OUTBOXD_ON_GAP_CONTINUE);
+    assert_true(s->optional);
+    assert_int_equal(s->line, 11);
+    assert_int_equal(s->column, 5);
+    /* In file order, values as written, each with its key's position. */
+    assert_int_equal(s->n_options, 3);
+    assert_string_equal(s->options[0].key, "fsync");
+    assert_string_equal(s->options[0].value, "always");
+    assert_int_equal(s->options[0].line, 20);
+    assert_int_equal(s->options[0].column, 7);
+    assert_string_equal(s->options[1].key, "max_bytes");
+    assert_string_equal(s->options[1].value, "1048576");
+    assert_int_equal(s->options[1].line, 21);
+    assert_string_equal(s->options[2].key, "rotate");
+    assert_string_equal(s->options[2].value, "off");
+    assert_int_equal(s->options[2].line, 22);
+
+    s = &conf->sinks[1];
+    assert_string_equal(s->name, "bus.orders-1");
+    assert_string_equal(s->plugin, "kafka_v2");
+    assert_string_equal(s->route, "orders.{key}{{v1}}");
+    assert_int_equal(s->n_types, 0);
+    assert_null(s->types);
+    assert_int_equal(s->payload, OUTBOXD_PAYLOAD_JSON);
+    assert_int_equal(s->on_error, OUTBOXD_ON_ERROR_STOP);
+    assert_int_equal(s->on_gap, OUTBOXD_ON_GAP_STOP);
+    assert_false(s->optional);
+    assert_int_equal(s->n_options, 0);
+    assert_null(s->options);
+    assert_int_equal(s->line, 23);
+    assert_int_equal(s->column, 5);
+    outboxd_conf_free(conf);
+}
+
+static void absent_or_null_optional_keys_take_their_defaults(void **state) {
+    outboxd_conf_t *conf = load_good(HEAD SINK("a"));
+    assert_null(conf->plugin_dir);
+    assert_int_equal(conf->checkpoint_every_events, 1000);
+    assert_int_equal(conf->checkpoint_every_ms, 1000);
+    assert_int_equal(conf->n_sinks, 1);
+    assert_int_equal(conf->sinks[0].payload, OUTBOXD_PAYLOAD_JSON);
+    outboxd_conf_free(conf);
+
+    /* `key:` with nothing after it is YAML's null: "not set". */
+    conf = load_good(HEAD SINK("a") "    types:\n    payload: ~\n    optional:\n    options:\n"
+                                    "plugin_dir:\ncheckpoint:\n");
+    assert_null(conf->plugin_dir);
+    assert_int_equal(conf->checkpoint_every_events, 1000);
+    assert_int_equal(conf->sinks[0].n_types, 0);
+    assert_int_equal(conf->sinks[0].n_options, 0);
+    assert_false(conf->sinks[0].optional);
+    outboxd_conf_free(conf);
+
+    conf = load_good(HEAD SINK("a") "    types: []\n    options: {}\n    optional: On\n"
+                                    "checkpoint: {every_ms: 20}\n");
+    assert_int_equal(conf->sinks[0].n_types, 0);
+    assert_true(conf->sinks[0].optional);
+    assert_int_equal(conf->checkpoint_every_events, 1000);
+    assert_int_equal(conf->checkpoint_every_ms, 20);
+    outboxd_conf_free(conf);
+}
+
+static void unknown_keys_are_named_with_the_keys_expected(void **state) {
+    expect_error(HEAD "  - name: audit\n    plugin: file\n    plugn: file\n",
+                 "8:5: unknown key \"plugn\" in sink \"audit\" (expected name, plugin, route, types, "
+                 "payload, on_error, on_gap, optional, options)");
+    /* The sink is found by its name even when the mistake comes first. */
+    expect_error(HEAD SINK("a") "  - Plugin: file\n    name: b\n",
+                 "9:5: unknown key \"Plugin\" in sink \"b\" (expected name, plugin, route, types, "
+                 "payload, on_error, on_gap, optional, options)");
+    expect_error(HEAD "  - route: x\n    name: bad name\n    x: 1\n",
+                 "8:5: unknown key \"x\" in sink 1 (expected name, plugin, route, types, payload, "
+                 "on_error, on_gap, optional, options)");
+    expect_error(HEAD SINK("a") "Outbox: e\n",
+                 "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, sinks)");
+    expect_error("mongodb:\n  url: x\n",
+                 "2:3: unknown key \"url\" in mongodb (expected uri, uri_file, database)");
+    expect_error(HEAD SINK("a") "checkpoint:\n  every: 5\n",
+                 "10:3: unknown key \"every\" in checkpoint (expected every_events, every_ms)");
+    expect_error(HEAD SINK("a") "? [a, b]\n: c\n", "9:3: expected a string as key");
+}
+
+static void checkpoint_counts_must_be_integers_from_one(void **state) {
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_events: lots\n",
+                 "10:17: checkpoint.every_events: expected an integer >= 1, got \"lots\"");
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_events: 0\n",
+                 "10:17: checkpoint.every_events: expected an integer >= 1, got \"0\"");
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: -5\n",
+                 "10:13: checkpoint.every_ms: expected an integer >= 1, got \"-5\"");
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: 1e3\n",
+                 "10:13: checkpoint.every_ms: expected an integer >= 1, got \"1e3\"");
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: 99999999999999999999\n",
+                 "10:13: checkpoint.every_ms: expected an integer >= 1, got \"99999999999999999999\"");
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: [1]\n",
+                 "10:13: checkpoint.every_ms: expected an integer >= 1");
+    outboxd_conf_t *conf = load_good(HEAD SINK("a") "checkpoint:\n  every_events: \"9223372036854775807\"\n");
+    assert_int_equal(conf->checkpoint_every_events, INT64_MAX);
+    outboxd_conf_free(conf);
+}
+
+static void enum_and_bool_values_list_the_choices(void **state) {
+    expect_error(HEAD SINK("a") "    on_error: retry\n",
+                 "9:15: on_error: expected stop, skip or deadletter, got \"retry\"");
+    expect_error(HEAD SINK("a") "    payload: JSON\n", "9:14: payload: expected json or bson, got \"JSON\"");
+    expect_error(HEAD SINK("a") "    on_gap: skip\n", "9:13: on_gap: expected stop or continue, got \"skip\"");
+    expect_error(HEAD SINK("a") "    optional: maybe\n", "9:15: optional: expected true or false, got \"maybe\"");
+    expect_error(HEAD SINK("a") "    on_gap: {a: b}\n", "9:13: on_gap: expected stop or continue");
+
+    outboxd_conf_t *conf = load_good(HEAD SINK("a") "    on_error: skip\n    optional: no\n");
+    assert_int_equal(conf->sinks[0].on_error, OUTBOXD_ON_ERROR_SKIP);
+    assert_false(conf->sinks[0].optional);
+    outboxd_conf_free(conf);
+}
+
+static void duplicate_sink_names_point_at_both(void **state) {
+    expect_error(HEAD SINK("audit") SINK("other") SINK("audit"),
+                 "12:5: duplicate sink name \"audit\" (first at line 6)");
+}
+
+static void duplicate_keys_are_refused(void **state) {
+    expect_error(HEAD SINK("a") "outbox: again\n", "9:1: duplicate key \"outbox\" (first at line 4)");
+    expect_error(HEAD SINK("a") "    route: /x\n",
+                 "9:5: duplicate key \"route\" in sink \"a\" (first at line 8)");
+    expect_error(HEAD SINK("a") "    options:\n      acks: all\n      acks: 1\n",
+                 "11:7: duplicate key \"acks\" in options (first at line 10)");
+}
+
+static void route_templates_are_checked_at_load(void **state) {
+    expect_error(HEAD "  - name: a\n    plugin: file\n    route: /var/{tpye}.jsonl\n",
+                 "8:12: route: unknown placeholder \"{tpye}\" (use {type} or {key})");
+    expect_error(HEAD "  - name: a\n    plugin: file\n    route: \"/var/{}\"\n",
+                 "8:12: route: unknown placeholder \"{}\" (use {type} or {key})");
+    expect_error(HEAD "  - name: a\n    plugin: file\n    route: \"/var/{type\"\n",
+                 "8:12: route: unclosed \"{\" (write {{ for a literal brace)");
+    expect_error(HEAD "  - name: a\n    plugin: file\n    route: \"/var/{{{type}}}}/x}\"\n",
+                 "8:12: route: single \"}\" (write }} for a literal brace)");
+    outboxd_conf_t *conf = load_good(HEAD "  - name: a\n    plugin: file\n    route: \"{{{type}}}-{key}\"\n");
+    assert_string_equal(conf->sinks[0].route, "{{{type}}}-{key}");
+    outboxd_conf_free(conf);
+}
+
+static void missing_required_keys_point_at_their_mapping(void **state) {
+    expect_error(HEAD SINK("a") "  - name: b\n    route: /x\n", "9:5: sink 2 has no \"plugin\"");
+    expect_error(HEAD "  - plugin: file\n    route: /x\n", "6:5: sink 1 has no \"name\"");
+    expect_error(HEAD "  - name: a\n    plugin: file\n", "6:5: sink 1 has no \"route\"");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: d\nsinks:\n" SINK("a"), "1:1: missing \"outbox\"");
+    expect_error("outbox: e\n", "1:1: missing \"mongodb\"");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: d\noutbox: e\n", "1:1: missing \"sinks\"");
+    expect_error("mongodb:\n  database: d\n", "2:3: mongodb has no \"uri\" or \"uri_file\"");
+    expect_error("outbox: e\nmongodb: {uri: \"mongodb://h/\"}\n", "2:10: mongodb has no \"database\"");
+    expect_error("# outboxd\n\nsinks: []\n", "3:1: missing \"mongodb\"");
+}
+
+static void wrong_node_kinds_are_named(void **state) {
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: d\noutbox: [a, b]\n",
+                 "4:9: outbox: expected a string");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: d\noutbox:\n", "4:8: outbox: expected a string");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: \"\"\n", "3:13: mongodb.database: must not be empty");
+    expect_error("mongodb: mongodb://h/\n", "1:10: mongodb: expected a mapping");
+    expect_error(HEAD "  name: a\n", "6:3: sinks: expected a non-empty sequence of sinks");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: d\noutbox: e\nsinks: []\n",
+                 "5:8: sinks: expected a non-empty sequence of sinks");
+    expect_error(HEAD "  - file\n", "6:5: sink 1: expected a mapping");
+    expect_error(HEAD SINK("a") "    types: order.created\n", "9:12: types: expected a sequence of strings");
+    expect_error(HEAD SINK("a") "    types: [a, [b]]\n", "9:16: types: expected a string");
+    expect_error(HEAD SINK("a") "    options:\n      brokers: [a, b]\n",
+                 "10:16: options.brokers: expected a scalar value");
+    expect_error(HEAD SINK("a") "    options: [a]\n", "9:14: options: expected a mapping");
+    expect_error(HEAD SINK("a") "checkpoint: 5\n", "9:13: checkpoint: expected a mapping");
+    expect_error("[a]\n", "1:1: expected a mapping at the top level");
+    expect_error("", "1:1: empty configuration (expected mongodb, outbox and sinks)");
+    expect_error("# only a comment\n", "1:1: empty configuration (expected mongodb, outbox and sinks)");
+}
+
+static void names_and_plugins_are_restricted_to_safe_characters(void **state) {
+    expect_error(HEAD "  - name: a/b\n    plugin: file\n    route: /x\n",
+                 "6:11: name: expected letters, digits, \"_\", \".\" or \"-\", got \"a/b\"");
+    expect_error(HEAD "  - name: a\n    plugin: ../evil\n    route: /x\n",
+                 "7:13: plugin: expected letters, digits, \"_\" or \"-\", got \"../evil\"");
+    /* Control characters from the file never reach the message raw. */
+    expect_error(HEAD "  - name: \"a\\nb\"\n    plugin: file\n    route: /x\n",
+                 "6:11: name: expected letters, digits, \"_\", \".\" or \"-\", got \"a?b\"");
+}
+
+static void yaml_syntax_errors_use_libyaml_position_and_problem(void **state) {
+    expect_error("mongodb:\n  uri: x\n database: d\n",
+                 "3:2: YAML syntax error: did not find expected key");
+    expect_error("outbox: [a, b\n", "2:1: YAML syntax error: did not find expected ',' or ']'");
+    expect_error("outbox: e\n  sinks: x\n", "2:8: YAML syntax error: mapping values are not allowed in this context");
+    expect_error("outbox: \"e\n", "2:1: YAML syntax error: found unexpected end of stream");
+    expect_error("outbox: e\nsinks:\n\t- x\n", "3:1: YAML syntax error: found character that cannot start any token");
+    /* Reader errors carry a byte offset; it is turned into a position. */
+    expect_error("outbox: \xc3\xa9t\xff\n", "1:11: YAML syntax error: invalid leading UTF-8 octet");
+}
+
+static void aliases_and_second_documents_are_refused(void **state) {
+    expect_error("base: &b {on_error: skip}\nsinks:\n  - <<: *b\n",
+                 "3:9: aliases are not supported (found \"*b\"): write the value out");
+    expect_error("outbox: *nowhere\n", "1:9: aliases are not supported (found \"*nowhere\"): write the value out");
+    expect_error("---\noutbox: a\n---\noutbox: b\n", "3:1: only one YAML document is allowed");
+}
+
+static void unreadable_files_are_named_with_the_system_error(void **state) {
+    char err[512];
+    assert_null(outboxd_conf_load("/nonexistent/outboxd.yaml", err, sizeof err));
+    assert_string_equal(err, "/nonexistent/outboxd.yaml: No such file or directory");
+    assert_null(outboxd_conf_load("/tmp", err, sizeof err));
+    assert_string_equal(err, "/tmp: Is a directory");
+    expect_error("mongodb:\n  uri_file: /nonexistent/uri\n",
+                 "2:13: mongodb.uri_file: /nonexistent/uri: No such file or directory");
+    expect_error("mongodb:\n  uri_file: /tmp\n", "2:13: mongodb.uri_file: /tmp: Is a directory");
+
+    /* A wrong path to a log or an image is not read whole. */
+    char big[] = "/tmp/outboxd-big-XXXXXX", yaml[128], want[256];
+    int fd = mkstemp(big);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 100 * 1024), 0);
+    close(fd);
+    snprintf(yaml, sizeof yaml, "mongodb:\n  uri_file: %s\n", big);
+    snprintf(want, sizeof want, "2:13: mongodb.uri_file: %s: File too large", big);
+    expect_error(yaml, want);
+    unlink(big);
+}
+
+/* A directory with conf.yaml (uri_file: secret/uri) and secret/uri. */
+static void make_uri_file_setup(char *dir, const char *uri_content, char *conf_path, size_t size) {
+    char path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/secret", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/secret/uri", dir);
+    write_file(path, uri_content);
+    snprintf(conf_path, size, "%s/conf.yaml", dir);
+    write_file(conf_path, "mongodb:\n  uri_file: secret/uri\n  database: shop\noutbox: events\n"
+                          "sinks:\n" SINK("a"));
+}
+
+static void remove_uri_file_setup(const char *dir) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/secret/uri", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/secret", dir);
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/conf.yaml", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void uri_file_is_read_trimmed_and_relative_to_the_config(void **state) {
+    char dir[] = "/tmp/outboxd-uri-XXXXXX", conf_path[256], err[512];
+    make_uri_file_setup(dir, "\n  mongodb://app:s3cret@h:27017/?tls=true \r\n\n", conf_path, sizeof conf_path);
+    outboxd_conf_t *conf = outboxd_conf_load(conf_path, err, sizeof err);
+    if (!conf)
+        fail_msg("%s", err);
+    assert_string_equal(conf->mongodb_uri, "mongodb://app:s3cret@h:27017/?tls=true");
+    outboxd_conf_free(conf);
+    remove_uri_file_setup(dir);
+
+    char want[512];
+    char dir2[] = "/tmp/outboxd-uri-XXXXXX";
+    make_uri_file_setup(dir2, " \n\t\n", conf_path, sizeof conf_path);
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(want, sizeof want, "%s:2:13: mongodb.uri_file: %s/secret/uri: the file is empty", conf_path, dir2);
+    assert_string_equal(err, want);
+    remove_uri_file_setup(dir2);
+}
+
+static void uri_and_uri_file_together_are_refused(void **state) {
+    expect_error("mongodb:\n  uri: mongodb://h/\n  uri_file: /etc/outboxd/uri\n  database: d\n",
+                 "3:3: mongodb: give either \"uri\" or \"uri_file\", not both");
+    /* A null one does not count. */
+    outboxd_conf_t *conf = load_good("mongodb:\n  uri: mongodb://h/\n  uri_file:\n  database: d\n"
+                                     "outbox: e\nsinks:\n" SINK("a"));
+    assert_string_equal(conf->mongodb_uri, "mongodb://h/");
+    outboxd_conf_free(conf);
+}
+
+static void uri_never_appears_in_messages(void **state) {
+    char err[512];
+    expect_error("mongodb:\n  uri: \"postgres://app:s3cret@h/\"\n",
+                 "2:8: mongodb.uri: expected a mongodb:// or mongodb+srv:// URI");
+    expect_error("mongodb:\n  uri: [\"mongodb://app:s3cret@h/\"]\n", "2:8: mongodb.uri: expected a string");
+
+    char dir[] = "/tmp/outboxd-uri-XXXXXX", conf_path[256], want[512];
+    make_uri_file_setup(dir, "s3cret\n", conf_path, sizeof conf_path);
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(want, sizeof want,
+             "%s:2:13: mongodb.uri_file: %s/secret/uri: expected a mongodb:// or mongodb+srv:// URI",
+             conf_path, dir);
+    assert_string_equal(err, want);
+    remove_uri_file_setup(dir);
+}
+
+static void small_error_buffers_are_cut_not_overrun(void **state) {
+    char err[8];
+    memset(err, 'x', sizeof err);
+    assert_null(outboxd_conf_load("/nonexistent/outboxd.yaml", err, sizeof err));
+    assert_string_equal(err, "/nonexi");
+    assert_null(outboxd_conf_load("/nonexistent/outboxd.yaml", NULL, 0));
+    outboxd_conf_free(NULL);
+}
+
+static void redaction_hides_the_password_only(void **state) {
+    static const char *const cases[][2] = {
+        {"mongodb://app:s3cret@h:27017/shop?authSource=admin", "mongodb://app:*****@h:27017/shop?authSource=admin"},
+        {"mongodb+srv://app:s3cret@cluster0.example.net/", "mongodb+srv://app:*****@cluster0.example.net/"},
+        {"mongodb://app:s3cret@h1:1,h2:2/?replicaSet=rs0", "mongodb://app:*****@h1:1,h2:2/?replicaSet=rs0"},
+        /* Unescaped '@', '/' and '?' in a password still end up hidden. */
+        {"mongodb://app:p@ss/w?rd@h/", "mongodb://app:*****@h/"},
+        {"mongodb://app@h:27017/", "mongodb://app@h:27017/"},
+        {"mongodb://h1:27017,h2:27018/shop", "mongodb://h1:27017,h2:27018/shop"},
+        /* An '@' in the options looks like one in a password: hiding too
+         * much is the safe side. */
+        {"mongodb://h:27017/shop?appName=a@b", "mongodb://h:*****@b"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *r = outboxd_uri_redacted(cases[i][0]);
+        assert_non_null(r);
+        assert_string_equal(r, cases[i][1]);
+        free(r);
+    }
+    assert_null(outboxd_uri_redacted(NULL));
+}
+
+static void route_expansion_fills_placeholders_and_braces(void **state) {
+    char out[64];
+    assert_int_equal(outboxd_route_expand("/var/{type}/{key}.jsonl", "order.created", "42", out, sizeof out), 27);
+    assert_string_equal(out, "/var/order.created/42.jsonl");
+    assert_int_equal(outboxd_route_expand("{type}-{key}", "t", NULL, out, sizeof out), 2);
+    assert_string_equal(out, "t-");
+    assert_int_equal(outboxd_route_expand("{{literal}}:{{{type}}}", "t", "k", out, sizeof out), 13);
+    assert_string_equal(out, "{literal}:{t}");
+    assert_int_equal(outboxd_route_expand("", "t", "k", out, sizeof out), 0);
+    assert_string_equal(out, "");
+}
+
+static void route_expansion_refuses_a_too_small_buffer(void **state) {
+    char out[16];
+    /* "orders.t.k" is 10 characters: 11 bytes fit, 10 do not. */
+    assert_int_equal(outboxd_route_expand("orders.{type}.{key}", "t", "k", out, 11), 10);
+    assert_string_equal(out, "orders.t.k");
+    assert_int_equal(outboxd_route_expand("orders.{type}.{key}", "t", "k", out, 10), -1);
+    assert_int_equal(outboxd_route_expand("orders.{type}", "a-very-long-type", NULL, out, sizeof out), -1);
+    assert_int_equal(outboxd_route_expand("{{}}", "t", NULL, out, 2), -1);
+    assert_int_equal(outboxd_route_expand("", "t", NULL, out, 0), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_config_reads_back_every_field),
+        cmocka_unit_test(absent_or_null_optional_keys_take_their_defaults),
+        cmocka_unit_test(unknown_keys_are_named_with_the_keys_expected),
+        cmocka_unit_test(checkpoint_counts_must_be_integers_from_one),
+        cmocka_unit_test(enum_and_bool_values_list_the_choices),
+        cmocka_unit_test(duplicate_sink_names_point_at_both),
+        cmocka_unit_test(duplicate_keys_are_refused),
+        cmocka_unit_test(route_templates_are_checked_at_load),
+        cmocka_unit_test(missing_required_keys_point_at_their_mapping),
+        cmocka_unit_test(wrong_node_kinds_are_named),
+        cmocka_unit_test(names_and_plugins_are_restricted_to_safe_characters),
+        cmocka_unit_test(yaml_syntax_errors_use_libyaml_position_and_problem),
+        cmocka_unit_test(aliases_and_second_documents_are_refused),
+        cmocka_unit_test(unreadable_files_are_named_with_the_system_error),
+        cmocka_unit_test(uri_file_is_read_trimmed_and_relative_to_the_config),
+        cmocka_unit_test(uri_and_uri_file_together_are_refused),
+        cmocka_unit_test(uri_never_appears_in_messages),
+        cmocka_unit_test(small_error_buffers_are_cut_not_overrun),
+        cmocka_unit_test(redaction_hides_the_password_only),
+        cmocka_unit_test(route_expansion_fills_placeholders_and_braces),
+        cmocka_unit_test(route_expansion_refuses_a_too_small_buffer),
+    };
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("outboxd_config", tests, NULL, NULL);
+}

@@ -1,0 +1,327 @@
+/*
+ * test_outboxd.c - the daemon end to end, with the file sink: every sink
+ * gets every event, in order, each with its own checkpoint; a failing sink
+ * never holds back another and recovers with nothing missing; kill -9 loses
+ * nothing; a gap stops only the sink it hit; SIGTERM drains and exits 0;
+ * configuration and plugin mistakes stop outboxd with the file and line.
+ */
+#include "daemonlib.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SINK(name, route, extra) \
+    "  - name: " name "\n    plugin: file\n    route: \"" route "\"\n" extra
+
+static void put_range(outbox_t *ob, int from, int to) {
+    for (int i = from; i <= to; i++)
+        test_put_order(ob, i, i % 3 ? "odd" : "even");
+}
+
+/* Every ordernr from..to present, in order of first appearance; returns
+ * the number of duplicate lines. */
+static int check_complete(const char *path, int from, int to) {
+    int cap = (to - from + 1) * 3 + 16;
+    int *got = calloc((size_t)cap, sizeof *got);
+    char *seen = calloc((size_t)to + 1, 1);
+    int n = test_jsonl_ordernrs(path, got, cap);
+    int next = from, dups = 0;
+    for (int i = 0; i < n && i < cap; i++) {
+        int v = got[i];
+        assert_in_range(v, from, to);
+        if (seen[v]) {
+            dups++;
+            continue;
+        }
+        if (v != next)
+            fail_msg("%s: line %d has ordernr %d, expected %d (order broken or event missing)", path, i + 1, v, next);
+        seen[v] = 1;
+        next++;
+    }
+    if (next != to + 1)
+        fail_msg("%s: events %d..%d missing", path, next, to);
+    free(got);
+    free(seen);
+    return dups;
+}
+
+/* Waits until the file's last line is event last (events arrive in order,
+ * duplicates only before it). */
+static bool wait_for_last(const char *path, int last, int timeout_ms) {
+    int cap = last * 3 + 16;
+    int *got = calloc((size_t)cap, sizeof *got);
+    bool seen = false;
+    for (int waited = 0; waited <= timeout_ms && !seen; waited += 100) {
+        int n = test_jsonl_ordernrs(path, got, cap);
+        seen = n > 0 && n <= cap && got[n - 1] == last;
+        if (!seen) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(got);
+    return seen;
+}
+
+static void two_sinks_get_every_event_and_sigterm_writes_checkpoints(void **state) {
+    outbox_t *ob = test_outbox("d_two");
+    char *dir = test_tmpdir("two");
+    char sinks[1024], a[600], b[600];
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a/{type}.jsonl", "") SINK("b", "%s/b/all.jsonl", "    options:\n      fsync: never\n"), dir, dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    put_range(ob, 1, 300);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    put_range(ob, 301, 500);
+    snprintf(a, sizeof a, "%s/a/order.created.jsonl", dir);
+    snprintf(b, sizeof b, "%s/b/all.jsonl", dir);
+    assert_int_equal(test_wait_lines(a, 500, 30000), 500);
+    assert_int_equal(test_wait_lines(b, 500, 30000), 500);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(check_complete(a, 1, 500), 0);
+    assert_int_equal(check_complete(b, 1, 500), 0);
+
+    /* Both checkpoints at the last event. */
+    outbox_error_t err;
+    bson_oid_t last, cp;
+    char st[32] = "";
+    const outbox_event_t *ev;
+    outbox_tail_t *t = outbox_tail_new(ob, OUTBOX_TAIL_FROM_START, NULL, &err);
+    while (outbox_tail_next(t, 300, &ev, &err) == OUTBOX_OK)
+        bson_oid_copy(outbox_event_id(ev), &last);
+    outbox_tail_destroy(t);
+    assert_true(test_checkpoint(ob, "a", &cp, st, sizeof st));
+    assert_true(bson_oid_equal(&cp, &last));
+    assert_string_equal(st, "running");
+    assert_true(test_checkpoint(ob, "b", &cp, NULL, 0));
+    assert_true(bson_oid_equal(&cp, &last));
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+static void a_failing_sink_does_not_hold_back_the_other(void **state) {
+    outbox_t *ob = test_outbox("d_fail");
+    char *dir = test_tmpdir("fail");
+    char sinks[1024], good[600], bad[600], blocker[600];
+    /* b's directory is blocked by a regular file: ENOTDIR, even for root. */
+    snprintf(blocker, sizeof blocker, "%s/blocked", dir);
+    FILE *f = fopen(blocker, "w");
+    fclose(f);
+    snprintf(sinks, sizeof sinks, SINK("good", "%s/good.jsonl", "") SINK("bad", "%s/blocked/bad.jsonl", ""), dir, dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    put_range(ob, 1, 200);
+    snprintf(good, sizeof good, "%s/good.jsonl", dir);
+    snprintf(bad, sizeof bad, "%s/blocked/bad.jsonl", dir);
+    assert_int_equal(test_wait_lines(good, 200, 30000), 200);
+    /* good's checkpoint advanced; bad has nothing and no checkpoint past it. */
+    bson_oid_t cp;
+    assert_true(test_checkpoint(ob, "good", &cp, NULL, 0));
+    put_range(ob, 201, 250);
+    assert_int_equal(test_wait_lines(good, 250, 30000), 250);
+
+    /* The path becomes writable: bad catches up, nothing missing. */
+    unlink(blocker);
+    assert_int_equal(test_wait_lines(bad, 250, 60000), 250);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(check_complete(good, 1, 250), 0);
+    assert_int_equal(check_complete(bad, 1, 250), 0);
+    char *log = test_read_file(d.log);
+    if (!strstr(log, "sink bad: publish:") || !strstr(log, "blocked"))
+        fail_msg("the log does not say why sink bad stalled:\n%s", log);
+    free(log);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+static void kill_9_under_load_loses_nothing(void **state) {
+    outbox_t *ob = test_outbox("d_kill");
+    char *dir = test_tmpdir("kill");
+    char sinks[1024], path[600];
+    snprintf(sinks, sizeof sinks, SINK("k", "%s/k.jsonl", ""), dir);
+    snprintf(path, sizeof path, "%s/k.jsonl", dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    int next = 1;
+    for (int round = 0; round < 4; round++) {
+        test_daemon_t d;
+        test_daemon_start(&d, config, dir);
+        put_range(ob, next, next + 299);
+        next += 300;
+        /* Kill it while it is (probably) mid-stream. */
+        test_wait_lines(path, next - 150, 5000);
+        assert_int_equal(test_daemon_stop(&d, SIGKILL), 128 + SIGKILL);
+    }
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    int total = next - 1;
+    assert_true(wait_for_last(path, total, 60000));
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    int dups = check_complete(path, 1, total);
+    print_message("# kill -9 x4 under load: %d events, all present in order, %d duplicates "
+                  "(events published after the last checkpoint write)\n", total, dups);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+static void a_gap_stops_only_that_sink(void **state) {
+    outbox_error_t err;
+    outbox_conf_t *conf = test_conf("d_gap");
+    assert_int_equal(outbox_conf_set(conf, "capped.size", "4096", &err), OUTBOX_OK);
+    outbox_t *ob = outbox_new(conf, &err);
+    assert_int_equal(outbox_ensure(ob, &err), OUTBOX_OK);
+    bson_oid_t first = test_put_order(ob, 1, "k");
+    put_range(ob, 2, 200);
+    /* Wait until the log has overwritten event 1. */
+    for (int i = 0; i < 300; i++) {
+        outbox_tail_t *t = outbox_tail_new(ob, OUTBOX_TAIL_AFTER, &first, &err);
+        const outbox_event_t *ev;
+        outbox_code_t rc = outbox_tail_next(t, 100, &ev, &err);
+        outbox_tail_destroy(t);
+        if (rc == OUTBOX_ERR_GAP)
+            break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* Sink "late" had read only event 1 when it last ran. */
+    char coll[256];
+    snprintf(coll, sizeof coll, "%s.checkpoints", outbox_name(ob));
+    bson_t *cp = BCON_NEW("_id", BCON_UTF8("late"), "last_id", BCON_OID(&first), "events", BCON_INT64(1),
+                          "state", BCON_UTF8("running"), "message", BCON_UTF8(""));
+    test_insert_raw(coll, cp);
+    bson_destroy(cp);
+
+    char *dir = test_tmpdir("gap");
+    char sinks[1024], ok_path[600];
+    snprintf(sinks, sizeof sinks, SINK("fresh", "%s/fresh.jsonl", "") SINK("late", "%s/late.jsonl", ""), dir, dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    char state_buf[32] = "";
+    for (int i = 0; i < 300 && strcmp(state_buf, "gap") != 0; i++) {
+        test_checkpoint(ob, "late", NULL, state_buf, sizeof state_buf);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_string_equal(state_buf, "gap");
+    /* The other sink goes on. */
+    snprintf(ok_path, sizeof ok_path, "%s/fresh.jsonl", dir);
+    put_range(ob, 201, 205);
+    int got[512];
+    for (int i = 0; i < 300; i++) {
+        int n = test_jsonl_ordernrs(ok_path, got, 512);
+        if (n > 0 && got[n - 1] == 205)
+            break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int n = test_jsonl_ordernrs(ok_path, got, 512);
+    assert_true(n > 0 && got[n - 1] == 205);
+    char late_path[600];
+    snprintf(late_path, sizeof late_path, "%s/late.jsonl", dir);
+    assert_int_equal(test_jsonl_ordernrs(late_path, got, 512), 0);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    char *log = test_read_file(d.log);
+    if (!strstr(log, "sink late: gap in "))
+        fail_msg("the log does not report the gap:\n%s", log);
+    free(log);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+static int run_check(const char *config, char **out) {
+    char cmd[2048];
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --check --config '%s' --plugin-dir '%s/sinks/file' 2>&1",
+             b ? b : ".", config, b ? b : ".");
+    return test_run_command(cmd, out);
+}
+
+static void config_and_plugin_mistakes_name_the_file_and_line(void **state) {
+    outbox_t *ob = test_outbox("d_check");
+    char *dir = test_tmpdir("check");
+    char sinks[1024], *out;
+
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", ""), dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    assert_int_equal(run_check(config, &out), 0);
+    assert_non_null(strstr(out, "sink a: plugin file"));
+    free(out);
+    free(config);
+
+    /* A plugin that does not exist: line 9 is the sink's entry. */
+    config = test_daemon_config(dir, ob, "  - name: x\n    plugin: nosuch\n    route: \"r\"\n");
+    assert_int_equal(run_check(config, &out), 2);
+    if (!strstr(out, "outboxd.yaml:9:5: sink x: plugin \"nosuch\": cannot load"))
+        fail_msg("unexpected: %s", out);
+    free(out);
+    free(config);
+
+    /* The same, marked optional: outboxd runs without it. */
+    snprintf(sinks, sizeof sinks, "  - name: x\n    plugin: nosuch\n    route: \"r\"\n    optional: true\n" SINK("a", "%s/a.jsonl", ""), dir);
+    config = test_daemon_config(dir, ob, sinks);
+    assert_int_equal(run_check(config, &out), 0);
+    assert_non_null(strstr(out, "sink x (optional) is left out"));
+    free(out);
+    free(config);
+
+    /* An option the plugin does not know, and a bad value. */
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "    options:\n      fsinc: always\n"), dir);
+    config = test_daemon_config(dir, ob, sinks);
+    assert_int_equal(run_check(config, &out), 2);
+    if (!strstr(out, "outboxd.yaml:13:7: sink a: option fsinc: unknown option (plugin file)"))
+        fail_msg("unexpected: %s", out);
+    free(out);
+    free(config);
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "    options:\n      fsync: sometimes\n"), dir);
+    config = test_daemon_config(dir, ob, sinks);
+    assert_int_equal(run_check(config, &out), 2);
+    if (!strstr(out, "sink a: option fsync: expected one of always|batch|never, got \"sometimes\""))
+        fail_msg("unexpected: %s", out);
+    free(out);
+    free(config);
+
+    /* What outboxd says of a plugin. */
+    char cmd[1200];
+    const char *bd = getenv("OUTBOX_TEST_BUILDDIR");
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --plugin-help file --plugin-dir '%s/sinks/file' 2>&1", bd ? bd : ".", bd ? bd : ".");
+    assert_int_equal(test_run_command(cmd, &out), 0);
+    if (!strstr(out, "plugin file ") || !strstr(out, "fsync") || !strstr(out, "one of always|batch|never, default batch"))
+        fail_msg("unexpected --plugin-help output: %s", out);
+    free(out);
+
+    /* A config error from the parser. */
+    config = test_daemon_config(dir, ob, "  - name: a\n    plugn: file\n");
+    assert_int_equal(run_check(config, &out), 2);
+    if (!strstr(out, "outboxd.yaml:10:5: unknown key \"plugn\""))
+        fail_msg("unexpected: %s", out);
+    free(out);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(two_sinks_get_every_event_and_sigterm_writes_checkpoints),
+        cmocka_unit_test(a_failing_sink_does_not_hold_back_the_other),
+        cmocka_unit_test(kill_9_under_load_loses_nothing),
+        cmocka_unit_test(a_gap_stops_only_that_sink),
+        cmocka_unit_test(config_and_plugin_mistakes_name_the_file_and_line),
+    };
+    return TEST_RUN("outboxd", tests);
+}
