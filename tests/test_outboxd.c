@@ -242,6 +242,78 @@ static void a_gap_stops_only_that_sink(void **state) {
     test_outbox_drop(ob);
 }
 
+/* The file sink refuses BSON payloads with a FATAL ack: a way to make
+ * every event fail permanently, to watch each on_error policy. */
+static void on_error_policies_stop_skip_and_deadletter(void **state) {
+    outbox_t *ob = test_outbox("d_onerr");
+    char *dir = test_tmpdir("onerr");
+    char sinks[2048], path[600], coll[256];
+    snprintf(sinks, sizeof sinks,
+             SINK("stopper", "%s/stop.jsonl", "    payload: bson\n")
+             SINK("skipper", "%s/skip.jsonl", "    payload: bson\n    on_error: skip\n")
+             SINK("dead", "%s/dead.jsonl", "    payload: bson\n    on_error: deadletter\n")
+             SINK("fine", "%s/fine.jsonl", ""), dir, dir, dir, dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    put_range(ob, 1, 20);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    snprintf(path, sizeof path, "%s/fine.jsonl", dir);
+    assert_int_equal(test_wait_lines(path, 20, 30000), 20);
+    snprintf(coll, sizeof coll, "%s.deadletter", outbox_name(ob));
+    for (int i = 0; i < 300 && test_count(coll) < 20; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+
+    /* deadletter: every event in N.deadletter, with sink and error. */
+    assert_int_equal(test_count(coll), 20);
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    bson_t empty = BSON_INITIALIZER;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &empty, NULL, NULL);
+    const bson_t *doc;
+    assert_true(mongoc_cursor_next(cur, &doc));
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, doc, "sink"));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "dead");
+    assert_true(bson_iter_init_find(&it, doc, "error"));
+    assert_non_null(strstr(bson_iter_utf8(&it, NULL), "file sink needs payload: json"));
+    assert_true(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "event.data.ordernr", &it));
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    bson_destroy(&empty);
+
+    /* skip and deadletter move their checkpoints past every event; stop
+     * stops at the first, and says why. */
+    char st[32] = "";
+    bson_oid_t skip_cp, dead_cp, fine_cp;
+    assert_true(test_checkpoint(ob, "fine", &fine_cp, NULL, 0));
+    assert_true(test_checkpoint(ob, "skipper", &skip_cp, NULL, 0));
+    assert_true(test_checkpoint(ob, "dead", &dead_cp, NULL, 0));
+    assert_true(bson_oid_equal(&skip_cp, &fine_cp));
+    assert_true(bson_oid_equal(&dead_cp, &fine_cp));
+    assert_true(test_checkpoint(ob, "stopper", NULL, st, sizeof st));
+    assert_string_equal(st, "stopped");
+    char *log = test_read_file(d.log);
+    if (!strstr(log, "sink stopper: event ") || !strstr(log, "this sink stops, the others go on") ||
+        !strstr(log, "sink skipper: event ") || !strstr(log, "(on_error: skip"))
+        fail_msg("the log does not report the policies:\n%s", log);
+    free(log);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    char name[256];
+    snprintf(name, sizeof name, "%s.deadletter", outbox_name(ob));
+    client = test_client();
+    c = mongoc_client_get_collection(client, TEST_DB, name);
+    mongoc_collection_drop(c, NULL);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    test_outbox_drop(ob);
+}
+
 static int run_check(const char *config, char **out) {
     char cmd[2048];
     const char *b = getenv("OUTBOX_TEST_BUILDDIR");
@@ -321,6 +393,7 @@ int main(void) {
         cmocka_unit_test(a_failing_sink_does_not_hold_back_the_other),
         cmocka_unit_test(kill_9_under_load_loses_nothing),
         cmocka_unit_test(a_gap_stops_only_that_sink),
+        cmocka_unit_test(on_error_policies_stop_skip_and_deadletter),
         cmocka_unit_test(config_and_plugin_mistakes_name_the_file_and_line),
     };
     return TEST_RUN("outboxd", tests);
