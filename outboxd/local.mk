@@ -6,7 +6,8 @@ outboxd_outboxd_SOURCES = \
 	outboxd/plugin.h outboxd/plugin.c \
 	outboxd/options.h outboxd/options.c \
 	outboxd/checkpoint.h outboxd/checkpoint.c \
-	outboxd/sink_runner.h outboxd/sink_runner.c
+	outboxd/sink_runner.h outboxd/sink_runner.c \
+	outboxd/sinkset.h outboxd/sinkset.c
 outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
 outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(YAML_CFLAGS)
 outboxd_outboxd_LDADD = outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS)

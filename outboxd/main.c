@@ -13,7 +13,7 @@
 #include "log.h"
 #include "options.h"
 #include "plugin.h"
-#include "sink_runner.h"
+#include "sinkset.h"
 
 #include "outbox/outbox.h"
 
@@ -44,7 +44,8 @@ static const char usage[] =
     "  -V, --version, -h, --help\n"
     "\n"
     "Signals: SIGTERM or SIGINT stop reading, flush every sink, write the\n"
-    "checkpoints and exit 0.\n";
+    "checkpoints and exit 0. SIGHUP reloads the config: sinks added, removed\n"
+    "or changed are started or stopped, the others keep running.\n";
 
 static atomic_bool stopping;
 
@@ -113,6 +114,42 @@ static int plugin_help(const char *name, const char *dir) {
     return 0;
 }
 
+/* SIGHUP: read the config again and apply it sink by sink. What cannot
+ * change without a restart (the server, the outbox, the plugin directory)
+ * and any mistake in the new file keep the running configuration. */
+static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, outboxd_plugins_t *plugins,
+                                 outbox_t *outbox, mongoc_client_pool_t *pool) {
+    char errbuf[2048];
+    const outboxd_conf_t *cur = outboxd_sinkset_conf(sinks);
+    LOG_INFO("SIGHUP: reloading %s", path);
+    outboxd_conf_t *conf = outboxd_conf_load(path, errbuf, sizeof errbuf);
+    if (!conf) {
+        LOG_ERR("reload: %s; the running configuration stays", errbuf);
+        return sinks;
+    }
+    const char *what = strcmp(conf->mongodb_uri, cur->mongodb_uri) != 0 ? "mongodb.uri"
+                       : strcmp(conf->database, cur->database) != 0   ? "mongodb.database"
+                       : strcmp(conf->outbox, cur->outbox) != 0       ? "outbox"
+                       : (conf->plugin_dir || cur->plugin_dir) &&
+                               !(conf->plugin_dir && cur->plugin_dir && strcmp(conf->plugin_dir, cur->plugin_dir) == 0)
+                           ? "plugin_dir"
+                           : NULL;
+    if (what) {
+        LOG_ERR("reload: %s changed, which needs a restart of outboxd; the running configuration stays", what);
+        outboxd_conf_free(conf);
+        return sinks;
+    }
+    outboxd_sinkset_t *next = outboxd_sinkset_prepare(conf, path, plugins, errbuf, sizeof errbuf);
+    if (!next) {
+        LOG_ERR("reload: %s; the running configuration stays", errbuf);
+        outboxd_conf_free(conf);
+        return sinks;
+    }
+    sinks = outboxd_sinkset_reload(sinks, next, outbox, pool);
+    LOG_INFO("reload: done");
+    return sinks;
+}
+
 int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
@@ -162,46 +199,21 @@ int main(int argc, char **argv) {
         plugin_dir = conf->plugin_dir ? conf->plugin_dir : OUTBOXD_PLUGIN_DIR;
 
     /* Every plugin is loaded and every sink's options checked before any
-     * thread starts: configuration mistakes stop outboxd at once. A sink
-     * marked optional whose plugin cannot load is left out, loudly. */
+     * thread starts: configuration mistakes stop outboxd at once. */
     outboxd_plugins_t *plugins = outboxd_plugins_new(plugin_dir);
-    outboxd_sink_params_t *params = calloc(conf->n_sinks ? conf->n_sinks : 1, sizeof *params);
-    bool *runs = calloc(conf->n_sinks ? conf->n_sinks : 1, sizeof *runs);
     int status = 0;
-    for (size_t i = 0; i < conf->n_sinks; i++) {
-        const outboxd_sink_conf_t *s = &conf->sinks[i];
-        char why[1600];
-        const outbox_sink_plugin_t *p = outboxd_plugins_load(plugins, s->plugin, why, sizeof why);
-        if (!p) {
-            if (s->optional) {
-                LOG_ERR("%s:%d:%d: sink %s (optional) is left out: %s", config_path, s->line, s->column, s->name, why);
-                continue;
-            }
-            fprintf(stderr, "outboxd: %s:%d:%d: sink %s: %s\n", config_path, s->line, s->column, s->name, why);
-            status = 2;
-            break;
-        }
-        if (!outboxd_options_resolve(config_path, s, p, &params[i].options, errbuf, sizeof errbuf)) {
-            fprintf(stderr, "outboxd: %s\n", errbuf);
-            status = 2;
-            break;
-        }
-        params[i].sink = s;
-        params[i].plugin = p;
-        params[i].plugin_path = outboxd_plugins_path(plugins, p);
-        params[i].conf = conf;
-        params[i].stop = &stopping;
-        runs[i] = true;
+    outboxd_sinkset_t *sinks = outboxd_sinkset_prepare(conf, config_path, plugins, errbuf, sizeof errbuf);
+    if (!sinks) {
+        fprintf(stderr, "outboxd: %s\n", errbuf);
+        outboxd_conf_free(conf);
+        outboxd_plugins_free(plugins);
+        return 2;
     }
-    if (status == 0 && check) {
-        for (size_t i = 0; i < conf->n_sinks; i++)
-            if (runs[i])
-                printf("sink %s: plugin %s %s (%s), ok\n", conf->sinks[i].name, params[i].plugin->name,
-                       params[i].plugin->version ? params[i].plugin->version : "", params[i].plugin_path);
+    if (check) {
+        outboxd_sinkset_print(sinks, stdout);
         printf("%s: ok\n", config_path);
-    }
-    if (status != 0 || check)
         goto out;
+    }
 
     mongoc_init();
     mongoc_log_set_handler(log_handler, NULL);
@@ -231,16 +243,7 @@ int main(int argc, char **argv) {
         LOG_INFO("outbox %s.%s at %s, %zu sinks, plugins from %s", conf->database, conf->outbox, shown,
                  conf->n_sinks, plugin_dir);
         free(shown);
-        outboxd_sink_runner_t **runners = calloc(conf->n_sinks ? conf->n_sinks : 1, sizeof *runners);
-        for (size_t i = 0; i < conf->n_sinks; i++) {
-            if (!runs[i])
-                continue;
-            params[i].outbox = outbox;
-            params[i].pool = pool;
-            runners[i] = outboxd_sink_runner_start(&params[i]);
-            if (!runners[i])
-                LOG_ERR("sink %s: cannot start its thread", conf->sinks[i].name);
-        }
+        outboxd_sinkset_start(sinks, outbox, pool);
         promoter_t pr = {.outbox = outbox};
         pthread_t promoter;
         pthread_create(&promoter, NULL, promote_loop, &pr);
@@ -249,8 +252,7 @@ int main(int argc, char **argv) {
             int sig;
             sigwait(&sigs, &sig);
             if (sig == SIGHUP) {
-                LOG_WARN("SIGHUP: reloading the configuration is not implemented yet; restart "
-                         "outboxd to apply changes");
+                sinks = reload(sinks, config_path, plugins, outbox, pool);
                 continue;
             }
             LOG_INFO("%s: stopping: flushing sinks and writing checkpoints", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -258,9 +260,8 @@ int main(int argc, char **argv) {
         }
         atomic_store(&stopping, true);
         pthread_join(promoter, NULL);
-        for (size_t i = 0; i < conf->n_sinks; i++)
-            outboxd_sink_runner_join(runners[i]);
-        free(runners);
+        outboxd_sinkset_stop(sinks);
+        sinks = NULL;
         outbox_destroy(outbox);
         LOG_INFO("stopped");
     }
@@ -268,11 +269,7 @@ int main(int argc, char **argv) {
     mongoc_uri_destroy(uri);
     mongoc_cleanup();
 out:
-    for (size_t i = 0; i < conf->n_sinks; i++)
-        outboxd_options_free(&params[i].options);
-    free(params);
-    free(runs);
+    outboxd_sinkset_stop(sinks); /* NULL after a run; frees an unstarted set */
     outboxd_plugins_free(plugins);
-    outboxd_conf_free(conf);
     return status;
 }

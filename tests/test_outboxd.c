@@ -314,6 +314,97 @@ static void on_error_policies_stop_skip_and_deadletter(void **state) {
     test_outbox_drop(ob);
 }
 
+static int count_in(const char *haystack, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static int count_in(const char *haystack, const char *needle);
+
+/* Waits until outboxd's log says text times times (reloads are
+ * asynchronous). */
+static void wait_log(const test_daemon_t *d, const char *text, int times) {
+    for (int i = 0; i < 300; i++) {
+        char *log = test_read_file(d->log);
+        bool found = log && count_in(log, text) >= times;
+        free(log);
+        if (found)
+            return;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("outboxd never logged \"%s\" (%s)", text, d->log);
+}
+
+static void sighup_adds_changes_and_removes_sinks_without_disturbing_others(void **state) {
+    outbox_t *ob = test_outbox("d_hup");
+    char *dir = test_tmpdir("hup");
+    char sinks[2048], a[600], b[600], c[600];
+    snprintf(a, sizeof a, "%s/a.jsonl", dir);
+    snprintf(b, sizeof b, "%s/b.jsonl", dir);
+    snprintf(c, sizeof c, "%s/c.jsonl", dir);
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "") SINK("c", "%s/c.jsonl", ""), dir, dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    put_range(ob, 1, 100);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    assert_int_equal(test_wait_lines(a, 100, 30000), 100);
+    assert_int_equal(test_wait_lines(c, 100, 30000), 100);
+
+    /* Add b, change c's route, keep a. */
+    char c2[600];
+    snprintf(c2, sizeof c2, "%s/c2.jsonl", dir);
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "") SINK("b", "%s/b.jsonl", "") SINK("c", "%s/c2.jsonl", ""),
+             dir, dir, dir);
+    free(test_daemon_config(dir, ob, sinks));
+    kill(d.pid, SIGHUP);
+    put_range(ob, 101, 150);
+    assert_int_equal(test_wait_lines(b, 150, 30000), 150);   /* new: from the oldest event */
+    assert_int_equal(test_wait_lines(a, 150, 30000), 150);
+    /* changed: the old c ran until the reload stopped it, the new one
+     * continues after its checkpoint, into the new route. */
+    int c_lines = test_jsonl_ordernrs(c, NULL, 0);
+    assert_int_equal(test_wait_lines(c2, 150 - c_lines, 30000), 150 - c_lines);
+
+    /* Remove c; a broken file keeps everything as it is. */
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "") SINK("b", "%s/b.jsonl", ""), dir, dir);
+    free(test_daemon_config(dir, ob, sinks));
+    kill(d.pid, SIGHUP);
+    wait_log(&d, "reload: done", 2);
+    put_range(ob, 151, 160);
+    assert_int_equal(test_wait_lines(b, 160, 30000), 160);
+    free(test_daemon_config(dir, ob, "  - name: a\n    plugn: file\n"));
+    kill(d.pid, SIGHUP);
+    put_range(ob, 161, 170);
+    assert_int_equal(test_wait_lines(a, 170, 30000), 170);
+    assert_int_equal(test_wait_lines(b, 170, 30000), 170);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+
+    assert_int_equal(check_complete(a, 1, 170), 0);
+    assert_int_equal(check_complete(b, 1, 170), 0);
+    /* c then c2: 1..150 exactly once, in order, nothing after c's removal. */
+    int got[400];
+    int n1 = test_jsonl_ordernrs(c, got, 200);
+    int n2 = test_jsonl_ordernrs(c2, got + n1, 200);
+    assert_int_equal(n1 + n2, 150);
+    for (int i = 0; i < 150; i++)
+        assert_int_equal(got[i], i + 1);
+    char *log = test_read_file(d.log);
+    /* a was opened once: never restarted by the reloads. */
+    assert_int_equal(count_in(log, "sink a: opened"), 1);
+    assert_int_equal(count_in(log, "sink c: opened"), 2);
+    if (!strstr(log, "reload: sink c is removed: stopping it") ||
+        !strstr(log, "unknown key \"plugn\"") || !strstr(log, "the running configuration stays"))
+        fail_msg("the log does not tell the reloads:\n%s", log);
+    free(log);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 static int run_check(const char *config, char **out) {
     char cmd[2048];
     const char *b = getenv("OUTBOX_TEST_BUILDDIR");
@@ -394,6 +485,7 @@ int main(void) {
         cmocka_unit_test(kill_9_under_load_loses_nothing),
         cmocka_unit_test(a_gap_stops_only_that_sink),
         cmocka_unit_test(on_error_policies_stop_skip_and_deadletter),
+        cmocka_unit_test(sighup_adds_changes_and_removes_sinks_without_disturbing_others),
         cmocka_unit_test(config_and_plugin_mistakes_name_the_file_and_line),
     };
     return TEST_RUN("outboxd", tests);

@@ -1,0 +1,43 @@
+/*
+ * sinkset.h - the sinks of one configuration: checked (plugins loaded,
+ * options resolved) before anything starts, started, replaced on reload
+ * (SIGHUP) sink by sink, and stopped.
+ */
+#ifndef OUTBOXD_SINKSET_H
+#define OUTBOXD_SINKSET_H
+
+#include "conffile.h"
+#include "plugin.h"
+
+#include "outbox/outbox.h"
+
+typedef struct outboxd_sinkset outboxd_sinkset_t;
+
+/* Loads every sink's plugin and checks its options. A sink marked optional
+ * whose plugin cannot load is left out with an error logged. On success
+ * takes conf; on failure returns NULL with errbuf ("FILE:LINE:COLUMN: ...")
+ * and conf stays the caller's. */
+outboxd_sinkset_t *outboxd_sinkset_prepare(outboxd_conf_t *conf, const char *path,
+                                           outboxd_plugins_t *plugins, char *errbuf,
+                                           size_t errbuf_size);
+
+const outboxd_conf_t *outboxd_sinkset_conf(const outboxd_sinkset_t *set);
+
+/* "sink NAME: plugin P V (FILE), ok" for each sink that will run. */
+void outboxd_sinkset_print(const outboxd_sinkset_t *set, FILE *out);
+
+/* Starts a thread per sink. */
+void outboxd_sinkset_start(outboxd_sinkset_t *set, outbox_t *outbox, mongoc_client_pool_t *pool);
+
+/* Moves from the running set old to the prepared set next: sinks that
+ * are gone or changed stop (flushing and writing their checkpoints), sinks
+ * that are the same keep running untouched, new and changed ones start.
+ * Frees old; returns next. */
+outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkset_t *next,
+                                          outbox_t *outbox, mongoc_client_pool_t *pool);
+
+/* Stops every sink (each flushes and writes its checkpoint) and frees the
+ * set. Also frees a set that was never started. */
+void outboxd_sinkset_stop(outboxd_sinkset_t *set);
+
+#endif
