@@ -55,6 +55,7 @@ struct outboxd_sink_runner {
     int64_t since_write;        /* events retired since the last write */
     int64_t last_write_ms;
     bool stopped;               /* on_error/on_gap stop: idle until shutdown */
+    int64_t last_read_warn_ms;  /* rate limit for "reading the log" warnings */
 };
 
 static int64_t now_ms(void) {
@@ -406,7 +407,6 @@ static void open_tail(outboxd_sink_runner_t *r) {
 static void read_log(outboxd_sink_runner_t *r, int64_t wait_ms) {
     outbox_error_t err;
     const outbox_event_t *ev;
-    static __thread int64_t last_warn;
     while (r->tail_seq - r->head < WINDOW && !r->stopped) {
         outbox_code_t rc = outbox_tail_next(r->tail, wait_ms, &ev, &err);
         if (rc == OUTBOX_OK) {
@@ -429,9 +429,9 @@ static void read_log(outboxd_sink_runner_t *r, int64_t wait_ms) {
         }
         /* Server trouble: the tail reconnects by itself; say so at most
          * every 10 s. */
-        if (now_ms() - last_warn > 10000) {
+        if (now_ms() - r->last_read_warn_ms > 10000) {
             LOG_WARN("%sreading the log: %s (retrying)", r->prefix, err.message);
-            last_warn = now_ms();
+            r->last_read_warn_ms = now_ms();
         }
         return;
     }
@@ -500,6 +500,8 @@ static void *run(void *arg) {
         }
         if (r->p.plugin->poll && r->tail_seq > r->head)
             r->p.plugin->poll(r->state, 10, errbuf, sizeof errbuf);
+        else if (r->tail_seq - r->head == WINDOW)
+            nap(r, 10); /* full window, acks to come from the plugin's threads */
         if (settle(r)) {
             nap(r, retry_backoff);
             retry_backoff = next_backoff(retry_backoff);
