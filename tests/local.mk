@@ -39,6 +39,7 @@ OUTBOX_TESTS = \
 	tests/test_concurrent_producers \
 	tests/test_envelope_other_driver \
 	tests/test_outboxctl \
+	tests/test_outboxctl_ops \
 	tests/test_outboxd
 
 check_PROGRAMS += $(OUTBOX_TESTS)
@@ -76,6 +77,9 @@ tests_test_outboxd_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxd_LDADD = $(TEST_LDADD)
 # outboxd and the file sink must exist before the daemon test runs.
 EXTRA_tests_test_outboxd_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
+tests_test_outboxctl_ops_CFLAGS = $(TEST_CFLAGS)
+tests_test_outboxctl_ops_LDADD = $(TEST_LDADD)
+EXTRA_tests_test_outboxctl_ops_DEPENDENCIES = outboxctl/outboxctl$(EXEEXT)
 # outboxctl must exist before its test runs.
 EXTRA_tests_test_outboxctl_DEPENDENCIES = outboxctl/outboxctl$(EXEEXT)
 endif

@@ -1,0 +1,172 @@
+/*
+ * cmd_checkpoint.c - outboxctl checkpoint set|reset: moving a sink's
+ * position (with outboxd stopped).
+ */
+#include "outboxctl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+
+/* "ID", "(start)" for a null last_id, "(none)" when there was no document. */
+static void describe_last(const bson_t *doc, char *out, size_t size) {
+    bson_oid_t id;
+    if (!doc)
+        snprintf(out, size, "(none)");
+    else if (doc_oid(doc, "last_id", &id))
+        bson_oid_to_string(&id, out);
+    else
+        snprintf(out, size, "(start)");
+}
+
+/* Prints the known sinks after an unknown one, as a hint for typos. */
+static void print_known_sinks(store_t *s) {
+    bson_error_t berr;
+    const bson_t *doc;
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "sort", "{", "_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(s->checkpoints, &filter, opts, NULL);
+    int n = 0;
+    fprintf(stderr, "outboxctl: known sinks:");
+    while (mongoc_cursor_next(cur, &doc)) {
+        const char *name = doc_utf8(doc, "_id");
+        if (name)
+            fprintf(stderr, "%s %s", n++ ? "," : "", name);
+    }
+    if (mongoc_cursor_error(cur, &berr))
+        fprintf(stderr, " (cannot read them: %s)", berr.message);
+    else if (n == 0)
+        fprintf(stderr, " none (%s.%s is empty)", s->db, s->checkpoints_name);
+    fputc('\n', stderr);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+}
+
+/* Moves one sink's checkpoint in a single findAndModify, which hands back
+ * the document as it was, so "old -> new" is exactly what was replaced.
+ * last_id NULL means (start). upsert creates a missing document (events
+ * 0); without it a missing sink is refused. */
+static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_id, const char *message,
+                           bool upsert) {
+    bson_error_t berr;
+    bson_t reply, set;
+    bson_iter_t it;
+    int status = 0;
+    bson_t *query = BCON_NEW("_id", BCON_UTF8(sink));
+    bson_t update = BSON_INITIALIZER;
+    BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
+    if (last_id)
+        BSON_APPEND_OID(&set, "last_id", last_id);
+    else
+        BSON_APPEND_NULL(&set, "last_id");
+    BSON_APPEND_UTF8(&set, "state", "running");
+    BSON_APPEND_UTF8(&set, "message", message);
+    BSON_APPEND_DATE_TIME(&set, "updated", now_ms());
+    bson_append_document_end(&update, &set);
+    if (upsert) {
+        /* events is kept as it is; a new document starts counting at 0. */
+        bson_t *on_insert = BCON_NEW("events", BCON_INT64(0));
+        BSON_APPEND_DOCUMENT(&update, "$setOnInsert", on_insert);
+        bson_destroy(on_insert);
+    }
+    mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new();
+    mongoc_find_and_modify_opts_set_update(fam, &update);
+    mongoc_find_and_modify_opts_set_flags(fam, upsert ? MONGOC_FIND_AND_MODIFY_UPSERT
+                                                      : MONGOC_FIND_AND_MODIFY_NONE);
+    if (!mongoc_collection_find_and_modify_with_opts(s->checkpoints, query, fam, &reply, &berr)) {
+        fprintf(stderr, "outboxctl: cannot write the checkpoint of sink %s in %s.%s: %s\n", sink, s->db,
+                s->checkpoints_name, berr.message);
+        status = EXIT_FAILURE;
+    } else {
+        bson_t old;
+        bool had = false;
+        if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            uint32_t len;
+            const uint8_t *data;
+            bson_iter_document(&it, &len, &data);
+            had = bson_init_static(&old, data, len);
+        }
+        if (!had && !upsert) {
+            fprintf(stderr, "outboxctl: sink %s has no checkpoint in %s.%s; nothing changed\n", sink, s->db,
+                    s->checkpoints_name);
+            print_known_sinks(s);
+            status = EXIT_FAILURE;
+        } else {
+            char old_last[25], new_last[25];
+            const char *old_state = had ? doc_utf8(&old, "state") : NULL;
+            describe_last(had ? &old : NULL, old_last, sizeof old_last);
+            if (last_id)
+                bson_oid_to_string(last_id, new_last);
+            else
+                snprintf(new_last, sizeof new_last, "(start)");
+            printf("sink %s: checkpoint %s -> %s, state %s -> running\n", sink, old_last, new_last,
+                   old_state ? old_state : "(none)");
+        }
+    }
+    bson_destroy(&reply);
+    mongoc_find_and_modify_opts_destroy(fam);
+    bson_destroy(&update);
+    bson_destroy(query);
+    return status;
+}
+
+/* Whether event id is in the log: a point lookup on the _id index. */
+static int event_in_log(store_t *s, const bson_oid_t *id, bool *found) {
+    bson_error_t berr;
+    const bson_t *doc;
+    bson_t *filter = BCON_NEW("_id", BCON_OID(id));
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "limit", BCON_INT64(1));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(s->log, filter, opts, NULL);
+    *found = mongoc_cursor_next(cur, &doc);
+    int status = 0;
+    if (mongoc_cursor_error(cur, &berr)) {
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, s->name, berr.message);
+        status = EXIT_FAILURE;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return status;
+}
+
+/* checkpoint set SINK ID | checkpoint reset SINK: moves a sink's position,
+ * typically to restart a sink stopped at a gap. */
+int cmd_checkpoint(const options_t *o, char **args, int n) {
+    store_t s;
+    bson_oid_t id;
+    bool set = n == 3 && strcmp(args[0], "set") == 0;
+    bool reset = n == 2 && strcmp(args[0], "reset") == 0;
+    if (!set && !reset) {
+        fprintf(stderr, "outboxctl: expected checkpoint set SINK ID or checkpoint reset SINK\n");
+        return EXIT_USAGE;
+    }
+    if (set) {
+        if (!bson_oid_is_valid(args[2], strlen(args[2]))) {
+            fprintf(stderr, "outboxctl: checkpoint set: %s: not an event id (24 hex digits)\n", args[2]);
+            return EXIT_USAGE;
+        }
+        bson_oid_init_from_string(&id, args[2]);
+    }
+    int status = store_open(o, &s);
+    if (status)
+        return status;
+    if (set) {
+        bool found;
+        if ((status = event_in_log(&s, &id, &found)) == 0 && !found) {
+            fprintf(stderr, "outboxctl: event %s is not in the log %s.%s; checkpoint of sink %s not changed\n",
+                    args[2], s.db, s.name, args[1]);
+            status = EXIT_FAILURE;
+        }
+        if (status == 0)
+            status = move_checkpoint(&s, args[1], &id, "set by outboxctl", true);
+    } else {
+        status = move_checkpoint(&s, args[1], NULL, "reset by outboxctl", false);
+    }
+    store_close(&s);
+    return status;
+}
+

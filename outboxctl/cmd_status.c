@@ -1,0 +1,375 @@
+/*
+ * cmd_status.c - outboxctl status: per sink, its checkpoint, state and lag
+ * (in events, counted in natural order, and in seconds).
+ */
+#include "outboxctl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+
+/* One sink as status reports it: its checkpoint document, then what the
+ * walk of the log found out about it. */
+typedef struct {
+    char *name, *state, *message;
+    bool has_last;        /* last_id is an ObjectId; else the sink is at (start) */
+    bson_oid_t last_id;
+    int64_t events;       /* handled, in all */
+    int64_t updated_ms;   /* -1: unknown */
+    bool in_log;          /* last_id was found in the log ... */
+    int64_t index;        /* ... at this natural-order index */
+    int64_t created_ms;   /* the checkpoint event's created, -1 unknown */
+    bool gap;
+    int64_t lag_events;   /* -1: unknown (gap) */
+    int64_t lag_ms;       /* -1: unknown */
+} sink_status_t;
+
+typedef struct {
+    int64_t events;
+    bson_oid_t oldest, newest;
+    int64_t oldest_ms, newest_ms; /* created, -1 unknown */
+} log_status_t;
+
+static void free_sinks(sink_status_t *sinks, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        bson_free(sinks[i].name);
+        bson_free(sinks[i].state);
+        bson_free(sinks[i].message);
+    }
+    bson_free(sinks);
+}
+
+/* Reads every checkpoint document, sorted by sink name. */
+static bool read_checkpoints(store_t *s, sink_status_t **out, size_t *n_out) {
+    bson_error_t berr;
+    const bson_t *doc;
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(s->checkpoints, &filter, opts, NULL);
+    sink_status_t *sinks = NULL;
+    size_t n = 0, cap = 0;
+    while (mongoc_cursor_next(cur, &doc)) {
+        const char *name = doc_utf8(doc, "_id");
+        if (!name)
+            continue; /* not outboxd's: sink names are strings */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            sinks = bson_realloc(sinks, cap * sizeof *sinks);
+        }
+        sink_status_t *k = &sinks[n++];
+        memset(k, 0, sizeof *k);
+        const char *state = doc_utf8(doc, "state"), *message = doc_utf8(doc, "message");
+        k->name = bson_strdup(name);
+        k->state = bson_strdup(state ? state : "running");
+        k->message = bson_strdup(message ? message : "");
+        /* As outboxd reads it: anything but an ObjectId means (start). */
+        k->has_last = doc_oid(doc, "last_id", &k->last_id);
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "events") && BSON_ITER_HOLDS_NUMBER(&it))
+            k->events = bson_iter_as_int64(&it);
+        k->updated_ms = doc_date(doc, "updated");
+        k->created_ms = -1;
+    }
+    bool ok = !mongoc_cursor_error(cur, &berr);
+    if (!ok) {
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, s->checkpoints_name, berr.message);
+        free_sinks(sinks, n);
+    } else {
+        *out = sinks;
+        *n_out = n;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return ok;
+}
+
+/* Walks the log's _ids in natural order, as a tail does to resume (only
+ * the ids cross the network): counts the events, notes the oldest and the
+ * newest, and the position of each sink's checkpoint event. Positions are
+ * never worked out by comparing ids or times: natural order is neither. */
+static bool walk_log(store_t *s, log_status_t *log, sink_status_t *sinks, size_t n) {
+    bson_error_t berr;
+    const bson_t *doc;
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "sort", "{", "$natural",
+                            BCON_INT32(1), "}", "batchSize", BCON_INT32(100000));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(s->log, &filter, opts, NULL);
+    memset(log, 0, sizeof *log);
+    log->oldest_ms = log->newest_ms = -1;
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_oid_t id;
+        if (!doc_oid(doc, "_id", &id))
+            continue; /* not an event: readers skip it too */
+        if (log->events == 0)
+            bson_oid_copy(&id, &log->oldest);
+        bson_oid_copy(&id, &log->newest);
+        for (size_t i = 0; i < n; i++) {
+            if (sinks[i].has_last && !sinks[i].in_log && bson_oid_equal(&id, &sinks[i].last_id)) {
+                sinks[i].in_log = true;
+                sinks[i].index = log->events;
+            }
+        }
+        log->events++;
+    }
+    bool ok = !mongoc_cursor_error(cur, &berr);
+    if (!ok)
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, s->name, berr.message);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return ok;
+}
+
+/* Fills in the created times the walk did not fetch: the oldest and newest
+ * events' and each checkpoint event's, in one query by _id. */
+static bool lookup_created(store_t *s, log_status_t *log, sink_status_t *sinks, size_t n) {
+    bson_error_t berr;
+    const bson_t *doc;
+    bson_t filter = BSON_INITIALIZER, id_doc, in;
+    uint32_t k = 0;
+    if (log->events == 0)
+        return true;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &id_doc);
+    BSON_APPEND_ARRAY_BEGIN(&id_doc, "$in", &in);
+    const bson_oid_t *ids[2] = {&log->oldest, &log->newest};
+    for (int j = 0; j < 2; j++) {
+        char key[16];
+        const char *kp;
+        bson_uint32_to_string(k++, &kp, key, sizeof key);
+        BSON_APPEND_OID(&in, kp, ids[j]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!sinks[i].in_log)
+            continue;
+        char key[16];
+        const char *kp;
+        bson_uint32_to_string(k++, &kp, key, sizeof key);
+        BSON_APPEND_OID(&in, kp, &sinks[i].last_id);
+    }
+    bson_append_array_end(&id_doc, &in);
+    bson_append_document_end(&filter, &id_doc);
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "created", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(s->log, &filter, opts, NULL);
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_oid_t id;
+        if (!doc_oid(doc, "_id", &id))
+            continue;
+        int64_t created = doc_date(doc, "created");
+        if (bson_oid_equal(&id, &log->oldest))
+            log->oldest_ms = created;
+        if (bson_oid_equal(&id, &log->newest))
+            log->newest_ms = created;
+        for (size_t i = 0; i < n; i++)
+            if (sinks[i].in_log && bson_oid_equal(&id, &sinks[i].last_id))
+                sinks[i].created_ms = created;
+    }
+    bool ok = !mongoc_cursor_error(cur, &berr);
+    if (!ok)
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, s->name, berr.message);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return ok;
+}
+
+/* Lag and gap of each sink from what the walk found. A sink is in a gap
+ * when its checkpoint event is no longer in the log (even if outboxd has
+ * not noticed yet and its state still says running), or when outboxd
+ * recorded one. */
+static void compute_lag(const log_status_t *log, sink_status_t *sinks, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        sink_status_t *k = &sinks[i];
+        int64_t from_ms;
+        k->gap = strcmp(k->state, "gap") == 0;
+        k->lag_events = k->lag_ms = -1;
+        if (k->has_last && !k->in_log) {
+            k->gap = true;
+            continue;
+        }
+        if (k->has_last) {
+            k->lag_events = log->events - k->index - 1;
+            from_ms = k->created_ms;
+        } else {
+            /* (start): every event in the log is still to come. */
+            k->lag_events = log->events;
+            from_ms = log->oldest_ms;
+        }
+        if (k->lag_events == 0)
+            k->lag_ms = 0;
+        else if (from_ms >= 0 && log->newest_ms >= 0)
+            /* Producers' clocks disagree: a later event may say earlier. */
+            k->lag_ms = log->newest_ms > from_ms ? log->newest_ms - from_ms : 0;
+    }
+}
+
+static void print_status_json(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
+                              size_t n, bool any_gap) {
+    char hex[25], iso[40];
+    fputs("{\"db\":", stdout);
+    json_string(stdout, s->db);
+    fputs(",\"outbox\":", stdout);
+    json_string(stdout, s->name);
+    printf(",\"gap\":%s,\"log\":{\"events\":%lld", any_gap ? "true" : "false", (long long)log->events);
+    const char *which[2] = {"oldest", "newest"};
+    const bson_oid_t *ids[2] = {&log->oldest, &log->newest};
+    int64_t created[2] = {log->oldest_ms, log->newest_ms};
+    for (int j = 0; j < 2; j++) {
+        if (log->events == 0) {
+            printf(",\"%s\":null", which[j]);
+            continue;
+        }
+        bson_oid_to_string(ids[j], hex);
+        printf(",\"%s\":{\"id\":\"%s\",\"created\":", which[j], hex);
+        if (created[j] >= 0) {
+            format_iso(created[j], iso, sizeof iso);
+            printf("\"%s\"}", iso);
+        } else {
+            fputs("null}", stdout);
+        }
+    }
+    fputs("},\"sinks\":[", stdout);
+    for (size_t i = 0; i < n; i++) {
+        const sink_status_t *k = &sinks[i];
+        fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
+        json_string(stdout, k->name);
+        fputs(",\"state\":", stdout);
+        json_string(stdout, k->gap ? "gap" : k->state);
+        printf(",\"gap\":%s,\"checkpoint\":", k->gap ? "true" : "false");
+        if (k->has_last) {
+            bson_oid_to_string(&k->last_id, hex);
+            printf("\"%s\"", hex);
+        } else {
+            fputs("null", stdout);
+        }
+        if (k->lag_events >= 0)
+            printf(",\"lag_events\":%lld", (long long)k->lag_events);
+        else
+            fputs(",\"lag_events\":null", stdout);
+        if (k->lag_ms >= 0)
+            printf(",\"lag_seconds\":%.3f", (double)k->lag_ms / 1000.0);
+        else
+            fputs(",\"lag_seconds\":null", stdout);
+        printf(",\"events\":%lld,\"updated\":", (long long)k->events);
+        if (k->updated_ms >= 0) {
+            format_iso(k->updated_ms, iso, sizeof iso);
+            printf("\"%s\"", iso);
+        } else {
+            fputs("null", stdout);
+        }
+        fputs(",\"message\":", stdout);
+        json_string(stdout, k->message);
+        fputc('}', stdout);
+    }
+    fputs("]}\n", stdout);
+}
+
+/* The text table: one row per sink, columns padded to line up. */
+enum { COL_SINK, COL_STATE, COL_CHECKPOINT, COL_LAG, COL_LAG_S, COL_EVENTS, COL_UPDATED, COL_MESSAGE,
+       N_COLS };
+
+static void status_row(const sink_status_t *k, char cells[N_COLS][64]) {
+    snprintf(cells[COL_SINK], 64, "%s", k->name);
+    snprintf(cells[COL_STATE], 64, "%s", k->gap ? "gap" : k->state);
+    if (k->has_last)
+        bson_oid_to_string(&k->last_id, cells[COL_CHECKPOINT]);
+    else
+        snprintf(cells[COL_CHECKPOINT], 64, "(start)");
+    if (k->lag_events >= 0)
+        snprintf(cells[COL_LAG], 64, "%lld", (long long)k->lag_events);
+    else
+        snprintf(cells[COL_LAG], 64, "gap");
+    if (k->lag_ms >= 0)
+        snprintf(cells[COL_LAG_S], 64, "%.3f", (double)k->lag_ms / 1000.0);
+    else
+        snprintf(cells[COL_LAG_S], 64, "-");
+    snprintf(cells[COL_EVENTS], 64, "%lld", (long long)k->events);
+    if (k->updated_ms >= 0)
+        format_iso(k->updated_ms, cells[COL_UPDATED], 64);
+    else
+        snprintf(cells[COL_UPDATED], 64, "-");
+    cells[COL_MESSAGE][0] = '\0'; /* printed whole, from k->message */
+}
+
+static void print_status_text(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
+                              size_t n) {
+    static const char *const heads[N_COLS] = {"SINK", "STATE", "CHECKPOINT", "LAG", "LAG_S",
+                                              "EVENTS", "UPDATED", "MESSAGE"};
+    /* Numbers are right-aligned, text left-aligned. */
+    static const bool right[N_COLS] = {[COL_LAG] = true, [COL_LAG_S] = true, [COL_EVENTS] = true};
+    char hex[25], iso[40];
+    printf("log %s.%s: %lld events", s->db, s->name, (long long)log->events);
+    if (log->events > 0) {
+        bson_oid_to_string(&log->oldest, hex);
+        format_iso(log->oldest_ms >= 0 ? log->oldest_ms : 0, iso, sizeof iso);
+        printf(", oldest %s %s", hex, log->oldest_ms >= 0 ? iso : "(no created)");
+        bson_oid_to_string(&log->newest, hex);
+        format_iso(log->newest_ms >= 0 ? log->newest_ms : 0, iso, sizeof iso);
+        printf(", newest %s %s", hex, log->newest_ms >= 0 ? iso : "(no created)");
+    }
+    putchar('\n');
+    if (n == 0) {
+        printf("no sinks: %s.%s is empty\n", s->db, s->checkpoints_name);
+        return;
+    }
+    size_t width[N_COLS];
+    char(*cells)[N_COLS][64] = bson_malloc(n * sizeof *cells);
+    for (int c = 0; c < N_COLS; c++)
+        width[c] = strlen(heads[c]);
+    for (size_t i = 0; i < n; i++) {
+        status_row(&sinks[i], cells[i]);
+        for (int c = 0; c < COL_MESSAGE; c++)
+            if (strlen(cells[i][c]) > width[c])
+                width[c] = strlen(cells[i][c]);
+    }
+    for (size_t i = 0; i <= n; i++) {
+        for (int c = 0; c < N_COLS; c++) {
+            const char *cell = i == 0 ? heads[c] : c == COL_MESSAGE ? sinks[i - 1].message : cells[i - 1][c];
+            if (c == COL_MESSAGE)
+                printf("%s", cell);
+            else
+                printf(right[c] ? "%*s  " : "%-*s  ", (int)width[c], cell);
+        }
+        putchar('\n');
+    }
+    bson_free(cells);
+}
+
+/* status: where each sink of outboxd is, and how far behind. */
+int cmd_status(const options_t *o) {
+    store_t s;
+    log_status_t log;
+    sink_status_t *sinks = NULL;
+    size_t n = 0;
+    int status = store_open(o, &s);
+    if (status)
+        return status;
+    if ((status = require_log(&s)) != 0) {
+        store_close(&s);
+        return status;
+    }
+    if (!read_checkpoints(&s, &sinks, &n)) {
+        store_close(&s);
+        return EXIT_FAILURE;
+    }
+    if (!walk_log(&s, &log, sinks, n) || !lookup_created(&s, &log, sinks, n)) {
+        status = EXIT_FAILURE;
+    } else {
+        bool any_gap = false;
+        compute_lag(&log, sinks, n);
+        for (size_t i = 0; i < n; i++)
+            any_gap |= sinks[i].gap;
+        if (o->json)
+            print_status_json(&s, &log, sinks, n, any_gap);
+        else
+            print_status_text(&s, &log, sinks, n);
+        status = any_gap ? EXIT_GAP : 0;
+    }
+    free_sinks(sinks, n);
+    store_close(&s);
+    return status;
+}
+

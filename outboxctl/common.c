@@ -1,0 +1,179 @@
+/*
+ * common.c - what the commands share: opening the outbox or its raw
+ * collections, exit statuses, BSON and JSON helpers.
+ */
+#include "outboxctl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int fail(const char *what, const outbox_error_t *err) {
+    fprintf(stderr, "outboxctl: %s%s%s\n", what ? what : "", what ? ": " : "", err->message);
+    return err->code == OUTBOX_ERR_VALIDATION || err->code == OUTBOX_ERR_UNKNOWN_TYPE ||
+                   err->code == OUTBOX_ERR_SCHEMA || err->code == OUTBOX_ERR_CONF
+               ? EXIT_USAGE
+           : err->code == OUTBOX_ERR_GAP ? EXIT_GAP
+                                         : EXIT_FAILURE;
+}
+
+bool parse_count(const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+outbox_t *open_outbox(const options_t *o, bool with_size, int *status) {
+    outbox_error_t err;
+    outbox_conf_t *conf = outbox_conf_new();
+    *status = EXIT_USAGE;
+    if (!o->uri || !o->db || !o->outbox) {
+        fprintf(stderr, "outboxctl: --uri, --db and --outbox are required (or OUTBOX_URI, "
+                        "OUTBOX_DB, OUTBOX_NAME)\n");
+        goto fail;
+    }
+    if (outbox_conf_set(conf, "uri", o->uri, &err) || outbox_conf_set(conf, "database", o->db, &err) ||
+        outbox_conf_set(conf, "outbox", o->outbox, &err) ||
+        (with_size && o->size && outbox_conf_set(conf, "capped.size", o->size, &err)) ||
+        (with_size && o->max && outbox_conf_set(conf, "capped.max", o->max, &err)) ||
+        (o->schemas && outbox_conf_add_types_dir(conf, o->schemas, &err))) {
+        *status = fail(NULL, &err);
+        goto fail;
+    }
+    outbox_t *ob = outbox_new(conf, &err);
+    if (!ob) {
+        *status = fail(NULL, &err);
+        goto fail;
+    }
+    *status = 0;
+    return ob;
+fail:
+    outbox_conf_destroy(conf);
+    return NULL;
+}
+
+
+/* ---- outboxd's state: status, checkpoint, deadletter --------------------------
+ * These commands read and write the collections outboxd keeps next to the
+ * log (N.checkpoints, N.deadletter), which liboutbox does not wrap, so they
+ * talk to the server with libmongoc directly. */
+
+
+/* Connects for the commands above; returns 0 or an exit status. */
+int store_open(const options_t *o, store_t *s) {
+    bson_error_t berr;
+    memset(s, 0, sizeof *s);
+    if (!o->uri || !o->db || !o->outbox) {
+        fprintf(stderr, "outboxctl: --uri, --db and --outbox are required (or OUTBOX_URI, "
+                        "OUTBOX_DB, OUTBOX_NAME)\n");
+        return EXIT_USAGE;
+    }
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(o->uri, &berr);
+    if (!uri) {
+        fprintf(stderr, "outboxctl: --uri: %s\n", berr.message);
+        return EXIT_USAGE;
+    }
+    s->client = mongoc_client_new_from_uri(uri);
+    mongoc_uri_destroy(uri);
+    if (!s->client) {
+        fprintf(stderr, "outboxctl: --uri %s: cannot create a client\n", o->uri);
+        return EXIT_USAGE;
+    }
+    mongoc_client_set_error_api(s->client, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_set_appname(s->client, "outboxctl");
+    s->db = o->db;
+    s->name = o->outbox;
+    snprintf(s->checkpoints_name, sizeof s->checkpoints_name, "%s.checkpoints", o->outbox);
+    snprintf(s->deadletter_name, sizeof s->deadletter_name, "%s.deadletter", o->outbox);
+    s->log = mongoc_client_get_collection(s->client, o->db, o->outbox);
+    s->checkpoints = mongoc_client_get_collection(s->client, o->db, s->checkpoints_name);
+    s->deadletter = mongoc_client_get_collection(s->client, o->db, s->deadletter_name);
+    return 0;
+}
+
+void store_close(store_t *s) {
+    mongoc_collection_destroy(s->log);
+    mongoc_collection_destroy(s->checkpoints);
+    mongoc_collection_destroy(s->deadletter);
+    mongoc_client_destroy(s->client);
+}
+
+/* Whether the log exists. Commands that write into it check first: an
+ * insert into a missing N would create an ordinary, uncapped collection. */
+int require_log(store_t *s) {
+    bson_error_t berr;
+    mongoc_database_t *db = mongoc_client_get_database(s->client, s->db);
+    bool exists = mongoc_database_has_collection(db, s->name, &berr);
+    mongoc_database_destroy(db);
+    if (exists)
+        return 0;
+    if (berr.code) {
+        fprintf(stderr, "outboxctl: cannot read %s: %s\n", s->db, berr.message);
+        return EXIT_FAILURE;
+    }
+    fprintf(stderr, "outboxctl: outbox %s.%s does not exist (outboxctl init creates it)\n", s->db,
+            s->name);
+    return EXIT_FAILURE;
+}
+
+int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ISO-8601 UTC with milliseconds, as outboxctl tail prints created. */
+void format_iso(int64_t ms, char *out, size_t size) {
+    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int millis = (int)(ms - (int64_t)secs * 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, size - n, ".%03dZ", millis);
+}
+
+/* A document's field as a borrowed string, or NULL when absent or not one. */
+const char *doc_utf8(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL)
+                                                                           : NULL;
+}
+
+bool doc_oid(const bson_t *doc, const char *key, bson_oid_t *out) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, key) || !BSON_ITER_HOLDS_OID(&it))
+        return false;
+    bson_oid_copy(bson_iter_oid(&it), out);
+    return true;
+}
+
+/* Milliseconds since the epoch, or -1 when absent or not a date. */
+int64_t doc_date(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_DATE_TIME(&it) ? bson_iter_date_time(&it)
+                                                                                : -1;
+}
+
+/* Writes s as a JSON string: status --json builds its document by hand so
+ * that lag_seconds prints as 1.234, not as libbson's %.20g digits. */
+void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+

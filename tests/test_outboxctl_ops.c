@@ -1,0 +1,545 @@
+/*
+ * test_outboxctl_ops.c - outboxctl's commands for outboxd's state, run as an
+ * operator would: status (lag counted in natural order, gaps exit 3, text
+ * and --json), checkpoint set/reset, deadletter list/retry. Checkpoints and
+ * dead letters are written directly, as outboxd writes them.
+ */
+#include "testlib.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static char ctl[1024];
+static char conn[1024];
+
+static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int run(char **out, const char *fmt, ...) {
+    char args[1024], cmd[3072];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s %s 2>&1", ctl, conn, args);
+    return test_run_command(cmd, out);
+}
+
+static int setup(void **state) {
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    snprintf(ctl, sizeof ctl, "'%s/outboxctl/outboxctl'", b ? b : ".");
+    conn[0] = '\0';
+    return 0;
+}
+
+static void use_outbox(const outbox_t *ob) {
+    snprintf(conn, sizeof conn, "--uri '%s' --db %s --outbox %s", test_mongodb_uri(), TEST_DB,
+             outbox_name(ob));
+}
+
+static void coll_name(char *out, size_t size, const outbox_t *ob, const char *suffix) {
+    snprintf(out, size, "%s%s", outbox_name(ob), suffix);
+}
+
+/* test_outbox_drop leaves N.deadletter behind. */
+static void drop_all(outbox_t *ob) {
+    char name[256];
+    mongoc_client_t *client = test_client();
+    coll_name(name, sizeof name, ob, ".deadletter");
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, name);
+    mongoc_collection_drop(c, NULL);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    test_outbox_drop(ob);
+}
+
+/* A checkpoint document as outboxd writes it; last_id NULL is null. */
+static void put_checkpoint(const outbox_t *ob, const char *sink, const bson_oid_t *last_id,
+                           int64_t events, const char *state, const char *message) {
+    char name[256];
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8(sink));
+    if (last_id)
+        BSON_APPEND_OID(doc, "last_id", last_id);
+    else
+        BSON_APPEND_NULL(doc, "last_id");
+    BSON_APPEND_INT64(doc, "events", events);
+    BSON_APPEND_DATE_TIME(doc, "updated", 1700000000000);
+    BSON_APPEND_UTF8(doc, "state", state);
+    BSON_APPEND_UTF8(doc, "message", message);
+    coll_name(name, sizeof name, ob, ".checkpoints");
+    test_insert_raw(name, doc);
+    bson_destroy(doc);
+}
+
+/* The document with this _id (a string) in N<suffix>, or NULL. */
+static bson_t *find_doc(const outbox_t *ob, const char *suffix, const char *id) {
+    char name[256];
+    const bson_t *doc;
+    bson_t *found = NULL;
+    mongoc_client_t *client = test_client();
+    coll_name(name, sizeof name, ob, suffix);
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, name);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    if (mongoc_cursor_next(cur, &doc))
+        found = bson_copy(doc);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    return found;
+}
+
+static int64_t count_in(const outbox_t *ob, const char *suffix) {
+    char name[256];
+    coll_name(name, sizeof name, ob, suffix);
+    return test_count(name);
+}
+
+/* An envelope as another producer writes it, with a chosen created time. */
+static bson_t *envelope(const bson_oid_t *id, int ordernr, const char *key, int64_t created_ms,
+                        const char *trace) {
+    bson_t *doc = BCON_NEW("_id", BCON_OID(id), "type", BCON_UTF8("order.created"));
+    if (key)
+        BSON_APPEND_UTF8(doc, "key", key);
+    else
+        BSON_APPEND_NULL(doc, "key");
+    bson_t *data = BCON_NEW("ordernr", BCON_INT32(ordernr), "total", BCON_DOUBLE(10.5));
+    BSON_APPEND_DOCUMENT(doc, "data", data);
+    bson_destroy(data);
+    BSON_APPEND_DATE_TIME(doc, "created", created_ms);
+    if (trace) {
+        bson_t *headers = BCON_NEW("trace", BCON_UTF8(trace));
+        BSON_APPEND_DOCUMENT(doc, "headers", headers);
+        bson_destroy(headers);
+    }
+    BSON_APPEND_INT32(doc, "v", 1);
+    return doc;
+}
+
+/* The row of sink in status's text table, split into its first columns. */
+static void text_row(const char *out, const char *sink, char cols[4][64]) {
+    char needle[128];
+    snprintf(needle, sizeof needle, "\n%s ", sink);
+    const char *line = strstr(out, needle);
+    if (!line)
+        fail_msg("no row for sink %s in:\n%s", sink, out);
+    assert_int_equal(sscanf(line + 1, "%63s %63s %63s %63s", cols[0], cols[1], cols[2], cols[3]), 4);
+}
+
+/* The element of status --json's sinks array named sink. */
+static void json_sink(const bson_t *status, const char *sink, bson_t *out) {
+    bson_iter_t it, arr;
+    assert_true(bson_iter_init_find(&it, status, "sinks") && BSON_ITER_HOLDS_ARRAY(&it));
+    bson_iter_recurse(&it, &arr);
+    while (bson_iter_next(&arr)) {
+        uint32_t len;
+        const uint8_t *data;
+        bson_iter_t name;
+        bson_iter_document(&arr, &len, &data);
+        bson_init_static(out, data, len);
+        if (bson_iter_init_find(&name, out, "name") && strcmp(bson_iter_utf8(&name, NULL), sink) == 0)
+            return;
+    }
+    fail_msg("no sink %s in status --json", sink);
+}
+
+static int64_t json_int(const bson_t *doc, const char *path) {
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc) || !bson_iter_find_descendant(&it, path, &it) || !BSON_ITER_HOLDS_NUMBER(&it))
+        fail_msg("%s: not a number", path);
+    return bson_iter_as_int64(&it);
+}
+
+static bool json_is_null(const bson_t *doc, const char *path) {
+    bson_iter_t it;
+    return bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &it) && BSON_ITER_HOLDS_NULL(&it);
+}
+
+static const char *json_str(const bson_t *doc, const char *path) {
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc) || !bson_iter_find_descendant(&it, path, &it) || !BSON_ITER_HOLDS_UTF8(&it))
+        fail_msg("%s: not a string", path);
+    return bson_iter_utf8(&it, NULL);
+}
+
+static bool json_bool(const bson_t *doc, const char *path) {
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc) || !bson_iter_find_descendant(&it, path, &it) || !BSON_ITER_HOLDS_BOOL(&it))
+        fail_msg("%s: not a bool", path);
+    return bson_iter_bool(&it);
+}
+
+static void status_counts_lag_in_natural_order(void **state) {
+    char *out, hex[10][25], lost_hex[25] = "0123456789abcdef01234567";
+    bson_oid_t ids[10], lost;
+    outbox_t *ob = test_outbox("ctl_status");
+    use_outbox(ob);
+    const int64_t base = 1700000000000;
+
+    /* Ten events one second apart, inserted in the reverse of their ids'
+     * order: counting by comparing ids would get every lag wrong. */
+    for (int i = 0; i < 10; i++)
+        bson_oid_init(&ids[9 - i], NULL);
+    for (int i = 0; i < 10; i++) {
+        bson_t *doc = envelope(&ids[i], i + 1, "k", base + i * 1000, NULL);
+        test_insert_raw(outbox_name(ob), doc);
+        bson_destroy(doc);
+        bson_oid_to_string(&ids[i], hex[i]);
+    }
+    bson_oid_init_from_string(&lost, lost_hex);
+    put_checkpoint(ob, "at3", &ids[2], 3, "running", "");
+    put_checkpoint(ob, "done", &ids[9], 10, "running", "");
+    put_checkpoint(ob, "fresh", NULL, 0, "running", "");
+    /* Never in the log: outboxd has not noticed, its state says running. */
+    put_checkpoint(ob, "lost", &lost, 5, "running", "");
+
+    assert_int_equal(run(&out, "status"), 3);
+    assert_non_null(strstr(out, ": 10 events"));
+    assert_non_null(strstr(out, hex[0]));
+    assert_non_null(strstr(out, hex[9]));
+    char cols[4][64];
+    text_row(out, "at3", cols);
+    assert_string_equal(cols[1], "running");
+    assert_string_equal(cols[2], hex[2]);
+    assert_string_equal(cols[3], "7");
+    assert_non_null(strstr(strstr(out, "\nat3 "), " 7.000 "));
+    text_row(out, "done", cols);
+    assert_string_equal(cols[3], "0");
+    text_row(out, "fresh", cols);
+    assert_string_equal(cols[2], "(start)");
+    assert_string_equal(cols[3], "10");
+    text_row(out, "lost", cols);
+    assert_string_equal(cols[1], "gap");
+    assert_string_equal(cols[2], lost_hex);
+    assert_string_equal(cols[3], "gap");
+    free(out);
+
+    assert_int_equal(run(&out, "status --json"), 3);
+    bson_t status, sink;
+    bson_error_t berr;
+    if (!bson_init_from_json(&status, out, -1, &berr))
+        fail_msg("status --json is not JSON (%s): %s", berr.message, out);
+    assert_true(json_bool(&status, "gap"));
+    assert_int_equal(json_int(&status, "log.events"), 10);
+    assert_string_equal(json_str(&status, "log.oldest.id"), hex[0]);
+    assert_string_equal(json_str(&status, "log.newest.id"), hex[9]);
+    assert_string_equal(json_str(&status, "log.oldest.created"), "2023-11-14T22:13:20.000Z");
+    json_sink(&status, "at3", &sink);
+    assert_false(json_bool(&sink, "gap"));
+    assert_string_equal(json_str(&sink, "state"), "running");
+    assert_string_equal(json_str(&sink, "checkpoint"), hex[2]);
+    assert_int_equal(json_int(&sink, "lag_events"), 7);
+    assert_int_equal(json_int(&sink, "lag_seconds"), 7);
+    assert_int_equal(json_int(&sink, "events"), 3);
+    assert_string_equal(json_str(&sink, "updated"), "2023-11-14T22:13:20.000Z");
+    json_sink(&status, "done", &sink);
+    assert_int_equal(json_int(&sink, "lag_events"), 0);
+    assert_int_equal(json_int(&sink, "lag_seconds"), 0);
+    json_sink(&status, "fresh", &sink);
+    assert_true(json_is_null(&sink, "checkpoint"));
+    assert_int_equal(json_int(&sink, "lag_events"), 10);
+    assert_int_equal(json_int(&sink, "lag_seconds"), 9); /* from the oldest event */
+    json_sink(&status, "lost", &sink);
+    assert_true(json_bool(&sink, "gap"));
+    assert_string_equal(json_str(&sink, "state"), "gap");
+    assert_true(json_is_null(&sink, "lag_events"));
+    assert_true(json_is_null(&sink, "lag_seconds"));
+    bson_destroy(&status);
+    free(out);
+
+    /* Without the lost sink nothing is in a gap: exit 0. */
+    assert_int_equal(run(&out, "checkpoint reset lost"), 0);
+    free(out);
+    assert_int_equal(run(&out, "status"), 0);
+    text_row(out, "lost", cols);
+    assert_string_equal(cols[1], "running");
+    assert_string_equal(cols[3], "10");
+    free(out);
+    drop_all(ob);
+}
+
+static void status_of_a_missing_outbox_fails(void **state) {
+    char *out;
+    outbox_t *ob = test_outbox("ctl_status_none");
+    use_outbox(ob);
+    drop_all(ob);
+    assert_int_equal(run(&out, "status"), 1);
+    assert_non_null(strstr(out, "does not exist"));
+    free(out);
+}
+
+static void checkpoint_set_and_reset(void **state) {
+    char *out, hex[5][25], lost_hex[25] = "0123456789abcdef01234567";
+    bson_oid_t ids[5], lost, got;
+    bson_iter_t it;
+    outbox_t *ob = test_outbox("ctl_checkpoint");
+    use_outbox(ob);
+    for (int i = 0; i < 5; i++) {
+        ids[i] = test_put_order(ob, i + 1, "k");
+        bson_oid_to_string(&ids[i], hex[i]);
+    }
+    bson_oid_init_from_string(&lost, lost_hex);
+
+    /* A sink with no checkpoint yet gets one. */
+    assert_int_equal(run(&out, "checkpoint set s1 %s", hex[1]), 0);
+    assert_non_null(strstr(out, "(none) -> "));
+    assert_non_null(strstr(out, hex[1]));
+    free(out);
+    bson_t *doc = find_doc(ob, ".checkpoints", "s1");
+    assert_non_null(doc);
+    assert_true(bson_iter_init_find(&it, doc, "last_id") && BSON_ITER_HOLDS_OID(&it));
+    assert_true(bson_oid_equal(bson_iter_oid(&it), &ids[1]));
+    assert_true(bson_iter_init_find(&it, doc, "events") && bson_iter_as_int64(&it) == 0);
+    bson_destroy(doc);
+
+    /* A sink outboxd stopped at a gap: moved, running, events kept. */
+    put_checkpoint(ob, "g", &lost, 42, "gap", "gap in the log");
+    assert_int_equal(run(&out, "checkpoint set g %s", hex[3]), 0);
+    assert_non_null(strstr(out, lost_hex));
+    assert_non_null(strstr(out, hex[3]));
+    assert_non_null(strstr(out, "state gap -> running"));
+    free(out);
+    doc = find_doc(ob, ".checkpoints", "g");
+    assert_non_null(doc);
+    assert_true(bson_iter_init_find(&it, doc, "last_id") && BSON_ITER_HOLDS_OID(&it));
+    assert_true(bson_oid_equal(bson_iter_oid(&it), &ids[3]));
+    assert_true(bson_iter_init_find(&it, doc, "state"));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "running");
+    assert_true(bson_iter_init_find(&it, doc, "message"));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "set by outboxctl");
+    assert_true(bson_iter_init_find(&it, doc, "events") && bson_iter_as_int64(&it) == 42);
+    bson_destroy(doc);
+    assert_int_equal(run(&out, "status"), 0);
+    char cols[4][64];
+    text_row(out, "g", cols);
+    assert_string_equal(cols[3], "1");
+    free(out);
+
+    /* An id that is not in the log: exit 1, named, nothing changed. */
+    assert_int_equal(run(&out, "checkpoint set g %s", lost_hex), 1);
+    assert_non_null(strstr(out, lost_hex));
+    assert_non_null(strstr(out, outbox_name(ob)));
+    free(out);
+    doc = find_doc(ob, ".checkpoints", "g");
+    assert_true(bson_iter_init_find(&it, doc, "last_id") && BSON_ITER_HOLDS_OID(&it));
+    bson_oid_copy(bson_iter_oid(&it), &got);
+    assert_true(bson_oid_equal(&got, &ids[3]));
+    bson_destroy(doc);
+    assert_int_equal(run(&out, "checkpoint set g nothex"), 2);
+    free(out);
+
+    /* reset: back to the oldest event, events kept. */
+    assert_int_equal(run(&out, "checkpoint reset g"), 0);
+    assert_non_null(strstr(out, "-> (start)"));
+    free(out);
+    doc = find_doc(ob, ".checkpoints", "g");
+    assert_true(bson_iter_init_find(&it, doc, "last_id") && BSON_ITER_HOLDS_NULL(&it));
+    assert_true(bson_iter_init_find(&it, doc, "state"));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "running");
+    assert_true(bson_iter_init_find(&it, doc, "message"));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "reset by outboxctl");
+    assert_true(bson_iter_init_find(&it, doc, "events") && bson_iter_as_int64(&it) == 42);
+    bson_destroy(doc);
+    assert_int_equal(run(&out, "status"), 0);
+    text_row(out, "g", cols);
+    assert_string_equal(cols[2], "(start)");
+    assert_string_equal(cols[3], "5");
+    free(out);
+
+    /* An unknown sink is refused, with the known ones, and not created. */
+    assert_int_equal(run(&out, "checkpoint reset nosuch"), 1);
+    assert_non_null(strstr(out, "nosuch"));
+    assert_non_null(strstr(out, "known sinks: g, s1"));
+    free(out);
+    assert_null(find_doc(ob, ".checkpoints", "nosuch"));
+    assert_int_equal(count_in(ob, ".checkpoints"), 2);
+
+    assert_int_equal(run(&out, "checkpoint"), 2);
+    free(out);
+    assert_int_equal(run(&out, "checkpoint reset"), 2);
+    free(out);
+    drop_all(ob);
+}
+
+/* A dead letter as outboxd writes it; returns its _id. */
+static bson_oid_t put_dead_letter(const outbox_t *ob, const char *sink, const bson_t *event, const char *error) {
+    char name[256];
+    bson_oid_t id, event_id;
+    bson_iter_t it;
+    assert_true(bson_iter_init_find(&it, event, "_id"));
+    bson_oid_copy(bson_iter_oid(&it), &event_id);
+    bson_oid_init(&id, NULL);
+    bson_t *doc = BCON_NEW("_id", BCON_OID(&id), "sink", BCON_UTF8(sink), "event_id", BCON_OID(&event_id),
+                           "error", BCON_UTF8(error), "at", BCON_DATE_TIME(1700000000000), "event",
+                           BCON_DOCUMENT(event));
+    coll_name(name, sizeof name, ob, ".deadletter");
+    test_insert_raw(name, doc);
+    bson_destroy(doc);
+    return id;
+}
+
+/* Reads the whole log in order; returns how many events, copies in docs. */
+static int read_log(outbox_t *ob, bson_t **docs, int max) {
+    outbox_error_t err;
+    const outbox_event_t *ev;
+    int n = 0;
+    outbox_tail_t *tail = outbox_tail_new(ob, OUTBOX_TAIL_FROM_START, NULL, &err);
+    assert_non_null(tail);
+    while (n < max && outbox_tail_next(tail, 500, &ev, &err) == OUTBOX_OK)
+        docs[n++] = bson_copy(outbox_event_document(ev));
+    outbox_tail_destroy(tail);
+    return n;
+}
+
+/* The event in docs that retried original, checked against it. */
+static void check_retried(bson_t **docs, int n, const bson_t *original, const char *trace) {
+    bson_iter_t it;
+    bson_oid_t orig_id;
+    char orig_hex[25];
+    assert_true(bson_iter_init_find(&it, original, "_id"));
+    bson_oid_copy(bson_iter_oid(&it), &orig_id);
+    bson_oid_to_string(&orig_id, orig_hex);
+    for (int i = 0; i < n; i++) {
+        if (!bson_iter_init(&it, docs[i]) || !bson_iter_find_descendant(&it, "headers.outbox-retry-of", &it) ||
+            strcmp(bson_iter_utf8(&it, NULL), orig_hex) != 0)
+            continue;
+        assert_true(bson_iter_init_find(&it, docs[i], "_id"));
+        assert_false(bson_oid_equal(bson_iter_oid(&it), &orig_id));
+        assert_string_equal(json_str(docs[i], "type"), json_str(original, "type"));
+        assert_int_equal(json_int(docs[i], "data.ordernr"), json_int(original, "data.ordernr"));
+        if (json_is_null(original, "key"))
+            assert_true(json_is_null(docs[i], "key"));
+        else
+            assert_string_equal(json_str(docs[i], "key"), json_str(original, "key"));
+        if (trace)
+            assert_string_equal(json_str(docs[i], "headers.trace"), trace);
+        assert_int_equal(json_int(docs[i], "v"), 1);
+        assert_true(bson_iter_init_find(&it, docs[i], "created") && BSON_ITER_HOLDS_DATE_TIME(&it));
+        assert_true(bson_iter_date_time(&it) > 1700000000000 + 3 * 1000);
+        return;
+    }
+    fail_msg("no event retries %s", orig_hex);
+}
+
+static void deadletter_list_and_retry(void **state) {
+    char *out, dl_hex[3][25], ev_hex[3][25];
+    bson_oid_t ev_ids[3], dl_ids[3];
+    bson_t *events[3], *docs[16];
+    outbox_t *ob = test_outbox("ctl_deadletter");
+    use_outbox(ob);
+    const char *sinks[3] = {"kafka", "kafka", "redis"};
+    const char *keys[3] = {"order-1", NULL, "order-3"};
+    for (int i = 0; i < 3; i++) {
+        bson_oid_init(&ev_ids[i], NULL);
+        bson_oid_to_string(&ev_ids[i], ev_hex[i]);
+        events[i] = envelope(&ev_ids[i], i + 1, keys[i], 1700000000000 + i * 1000, i == 0 ? "t1" : NULL);
+        test_insert_raw(outbox_name(ob), events[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        char error[64];
+        snprintf(error, sizeof error, "broker said no %d", i + 1);
+        dl_ids[i] = put_dead_letter(ob, sinks[i], events[i], error);
+        bson_oid_to_string(&dl_ids[i], dl_hex[i]);
+    }
+
+    /* list: one object per line, oldest first, with the documented fields. */
+    assert_int_equal(run(&out, "deadletter list"), 0);
+    char *line = out;
+    for (int i = 0; i < 3; i++) {
+        bson_t obj;
+        bson_error_t berr;
+        char *nl = strchr(line, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        if (!bson_init_from_json(&obj, line, -1, &berr))
+            fail_msg("not JSON (%s): %s", berr.message, line);
+        assert_string_equal(json_str(&obj, "id"), dl_hex[i]);
+        assert_string_equal(json_str(&obj, "sink"), sinks[i]);
+        assert_string_equal(json_str(&obj, "event_id"), ev_hex[i]);
+        assert_non_null(strstr(json_str(&obj, "error"), "broker said no"));
+        assert_string_equal(json_str(&obj, "at"), "2023-11-14T22:13:20.000Z");
+        assert_string_equal(json_str(&obj, "type"), "order.created");
+        if (keys[i])
+            assert_string_equal(json_str(&obj, "key"), keys[i]);
+        else
+            assert_true(json_is_null(&obj, "key"));
+        assert_int_equal(json_int(&obj, "data.ordernr"), i + 1);
+        bson_destroy(&obj);
+        line = nl + 1;
+    }
+    assert_string_equal(line, "");
+    free(out);
+    assert_int_equal(run(&out, "deadletter list --sink redis"), 0);
+    assert_non_null(strstr(out, dl_hex[2]));
+    assert_null(strchr(strchr(out, '\n') + 1, '\n'));
+    free(out);
+    assert_int_equal(run(&out, "deadletter list --limit 2"), 0);
+    assert_non_null(strstr(out, dl_hex[1]));
+    assert_null(strstr(out, dl_hex[2]));
+    free(out);
+
+    /* retry --sink: only kafka's, at the end of the log as new events. */
+    assert_int_equal(run(&out, "deadletter retry --sink kafka"), 0);
+    assert_non_null(strstr(out, "2 events retried"));
+    free(out);
+    assert_int_equal(count_in(ob, ".deadletter"), 1);
+    int n = read_log(ob, docs, 16);
+    assert_int_equal(n, 5);
+    check_retried(docs + 3, 2, events[0], "t1");
+    check_retried(docs + 3, 2, events[1], NULL);
+    for (int i = 0; i < n; i++)
+        bson_destroy(docs[i]);
+    assert_int_equal(run(&out, "deadletter list"), 0);
+    assert_non_null(strstr(out, dl_hex[2]));
+    assert_null(strstr(out, dl_hex[0]));
+    free(out);
+
+    /* retry --id: an unknown one fails; the known one goes. */
+    assert_int_equal(run(&out, "deadletter retry --id %s", dl_hex[0]), 1);
+    assert_non_null(strstr(out, dl_hex[0]));
+    free(out);
+    assert_int_equal(run(&out, "deadletter retry --id nothex"), 2);
+    free(out);
+    assert_int_equal(run(&out, "deadletter retry --id %s", dl_hex[2]), 0);
+    assert_non_null(strstr(out, "1 events retried"));
+    free(out);
+    assert_int_equal(count_in(ob, ".deadletter"), 0);
+    n = read_log(ob, docs, 16);
+    assert_int_equal(n, 6);
+    check_retried(docs + 5, 1, events[2], NULL);
+    for (int i = 0; i < n; i++)
+        bson_destroy(docs[i]);
+
+    /* Nothing left: retry has nothing to do, and says so. */
+    assert_int_equal(run(&out, "deadletter retry"), 0);
+    assert_non_null(strstr(out, "0 events retried"));
+    free(out);
+    assert_int_equal(run(&out, "deadletter frob"), 2);
+    free(out);
+    for (int i = 0; i < 3; i++)
+        bson_destroy(events[i]);
+    drop_all(ob);
+}
+
+static void usage_documents_the_commands(void **state) {
+    char *out;
+    assert_int_equal(run(&out, "--help"), 0);
+    assert_non_null(strstr(out, "status [--json]"));
+    assert_non_null(strstr(out, "checkpoint set SINK ID"));
+    assert_non_null(strstr(out, "checkpoint reset SINK"));
+    assert_non_null(strstr(out, "deadletter list"));
+    assert_non_null(strstr(out, "deadletter retry"));
+    assert_non_null(strstr(out, "outbox-retry-of"));
+    assert_non_null(strstr(out, "lag_events"));
+    free(out);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(status_counts_lag_in_natural_order, setup),
+        cmocka_unit_test_setup(status_of_a_missing_outbox_fails, setup),
+        cmocka_unit_test_setup(checkpoint_set_and_reset, setup),
+        cmocka_unit_test_setup(deadletter_list_and_retry, setup),
+        cmocka_unit_test_setup(usage_documents_the_commands, setup),
+    };
+    return TEST_RUN("outboxctl_ops", tests);
+}
