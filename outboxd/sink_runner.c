@@ -249,9 +249,13 @@ static int publish_pending(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf
     char *destinations[BATCH];
     uint64_t seqs[BATCH];
     size_t n = 0;
+    /* No batch larger than the checkpoint interval, so that a crash
+     * re-publishes about every_events at most (plus what async sinks had
+     * in flight). */
+    size_t max = r->p.conf->checkpoint_every_events < BATCH ? (size_t)r->p.conf->checkpoint_every_events : BATCH;
 
     pthread_mutex_lock(&r->lock);
-    for (uint64_t seq = r->head; seq < r->tail_seq && n < BATCH; seq++) {
+    for (uint64_t seq = r->head; seq < r->tail_seq && n < max; seq++) {
         slot_t *s = &r->slots[seq % WINDOW];
         if (s->state != SLOT_PENDING || s->published)
             continue;

@@ -7,6 +7,7 @@
  */
 #include "daemonlib.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,15 @@ static void a_gap_stops_only_that_sink(void **state) {
     char late_path[600];
     snprintf(late_path, sizeof late_path, "%s/late.jsonl", dir);
     assert_int_equal(test_jsonl_ordernrs(late_path, got, 512), 0);
+    /* outboxctl status shows it, and says so in its exit status. */
+    char cmd[1500], *out;
+    const char *bd = getenv("OUTBOX_TEST_BUILDDIR");
+    snprintf(cmd, sizeof cmd, "'%s/outboxctl/outboxctl' --uri '%s' --db %s --outbox %s status 2>&1", bd ? bd : ".",
+             test_mongodb_uri(), TEST_DB, outbox_name(ob));
+    assert_int_equal(test_run_command(cmd, &out), 3);
+    if (!strstr(out, "late") || !strstr(out, "gap"))
+        fail_msg("outboxctl status does not show the gap:\n%s", out);
+    free(out);
     assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
     char *log = test_read_file(d.log);
     if (!strstr(log, "sink late: gap in "))
@@ -322,6 +332,68 @@ static int count_in(const char *haystack, const char *needle) {
 }
 
 static int count_in(const char *haystack, const char *needle);
+
+typedef struct {
+    outbox_t *ob;
+    int from, to;
+} producer_arg_t;
+
+static void *produce(void *arg) {
+    producer_arg_t *p = arg;
+    put_range(p->ob, p->from, p->to);
+    return NULL;
+}
+
+/* Reads the id of the file's last line. */
+static bool last_line_id(const char *path, bson_oid_t *id) {
+    char *text = test_read_file(path);
+    if (!text)
+        return false;
+    size_t len = strlen(text);
+    while (len > 0 && text[len - 1] == '\n')
+        text[--len] = '\0';
+    char *line = strrchr(text, '\n');
+    line = line ? line + 1 : text;
+    char *start = strstr(line, "\"id\":\"");
+    bool ok = start && bson_oid_is_valid(start + 6, 24);
+    if (ok)
+        bson_oid_init_from_string(id, start + 6);
+    free(text);
+    return ok;
+}
+
+static void sigterm_under_load_drains_and_a_restart_duplicates_nothing(void **state) {
+    outbox_t *ob = test_outbox("d_term");
+    char *dir = test_tmpdir("term");
+    char sinks[1024], path[600];
+    snprintf(sinks, sizeof sinks, SINK("t", "%s/t.jsonl", ""), dir);
+    snprintf(path, sizeof path, "%s/t.jsonl", dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    producer_arg_t arg = {.ob = ob, .from = 1, .to = 1500};
+    pthread_t producer;
+    pthread_create(&producer, NULL, produce, &arg);
+    test_wait_lines(path, 300, 30000);
+    /* Mid-stream: the producer is still putting. */
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    int published = test_jsonl_ordernrs(path, NULL, 0);
+    bson_oid_t cp, last;
+    assert_true(test_checkpoint(ob, "t", &cp, NULL, 0));
+    assert_true(last_line_id(path, &last));
+    /* Drained: the checkpoint is the last event written, nothing in flight. */
+    assert_true(bson_oid_equal(&cp, &last));
+    pthread_join(producer, NULL);
+    test_daemon_start(&d, config, dir);
+    assert_true(wait_for_last(path, 1500, 60000));
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(check_complete(path, 1, 1500), 0); /* no duplicate after a clean stop */
+    print_message("# SIGTERM after %d of 1500 events: checkpoint = last line, restart duplicated none\n", published);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
 
 /* Waits until outboxd's log says text times times (reloads are
  * asynchronous). */
@@ -483,6 +555,7 @@ int main(void) {
         cmocka_unit_test(two_sinks_get_every_event_and_sigterm_writes_checkpoints),
         cmocka_unit_test(a_failing_sink_does_not_hold_back_the_other),
         cmocka_unit_test(kill_9_under_load_loses_nothing),
+        cmocka_unit_test(sigterm_under_load_drains_and_a_restart_duplicates_nothing),
         cmocka_unit_test(a_gap_stops_only_that_sink),
         cmocka_unit_test(on_error_policies_stop_skip_and_deadletter),
         cmocka_unit_test(sighup_adds_changes_and_removes_sinks_without_disturbing_others),
