@@ -10,11 +10,14 @@ packages=(
   libpcre2-dev                  # schema "pattern" (the regex dialect MongoDB uses)
   libyaml-dev                   # outboxd: the configuration file
   libltdl-dev                   # outboxd: loading sink plugins
+  librdkafka-dev                # the Kafka sink
+  libhiredis-dev                # the Redis Streams sink
+  libnats-dev                   # the NATS sink
   libcmocka-dev                 # test framework
   python3 python3-pymongo       # tests: a producer in another language
   valgrind                      # tests: memory checking
   patch                         # tests/services: applies our FerretDB patch (built with the Go on PATH)
-  redis-server nats-server      # tests/services: the sinks' servers
+  redis-server redis-tools nats-server kcat  # tests: the sinks' servers and independent clients
 )
 
 missing=()

@@ -49,10 +49,14 @@ char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml) 
 }
 
 void test_daemon_start(test_daemon_t *d, const char *config, const char *dir) {
+    test_daemon_start_with(d, config, dir, "sinks/file");
+}
+
+void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir) {
     char exe[600], plugins[600];
     const char *b = getenv("OUTBOX_TEST_BUILDDIR");
     snprintf(exe, sizeof exe, "%s/outboxd/outboxd", b ? b : ".");
-    snprintf(plugins, sizeof plugins, "%s/sinks/file", b ? b : ".");
+    snprintf(plugins, sizeof plugins, "%s/%s", b ? b : ".", sink_dir);
     snprintf(d->log, sizeof d->log, "%s/outboxd.log", dir);
     /* A fresh log per start: the readiness wait below reads it. */
     FILE *f = fopen(d->log, "w");

@@ -23,9 +23,12 @@ void test_rmtree(const char *dir);
  * items, already indented) into dir/outboxd.yaml; returns its path. */
 char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml);
 
-/* Starts outboxd on config with the build tree's plugins; its log goes to
- * dir/outboxd.log. */
+/* Starts outboxd on config with the build tree's file sink; its log goes
+ * to dir/outboxd.log. Returns once outboxd has started its sinks. */
 void test_daemon_start(test_daemon_t *d, const char *config, const char *dir);
+/* The same with plugins from sink_dir, relative to the build tree
+ * ("sinks/redis"). */
+void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir);
 /* Sends sig and waits for the exit; returns the exit status (128+n when
  * killed by signal n). */
 int test_daemon_stop(test_daemon_t *d, int sig);
