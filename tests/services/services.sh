@@ -32,7 +32,9 @@ ENV_FILE=$STATE/services.env
 MONGODB_PORT=37017
 REDIS_PORT=16379
 NATS_PORT=14222
-# Kafka: another issue adds it here (KAFKA_PORT, start_kafka/stop, status line, env line).
+KAFKA_PORT=19092             # PLAINTEXT listener
+KAFKA_CONTROLLER_PORT=19093  # KRaft controller listener
+KAFKA_VERSION=4.1.1          # kafka/pom.xml says the same
 
 FERRETDB_VERSION=v1.24.2
 FERRETDB_PATCH=$HERE/ferretdb/ferretdb-$FERRETDB_VERSION.patch
@@ -65,6 +67,9 @@ ensure_tools() {
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v nats-server >/dev/null || missing+=(nats-server)
+    command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null || missing+=(maven)
+    command -v kcat >/dev/null || missing+=(kcat)
     # pymongo: replica-set setup without mongosh, and ferretdb/check-tailable.py
     /usr/bin/python3 -c 'import pymongo' 2>/dev/null || missing+=(python3-pymongo)
     if [ "$(mongodb_kind)" = ferretdb ]; then
@@ -92,6 +97,7 @@ program_of() {
     mongodb) if [ "$(cat "$PIDS/mongodb.kind" 2>/dev/null)" = mongod ]; then echo mongod; else echo ferretdb; fi ;;
     redis) echo redis-server ;;
     nats) echo nats-server ;;
+    kafka) echo kafka.Kafka ;;
     esac
 }
 
@@ -308,6 +314,78 @@ up_nats() {
 
 # ---------------------------------------------------------------- env file and commands
 
+# ---------------------------------------------------------------- Kafka (KRaft, one node)
+
+# kafka_lib: the broker's jars, resolved from Maven Central once per pom
+kafka_lib() {
+    local pom=$HERE/kafka/pom.xml hash dir
+    hash=$(sha256sum "$pom" | cut -c1-12)
+    dir=$STATE/kafka-$KAFKA_VERSION-$hash/lib
+    if [ ! -f "$dir/.complete" ]; then
+        say "resolving Apache Kafka $KAFKA_VERSION jars with Maven (once)"
+        rm -rf "$dir.tmp"
+        mvn -q -B -f "$pom" dependency:copy-dependencies -DoutputDirectory="$dir.tmp" \
+            >"$LOGS/kafka-maven.log" 2>&1 || { tail -20 "$LOGS/kafka-maven.log" >&2; die "maven failed; log: $LOGS/kafka-maven.log"; }
+        rm -rf "$dir"
+        mv "$dir.tmp" "$dir"
+        touch "$dir/.complete"
+        find "$STATE" -maxdepth 1 -name 'kafka-*' ! -name "kafka-$KAFKA_VERSION-$hash" -exec rm -rf {} +
+    fi
+    echo "$dir"
+}
+
+kafka_ready() { kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q "broker 1 at"; }
+
+# up_kafka: keeps its data across stop-kafka/start-kafka (only `down`
+# removes it), so a test can stop the broker mid-stream and bring the same
+# log back.
+up_kafka() {
+    if pid_of kafka >/dev/null; then
+        say "kafka already running"
+        return
+    fi
+    free_port kafka "$KAFKA_PORT"
+    free_port kafka-controller "$KAFKA_CONTROLLER_PORT"
+    local lib data=$RUN/kafka log=$LOGS/kafka.log conf
+    lib=$(kafka_lib)
+    mkdir -p "$data"
+    conf=$data/server.properties
+    cat >"$conf" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$data/log
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+PROPS
+    : >"$log"
+    if [ ! -f "$data/log/meta.properties" ]; then
+        local uuid
+        uuid=$(java -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>>"$log" | tail -1)
+        java -cp "$lib/*" kafka.tools.StorageTool format -t "$uuid" -c "$conf" --standalone \
+            >>"$log" 2>&1 || die "kafka storage format failed; log: $log"
+    fi
+    setsid java -Xms256m -Xmx768m -XX:+UseSerialGC -Dkafka.logfile="$log" \
+        -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
+        -cp "$lib/*" kafka.Kafka "$conf" </dev/null >>"$log" 2>&1 9>&- &
+    echo $! >"$PIDS/kafka.pid"
+    local saved=$START_TIMEOUT
+    START_TIMEOUT=$((START_TIMEOUT > 120 ? START_TIMEOUT : 120)) # a JVM on 2 cores
+    wait_ready kafka "$KAFKA_PORT" "$log" kafka_ready
+    START_TIMEOUT=$saved
+    say "kafka up on 127.0.0.1:$KAFKA_PORT (KRaft, Apache Kafka $KAFKA_VERSION)"
+}
+
 write_env() {
     local kind uri
     kind=$(cat "$PIDS/mongodb.kind")
@@ -319,7 +397,7 @@ OUTBOX_TEST_MONGODB_URI=$uri
 OUTBOX_TEST_MONGODB_KIND=$kind
 OUTBOX_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 OUTBOX_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
-# Kafka: added by the Kafka issue, e.g. OUTBOX_TEST_KAFKA_BROKERS=127.0.0.1:<port>
+OUTBOX_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -329,13 +407,13 @@ cmd_up() {
     up_mongodb
     up_redis
     up_nats
-    # Kafka: up_kafka goes here (another issue).
+    up_kafka
     write_env
     say "env file: $ENV_FILE"
 }
 
 cmd_down() {
-    # Kafka: stop kafka goes here (another issue).
+    stop kafka
     stop nats
     stop redis
     stop mongodb
@@ -346,11 +424,12 @@ cmd_down() {
 # Exit status 0 when every service is up, 3 otherwise (as systemctl status).
 cmd_status() {
     local name port pid what all_up=0
-    for name in mongodb redis nats; do
+    for name in mongodb redis nats kafka; do
         case $name in
         mongodb) port=$MONGODB_PORT what="mongodb ($(cat "$PIDS/mongodb.kind" 2>/dev/null || mongodb_kind))" ;;
         redis) port=$REDIS_PORT what=redis ;;
         nats) port=$NATS_PORT what=nats ;;
+        kafka) port=$KAFKA_PORT what=kafka ;;
         esac
         if pid=$(pid_of "$name"); then
             if port_open "$port"; then
@@ -364,7 +443,6 @@ cmd_status() {
             all_up=3
         fi
     done
-    # Kafka: its status line goes here (another issue).
     return $all_up
 }
 
@@ -378,12 +456,19 @@ main() {
         "cmd_$1"
         ;;
     status) cmd_status ;;
+    stop-kafka | start-kafka)
+        # For tests of broker outages: the broker stops and starts again
+        # with its data (only `down` deletes it).
+        exec 9>"$STATE/.lock"
+        flock 9
+        if [ "$1" = stop-kafka ]; then stop kafka; else up_kafka; fi
+        ;;
     env)
         echo "$ENV_FILE"
         [ -f "$ENV_FILE" ] || { say "$ENV_FILE does not exist: run services.sh up"; exit 1; }
         ;;
     *)
-        echo "usage: $0 up|down|status|env" >&2
+        echo "usage: $0 up|down|status|env|stop-kafka|start-kafka" >&2
         exit 2
         ;;
     esac
