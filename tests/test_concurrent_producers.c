@@ -9,8 +9,9 @@
 #include <stdlib.h>
 
 #define PRODUCERS 4
-#define PER_PRODUCER 10000
-#define TOTAL (PRODUCERS * PER_PRODUCER)
+#define PER_PRODUCER_FULL 10000
+static int per_producer; /* test_scaled(PER_PRODUCER_FULL), set by the test */
+#define TOTAL (PRODUCERS * per_producer)
 
 typedef struct {
     outbox_t *ob;
@@ -23,7 +24,7 @@ static void *produce(void *arg) {
     producer_t *p = arg;
     char key[16];
     snprintf(key, sizeof key, "producer-%d", p->producer);
-    for (int i = 1; i <= PER_PRODUCER; i++) {
+    for (int i = 1; i <= per_producer; i++) {
         outbox_error_t err;
         bson_t *data = BCON_NEW("ordernr", BCON_INT32(p->producer * 100000 + i), "total", BCON_DOUBLE(1));
         if (outbox_put(p->ob, NULL, "order.created", key, data, NULL, NULL, &err) != OUTBOX_OK) {
@@ -37,6 +38,7 @@ static void *produce(void *arg) {
 
 static void four_producers_one_tail_every_event_exactly_once(void **state) {
     outbox_error_t err;
+    per_producer = test_scaled(PER_PRODUCER_FULL);
     outbox_t *ob = test_outbox("concurrent");
     outbox_tail_t *tail = outbox_tail_new(ob, OUTBOX_TAIL_FROM_START, NULL, &err);
     pthread_t threads[PRODUCERS];
@@ -47,7 +49,7 @@ static void four_producers_one_tail_every_event_exactly_once(void **state) {
     }
 
     int last_seq[PRODUCERS + 1] = {0};
-    unsigned char *seen = calloc(PRODUCERS * PER_PRODUCER + 1, 1);
+    unsigned char *seen = calloc(PRODUCERS * per_producer + 1, 1);
     int received = 0, duplicates = 0, out_of_order = 0;
     const outbox_event_t *ev;
     outbox_code_t rc;
@@ -56,8 +58,8 @@ static void four_producers_one_tail_every_event_exactly_once(void **state) {
         int nr = test_ordernr(ev);
         int p = nr / 100000, seq = nr % 100000;
         assert_in_range(p, 1, PRODUCERS);
-        assert_in_range(seq, 1, PER_PRODUCER);
-        int slot = (p - 1) * PER_PRODUCER + seq;
+        assert_in_range(seq, 1, per_producer);
+        int slot = (p - 1) * per_producer + seq;
         if (seen[slot]++)
             duplicates++;
         if (seq <= last_seq[p])
@@ -77,7 +79,7 @@ static void four_producers_one_tail_every_event_exactly_once(void **state) {
     for (int i = 1; i <= TOTAL; i++)
         missing += !seen[i];
     print_message("# %d producers x %d puts: received %d, missing %d, duplicates %d, out of order %d\n",
-                  PRODUCERS, PER_PRODUCER, received, missing, duplicates, out_of_order);
+                  PRODUCERS, per_producer, received, missing, duplicates, out_of_order);
     assert_int_equal(missing, 0);
     assert_int_equal(duplicates, 0);
     assert_int_equal(out_of_order, 0);

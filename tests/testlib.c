@@ -242,3 +242,10 @@ int test_run_command(const char *cmd, char **out) {
         free(buf);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
+
+int test_scaled(int n) {
+    const char *quick = getenv("OUTBOX_TEST_QUICK");
+    if (!quick || !quick[0] || strcmp(quick, "0") == 0)
+        return n;
+    return n / 10 > 0 ? n / 10 : 1;
+}

@@ -92,6 +92,11 @@ void test_insert_raw(const char *coll, const bson_t *doc);
  * how many were read before a timeout. Fails the test on other errors. */
 int test_read_ordernrs(outbox_tail_t *tail, int *ordernrs, int max, int64_t timeout_ms);
 
+/* n, or n/10 (at least 1) when OUTBOX_TEST_QUICK is set: tests/run-all.sh
+ * sets it for the valgrind and distcheck runs, where the full volumes
+ * (tens of thousands of events) add time and no coverage. */
+int test_scaled(int n);
+
 /* Runs a shell command; returns its exit status and (if out) its stdout
  * (caller frees). */
 int test_run_command(const char *cmd, char **out);
