@@ -9,8 +9,8 @@ outboxd_outboxd_SOURCES = \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
 	outboxd/sinkset.h outboxd/sinkset.c
 outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
-outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(YAML_CFLAGS)
-outboxd_outboxd_LDADD = outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS)
+outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS)
+outboxd_outboxd_LDADD = outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
 
 # The configuration file loader, apart so that its test links it alone.
 noinst_LTLIBRARIES += outboxd/libconffile.la

@@ -9,6 +9,8 @@
  * Exit status: 0 clean shutdown or a passed check; 1 a failure at run
  * time; 2 a bad command line, config or plugin.
  */
+#include "config.h" /* autoconf's: HAVE_SYSTEMD */
+
 #include "conffile.h"
 #include "log.h"
 #include "options.h"
@@ -25,6 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #ifndef OUTBOXD_PLUGIN_DIR
 #define OUTBOXD_PLUGIN_DIR "/usr/local/lib/service-outbox/sinks"
@@ -48,6 +54,15 @@ static const char usage[] =
     "or changed are started or stopped, the others keep running.\n";
 
 static atomic_bool stopping;
+
+/* Tells systemd (Type=notify) where outboxd is; a no-op elsewhere. */
+static void notify(const char *state) {
+#ifdef HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
 
 typedef struct {
     outbox_t *outbox;
@@ -247,17 +262,21 @@ int main(int argc, char **argv) {
         promoter_t pr = {.outbox = outbox};
         pthread_t promoter;
         pthread_create(&promoter, NULL, promote_loop, &pr);
+        notify("READY=1\nSTATUS=publishing");
 
         for (;;) {
             int sig;
             sigwait(&sigs, &sig);
             if (sig == SIGHUP) {
+                notify("RELOADING=1");
                 sinks = reload(sinks, config_path, plugins, outbox, pool);
+                notify("READY=1\nSTATUS=publishing");
                 continue;
             }
             LOG_INFO("%s: stopping: flushing sinks and writing checkpoints", sig == SIGTERM ? "SIGTERM" : "SIGINT");
             break;
         }
+        notify("STOPPING=1\nSTATUS=flushing sinks, writing checkpoints");
         atomic_store(&stopping, true);
         pthread_join(promoter, NULL);
         outboxd_sinkset_stop(sinks);

@@ -10,6 +10,7 @@ packages=(
   libpcre2-dev                  # schema "pattern" (the regex dialect MongoDB uses)
   libyaml-dev                   # outboxd: the configuration file
   libltdl-dev                   # outboxd: loading sink plugins
+  libsystemd-dev                # outboxd: sd_notify readiness (Type=notify)
   librdkafka-dev                # the Kafka sink
   libhiredis-dev                # the Redis Streams sink
   libnats-dev                   # the NATS sink

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -477,6 +479,55 @@ static void sighup_adds_changes_and_removes_sinks_without_disturbing_others(void
     test_outbox_drop(ob);
 }
 
+/* outboxd speaks systemd's notify protocol (Type=notify): READY=1 once its
+ * sinks run, RELOADING=1 then READY=1 around a SIGHUP, STOPPING=1 at the
+ * end. A datagram socket of the test plays systemd. */
+static void tells_systemd_ready_reloading_and_stopping(void **state) {
+    if (test_run_command("grep -q 'define HAVE_SYSTEMD 1' \"$OUTBOX_TEST_BUILDDIR/config.h\"", NULL) != 0)
+        TEST_SKIP("outboxd was built without libsystemd (--without-systemd)");
+    outbox_t *ob = test_outbox("d_notify");
+    char *dir = test_tmpdir("notify");
+    char sinks[1024], sock_path[600];
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", ""), dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    snprintf(sock_path, sizeof sock_path, "%s/notify.sock", dir);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", sock_path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    struct timeval tv = {.tv_sec = 20};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setenv("NOTIFY_SOCKET", sock_path, 1);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    unsetenv("NOTIFY_SOCKET");
+    char got[4096] = "";
+    char buf[512];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    strcat(got, buf);
+    kill(d.pid, SIGHUP);
+    for (int i = 0; i < 2 && (n = recv(fd, buf, sizeof buf - 1, 0)) > 0; i++) {
+        buf[n] = '\0';
+        strncat(got, buf, sizeof got - strlen(got) - 1);
+    }
+    kill(d.pid, SIGTERM);
+    if ((n = recv(fd, buf, sizeof buf - 1, 0)) > 0) {
+        buf[n] = '\0';
+        strncat(got, buf, sizeof got - strlen(got) - 1);
+    }
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    close(fd);
+    const char *ready = strstr(got, "READY=1"), *reloading = strstr(got, "RELOADING=1");
+    if (!ready || !reloading || reloading < ready || !strstr(reloading, "READY=1") || !strstr(got, "STOPPING=1"))
+        fail_msg("notifications in the wrong order or missing:\n%s", got);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 static int run_check(const char *config, char **out) {
     char cmd[2048];
     const char *b = getenv("OUTBOX_TEST_BUILDDIR");
@@ -560,6 +611,7 @@ int main(void) {
         cmocka_unit_test(on_error_policies_stop_skip_and_deadletter),
         cmocka_unit_test(sighup_adds_changes_and_removes_sinks_without_disturbing_others),
         cmocka_unit_test(config_and_plugin_mistakes_name_the_file_and_line),
+        cmocka_unit_test(tells_systemd_ready_reloading_and_stopping),
     };
     return TEST_RUN("outboxd", tests);
 }
