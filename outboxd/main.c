@@ -183,6 +183,10 @@ int main(int argc, char **argv) {
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* A plugin's client library may write to a socket the peer closed
+     * (hiredis uses plain write()): that must be an error, not the end of
+     * the daemon. */
+    signal(SIGPIPE, SIG_IGN);
     int c;
     while ((c = getopt_long(argc, argv, "c:vVh", longopts, NULL)) != -1) {
         switch (c) {

@@ -3,6 +3,7 @@
 systemdsystemunit_DATA = packaging/systemd/outboxd.service packaging/systemd/outboxd@.service
 CLEANFILES += $(systemdsystemunit_DATA)
 EXTRA_DIST += packaging/systemd/outboxd.service.in packaging/systemd/outboxd@.service.in packaging/README.md
+EXTRA_DIST += packaging/debian packaging/rpm/service-outbox.spec packaging/test-packages.sh
 
 # Units name the installed paths, so they are made at build time.
 edit_unit = $(MKDIR_P) packaging/systemd && \

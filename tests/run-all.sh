@@ -67,5 +67,21 @@ else
   failed=$((failed + 1))
 fi
 
+# Distribution packages: build the .debs from a clean export, lint, install,
+# exercise the installed files, purge; build the RPMs.
+echo "== distribution packages (packaging/test-packages.sh)"
+mkdir -p _build
+bash packaging/test-packages.sh >_build/test-packages.log 2>&1
+pk_pass=$(grep -E '^ok [0-9]+' _build/test-packages.log | grep -vc '# SKIP')
+pk_skip=$(grep -cE '^ok [0-9]+ # SKIP' _build/test-packages.log)
+pk_fail=$(grep -cE '^not ok [0-9]+' _build/test-packages.log)
+pk_plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' _build/test-packages.log)
+if grep -q '^Bail out!' _build/test-packages.log || [[ $((pk_pass + pk_skip + pk_fail)) -ne ${pk_plan:-0} ]]; then
+  pk_fail=$((pk_fail + 1))
+fi
+echo "== distribution packages: $pk_pass passed, $pk_fail failed, $pk_skip skipped (_build/test-packages.log)"
+grep -E '^(not ok|ok [0-9]+ # SKIP)' _build/test-packages.log | sed 's/^/   /'
+passed=$((passed + pk_pass)); failed=$((failed + pk_fail)); skipped=$((skipped + pk_skip))
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
