@@ -80,7 +80,8 @@ static const char usage[] =
  * client closes; it says nothing about the outbox, so it is not shown. */
 static void log_handler(mongoc_log_level_t level, const char *domain, const char *message,
                         void *data) {
-    if (level == MONGOC_LOG_LEVEL_WARNING && strstr(message, "endSessions"))
+    if (level == MONGOC_LOG_LEVEL_WARNING &&
+        (strstr(message, "endSessions") || strstr(message, "Falling back to malloc for counters")))
         return;
     mongoc_log_default_handler(level, domain, message, data);
 }

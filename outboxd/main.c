@@ -92,7 +92,8 @@ static void *promote_loop(void *arg) {
 
 static void log_handler(mongoc_log_level_t level, const char *domain, const char *message, void *data) {
     /* FerretDB has no endSessions; the driver warns at every client close. */
-    if (level == MONGOC_LOG_LEVEL_WARNING && strstr(message, "endSessions"))
+    if (level == MONGOC_LOG_LEVEL_WARNING &&
+        (strstr(message, "endSessions") || strstr(message, "Falling back to malloc for counters")))
         return;
     if (level <= MONGOC_LOG_LEVEL_WARNING)
         outboxd_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? OUTBOX_SINK_LOG_ERROR : OUTBOX_SINK_LOG_WARNING,
