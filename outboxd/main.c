@@ -253,6 +253,10 @@ int main(int argc, char **argv) {
     outbox_conf_set_client_pool(oconf, pool);
     outbox_conf_set(oconf, "database", conf->database, &err);
     outbox_conf_set(oconf, "outbox", conf->outbox, &err);
+    /* A sink's tail waits at most this long on the server for new events
+     * before it can turn to its acks and checkpoint; it bounds how long a
+     * lone event can wait behind an empty wait. */
+    outbox_conf_set(oconf, "tail.await_ms", "100", &err);
     outbox_t *outbox = outbox_new(oconf, &err);
     if (!outbox) {
         fprintf(stderr, "outboxd: %s: %s\n", config_path, err.message);

@@ -406,16 +406,23 @@ static void open_tail(outboxd_sink_runner_t *r) {
                              : outbox_tail_new(r->p.outbox, OUTBOX_TAIL_FROM_START, NULL, &err);
 }
 
-/* Reads what the log has, up to the window's room, waiting up to wait_ms
- * for the first event. */
+/* Reads what the log has, waiting up to wait_ms for the first event, and
+ * returns after one batch's worth or READ_SLICE_MS: events that trickle in
+ * must not wait in the window for the window to fill. */
+#define READ_SLICE_MS 20
 static void read_log(outboxd_sink_runner_t *r, int64_t wait_ms) {
     outbox_error_t err;
     const outbox_event_t *ev;
+    int64_t started = now_ms();
+    int64_t max = r->p.conf->checkpoint_every_events < BATCH ? r->p.conf->checkpoint_every_events : BATCH;
+    int64_t got = 0;
     while (r->tail_seq - r->head < WINDOW && !r->stopped) {
         outbox_code_t rc = outbox_tail_next(r->tail, wait_ms, &ev, &err);
         if (rc == OUTBOX_OK) {
             add_event(r, ev);
             wait_ms = 0;
+            if (++got >= max || now_ms() - started >= READ_SLICE_MS)
+                return;
             continue;
         }
         if (rc == OUTBOX_ERR_TIMED_OUT)

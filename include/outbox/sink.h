@@ -151,8 +151,10 @@ typedef enum outbox_sink_option_type {
 /* One option a sink accepts. outboxd checks the config against the table
  * before open (unknown key, wrong type, out of range: an error naming the
  * file, line and key), fills defaults, and prints the table in
- * `outboxd --plugin-help NAME`. The table ends with a {NULL} entry, or with
- * OUTBOX_SINK_OPTION_ANY to accept any other key. */
+ * `outboxd --plugin-help NAME`. The table always ends with
+ * OUTBOX_SINK_OPTION_END (a NULL key). An OUTBOX_SINK_OPTION_ANY entry
+ * before it accepts every other key (for sinks whose client library checks
+ * its own properties, e.g. librdkafka). */
 typedef struct outbox_sink_option {
     const char *key;
     outbox_sink_option_type_t type;

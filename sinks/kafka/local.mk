@@ -1,0 +1,47 @@
+# sinks/kafka/: the Kafka sink on librdkafka (sinks/kafka/README.md). A
+# libtool module installed in the plugin directory, $(sinkdir) (defined by
+# outboxd/local.mk), next to the file sink; it exports only
+# outbox_sink_entry. Built unless configure ran with --without-kafka.
+# Include this after sinks/file/local.mk: that one sets sink_LTLIBRARIES
+# with "=", this one adds to it.
+if WITH_KAFKA
+sink_LTLIBRARIES += sinks/kafka/kafka.la
+sinks_kafka_kafka_la_SOURCES = sinks/kafka/kafka.c
+sinks_kafka_kafka_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) -fvisibility=hidden
+sinks_kafka_kafka_la_LIBADD = $(RDKAFKA_LIBS)
+# $(AM_LDFLAGS) first, as per-target LDFLAGS replace it: it carries the
+# sanitizer and -pthread flags.
+sinks_kafka_kafka_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -export-symbols-regex '^outbox_sink_entry$$'
+
+if HAVE_CMOCKA
+# Both tests talk to the harness's real Kafka broker (skipped without one)
+# and take a lock so that they never run at once: the outboxd test stops
+# and starts the broker.
+#
+# test_kafka_sink dlopen()s the built module as outboxd would and drives it
+# through a test host; it defines its own rd_kafka_new() to reach the
+# plugin's producer, hence -export-dynamic.
+#
+# test_kafka_outboxd runs the real outboxd with the module.
+KAFKA_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(MONGOC_CFLAGS) $(PCRE2_CFLAGS) $(CMOCKA_CFLAGS) $(RDKAFKA_CFLAGS)
+KAFKA_TEST_LDADD = tests/libtestlib.la liboutbox/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS) $(RDKAFKA_LIBS)
+check_PROGRAMS += sinks/kafka/test_kafka_sink sinks/kafka/test_kafka_outboxd
+TESTS += sinks/kafka/test_kafka_sink sinks/kafka/test_kafka_outboxd
+
+sinks_kafka_test_kafka_sink_SOURCES = sinks/kafka/test_kafka_sink.c \
+	sinks/kafka/kafka_testlib.c sinks/kafka/kafka_testlib.h
+sinks_kafka_test_kafka_sink_CFLAGS = $(KAFKA_TEST_CFLAGS)
+sinks_kafka_test_kafka_sink_LDFLAGS = $(AM_LDFLAGS) -export-dynamic
+sinks_kafka_test_kafka_sink_LDADD = $(KAFKA_TEST_LDADD) -ldl
+EXTRA_sinks_kafka_test_kafka_sink_DEPENDENCIES = sinks/kafka/kafka.la
+
+sinks_kafka_test_kafka_outboxd_SOURCES = sinks/kafka/test_kafka_outboxd.c \
+	sinks/kafka/kafka_testlib.c sinks/kafka/kafka_testlib.h \
+	tests/daemonlib.c tests/daemonlib.h
+sinks_kafka_test_kafka_outboxd_CFLAGS = $(KAFKA_TEST_CFLAGS)
+sinks_kafka_test_kafka_outboxd_LDADD = $(KAFKA_TEST_LDADD)
+# outboxd and the module must exist before the test runs.
+EXTRA_sinks_kafka_test_kafka_outboxd_DEPENDENCIES = sinks/kafka/kafka.la outboxd/outboxd$(EXEEXT)
+endif
+endif
+EXTRA_DIST += sinks/kafka/README.md sinks/kafka/.gitignore
