@@ -14,6 +14,35 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Daemons a test started and has not stopped: a failing assertion leaves
+ * the test function early, and its daemon must not outlive the test
+ * program. */
+static pid_t running[16];
+
+static void kill_leftovers(void) {
+    for (size_t i = 0; i < sizeof running / sizeof running[0]; i++) {
+        if (running[i] > 0) {
+            kill(running[i], SIGKILL);
+            waitpid(running[i], NULL, 0);
+            running[i] = 0;
+        }
+    }
+}
+
+static void remember(pid_t pid, bool add) {
+    static bool registered;
+    if (!registered) {
+        atexit(kill_leftovers);
+        registered = true;
+    }
+    for (size_t i = 0; i < sizeof running / sizeof running[0]; i++) {
+        if (add ? running[i] == 0 : running[i] == pid) {
+            running[i] = add ? pid : 0;
+            return;
+        }
+    }
+}
+
 char *test_tmpdir(const char *label) {
     char tmpl[256];
     snprintf(tmpl, sizeof tmpl, "/tmp/outbox-test-%s-XXXXXX", label);
@@ -73,6 +102,7 @@ void test_daemon_start_with(test_daemon_t *d, const char *config, const char *di
         execl(exe, exe, "--config", config, "--plugin-dir", plugins, (char *)NULL);
         _exit(127);
     }
+    remember(d->pid, true);
     /* Wait until it runs: before that, the libtool wrapper script (a shell)
      * may still stand where outboxd will, and would die of a SIGTERM that
      * outboxd itself handles. */
@@ -90,6 +120,7 @@ void test_daemon_start_with(test_daemon_t *d, const char *config, const char *di
 
 int test_daemon_stop(test_daemon_t *d, int sig) {
     int status;
+    remember(d->pid, false);
     kill(d->pid, sig);
     for (int i = 0; i < 600; i++) { /* 60 s */
         pid_t r = waitpid(d->pid, &status, WNOHANG);
