@@ -82,7 +82,12 @@ typedef struct outbox_sink_header {
     const char *value;
 } outbox_sink_header_t;
 
-/* One event, ready to ship. outboxd has already expanded the route into
+/* One event, ready to ship. Events come as an array, so the plugin's
+ * sizeof(outbox_sink_event_t) must equal outboxd's: this struct can never
+ * grow or change within an ABI major. Per-event data added later would
+ * come through a host service instead (see OUTBOX_SINK_HOST_HAS).
+ *
+ * outboxd has already expanded the route into
  * destination and encoded the payload (JSON or BSON, per the sink's
  * config): the sink only sends bytes. Every pointer is owned by outboxd and
  * valid only during the publish call that passed it; copy what must live
