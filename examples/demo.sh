@@ -2,8 +2,9 @@
 # examples/demo.sh - the main job, from a fresh Debian machine: installs what
 # is missing, starts the local test servers, builds, creates an outbox with
 # the order example's schemas, puts the order events (the C example, then
-# outboxctl), shows a refused event, tails the log, and runs outboxd with two
-# file sinks (Kafka, Redis and NATS join when their sinks exist).
+# outboxctl), shows a refused event, tails the log, and runs outboxd with
+# every sink: two file sinks, Kafka, Redis Streams and NATS JetStream, each
+# with its own checkpoint (outboxctl status shows them caught up).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -35,8 +36,14 @@ echo "== outboxctl tail --from-start"
 ctl tail --from-start --timeout-ms 1000
 echo "== outboxctl tail --after $id (nothing after it yet)"
 ctl tail --after "$id" --timeout-ms 500
-echo "== outboxd: two file sinks, each with its own checkpoint"
+echo "== outboxd: every sink (file x2, Kafka, Redis Streams, NATS JetStream), each with its own checkpoint"
 out=$(mktemp -d /tmp/outbox-demo-XXXXXX)
+# The sinks are built in separate folders; outboxd takes one plugin folder.
+mkdir -p "$out/plugins"
+for s in file kafka redis nats; do
+  ln -sf "$build/sinks/$s/.libs/$s.so" "$out/plugins/$s.so"
+done
+tag=$(date +%s)
 cat >"$out/outboxd.yaml" <<YAML
 mongodb:
   uri: "$uri"
@@ -52,17 +59,48 @@ sinks:
     types: [order.shipped]
     options:
       fsync: always
+  - name: kafka
+    plugin: kafka
+    route: "demo-$tag.{type}"
+    options:
+      bootstrap.servers: "$OUTBOX_TEST_KAFKA_BROKERS"
+  - name: redis
+    plugin: redis
+    route: "demo-$tag:{type}"
+    options:
+      url: "$OUTBOX_TEST_REDIS_URL"
+      dedupe: true
+  - name: nats
+    plugin: nats
+    route: "demo$tag.{type}"
+    options:
+      servers: "$OUTBOX_TEST_NATS_URL"
+      stream: "DEMO$tag"
+      stream_subjects: "demo$tag.>"
 YAML
-"$build/outboxd/outboxd" --check --config "$out/outboxd.yaml" --plugin-dir "$build/sinks/file"
-"$build/outboxd/outboxd" --config "$out/outboxd.yaml" --plugin-dir "$build/sinks/file" 2>"$out/outboxd.log" &
+"$build/outboxd/outboxd" --check --config "$out/outboxd.yaml" --plugin-dir "$out/plugins"
+"$build/outboxd/outboxd" --config "$out/outboxd.yaml" --plugin-dir "$out/plugins" 2>"$out/outboxd.log" &
 pid=$!
-for _ in $(seq 1 100); do
-  [ "$(cat "$out"/by-type/*.jsonl 2>/dev/null | wc -l)" -ge 5 ] && [ -s "$out/shipments.jsonl" ] && break
-  sleep 0.1
-done
 ctl put order.shipped order-1003 '{"ordernr": 1003, "carrier": "postnl"}' >/dev/null
-sleep 1
+# Wait until every sink's checkpoint has caught up with the log (lag 0).
+caught_up() {
+  local json
+  json=$(ctl status --json 2>/dev/null) || return 1
+  [ "$(grep -o '"lag_events" *: *[0-9]*' <<<"$json" | grep -c ': *0$')" -eq 5 ]
+}
+for _ in $(seq 1 300); do
+  caught_up && break
+  sleep 0.2
+done
+echo "-- outboxctl status"
+ctl status || true
 kill -TERM "$pid"; wait "$pid"
 for f in "$out"/by-type/*.jsonl "$out/shipments.jsonl"; do echo "-- $f"; cat "$f"; done
+echo "-- Kafka topic demo-$tag.order.created (kcat)"
+kcat -b "$OUTBOX_TEST_KAFKA_BROKERS" -t "demo-$tag.order.created" -C -e -q -o beginning \
+  -f 'key=%k headers=%h value=%s\n'
+echo "-- Redis stream demo-$tag:order.shipped (redis-cli XRANGE)"
+redis_port=${OUTBOX_TEST_REDIS_URL##*:}; redis_port=${redis_port%%/*}
+redis-cli -p "$redis_port" XRANGE "demo-$tag:order.shipped" - +
 echo "-- outboxd's log"; cat "$out/outboxd.log"
 echo "== done: outbox $db.$outbox, sink files in $out; stop the servers with: bash tests/services/services.sh down"
