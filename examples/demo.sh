@@ -81,6 +81,8 @@ YAML
 "$build/outboxd/outboxd" --check --config "$out/outboxd.yaml" --plugin-dir "$out/plugins"
 "$build/outboxd/outboxd" --config "$out/outboxd.yaml" --plugin-dir "$out/plugins" 2>"$out/outboxd.log" &
 pid=$!
+# Should anything below fail, outboxd must not outlive the demo.
+trap 'kill "$pid" 2>/dev/null || true' EXIT
 ctl put order.shipped order-1003 '{"ordernr": 1003, "carrier": "postnl"}' >/dev/null
 # Wait until every sink's checkpoint has caught up with the log (lag 0).
 caught_up() {

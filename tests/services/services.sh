@@ -107,9 +107,12 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_ready() {
     local name=$1 port=$2 log=$3
     shift 3
-    local deadline=$((SECONDS + START_TIMEOUT))
+    local deadline=$((SECONDS + START_TIMEOUT)) pid
+    # The raw pid, not pid_of: right after the fork the child may not have
+    # exec'd the server yet, and its command line would not name it.
+    pid=$(cat "$PIDS/$name.pid" 2>/dev/null)
     until "$@" 2>/dev/null; do
-        if ! pid_of "$name" >/dev/null; then
+        if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 20 "$log" >&2 2>/dev/null || true
             die "$name exited while starting (port $port); log: $log"
         fi
