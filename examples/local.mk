@@ -1,5 +1,5 @@
 # examples/: the order example from the README, built and run by the demo.
-noinst_PROGRAMS = examples/order_example
+noinst_PROGRAMS += examples/order_example
 examples_order_example_SOURCES = examples/order_example.c
 examples_order_example_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
 examples_order_example_LDADD = liboutbox/liboutbox.la $(MONGOC_LIBS)

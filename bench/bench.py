@@ -1,0 +1,579 @@
+#!/usr/bin/python3
+"""bench/bench.py - runs every benchmark case against the harness's servers
+and writes a Markdown report and the raw CSV (docs/performance.md explains
+the cases and what limits each figure).
+
+Run through bench/run (or `make bench`), which builds the programs and starts
+the servers; bench/README.md lists the options.
+
+Each case runs REPS times; within one repetition a figure and its raw
+baseline run back to back, so that their ratio is measured under the same
+load. The report gives the median of each figure and its spread (min-max)
+over the repetitions. A program that moved the wrong number of events is a
+failure of the run, not a number.
+"""
+
+import argparse
+import csv
+import datetime
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import pymongo
+
+SINKS = ["file", "kafka", "redis", "nats"]
+BROKER_SINKS = ["kafka", "redis", "nats"]
+DB = "outbox_bench"
+CAPPED = str(1 << 30)  # FerretDB counts ~4x the BSON size against a capped size
+
+TARGETS = {
+    "drain": 0.9, "fanout": 0.8, "ceiling": 0.8, "latency_p99_ms_over_raw": 2.0,
+    "ckpt_writes_per_100": 1.0, "rss_mb": 30.0, "naive_speedup": 10.0,
+}
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_result(text, what):
+    for line in text.splitlines():
+        if line.startswith("RESULT "):
+            return {k: v for k, v in (kv.split("=", 1) for kv in line[7:].split())}
+    raise BenchError(f"{what}: no RESULT line")
+
+
+class Bench:
+    def __init__(self, args):
+        self.a = args
+        self.build = os.path.abspath(args.builddir)
+        self.env = self.read_services()
+        self.uri = self.env["OUTBOX_TEST_MONGODB_URI"]
+        self.mongo = pymongo.MongoClient(self.uri)
+        self.tmp = tempfile.mkdtemp(prefix="outbox-bench-")
+        self.plugins = os.path.join(self.tmp, "plugins")
+        os.makedirs(self.plugins)
+        for s in SINKS:
+            so = os.path.join(self.build, "sinks", s, ".libs", s + ".so")
+            if not os.path.exists(so):
+                raise BenchError(f"{so}: not built")
+            os.symlink(so, os.path.join(self.plugins, s + ".so"))
+        self.rows = []      # (case, subject, metric, rep, value, unit)
+        self.notes = []
+        self.uniq = 0
+        self.run_tag = time.strftime("%H%M%S")
+
+    # ---- plumbing ---------------------------------------------------------
+
+    def read_services(self):
+        path = os.path.expanduser("~/.cache/service-outbox/services.env")
+        env = {}
+        if os.path.exists(path):
+            for line in open(path):
+                if "=" in line and not line.startswith("#"):
+                    k, v = line.strip().split("=", 1)
+                    env[k] = v
+        env.update({k: v for k, v in os.environ.items() if k.startswith("OUTBOX_TEST_")})
+        for k in ["MONGODB_URI", "REDIS_URL", "NATS_URL", "KAFKA_BROKERS"]:
+            if "OUTBOX_TEST_" + k not in env:
+                raise BenchError(f"OUTBOX_TEST_{k} unknown: start the servers (tests/services/services.sh up)")
+        return env
+
+    def prog(self, name):
+        return os.path.join(self.build, "bench", name)
+
+    def run(self, argv, what, timeout=3600):
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if p.returncode != 0:
+            raise BenchError(f"{what}: exit {p.returncode}: {p.stderr.strip()[-800:]}")
+        return parse_result(p.stdout, what)
+
+    def name(self, prefix):
+        self.uniq += 1
+        return f"{prefix}{self.run_tag}x{self.uniq}"
+
+    def record(self, case, subject, metric, rep, value, unit):
+        self.rows.append((case, subject, metric, rep, value, unit))
+
+    def dest_args(self, sink, name):
+        """Destination options for bench_dest / bench_raw, and the outboxd
+        route and options for the same destination."""
+        if sink == "file":
+            path = os.path.join(self.tmp, name + ".jsonl")
+            return ["--path", path], path, {"fsync": "batch"}
+        if sink == "kafka":
+            b = self.env["OUTBOX_TEST_KAFKA_BROKERS"]
+            return ["--brokers", b, "--topic", name], name, {"bootstrap.servers": b}
+        if sink == "redis":
+            u = self.env["OUTBOX_TEST_REDIS_URL"]
+            return ["--url", u, "--stream", name], name, {"url": u}
+        if sink == "nats":
+            u = self.env["OUTBOX_TEST_NATS_URL"]
+            stream = name.upper().replace("-", "_")
+            subj = name.replace("-", "_") + ".events"
+            return (["--url", u, "--stream", stream, "--subject", subj], subj,
+                    {"servers": u, "stream": stream})
+        raise ValueError(sink)
+
+    def prepare(self, sink, dargs):
+        self.run([self.prog("bench_dest"), "prepare", sink] + dargs, f"prepare {sink}")
+
+    def count(self, sink, dargs):
+        return int(self.run([self.prog("bench_dest"), "count", sink] + dargs, f"count {sink}")["count"])
+
+    # ---- outboxd ----------------------------------------------------------
+
+    def write_config(self, outbox, sinks, every_events=1000, every_ms=1000):
+        """sinks: [(name, plugin, route, options)]"""
+        path = os.path.join(self.tmp, self.name("conf") + ".yaml")
+        with open(path, "w") as f:
+            f.write(f'mongodb:\n  uri: "{self.uri}"\n  database: {DB}\noutbox: {outbox}\n')
+            f.write(f"checkpoint:\n  every_events: {every_events}\n  every_ms: {every_ms}\nsinks:\n")
+            for name, plugin, route, opts in sinks:
+                f.write(f'  - name: {name}\n    plugin: {plugin}\n    route: "{route}"\n')
+                if opts:
+                    f.write("    options:\n")
+                    for k, v in opts.items():
+                        f.write(f'      {k}: "{v}"\n')
+        return path
+
+    def start_outboxd(self, conf):
+        logpath = conf + ".log"
+        logf = open(logpath, "w")
+        p = subprocess.Popen([os.path.join(self.build, "outboxd", "outboxd"), "--config", conf,
+                              "--plugin-dir", self.plugins], stdout=logf, stderr=subprocess.STDOUT,
+                             env=dict(os.environ, MONGOC_DISABLE_SHM="1"))
+        logf.close()
+        return p, logpath
+
+    def peak_rss_kb(self, pid):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        raise BenchError("no VmHWM")
+
+    def stop_outboxd(self, p, logpath):
+        """SIGTERM, then the per-sink counters from the "stopped" lines."""
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise BenchError(f"outboxd did not stop on SIGTERM ({logpath})")
+        stats = {}
+        for line in open(logpath):
+            m = re.search(r"sink (\S+): stopped; .* (\d+) publish calls \((\d+) failed\), (\d+) checkpoint writes",
+                          line)
+            if m:
+                stats[m.group(1)] = {"publish_calls": int(m.group(2)), "failed": int(m.group(3)),
+                                     "ckpt_writes": int(m.group(4))}
+        return stats
+
+    def wait_checkpoint(self, outbox, sink_name, n, timeout=120):
+        coll = self.mongo[DB][outbox + ".checkpoints"]
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            doc = coll.find_one({"_id": sink_name})
+            if doc and doc.get("events", 0) >= n:
+                return
+            if doc and doc.get("state") not in (None, "running"):
+                raise BenchError(f"sink {sink_name}: {doc.get('state')}: {doc.get('message')}")
+            time.sleep(0.05)
+        raise BenchError(f"sink {sink_name}: checkpoint did not reach {n} events")
+
+    def wait_log(self, logpath, pattern, count, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(re.findall(pattern, open(logpath).read())) >= count:
+                return
+            time.sleep(0.05)
+        raise BenchError(f"outboxd: no {count} x '{pattern}' in {logpath}: {open(logpath).read()[-1500:]}")
+
+    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000):
+        """Runs outboxd from an empty checkpoint over a log of n events to
+        the given sinks [(sink, name)], each to a fresh destination. Returns
+        per sink: rate (events/s until the destination held all n), the
+        counters, and outboxd's peak RSS."""
+        specs, waiters = [], []
+        for sink, name in sinks:
+            dargs, route, opts = self.dest_args(sink, name)
+            self.prepare(sink, dargs)
+            specs.append((name, sink, route, opts))
+            waiters.append((sink, name, dargs))
+        conf = self.write_config(outbox, specs, every_events, every_ms)
+        timeout = str(max(600, n // 50))
+        procs = [subprocess.Popen([self.prog("bench_dest"), "wait", s, "--events", str(n), "--timeout-s", timeout]
+                                  + d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for s, _, d in waiters]
+        time.sleep(0.2)  # the waiters connected
+        t0 = time.time_ns()
+        p, logpath = self.start_outboxd(conf)
+        out = {}
+        try:
+            for (sink, name, dargs), w in zip(waiters, procs):
+                so, se = w.communicate()
+                if w.returncode != 0:
+                    raise BenchError(f"{sink} never held {n} events: {se.strip()[-500:]} (outboxd log {logpath})")
+                at = int(parse_result(so, f"wait {sink}")["at_ns"])
+                out[name] = {"sink": sink, "rate": n / ((at - t0) / 1e9), "dargs": dargs}
+            for _, name in sinks:
+                self.wait_checkpoint(outbox, name, n)
+            rss = self.peak_rss_kb(p.pid)
+        finally:
+            if p.poll() is None:
+                stats = self.stop_outboxd(p, logpath)
+            else:
+                raise BenchError(f"outboxd exited early ({p.returncode}): {open(logpath).read()[-1500:]}")
+        for name, r in out.items():
+            got = self.count(r["sink"], r["dargs"])
+            if got != n:
+                raise BenchError(f"sink {name}: {got} messages at the destination for {n} events")
+            r.update(stats.get(name, {}))
+            r["rss_kb"] = rss
+        return out
+
+    # ---- the cases --------------------------------------------------------
+
+    def fill(self, outbox, n):
+        self.mongo[DB].drop_collection(outbox)
+        self.mongo[DB].drop_collection(outbox + ".checkpoints")
+        r = self.run([self.prog("bench_put"), "--uri", self.uri, "--db", DB, "--outbox", outbox,
+                      "--events", str(n), "--capped-size", CAPPED], f"fill {outbox}")
+        self.envelope_bytes = int(r["bytes"])
+        self.record("setup", "liboutbox batch put", "events/s", 0, float(r["rate"]), "events/s")
+        log(f"filled {outbox} with {n} events at {float(r['rate']):.0f}/s ({r['bytes']} bytes each)")
+
+    def case_drain_fanout_naive(self, rep):
+        n = self.a.events
+        r = self.run([self.prog("bench_read"), "--uri", self.uri, "--db", DB, "--outbox", "drain",
+                      "--events", str(n)], "read ceiling")
+        read = float(r["rate"])
+        self.record("drain", "raw tailable cursor (read ceiling)", "events/s", rep, read, "events/s")
+        log(f"rep {rep}: read ceiling {read:.0f}/s")
+        single = {}
+        for sink in SINKS:
+            name = self.name(f"raw-{sink}-")
+            dargs, _, _ = self.dest_args(sink, name)
+            self.prepare(sink, dargs)
+            w = float(self.run([self.prog("bench_raw"), sink, "--events", str(n)] + dargs, f"raw {sink}")["rate"])
+            self.record("drain", f"raw {sink} producer (write ceiling)", "events/s", rep, w, "events/s")
+            res = self.relay("drain", n, [(sink, self.name(f"d-{sink}-"))])
+            (r,) = res.values()
+            single[sink] = r["rate"]
+            self.record("drain", f"outboxd -> {sink}", "events/s", rep, r["rate"], "events/s")
+            self.record("drain", f"outboxd -> {sink}", "ratio to min(read, write)", rep, r["rate"] / min(read, w), "x")
+            self.record("checkpoint", f"default policy, {sink}", "writes per 100 events", rep,
+                        100.0 * r.get("ckpt_writes", 0) / n, "writes")
+            self.record("memory", f"outboxd -> {sink}", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
+            log(f"rep {rep}: {sink}: raw write {w:.0f}/s, outboxd {r['rate']:.0f}/s, "
+                f"{r.get('ckpt_writes')} checkpoint writes, peak RSS {r['rss_kb'] / 1024:.1f} MB")
+
+        res = self.relay("drain", n, [(s, self.name(f"f-{s}-")) for s in BROKER_SINKS])
+        for r in res.values():
+            self.record("fanout", f"outboxd -> {r['sink']} (with the other two)", "events/s", rep, r["rate"], "events/s")
+            self.record("fanout", f"outboxd -> {r['sink']} (with the other two)", "ratio to single-sink rate", rep,
+                        r["rate"] / single[r["sink"]], "x")
+            rss = r["rss_kb"]
+        self.record("memory", "outboxd -> kafka + redis + nats", "peak RSS", rep, rss / 1024, "MB")
+        log(f"rep {rep}: fan-out " + ", ".join(f"{r['sink']} {r['rate']:.0f}/s" for r in res.values()))
+
+        topic = self.name("naive-")
+        dargs, _, _ = self.dest_args("kafka", topic)
+        self.prepare("kafka", dargs)
+        r = self.run([self.prog("bench_naive"), "--uri", self.uri, "--db", DB, "--outbox", "drain",
+                      "--brokers", self.env["OUTBOX_TEST_KAFKA_BROKERS"], "--topic", topic, "--events", str(n),
+                      "--seconds", str(self.a.naive_seconds), "--name", self.name("naive-")], "naive relay")
+        naive = float(r["rate"])
+        self.record("naive", "naive relay -> kafka", "events/s", rep, naive, "events/s")
+        self.record("naive", "outboxd -> kafka", "speed-up over the naive relay", rep, single["kafka"] / naive, "x")
+        log(f"rep {rep}: naive relay {naive:.0f}/s ({r['events']} events)")
+
+    def case_checkpoint(self, rep):
+        n = self.a.ckpt_events
+        for label, every in [("default (every 1000 events or 1 s)", 1000), ("every event", 1)]:
+            res = self.relay("ckpt", n, [("file", self.name("c-file-"))], every_events=every)
+            (r,) = res.values()
+            self.record("checkpoint", f"{label}, file", "events/s", rep, r["rate"], "events/s")
+            self.record("checkpoint", f"{label}, file", "writes per 100 events", rep,
+                        100.0 * r.get("ckpt_writes", 0) / n, "writes")
+            log(f"rep {rep}: checkpoint {label}: {r['rate']:.0f}/s, {r.get('ckpt_writes')} writes")
+
+    def case_sink_ceiling(self, rep):
+        n = self.a.ceiling_events
+        for sink in SINKS:
+            name = self.name(f"raw-c-{sink}-")
+            dargs, _, _ = self.dest_args(sink, name)
+            self.prepare(sink, dargs)
+            raw = float(self.run([self.prog("bench_raw"), sink, "--events", str(n)] + dargs, f"raw {sink}")["rate"])
+            name = self.name(f"c-{sink}-")
+            dargs, route, opts = self.dest_args(sink, name)
+            self.prepare(sink, dargs)
+            argv = [self.prog("bench_sink"), "--plugin-dir", self.plugins, "--plugin", sink, "--route", route,
+                    "--events", str(n)]
+            for k, v in opts.items():
+                argv += ["--option", f"{k}={v}"]
+            plug = float(self.run(argv, f"sink ceiling {sink}")["rate"])
+            got = self.count(sink, dargs)
+            if got != n:
+                raise BenchError(f"sink ceiling {sink}: {got} messages at the destination for {n} events")
+            self.record("ceiling", f"raw {sink} producer", "events/s", rep, raw, "events/s")
+            self.record("ceiling", f"{sink} plugin via the ABI", "events/s", rep, plug, "events/s")
+            self.record("ceiling", f"{sink} plugin via the ABI", "ratio to the raw producer", rep, plug / raw, "x")
+            log(f"rep {rep}: ceiling {sink}: raw {raw:.0f}/s, plugin {plug:.0f}/s")
+
+    def case_latency(self, rep):
+        outbox = self.name("lat-")
+        secs, rate = self.a.latency_seconds, self.a.latency_rate
+        expect = secs * rate
+        put = [self.prog("bench_put"), "--uri", self.uri, "--db", DB, "--outbox", outbox, "--capped-size", CAPPED]
+        self.run(put + ["--ensure-only"], "ensure the latency outbox")
+        specs, consumers = [], []
+        for sink in SINKS:
+            name = self.name(f"l-{sink}-")
+            dargs, route, opts = self.dest_args(sink, name)
+            self.prepare(sink, dargs)
+            specs.append((name, sink, route, opts))
+            consumers.append((sink, [self.prog("bench_dest"), "latency", sink] + dargs))
+        consumers.append(("raw tailable cursor", [self.prog("bench_read"), "--uri", self.uri, "--db", DB,
+                                                  "--outbox", outbox, "--latency"]))
+        conf = self.write_config(outbox, specs)
+        p, logpath = self.start_outboxd(conf)
+        procs = []
+        try:
+            self.wait_log(logpath, r"opened \(plugin", len(SINKS))
+            for label, argv in consumers:
+                c = subprocess.Popen(argv + ["--events", str(expect), "--timeout-s", str(secs + 30)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                procs.append((label, c))
+                line = c.stdout.readline()
+                if line.strip() != "READY":
+                    raise BenchError(f"latency consumer {label}: {line.strip()} {c.stderr.read()[-500:]}")
+            r = self.run(put + ["--rate", str(rate), "--seconds", str(secs)], "steady producer", timeout=secs + 120)
+            put_n = int(r["events"])
+            self.record("latency", "producers (liboutbox put)", "events/s achieved", rep, float(r["rate"]), "events/s")
+            self.record("latency", "producers (liboutbox put)", "behind schedule, max", rep, float(r["behind_max_ms"]), "ms")
+            if put_n != expect:
+                self.notes.append(f"latency rep {rep}: the producers put {put_n} events of {expect}")
+            res = {}
+            for label, c in procs:
+                so, se = c.communicate(timeout=secs + 60)
+                if c.returncode != 0:
+                    raise BenchError(f"latency consumer {label}: {se.strip()[-500:]}")
+                res[label] = parse_result(so, f"latency {label}")
+        finally:
+            for _, c in procs:
+                if c.poll() is None:
+                    c.kill()
+            if p.poll() is None:
+                self.stop_outboxd(p, logpath)
+        for label, r in res.items():
+            if int(r["received"]) != put_n:
+                raise BenchError(f"latency: {label} received {r['received']} of {put_n} events")
+            subject = label if label.startswith("raw") else f"put -> {label}"
+            for q in ["p50", "p99", "max"]:
+                self.record("latency", subject, q, rep, float(r[f"{q}_ms"]), "ms")
+        raw99 = float(res["raw tailable cursor"]["p99_ms"])
+        for sink in SINKS:
+            self.record("latency", f"put -> {sink}", "p99 over the raw tail's p99", rep,
+                        float(res[sink]["p99_ms"]) - raw99, "ms")
+        log(f"rep {rep}: latency p99 " + ", ".join(f"{k} {float(v['p99_ms']):.1f} ms" for k, v in res.items()))
+        self.mongo[DB].drop_collection(outbox)
+        self.mongo[DB].drop_collection(outbox + ".checkpoints")
+
+    # ---- the report -------------------------------------------------------
+
+    def values(self, case, subject, metric):
+        return [r[4] for r in self.rows if r[0] == case and r[1] == subject and r[2] == metric]
+
+    def fmt(self, vals, unit):
+        if not vals:
+            return "-"
+        digits = 0 if unit == "events/s" else 2
+        med = statistics.median(vals)
+        if len(vals) == 1:
+            return f"{med:,.{digits}f}"
+        return f"{med:,.{digits}f} ({min(vals):,.{digits}f} - {max(vals):,.{digits}f})"
+
+    def table(self, case):
+        seen, lines = [], []
+        for r in self.rows:
+            if r[0] == case and (r[1], r[2], r[5]) not in seen:
+                seen.append((r[1], r[2], r[5]))
+        lines.append("| what | figure | median (min - max) | unit |")
+        lines.append("|---|---|---:|---|")
+        for subject, metric, unit in seen:
+            lines.append(f"| {subject} | {metric} | {self.fmt(self.values(case, subject, metric), unit)} | {unit} |")
+        return "\n".join(lines)
+
+    def target_rows(self):
+        out = []
+
+        def check(what, vals, target, higher_better, unit):
+            if not vals:
+                return
+            med = statistics.median(vals)
+            ok = med >= target if higher_better else med <= target
+            sign = ">=" if higher_better else "<="
+            out.append(f"| {what} | {sign} {target:g} {unit} | {med:.2f} {unit} | {'met' if ok else '**missed**'} |")
+
+        for s in SINKS:
+            check(f"drain, {s}: outboxd / min(read, write)", self.values("drain", f"outboxd -> {s}",
+                  "ratio to min(read, write)"), TARGETS["drain"], True, "x")
+        for s in BROKER_SINKS:
+            check(f"fan-out, {s}: rate / single-sink rate",
+                  self.values("fanout", f"outboxd -> {s} (with the other two)", "ratio to single-sink rate"),
+                  TARGETS["fanout"], True, "x")
+        for s in SINKS:
+            check(f"sink ceiling, {s}: plugin / raw producer",
+                  self.values("ceiling", f"{s} plugin via the ABI", "ratio to the raw producer"),
+                  TARGETS["ceiling"], True, "x")
+        for s in SINKS:
+            check(f"latency, {s}: p99 - raw tail p99", self.values("latency", f"put -> {s}",
+                  "p99 over the raw tail's p99"), TARGETS["latency_p99_ms_over_raw"], False, "ms")
+        for s in SINKS:
+            check(f"checkpoint writes per 100 events at full speed, {s}",
+                  self.values("checkpoint", f"default policy, {s}", "writes per 100 events"),
+                  TARGETS["ckpt_writes_per_100"], False, "")
+        rss = [r[4] for r in self.rows if r[0] == "memory"]
+        check("outboxd peak RSS, cases 1 and 2 (largest)", [max(rss)] if rss else [], TARGETS["rss_mb"], False, "MB")
+        check("outboxd / naive relay (Kafka)", self.values("naive", "outboxd -> kafka",
+              "speed-up over the naive relay"), TARGETS["naive_speedup"], True, "x")
+        return out
+
+    def machine(self):
+        def sh(cmd):
+            try:
+                return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+            except Exception:
+                return "?"
+        cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+        mem = int(sh("grep MemTotal /proc/meminfo | awk '{print $2}'") or 0) // 1024
+        info = self.mongo.server_info()
+        kind = self.env.get("OUTBOX_TEST_MONGODB_KIND", "?")
+        ferret = info.get("ferretdbVersion") or (info.get("ferretdb") or {}).get("version")
+        server = (f"FerretDB {ferret} (SQLite backend, with the harness's patch; reports itself as "
+                  f"MongoDB {info.get('version')}), same machine"
+                  if kind == "ferretdb" else f"mongod {info.get('version')}")
+        redis = sh("redis-server --version | grep -o 'v=[0-9.]*'")
+        nats = sh("nats-server --version")
+        return [
+            ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+            ("commit", sh(f"git -C {os.path.dirname(os.path.abspath(__file__))} describe --always --dirty")),
+            ("CPU", f"{cpu}, {os.cpu_count()} cores"),
+            ("memory", f"{mem:,} MB"),
+            ("kernel", platform.release()),
+            ("MongoDB server", server),
+            ("Kafka", "Apache Kafka 4.1.1, KRaft, one node, same machine"),
+            ("Redis", f"redis-server {redis} (appendonly off), same machine"),
+            ("NATS", f"{nats} with JetStream (file storage), same machine"),
+            ("libraries", sh("for m in libmongoc-1.0 rdkafka hiredis libnats; do printf '%s %s, ' $m "
+                             "$(pkg-config --modversion $m); done").rstrip(", ")),
+            ("parameters", f"{self.a.reps} repetitions; backlog {self.a.events:,} events of "
+                           f"{getattr(self, 'envelope_bytes', '?')} bytes (BSON, as stored); sink ceiling "
+                           f"{self.a.ceiling_events:,} events; latency {self.a.latency_rate}/s for "
+                           f"{self.a.latency_seconds} s; checkpoint case {self.a.ckpt_events:,} events; naive relay "
+                           f"at most {self.a.naive_seconds} s"),
+        ]
+
+    def write_report(self, outdir):
+        os.makedirs(outdir, exist_ok=True)
+        stem = os.path.join(outdir, f"{time.strftime('%Y-%m-%d')}-{socket.gethostname()}")
+        with open(stem + ".csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["case", "subject", "metric", "rep", "value", "unit"])
+            for r in self.rows:
+                w.writerow(r[:4] + (f"{r[4]:.6g}",) + r[5:])
+        sections = [
+            ("1. Drain: a backlog to one sink, beside the read and write ceilings", "drain"),
+            ("2. Fan-out: the same backlog to Kafka, Redis and NATS at once", "fanout"),
+            ("3. Latency: put to readable at the destination", "latency"),
+            ("4. Checkpoint cost", "checkpoint"),
+            ("5. Memory: outboxd's peak RSS (VmHWM)", "memory"),
+            ("6. Naive relay (per event: publish, wait for the ack, write the checkpoint)", "naive"),
+            ("7. Sink ceiling: each plugin fed from memory through the ABI, beside the raw producer", "ceiling"),
+        ]
+        with open(stem + ".md", "w") as f:
+            f.write("# service-outbox benchmark report\n\n")
+            f.write("Produced by `make bench` (bench/run); what each figure means and what limits it: "
+                    "docs/performance.md. Every figure is the median over the repetitions, with the "
+                    "smallest and largest value in brackets.\n\n")
+            f.write("| | |\n|---|---|\n")
+            for k, v in self.machine():
+                f.write(f"| {k} | {v} |\n")
+            f.write("\n## Targets\n\n| target | wanted | measured (median) | |\n|---|---|---:|---|\n")
+            f.write("\n".join(self.target_rows()) + "\n")
+            for title, case in sections:
+                if any(r[0] == case for r in self.rows):
+                    f.write(f"\n## {title}\n\n{self.table(case)}\n")
+            if self.notes:
+                f.write("\n## Notes from the run\n\n" + "".join(f"- {n}\n" for n in self.notes))
+        return stem
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for name in self.mongo[DB].list_collection_names():
+            if name.startswith(("lat-", "ckpt", "drain")):
+                self.mongo[DB].drop_collection(name)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--builddir", required=True)
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--events", type=int, default=200000, help="backlog of the drain and fan-out cases")
+    ap.add_argument("--ceiling-events", type=int, default=500000)
+    ap.add_argument("--ckpt-events", type=int, default=20000)
+    ap.add_argument("--latency-rate", type=int, default=1000)
+    ap.add_argument("--latency-seconds", type=int, default=60)
+    ap.add_argument("--naive-seconds", type=int, default=30)
+    ap.add_argument("--cases", default="drain,checkpoint,ceiling,latency",
+                    help="comma-separated: drain (cases 1, 2, 5, 6), checkpoint, ceiling, latency")
+    ap.add_argument("--quick", action="store_true", help="tiny volumes: checks the harness, measures nothing")
+    a = ap.parse_args()
+    if a.quick:
+        a.reps, a.events, a.ceiling_events, a.ckpt_events = 1, 2000, 5000, 500
+        a.latency_rate, a.latency_seconds, a.naive_seconds = 200, 3, 2
+    cases = a.cases.split(",")
+    b = Bench(a)
+    try:
+        if "drain" in cases:
+            b.fill("drain", a.events)
+        if "checkpoint" in cases:
+            b.fill("ckpt", a.ckpt_events)
+        for rep in range(1, a.reps + 1):
+            if "drain" in cases:
+                b.case_drain_fanout_naive(rep)
+            if "checkpoint" in cases:
+                b.case_checkpoint(rep)
+            if "ceiling" in cases:
+                b.case_sink_ceiling(rep)
+            if "latency" in cases:
+                b.case_latency(rep)
+        stem = b.write_report(a.out)
+        log(f"report: {stem}.md, raw figures: {stem}.csv")
+        print(open(stem + ".md").read())
+    except (BenchError, subprocess.TimeoutExpired) as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        b.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
