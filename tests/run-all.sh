@@ -3,7 +3,8 @@
 # installs what is missing, starts the real test servers
 # (tests/services/services.sh), then runs `make check` three ways -- a
 # plain -Werror build, an AddressSanitizer + UBSan build, and the plain
-# build under valgrind -- and `make distcheck`. Ends with one line:
+# build under valgrind -- `make distcheck`, the distribution packages, and
+# the benchmark harness with tiny volumes. Ends with one line:
 #   N passed, N failed, N skipped
 # Exit status 0 only when nothing failed.
 set -uo pipefail
@@ -82,6 +83,18 @@ fi
 echo "== distribution packages: $pk_pass passed, $pk_fail failed, $pk_skip skipped (_build/test-packages.log)"
 grep -E '^(not ok|ok [0-9]+ # SKIP)' _build/test-packages.log | sed 's/^/   /'
 passed=$((passed + pk_pass)); failed=$((failed + pk_fail)); skipped=$((skipped + pk_skip))
+
+# The benchmark harness, with tiny volumes: every case runs end to end and
+# writes its report (the figures mean nothing here, and nothing is timed as
+# pass/fail; `make bench` is the benchmark).
+echo "== benchmark harness (bench/bench.py --quick)"
+if /usr/bin/python3 bench/bench.py --builddir _build/plain --quick --out _build/bench-quick \
+    >_build/bench-quick.log 2>&1; then
+  echo "== benchmark harness: passed"; passed=$((passed + 1))
+else
+  echo "== benchmark harness: FAILED (_build/bench-quick.log)"; tail -20 _build/bench-quick.log
+  failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
