@@ -73,6 +73,7 @@ int64_t bench_put_ns_of(const char *text, size_t len);
 typedef struct {
     int64_t *v;
     size_t n, cap;
+    size_t skip; /* warm-up: the first `skip` samples added are dropped */
 } bench_samples_t;
 
 void bench_samples_add(bench_samples_t *s, int64_t ns);

@@ -11,7 +11,9 @@
  *     nats  --url nats://host:port --stream NAME [--subject SUBJ]
  *                                      (SUBJ for prepare and latency)
  *     file  --path P
- * and for wait and latency: --events N [--timeout-s S] (default 60 s).
+ * and for wait and latency: --events N [--timeout-s S] (default 60 s);
+ * latency also takes --warmup K: the first K messages are read but not
+ * measured (a new topic's first messages wait for its metadata).
  *
  * What each prints on stdout (diagnostics go to stderr):
  *     prepare  RESULT ok=1                 a fresh, empty destination
@@ -615,7 +617,7 @@ int main(int argc, char **argv) {
         if (strcmp(command, "wait") == 0) {
             status = wait_for_count(sink, &d, &c);
         } else {
-            bench_samples_t samples = {0};
+            bench_samples_t samples = {.skip = (size_t)bench_arg_ll(argc, argv, "--warmup", 0)};
             sink->latency(&d, &c, &samples);
             printf("RESULT received=%zu", samples.n);
             bench_samples_print(&samples, stdout);

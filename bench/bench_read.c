@@ -8,11 +8,11 @@
  *       until N events have come, and prints
  *       RESULT events=N seconds=S rate=R
  *
- *   bench_read ... --latency --events N [--timeout-s S]
+ *   bench_read ... --latency --events N [--timeout-s S] [--warmup K]
  *       The latency baseline: once it has read what the log already holds
  *       it prints READY, then for each new event records now - data.put_ns
  *       (the put-to-readable latency of a raw tailable cursor) until N
- *       events or the timeout, and prints
+ *       events (after K more, read but not measured) or the timeout, and prints
  *       RESULT received=K count=K p50_ms=.. p99_ms=.. max_ms=..
  *
  * The cursor options are the ones liboutbox's tail uses (tailable,
@@ -52,11 +52,12 @@ static void nap_ms(long ms) {
 /* Reads the log from its start. Events already read are skipped after a
  * cursor has to be reopened (a tailable cursor on an empty capped
  * collection dies at once), so the count never includes an event twice. */
-static int run(mongoc_collection_t *coll, uint64_t n, bool latency, int64_t timeout_ns) {
+static int run(mongoc_collection_t *coll, uint64_t n, bool latency, uint64_t warmup, int64_t timeout_ns) {
     bson_error_t err;
     const bson_t *doc;
     uint64_t seen = 0, received = 0;
-    bench_samples_t samples = {0};
+    bench_samples_t samples = {.skip = warmup};
+    n += warmup; /* read, not measured */
     bool ready = !latency;
     int64_t t0 = bench_mono_ns(), deadline = t0 + timeout_ns;
 
@@ -98,7 +99,7 @@ static int run(mongoc_collection_t *coll, uint64_t n, bool latency, int64_t time
     }
     double s = (double)(bench_mono_ns() - t0) / 1e9;
     if (latency) {
-        printf("RESULT received=%llu", (unsigned long long)received);
+        printf("RESULT received=%zu", samples.n);
         bench_samples_print(&samples, stdout);
         printf("\n");
     } else if (received < n) {
@@ -127,7 +128,9 @@ int main(int argc, char **argv) {
     mongoc_client_t *client = mongoc_client_new_from_uri(uri);
     mongoc_collection_t *coll = mongoc_client_get_collection(client, bench_arg(argc, argv, "--db", "outbox_bench"),
                                                              bench_arg(argc, argv, "--outbox", "bench"));
-    int rc = run(coll, (uint64_t)n, bench_flag(argc, argv, "--latency"), timeout_s * 1000000000LL);
+    long long warmup = bench_arg_ll(argc, argv, "--warmup", 0);
+    int rc = run(coll, (uint64_t)n, bench_flag(argc, argv, "--latency"), (uint64_t)(warmup > 0 ? warmup : 0),
+                 timeout_s * 1000000000LL);
     mongoc_collection_destroy(coll);
     mongoc_client_destroy(client);
     mongoc_uri_destroy(uri);

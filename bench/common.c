@@ -95,6 +95,10 @@ int64_t bench_put_ns_of(const char *text, size_t len) {
 }
 
 void bench_samples_add(bench_samples_t *s, int64_t ns) {
+    if (s->skip > 0) {
+        s->skip--;
+        return;
+    }
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 4096;
         s->v = realloc(s->v, s->cap * sizeof *s->v);

@@ -21,6 +21,7 @@
 #include "sink_runner.h"
 
 #include "checkpoint.h"
+#include "checkpoint_writer.h"
 #include "log.h"
 
 #include <errno.h>
@@ -71,7 +72,8 @@ struct outboxd_sink_runner {
     bool reader_running;
     outbox_tail_t *tail;        /* the reader's own once it runs */
     char gap[600];              /* under lock: a gap the reader met (on_gap: stop) */
-    outboxd_checkpoint_t cp;    /* what was last written */
+    outboxd_checkpoint_t cp;    /* the position; last handed to cpw */
+    outboxd_checkpoint_writer_t *cpw; /* NULL: written inline */
     bool cp_dirty;
     int64_t since_write;        /* events retired since the last write */
     int64_t last_write_ms;
@@ -162,19 +164,22 @@ static bool type_selected(const outboxd_sink_conf_t *sink, const char *type) {
     return false;
 }
 
+/* Hands the checkpoint to the writer thread (checkpoint_writer.h says
+ * why); inline only if that thread could not start. */
 static void write_checkpoint(outboxd_sink_runner_t *r) {
-    char err[600];
-    const outboxd_conf_t *c = r->p.conf;
-    char coll[300];
-    snprintf(coll, sizeof coll, "%s.checkpoints", c->outbox);
-    if (!outboxd_checkpoint_write(r->p.pool, c->database, coll, r->p.sink->name, &r->cp, err, sizeof err)) {
-        LOG_WARN("%s%s (will retry)", r->prefix, err);
-        return;
-    }
     r->cp_dirty = false;
-    r->n_checkpoint_writes++;
     r->since_write = 0;
     r->last_write_ms = now_ms();
+    if (r->cpw) {
+        outboxd_checkpoint_writer_submit(r->cpw, &r->cp);
+        return;
+    }
+    char err[600], coll[300];
+    snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
+    if (outboxd_checkpoint_write(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, err, sizeof err))
+        r->n_checkpoint_writes++;
+    else
+        LOG_WARN("%s%s (will retry)", r->prefix, err);
 }
 
 /* Stops this sink for good (until outboxd restarts): state and reason go
@@ -547,6 +552,7 @@ static void *run(void *arg) {
         nap(r, backoff);
         backoff = next_backoff(backoff);
     }
+    r->cpw = outboxd_checkpoint_writer_start(r->p.pool, r->p.conf->database, coll, r->p.sink->name, r->prefix);
     if (found && strcmp(r->cp.state, "gap") == 0) {
         /* A sink stopped at a gap stays stopped until an operator moves its
          * checkpoint (outboxctl checkpoint set/reset). */
@@ -632,7 +638,10 @@ static void *run(void *arg) {
         settle(r);
         close_plugin(r);
     }
-    if (r->cp_dirty || !atomic_load(&r->stopped))
+    bool final = r->cp_dirty || !atomic_load(&r->stopped);
+    if (r->cpw)
+        r->n_checkpoint_writes += outboxd_checkpoint_writer_stop(r->cpw, final ? &r->cp : NULL);
+    else if (final)
         write_checkpoint(r);
     char hex[25] = "(none)";
     if (r->cp.has_last)

@@ -1,0 +1,36 @@
+/*
+ * checkpoint_writer.h - writes a sink's checkpoint on a thread of its own,
+ * so that a slow write (the database busy with the services' own writes)
+ * never holds back publishing. Measured with bench/ on FerretDB: written
+ * inline once a second, the checkpoint raised the p99 put-to-Redis latency
+ * from 67 ms to 140 ms at 1,000 events/s.
+ *
+ * The latest submitted checkpoint wins: one that is submitted while an
+ * older one waits replaces it (a checkpoint is a position, not a log). A
+ * failed write is retried every second until it succeeds or a newer one
+ * replaces it.
+ */
+#ifndef OUTBOXD_CHECKPOINT_WRITER_H
+#define OUTBOXD_CHECKPOINT_WRITER_H
+
+#include "checkpoint.h"
+
+typedef struct outboxd_checkpoint_writer outboxd_checkpoint_writer_t;
+
+/* Starts the writer thread for sink's document in db.coll. The strings are
+ * copied. log_prefix ("sink NAME: ") starts its log lines. NULL if the
+ * thread could not start. */
+outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start(mongoc_client_pool_t *pool, const char *db,
+                                                             const char *coll, const char *sink,
+                                                             const char *log_prefix);
+
+/* Hands cp (copied) to the writer and returns at once. */
+void outboxd_checkpoint_writer_submit(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *cp);
+
+/* Stops the thread (a write in progress completes), then writes on the
+ * caller's thread final if not NULL, else what was still pending: the last
+ * word is the caller's. Returns how many writes succeeded in all, and
+ * frees the writer. */
+int64_t outboxd_checkpoint_writer_stop(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *final);
+
+#endif
