@@ -185,6 +185,32 @@ class Bench:
                                      "ckpt_writes": int(m.group(4))}
         return stats
 
+    SERVERS = {"ferretdb": "MongoDB server (FerretDB)", "mongod": "MongoDB server (mongod)",
+               "java": "Kafka broker", "redis-server": "Redis", "nats-server": "NATS"}
+
+    def cpu_seconds(self, pids):
+        """utime + stime of each process, in seconds."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for label, pid in pids.items():
+            try:
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                out[label] = (int(fields[11]) + int(fields[12])) / tick
+            except OSError:
+                pass
+        return out
+
+    def server_pids(self):
+        pids = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                comm = open(f"/proc/{pid}/comm").read().strip()
+            except OSError:
+                continue
+            if comm in self.SERVERS and self.SERVERS[comm] not in pids:
+                pids[self.SERVERS[comm]] = pid
+        return pids
+
     def wait_checkpoint(self, outbox, sink_name, n, timeout=120):
         coll = self.mongo[DB][outbox + ".checkpoints"]
         deadline = time.time() + timeout
@@ -222,8 +248,11 @@ class Bench:
                                   + d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for s, _, d in waiters]
         time.sleep(0.2)  # the waiters connected
+        pids = self.server_pids()
         t0 = time.time_ns()
         p, logpath = self.start_outboxd(conf)
+        pids["outboxd"] = p.pid
+        cpu0 = self.cpu_seconds(pids)
         out = {}
         try:
             for (sink, name, dargs), w in zip(waiters, procs):
@@ -232,6 +261,9 @@ class Bench:
                     raise BenchError(f"{sink} never held {n} events: {se.strip()[-500:]} (outboxd log {logpath})")
                 at = int(parse_result(so, f"wait {sink}")["at_ns"])
                 out[name] = {"sink": sink, "rate": n / ((at - t0) / 1e9), "dargs": dargs}
+            wall = (time.time_ns() - t0) / 1e9
+            cpu1 = self.cpu_seconds(pids)
+            cores = {k: (cpu1[k] - cpu0[k]) / wall for k in cpu1 if k in cpu0}
             for _, name in sinks:
                 self.wait_checkpoint(outbox, name, n)
             rss = self.peak_rss_kb(p.pid)
@@ -246,6 +278,7 @@ class Bench:
                 raise BenchError(f"sink {name}: {got} messages at the destination for {n} events")
             r.update(stats.get(name, {}))
             r["rss_kb"] = rss
+            r["cores"] = cores
         return out
 
     # ---- the cases --------------------------------------------------------
@@ -281,6 +314,8 @@ class Bench:
             self.record("checkpoint", f"default policy, {sink}", "writes per 100 events", rep,
                         100.0 * r.get("ckpt_writes", 0) / n, "writes")
             self.record("memory", f"outboxd -> {sink}", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
+            for proc, c in sorted(r["cores"].items()):
+                self.record("cpu", f"drain to {sink}", proc, rep, c, "cores")
             log(f"rep {rep}: {sink}: raw write {w:.0f}/s, outboxd {r['rate']:.0f}/s, "
                 f"{r.get('ckpt_writes')} checkpoint writes, peak RSS {r['rss_kb'] / 1024:.1f} MB")
 
@@ -312,6 +347,8 @@ class Bench:
             self.record("fanout", f"outboxd -> {r['sink']} (all at once)", "ratio to single-sink rate", rep,
                         r["rate"] / single[r["sink"]], "x")
             rss = r["rss_kb"]
+        for proc, c in sorted(r["cores"].items()):
+            self.record("cpu", "fan-out", proc, rep, c, "cores")
         self.record("memory", "outboxd -> " + " + ".join(self.broker_sinks), "peak RSS", rep, rss / 1024, "MB")
         log(f"rep {rep}: fan-out " + ", ".join(f"{r['sink']} {r['rate']:.0f}/s" for r in res.values()))
 
@@ -324,6 +361,10 @@ class Bench:
                       "--seconds", str(self.a.naive_seconds), "--name", self.name("naive-")], "naive relay")
         naive = float(r["rate"])
         self.record("naive", "naive relay -> kafka", "events/s", rep, naive, "events/s")
+        for step, what in [("read_ms", "reading the event"), ("produce_ms", "producing it, waiting for the ack"),
+                           ("checkpoint_ms", "writing the checkpoint")]:
+            if step in r:
+                self.record("naive", "naive relay -> kafka", f"ms per event {what}", rep, float(r[step]), "ms")
         self.record("naive", "outboxd -> kafka", "speed-up over the naive relay", rep, outboxd_kafka / naive, "x")
         log(f"rep {rep}: naive relay {naive:.0f}/s ({r['events']} events)")
 
@@ -538,6 +579,8 @@ class Bench:
             ("5. Memory: outboxd's peak RSS (VmHWM)", "memory"),
             ("6. Naive relay (per event: publish, wait for the ack, write the checkpoint)", "naive"),
             ("7. Sink ceiling: each plugin fed from memory through the ABI, beside the raw producer", "ceiling"),
+            ("Where the time goes: CPU used during the drain and fan-out runs (cores = CPU seconds / wall "
+             "seconds; the machine has " + str(os.cpu_count()) + ")", "cpu"),
         ]
         with open(stem + ".md", "w") as f:
             f.write("# service-outbox benchmark report\n\n")

@@ -24,7 +24,6 @@
 #include "checkpoint_writer.h"
 #include "log.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,10 +175,12 @@ static void write_checkpoint(outboxd_sink_runner_t *r) {
     }
     char err[600], coll[300];
     snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
-    if (outboxd_checkpoint_write(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, err, sizeof err))
+    if (outboxd_checkpoint_write(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, err, sizeof err)) {
         r->n_checkpoint_writes++;
-    else
+    } else {
         LOG_WARN("%s%s (will retry)", r->prefix, err);
+        r->cp_dirty = true; /* again after checkpoint.every_ms */
+    }
 }
 
 /* Stops this sink for good (until outboxd restarts): state and reason go
