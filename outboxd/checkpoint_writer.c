@@ -3,12 +3,12 @@
  */
 #include "checkpoint_writer.h"
 
+#include "condwait.h"
 #include "log.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define RETRY_MS 1000
 
@@ -35,18 +35,6 @@ static bool write_one(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t
     return false;
 }
 
-static void wait_ms(outboxd_checkpoint_writer_t *w, int64_t ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-}
-
 static void *writer_loop(void *arg) {
     outboxd_checkpoint_writer_t *w = arg;
     pthread_mutex_lock(&w->lock);
@@ -64,7 +52,7 @@ static void *writer_loop(void *arg) {
             /* Nothing newer yet: this one again, after a pause. */
             w->next = cp;
             w->pending = true;
-            wait_ms(w, RETRY_MS);
+            outboxd_cond_wait_ms(&w->cond, &w->lock, RETRY_MS);
         }
     }
     pthread_mutex_unlock(&w->lock);

@@ -6,7 +6,7 @@ outboxd_outboxd_SOURCES = \
 	outboxd/plugin.h outboxd/plugin.c \
 	outboxd/options.h outboxd/options.c \
 	outboxd/checkpoint.h outboxd/checkpoint.c \
-	outboxd/checkpoint_writer.h outboxd/checkpoint_writer.c \
+	outboxd/checkpoint_writer.h outboxd/checkpoint_writer.c outboxd/condwait.h \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
 	outboxd/sinkset.h outboxd/sinkset.c
 outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'

@@ -22,6 +22,7 @@
 
 #include "checkpoint.h"
 #include "checkpoint_writer.h"
+#include "condwait.h"
 #include "log.h"
 
 #include <pthread.h>
@@ -444,19 +445,6 @@ static void open_tail(outboxd_sink_runner_t *r) {
                              : outbox_tail_new(r->p.outbox, OUTBOX_TAIL_FROM_START, NULL, &err);
 }
 
-/* Waits on cond for up to ms; the caller holds r->lock. */
-static void cond_wait_ms(outboxd_sink_runner_t *r, pthread_cond_t *cond, int64_t ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_cond_timedwait(cond, &r->lock, &ts);
-}
-
 static bool reading(outboxd_sink_runner_t *r) {
     return !atomic_load(r->p.stop) && !atomic_load(&r->stopped);
 }
@@ -472,7 +460,7 @@ static void *read_loop(void *arg) {
     while (reading(r)) {
         pthread_mutex_lock(&r->lock);
         while (r->tail_seq - r->head >= WINDOW && reading(r))
-            cond_wait_ms(r, &r->room, READ_WAIT_MS);
+            outboxd_cond_wait_ms(&r->room, &r->lock, READ_WAIT_MS);
         pthread_mutex_unlock(&r->lock);
         if (!reading(r))
             break;
@@ -533,7 +521,7 @@ static void wait_for_work(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_
         return;
     }
     if (r->changes == r->changes_seen)
-        cond_wait_ms(r, &r->work, IDLE_WAIT_MS);
+        outboxd_cond_wait_ms(&r->work, &r->lock, IDLE_WAIT_MS);
     pthread_mutex_unlock(&r->lock);
 }
 

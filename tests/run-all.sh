@@ -87,8 +87,8 @@ passed=$((passed + pk_pass)); failed=$((failed + pk_fail)); skipped=$((skipped +
 # The benchmark harness, with tiny volumes: every case runs end to end and
 # writes its report (the figures mean nothing here, and nothing is timed as
 # pass/fail; `make bench` is the benchmark).
-echo "== benchmark harness (bench/bench.py --quick)"
-if /usr/bin/python3 bench/bench.py --builddir _build/plain --quick --out _build/bench-quick \
+echo "== benchmark harness (bench/run --quick)"
+if bash bench/run --builddir "$top/_build/plain" --quick --out "$top/_build/bench-quick" \
     >_build/bench-quick.log 2>&1; then
   echo "== benchmark harness: passed"; passed=$((passed + 1))
 else
