@@ -69,6 +69,11 @@ void bench_msg_free(bench_msg_t *m);
  * too (the file sink). */
 int64_t bench_put_ns_of(const char *text, size_t len);
 
+/* Splits redis://host[:port][/db] (the redis sink's form, without user or
+ * password: the bench server has none) into host (size 256), port (6379
+ * when left out) and db (0); dies on anything else. */
+void bench_redis_url(const char *url, char host[256], int *port, int *db);
+
 /* Latency samples in ns. */
 typedef struct {
     int64_t *v;

@@ -242,23 +242,19 @@ static redisReply *redis_command(const dest_t *d, redisContext *c, int argc, con
     return r;
 }
 
-/* redis://host[:port][/db] (no password: the bench server has none). */
+/* Connects to a url of the form bench_redis_url takes. */
 static void redis_open(const dest_t *d, conn_t *c) {
-    char host[256], *end;
-    int port = 6379, used = 0;
-    if (sscanf(d->url, "redis://%255[^:/]%n", host, &used) != 1)
-        bench_die("redis: \"%s\" is not redis://host[:port][/db]", d->url);
-    const char *rest = d->url + used;
-    if (*rest == ':') {
-        port = (int)strtol(rest + 1, &end, 10);
-        rest = end;
-    }
+    char host[256];
+    int port, db;
+    bench_redis_url(d->url, host, &port, &db);
 
     c->redis = redisConnectWithTimeout(host, port, (struct timeval){2, 0});
     if (c->redis == NULL || c->redis->err)
         bench_die("redis: cannot connect to %s: %s", d->url, c->redis ? c->redis->errstr : "out of memory");
-    if (*rest == '/' && rest[1] != '\0' && strcmp(rest + 1, "0") != 0) {
-        const char *argv[] = {"SELECT", rest + 1};
+    if (db != 0) {
+        char number[16];
+        snprintf(number, sizeof number, "%d", db);
+        const char *argv[] = {"SELECT", number};
         freeReplyObject(redis_command(d, c->redis, 2, argv));
     }
 }

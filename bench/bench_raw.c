@@ -195,19 +195,12 @@ static int64_t raw_kafka(const raw_opts_t *o, const bench_msg_t *m, size_t n) {
  * redis: pipelined XADD, a batch at a time, every reply read
  * ------------------------------------------------------------------------- */
 
-/* redis://host[:port][/db], as the redis sink takes it (no user or
- * password: the bench server has none). */
+/* Connects as the redis sink does (its connect and command timeouts) to
+ * a url of the form bench_redis_url takes. */
 static redisContext *redis_connect(const char *url) {
-    char host[256], *end;
-    int port = 6379, db = 0, used = 0;
-    if (sscanf(url, "redis://%255[^:/]%n", host, &used) != 1)
-        bench_die("redis: \"%s\" is not redis://host[:port][/db]", url);
-    const char *rest = url + used;
-    if (*rest == ':') {
-        port = (int)strtol(rest + 1, &end, 10);
-        rest = end;
-    }
-    if (*rest == '/' && rest[1] != '\0') db = atoi(rest + 1);
+    char host[256];
+    int port, db;
+    bench_redis_url(url, host, &port, &db);
 
     /* The sink's connect_timeout_ms and command_timeout_ms defaults. */
     redisContext *c = redisConnectWithTimeout(host, port, (struct timeval){2, 0});

@@ -94,6 +94,22 @@ int64_t bench_put_ns_of(const char *text, size_t len) {
     return -1;
 }
 
+void bench_redis_url(const char *url, char host[256], int *port, int *db) {
+    int used = 0;
+    char *end;
+    if (sscanf(url, "redis://%255[^:/]%n", host, &used) != 1)
+        bench_die("redis: \"%s\" is not redis://host[:port][/db]", url);
+    const char *rest = url + used;
+    *port = 6379;
+    *db = 0;
+    if (*rest == ':') {
+        *port = (int)strtol(rest + 1, &end, 10);
+        rest = end;
+    }
+    if (*rest == '/' && rest[1] != '\0')
+        *db = atoi(rest + 1);
+}
+
 void bench_samples_add(bench_samples_t *s, int64_t ns) {
     if (s->skip > 0) {
         s->skip--;
