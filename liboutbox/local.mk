@@ -13,6 +13,7 @@ liboutbox_liboutbox_core_la_SOURCES = \
 	liboutbox/put.c \
 	liboutbox/promote.h liboutbox/promote.c \
 	liboutbox/event.c \
+	liboutbox/redact.c \
 	liboutbox/tail.c
 liboutbox_liboutbox_core_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(PCRE2_CFLAGS)
 liboutbox_liboutbox_core_la_LIBADD = $(MONGOC_LIBS) $(PCRE2_LIBS)

@@ -722,30 +722,6 @@ void outboxd_conf_free(outboxd_conf_t *conf) {
     free(conf);
 }
 
-/* The password is everything between the first ':' of the userinfo and
- * the last '@'. Passwords ought to be percent-encoded but are not always,
- * so a raw '@', '/' or '?' in one must not let it through: for an odd URI
- * this may hide more than the password, never less. */
-char *outboxd_uri_redacted(const char *uri) {
-    if (!uri)
-        return NULL;
-    const char *start = strstr(uri, "://");
-    start = start ? start + 3 : uri;
-    const char *last_at = strrchr(start, '@');
-    const char *colon = last_at ? memchr(start, ':', (size_t)(last_at - start)) : NULL;
-    /* A user name cannot hold a raw '/': that ':' is a port or later. */
-    if (!colon || memchr(start, '/', (size_t)(colon - start)))
-        return xstrdup(uri);
-
-    static const char mask[] = "*****";
-    size_t head = (size_t)(colon + 1 - uri), tail = strlen(last_at);
-    char *out = xmalloc(head + sizeof mask - 1 + tail + 1);
-    memcpy(out, uri, head);
-    memcpy(out + head, mask, sizeof mask - 1);
-    memcpy(out + head + sizeof mask - 1, last_at, tail + 1);
-    return out;
-}
-
 long outboxd_route_expand(const char *route, const char *type, const char *key, char *out,
                           size_t out_size) {
     size_t n = 0;

@@ -17,6 +17,8 @@ typedef enum { OUTBOXD_ON_GAP_STOP = 0, OUTBOXD_ON_GAP_CONTINUE = 1 } outboxd_on
 typedef struct {
     char *key;
     char *value; /* scalars only; numbers and booleans as written */
+    bool secret; /* a credential (from {file:} / {env:}, or a key that names
+                    one): never printed, and scrubbed from every message */
     int line, column;
 } outboxd_option_t;
 
@@ -55,10 +57,6 @@ typedef struct {
  * message (it may hold credentials). */
 outboxd_conf_t *outboxd_conf_load(const char *path, char *errbuf, size_t errbuf_size);
 void outboxd_conf_free(outboxd_conf_t *conf);
-
-/* The URI with any password replaced by "*****", for logs. Caller frees
- * with free(). */
-char *outboxd_uri_redacted(const char *uri);
 
 /* Expands a route template: {type} and {key} (an empty string when key is
  * NULL). Returns the length written (excluding the NUL), or -1 when out is

@@ -263,10 +263,10 @@ int main(int argc, char **argv) {
         outbox_conf_destroy(oconf);
         status = 2;
     } else {
-        char *shown = outboxd_uri_redacted(conf->mongodb_uri);
+        char *shown = outbox_uri_redacted(conf->mongodb_uri);
         LOG_INFO("outbox %s.%s at %s, %zu sinks, plugins from %s", conf->database, conf->outbox, shown,
                  conf->n_sinks, plugin_dir);
-        free(shown);
+        outbox_free(shown);
         outboxd_sinkset_start(sinks, outbox, pool);
         promoter_t pr = {.outbox = outbox};
         pthread_t promoter;

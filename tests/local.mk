@@ -32,6 +32,7 @@ TEST_LDADD = tests/libtestlib.la liboutbox/liboutbox-core.la $(MONGOC_LIBS) $(CM
 OUTBOX_TESTS = \
 	tests/test_schema_validation \
 	tests/test_conf \
+	tests/test_redact \
 	tests/test_ensure \
 	tests/test_put \
 	tests/test_tail_order \
@@ -53,6 +54,8 @@ tests_test_schema_validation_CFLAGS = $(TEST_CFLAGS)
 tests_test_schema_validation_LDADD = $(TEST_LDADD)
 tests_test_conf_CFLAGS = $(TEST_CFLAGS)
 tests_test_conf_LDADD = $(TEST_LDADD)
+tests_test_redact_CFLAGS = $(TEST_CFLAGS)
+tests_test_redact_LDADD = $(TEST_LDADD)
 tests_test_ensure_CFLAGS = $(TEST_CFLAGS)
 tests_test_ensure_LDADD = $(TEST_LDADD)
 tests_test_put_CFLAGS = $(TEST_CFLAGS)

@@ -255,6 +255,17 @@ OUTBOX_EXPORT char *outbox_event_to_json(const outbox_event_t *event, size_t *le
 /* Frees memory that liboutbox handed to the caller. */
 OUTBOX_EXPORT void outbox_free(void *ptr);
 
+/* --- Redaction ------------------------------------------------------------
+ * The one function every program of service-outbox prints a connection
+ * string through (mongodb://, mongodb+srv://, redis://, nats://, ...): the
+ * password of the userinfo becomes "*****". Passwords ought to be
+ * percent-encoded but are not always, so a raw '@', '/', ':' or '?' in one
+ * still ends up hidden: for an odd URI this may hide more than the
+ * password, never less. A comma-separated list of URLs (NATS servers) is
+ * redacted URL by URL. Returns a new string (caller frees with
+ * outbox_free()), or NULL for NULL or out of memory. */
+OUTBOX_EXPORT char *outbox_uri_redacted(const char *uri);
+
 /* --- Tail ------------------------------------------------------------------
  * A tailable + awaitData cursor on N in natural (insertion) order. The tail
  * survives cursor death (empty collection, CappedPositionLost, network
