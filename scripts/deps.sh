@@ -17,6 +17,8 @@ packages=(
   libcmocka-dev                 # test framework
   python3 python3-pymongo       # tests: a producer in another language
   valgrind                      # tests: memory checking
+  clang libjansson-dev          # tests/fuzz: libFuzzer; jansson checks our JSON output
+  openssl                       # tests/services: the test CA for TLS
   patch                         # tests/services: applies our FerretDB patch (built with the Go on PATH)
   redis-server redis-tools nats-server kcat  # tests: the sinks' servers and independent clients
 )

@@ -4,7 +4,8 @@
 # (tests/services/services.sh), then runs `make check` three ways -- a
 # plain -Werror build, an AddressSanitizer + UBSan build, and the plain
 # build under valgrind -- `make distcheck`, the distribution packages, and
-# the benchmark harness with tiny volumes. Ends with one line:
+# the benchmark harness with tiny volumes, and each fuzz target for a
+# minute. Ends with one line:
 #   N passed, N failed, N skipped
 # Exit status 0 only when nothing failed.
 set -uo pipefail
@@ -95,6 +96,16 @@ else
   echo "== benchmark harness: FAILED (_build/bench-quick.log)"; tail -20 _build/bench-quick.log
   failed=$((failed + 1))
 fi
+
+# Fuzzing, briefly: every libFuzzer target for 60 s under ASan+UBSan
+# (`make fuzz` runs them for 10 minutes each).
+echo "== fuzzing (tests/fuzz/run, 60 s per target)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash tests/fuzz/run >_build/fuzz.log 2>&1
+fz_pass=$(grep -c '^ok: ' _build/fuzz.log); fz_fail=$(grep -c '^FINDING: ' _build/fuzz.log)
+grep -q '^[0-9]* passed, [0-9]* failed$' _build/fuzz.log || fz_fail=$((fz_fail + 1))
+echo "== fuzzing: $fz_pass passed, $fz_fail failed (_build/fuzz.log)"
+grep -E '^(ok|FINDING|   )' _build/fuzz.log | sed 's/^/   /'
+passed=$((passed + fz_pass)); failed=$((failed + fz_fail))
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
