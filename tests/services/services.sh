@@ -28,6 +28,7 @@ RUN=$STATE/run
 LOGS=$STATE/logs
 PIDS=$STATE/pids
 ENV_FILE=$STATE/services.env
+TLS_DIR=$STATE/tls  # test CA and certificates (make-test-ca.sh), kept across down/up
 
 MONGODB_PORT=37017
 REDIS_PORT=16379
@@ -401,12 +402,14 @@ OUTBOX_TEST_MONGODB_KIND=$kind
 OUTBOX_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 OUTBOX_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
 OUTBOX_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+OUTBOX_TEST_TLS_DIR=$TLS_DIR
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
 cmd_up() {
     ensure_tools
+    bash "$HERE/make-test-ca.sh" "$TLS_DIR" || die "making the test CA in $TLS_DIR failed"
     up_mongodb
     up_redis
     up_nats
