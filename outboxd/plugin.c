@@ -2,16 +2,22 @@
  * plugin.c - see plugin.h. The checks follow PostgreSQL's magic block
  * (dfmgr.c): identification first, version before anything whose layout
  * the version decides, and every mismatch reported as "outboxd has X,
- * plugin has Y" with the file named.
+ * plugin has Y" with the file named. Before that, the file itself is
+ * vetted as OpenSSH's StrictModes and PostgreSQL's data directory check
+ * vet theirs: a plugin runs inside outboxd with every credential it holds,
+ * so only root or outboxd's own user may be able to change it.
  */
 #include "plugin.h"
 
+#include <errno.h>
 #include <ltdl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The identification members, which every ABI major keeps in place. */
 #define IDENT_SIZE (offsetof(outbox_sink_plugin_t, description))
@@ -124,27 +130,153 @@ static bool check_plugin(const outboxd_plugins_t *set, const char *path, const o
     return true;
 }
 
+/* Refuses a file or directory that someone other than root or outboxd's
+ * own user could change (its owner, or anyone through group or world write
+ * permission): whoever can replace a plugin runs code inside outboxd, with
+ * its credentials for the database and every broker. file is the plugin
+ * being loaded, named in the message; what and path say which of its
+ * directories, or the file itself, is at fault. */
+static bool trusted(const char *file, const char *what, const char *path, const struct stat *st,
+                    char *errbuf, size_t errbuf_size) {
+    uid_t euid = geteuid();
+    if (st->st_uid != 0 && st->st_uid != euid) {
+        snprintf(errbuf, errbuf_size,
+                 "%s: refusing to load: %s%s is owned by uid %ld, not by root or outboxd's user "
+                 "(uid %ld)", file, what, path, (long)st->st_uid, (long)euid);
+        return false;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(errbuf, errbuf_size,
+                 "%s: refusing to load: %s%s is %s-writable (mode %04o); only its owner may "
+                 "write to it", file, what, path, (st->st_mode & S_IWOTH) ? "world" : "group",
+                 (unsigned)(st->st_mode & 07777));
+        return false;
+    }
+    return true;
+}
+
+/* The directories from dir (the resolved plugin_dir) down to the one that
+ * holds real (the resolved plugin, beneath dir) must all be trusted: write
+ * access to any of them is enough to swap what lies beneath. */
+static bool trusted_dirs(const char *file, const char *dir, const char *real, char *errbuf,
+                         size_t errbuf_size) {
+    size_t dir_len = strlen(dir), len = strlen(real);
+    char *prefix = strdup(real);
+    bool ok = true;
+    for (size_t i = dir_len; ok && i < len; i++) {
+        if (i != dir_len && real[i] != '/')
+            continue;
+        memcpy(prefix, real, i);
+        prefix[i] = '\0';
+        struct stat st;
+        if (stat(prefix, &st) != 0) {
+            snprintf(errbuf, errbuf_size, "%s: cannot stat %s: %s", file, prefix, strerror(errno));
+            ok = false;
+        } else {
+            ok = trusted(file, i == dir_len ? "plugin_dir " : "directory ", prefix, &st, errbuf,
+                         errbuf_size);
+        }
+    }
+    free(prefix);
+    return ok;
+}
+
+/* Finds plugin NAME in the set's directory: NAME.so, or else .libs/NAME.so
+ * (where libtool keeps a module in a build tree). The .la file is never
+ * read: its libdir and dlname could send outboxd anywhere. The file,
+ * resolved through any symbolic links, must stay beneath the resolved
+ * plugin_dir; it and every directory down to it must be trusted; and it
+ * must be an ELF file. Returns the resolved path to open (to free) and
+ * sets shown to the path to name in messages, or returns NULL with errbuf
+ * naming the file and the reason. */
+static char *find_plugin(const outboxd_plugins_t *set, const char *name, char *shown,
+                         size_t shown_size, char *errbuf, size_t errbuf_size) {
+    struct stat st;
+    snprintf(shown, shown_size, "%s/%s.so", set->dir, name);
+    if (lstat(shown, &st) != 0 && errno == ENOENT) {
+        char libs[4096];
+        snprintf(libs, sizeof libs, "%s/.libs/%s.so", set->dir, name);
+        if (lstat(libs, &st) == 0)
+            snprintf(shown, shown_size, "%s", libs);
+    }
+    char *dir = realpath(set->dir, NULL);
+    if (!dir) {
+        snprintf(errbuf, errbuf_size, "plugin \"%s\": cannot load %s: plugin_dir %s: %s", name, shown,
+                 set->dir, strerror(errno));
+        return NULL;
+    }
+    char *real = realpath(shown, NULL);
+    if (!real) {
+        snprintf(errbuf, errbuf_size, "plugin \"%s\": cannot load %s: %s", name, shown, strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    /* A plugin_dir of "/" resolves to "/", and every file is beneath it. */
+    size_t dir_len = strcmp(dir, "/") == 0 ? 0 : strlen(dir);
+    if (strncmp(real, dir, dir_len) != 0 || real[dir_len] != '/') {
+        snprintf(errbuf, errbuf_size,
+                 "%s: refusing to load: it resolves to %s, outside plugin_dir %s (a symbolic link "
+                 "may only point within it)", shown, real, dir);
+        goto fail;
+    }
+    if (!trusted_dirs(shown, dir, real, errbuf, errbuf_size))
+        goto fail;
+    if (stat(real, &st) != 0) {
+        snprintf(errbuf, errbuf_size, "%s: cannot stat: %s", shown, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(errbuf, errbuf_size, "%s: refusing to load: not a regular file", shown);
+        goto fail;
+    }
+    if (!trusted(shown, "the file", "", &st, errbuf, errbuf_size))
+        goto fail;
+    /* dlopen would call anything it cannot map "file not found" or "invalid
+     * ELF header"; say what it is. */
+    unsigned char magic[4] = {0};
+    FILE *f = fopen(real, "rbe");
+    if (!f) {
+        snprintf(errbuf, errbuf_size, "%s: cannot read: %s", shown, strerror(errno));
+        goto fail;
+    }
+    size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    if (got != sizeof magic || memcmp(magic, "\177ELF", 4) != 0) {
+        snprintf(errbuf, errbuf_size, "%s: not an ELF shared object", shown);
+        goto fail;
+    }
+    free(dir);
+    return real;
+fail:
+    free(real);
+    free(dir);
+    return NULL;
+}
+
 const outbox_sink_plugin_t *outboxd_plugins_load(outboxd_plugins_t *set, const char *name,
                                                  char *errbuf, size_t errbuf_size) {
-    char base[4096];
+    char path[4096];
     if (!valid_name(name)) {
         snprintf(errbuf, errbuf_size, "plugin \"%s\": not a valid plugin name (letters, digits, _ and -)", name);
         return NULL;
     }
-    snprintf(base, sizeof base, "%s/%s", set->dir, name);
+    char *real = find_plugin(set, name, path, sizeof path, errbuf, errbuf_size);
+    if (!real)
+        return NULL;
 
     pthread_mutex_lock(&ltdl_lock);
-    /* lt_dlopenext tries NAME.la, then NAME.so (the platform's suffix). */
-    lt_dlhandle h = lt_dlopenext(base);
+    /* lt_dlopen with the full name of a .so opens that file and nothing
+     * else: no .la, no search path, no other suffix. The resolved name, so
+     * that no link is followed again after the checks. */
+    lt_dlhandle h = lt_dlopen(real);
+    free(real);
     if (!h) {
         const char *why = lt_dlerror();
         pthread_mutex_unlock(&ltdl_lock);
-        snprintf(errbuf, errbuf_size, "plugin \"%s\": cannot load %s.so (or .la): %s", name, base,
+        snprintf(errbuf, errbuf_size, "plugin \"%s\": cannot load %s: %s", name, path,
                  why ? why : "unknown error");
         return NULL;
     }
-    const lt_dlinfo *info = lt_dlgetinfo(h);
-    const char *path = info && info->filename ? info->filename : base;
     /* Opening a file twice gives the same handle: reuse it. */
     for (size_t i = 0; i < set->n; i++) {
         if (set->items[i].handle == h) {

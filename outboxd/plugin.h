@@ -16,12 +16,18 @@ typedef struct outboxd_plugins outboxd_plugins_t;
 outboxd_plugins_t *outboxd_plugins_new(const char *plugin_dir);
 void outboxd_plugins_free(outboxd_plugins_t *set);
 
-/* Loads plugin NAME (the file NAME.la or NAME.so in the set's directory),
- * or returns the already loaded one. Checks, in this order, each refusal
- * naming the file: the entry symbol exists; struct_size covers at least the
- * identification; abi_major equals outboxd's; struct_size covers the ABI
- * 1.0 callbacks; the build tag matches; the plugin has a name, and no other
- * loaded file has that name; open, publish and close are set. */
+/* Loads plugin NAME, or returns the already loaded one. The file is
+ * NAME.so in the set's directory, or .libs/NAME.so there (libtool's build
+ * tree); a .la file is never read. Before anything is opened, each refusal
+ * naming the file: it resolves (through symbolic links) to a place beneath
+ * the resolved plugin_dir; the file and every directory from plugin_dir
+ * down to it are owned by root or outboxd's effective user and writable by
+ * their owner only; it is a regular file starting with the ELF magic ("not
+ * an ELF shared object" otherwise). Then, in this order: the entry symbol
+ * exists; struct_size covers at least the identification; abi_major
+ * equals outboxd's; struct_size covers the ABI 1.0 callbacks; the build tag
+ * matches; the plugin has a name, and no other loaded file has that name;
+ * open, publish and close are set. */
 const outbox_sink_plugin_t *outboxd_plugins_load(outboxd_plugins_t *set, const char *name,
                                                  char *errbuf, size_t errbuf_size);
 
