@@ -14,6 +14,10 @@
 #                              ferretdb/ferretdb-v1.24.2.patch (tailable-cursor fixes, see README.md)
 #   redis-server        16379  append-only file, fsync always
 #   nats-server         14222  JetStream on, monitoring port off
+#   Apache Kafka        19092  PLAINTEXT; 19094 SASL_SSL with SCRAM-SHA-512 (user outbox);
+#                              19093 KRaft controller
+# FerretDB also listens on 37018 with TLS (test CA from make-test-ca.sh, client certificate
+# required); a real mongod gets no TLS listener (the TLS tests skip, saying so).
 #
 # State dir: ${OUTBOX_SERVICES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/service-outbox}
 #   services.env, logs/, pids/, run/ (data, removed by `down`), ferretdb-v1.24.2-<patch hash>/ferretdb
@@ -30,11 +34,27 @@ PIDS=$STATE/pids
 ENV_FILE=$STATE/services.env
 TLS_DIR=$STATE/tls  # test CA and certificates (make-test-ca.sh), kept across down/up
 
-MONGODB_PORT=37017
-REDIS_PORT=16379
-NATS_PORT=14222
-KAFKA_PORT=19092             # PLAINTEXT listener
-KAFKA_CONTROLLER_PORT=19093  # KRaft controller listener
+# OUTBOX_SERVICES_PORT_OFFSET (default 0) shifts every port: a second harness (another state
+# dir) can then run beside the first, e.g. to try a change to this script.
+# The offset is remembered in the state dir, so tests that run stop-kafka/start-kafka with
+# only OUTBOX_SERVICES_DIR set get the same ports.
+if [ -n "${OUTBOX_SERVICES_PORT_OFFSET:-}" ]; then
+    OFFSET=$OUTBOX_SERVICES_PORT_OFFSET
+else
+    OFFSET=$(cat "$STATE/port-offset" 2>/dev/null || echo 0)
+fi
+[[ $OFFSET =~ ^[0-9]+$ ]] || { echo "services: OUTBOX_SERVICES_PORT_OFFSET must be a number" >&2; exit 2; }
+if [ "$OFFSET" = 0 ]; then rm -f "$STATE/port-offset"; else echo "$OFFSET" >"$STATE/port-offset"; fi
+MONGODB_PORT=$((37017 + OFFSET))
+MONGODB_TLS_PORT=$((37018 + OFFSET))   # FerretDB only: TLS listener, client certificate required
+REDIS_PORT=$((16379 + OFFSET))
+NATS_PORT=$((14222 + OFFSET))
+KAFKA_PORT=$((19092 + OFFSET))             # PLAINTEXT listener
+KAFKA_CONTROLLER_PORT=$((19093 + OFFSET))  # KRaft controller listener
+KAFKA_SASL_PORT=$((19094 + OFFSET))        # SASL_SSL listener, SCRAM-SHA-512
+KAFKA_SASL_USER=outbox
+# A test password, not a secret: it only has to be one that tests can look for in output.
+KAFKA_SASL_PASSWORD=outbox-scram-Pw-7f3a9c
 KAFKA_VERSION=4.1.1          # kafka/pom.xml says the same
 
 FERRETDB_VERSION=v1.24.2
@@ -207,16 +227,23 @@ start_ferretdb() {
     rm -rf "$data"
     mkdir -p "$data/sqlite" "$data/state"
     echo ferretdb >"$PIDS/mongodb.kind"
+    free_port mongodb-tls "$MONGODB_TLS_PORT"
     # --test-capped-cleanup-interval: trim capped collections every second (default 1m) so
     # wrap-around tests are quick; FerretDB trims lazily, MongoDB on insert.
+    # --listen-tls: the same server (same data) over TLS with the test CA's server certificate;
+    # --listen-tls-ca-file makes FerretDB require a client certificate signed by that CA.
     setsid "$bin" \
         --handler=sqlite --sqlite-url="file:$data/sqlite/" \
         --listen-addr="127.0.0.1:$MONGODB_PORT" --state-dir="$data/state" \
+        --listen-tls="127.0.0.1:$MONGODB_TLS_PORT" \
+        --listen-tls-cert-file="$TLS_DIR/server.pem" --listen-tls-key-file="$TLS_DIR/server-key.pem" \
+        --listen-tls-ca-file="$TLS_DIR/ca.pem" \
         --debug-addr=- --telemetry=disable --log-level=warn \
         --test-capped-cleanup-interval=1s \
         </dev/null >"$log" 2>&1 9>&- &
     echo $! >"$PIDS/mongodb.pid"
     wait_ready mongodb "$MONGODB_PORT" "$log" port_open "$MONGODB_PORT"
+    wait_ready mongodb "$MONGODB_TLS_PORT" "$log" port_open "$MONGODB_TLS_PORT"
 }
 
 start_mongod() {
@@ -340,6 +367,16 @@ kafka_lib() {
 
 kafka_ready() { kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q "broker 1 at"; }
 
+# kafka_sasl_ready: the SASL_SSL listener takes the test user's password and the test CA
+# (PLAIN: Debian's kcat has librdkafka 2.0.2, whose SCRAM Kafka 4.x refuses, see up_kafka)
+kafka_sasl_ready() {
+    kcat -b "127.0.0.1:$KAFKA_SASL_PORT" -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN \
+        -X sasl.username="$KAFKA_SASL_USER" -X sasl.password="$KAFKA_SASL_PASSWORD" \
+        -X ssl.ca.location="$TLS_DIR/ca.pem" -L -m 2 2>/dev/null | grep -q "broker 1 at"
+}
+
+ensure_ca() { bash "$HERE/make-test-ca.sh" "$TLS_DIR" || die "making the test CA in $TLS_DIR failed"; }
+
 # up_kafka: keeps its data across stop-kafka/start-kafka (only `down`
 # removes it), so a test can stop the broker mid-stream and bring the same
 # log back.
@@ -350,18 +387,31 @@ up_kafka() {
     fi
     free_port kafka "$KAFKA_PORT"
     free_port kafka-controller "$KAFKA_CONTROLLER_PORT"
+    free_port kafka-sasl "$KAFKA_SASL_PORT"
+    ensure_ca
     local lib data=$RUN/kafka log=$LOGS/kafka.log conf
     lib=$(kafka_lib)
     mkdir -p "$data"
     conf=$data/server.properties
+    # SASL_SSL: the test CA's server certificate from a PEM file (certificate and unencrypted
+    # PKCS#8 key, so no ssl.key.password). SCRAM-SHA-512, its user made at format time, and
+    # PLAIN with the same user and password: librdkafka before 2.6.1 (Debian 12 has 2.0.2) sends
+    # a SCRAM nonce that Kafka 4.x rejects as invalid credentials (librdkafka PR #4895), so
+    # with it only PLAIN can authenticate here. Brokers talk to each other over PLAINTEXT.
     cat >"$conf" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server-bundle.pem
 log.dirs=$data/log
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -377,7 +427,9 @@ PROPS
         local uuid
         uuid=$(java -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>>"$log" | tail -1)
         java -cp "$lib/*" kafka.tools.StorageTool format -t "$uuid" -c "$conf" --standalone \
+            --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
             >>"$log" 2>&1 || die "kafka storage format failed; log: $log"
+        touch "$data/scram-user"
     fi
     setsid java -Xms256m -Xmx768m -XX:+UseSerialGC -Dkafka.logfile="$log" \
         -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
@@ -386,8 +438,19 @@ PROPS
     local saved=$START_TIMEOUT
     START_TIMEOUT=$((START_TIMEOUT > 120 ? START_TIMEOUT : 120)) # a JVM on 2 cores
     wait_ready kafka "$KAFKA_PORT" "$log" kafka_ready
+    if [ ! -f "$data/scram-user" ]; then
+        # a log formatted before the SASL_SSL listener existed: add the user through the
+        # broker (a JVM start, about 5 s, once)
+        say "adding the SCRAM-SHA-512 user $KAFKA_SASL_USER to the existing Kafka log"
+        java -cp "$lib/*" kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+            --alter --entity-type users --entity-name "$KAFKA_SASL_USER" \
+            --add-config "SCRAM-SHA-512=[password=$KAFKA_SASL_PASSWORD]" >>"$log" 2>&1 ||
+            die "adding the SCRAM user failed; log: $log"
+        touch "$data/scram-user"
+    fi
+    wait_ready kafka "$KAFKA_SASL_PORT" "$log" kafka_sasl_ready
     START_TIMEOUT=$saved
-    say "kafka up on 127.0.0.1:$KAFKA_PORT (KRaft, Apache Kafka $KAFKA_VERSION)"
+    say "kafka up on 127.0.0.1:$KAFKA_PORT, SASL_SSL on $KAFKA_SASL_PORT (KRaft, Apache Kafka $KAFKA_VERSION)"
 }
 
 write_env() {
@@ -395,6 +458,19 @@ write_env() {
     kind=$(cat "$PIDS/mongodb.kind")
     uri="mongodb://127.0.0.1:$MONGODB_PORT/"
     [ "$kind" = mongod ] && uri="${uri}?replicaSet=rs0"
+    # The TLS listener exists only with FerretDB, and only if this FerretDB was started by a
+    # services.sh that knew about it (an older one stays up until `down`).
+    local tls_uri=""
+    if [ "$kind" = ferretdb ] && port_open "$MONGODB_TLS_PORT"; then
+        tls_uri="mongodb://127.0.0.1:$MONGODB_TLS_PORT/?tls=true&tlsCAFile=$TLS_DIR/ca.pem&tlsCertificateKeyFile=$TLS_DIR/client-bundle.pem"
+    fi
+    local sasl=""
+    if port_open "$KAFKA_SASL_PORT"; then
+        sasl="OUTBOX_TEST_KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT
+OUTBOX_TEST_KAFKA_SASL_USER=$KAFKA_SASL_USER
+OUTBOX_TEST_KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD
+OUTBOX_TEST_KAFKA_SASL_MECHANISMS=SCRAM-SHA-512,PLAIN"
+    fi
     cat >"$ENV_FILE.tmp" <<EOF
 # Written by tests/services/services.sh up; removed by services.sh down.
 OUTBOX_TEST_MONGODB_URI=$uri
@@ -403,13 +479,15 @@ OUTBOX_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
 OUTBOX_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
 OUTBOX_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 OUTBOX_TEST_TLS_DIR=$TLS_DIR
+${tls_uri:+OUTBOX_TEST_MONGODB_TLS_URI='$tls_uri'}
+$sasl
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
 cmd_up() {
     ensure_tools
-    bash "$HERE/make-test-ca.sh" "$TLS_DIR" || die "making the test CA in $TLS_DIR failed"
+    ensure_ca
     up_mongodb
     up_redis
     up_nats
