@@ -26,7 +26,19 @@
  * after its last acked line. A file therefore only ever holds whole lines,
  * and a retried event does not end up in it twice. Both rules assume the
  * sink is the only writer of its files.
+ *
+ * And one rule keeps them where they belong: a destination must stay beneath
+ * its route's fixed directory (the route's text before its first {type} or
+ * {key}, up to its last '/'). An event whose {type} or {key} value would
+ * lead elsewhere (a '/', "..", an empty value), or whose path beneath that
+ * directory goes through a symbolic link, is acked FATAL, naming the event
+ * and the destination. Event values come from whoever can write to the
+ * outbox, so they are never trusted with the file system.
  */
+/* openat2 (syscall), O_PATH and the rest of POSIX 2008, whatever -std says. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <outbox/sink.h>
 
 #include <errno.h>
@@ -40,6 +52,15 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#if defined(SYS_openat2) && defined(__has_include)
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#define FILE_SINK_HAVE_OPENAT2 1
+#endif
+#endif
+#endif
 
 /* ----------------------------------------------------------------------------
  * Options
@@ -357,6 +378,9 @@ typedef struct {
     buf_t line;         /* the line being written, reused for every event */
     pending_t *pending; /* fsync=batch only */
     size_t n_pending, pending_cap;
+    char *route_dir;    /* the route's fixed directory ("" = the working
+                           directory), or NULL when the host passes no route */
+    int route_has_type, route_has_key; /* the route uses {type}, {key} */
 } file_sink_t;
 
 /* A note on strerror(): POSIX does not promise it is thread-safe, but glibc
@@ -427,29 +451,96 @@ static int file_sync(file_sink_t *s, open_file_t *f, char *errbuf, size_t errbuf
     return 0;
 }
 
-/* Creates the missing directories above path, like `mkdir -p "$(dirname
- * path)"`, each with mode 0755 (minus the umask). */
-static int make_parent_dirs(const char *path, char *errbuf, size_t errbuf_size) {
-    char *dir = strdup(path);
-    if (dir == NULL) {
+/* Creates the missing directories of dir (the route's fixed directory,
+ * which the administrator chose, so links in it are followed), like `mkdir
+ * -p`, each with mode 0755 (minus the umask). path is the destination, for
+ * the message. */
+static int make_route_dir(const char *dir, const char *path, char *errbuf, size_t errbuf_size) {
+    char *copy = strdup(dir);
+    if (copy == NULL) {
         snprintf(errbuf, errbuf_size, "file sink: out of memory");
         return -1;
     }
-    /* Cut the path at each slash in turn: /a, then /a/b, ... A leading
-     * slash is the root, which exists. */
-    for (char *p = dir; *p != '\0'; p++) {
-        if (*p != '/' || p == dir) continue;
+    /* Cut the path after each slash in turn: /a, then /a/b, ... A leading
+     * slash is the root, which exists. dir ends with '/'. */
+    for (char *p = copy; *p != '\0'; p++) {
+        if (*p != '/' || p == copy) continue;
         *p = '\0';
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-            snprintf(errbuf, errbuf_size, "file sink: cannot create directory %s for %s: %s", dir,
+        if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
+            snprintf(errbuf, errbuf_size, "file sink: cannot create directory %s for %s: %s", copy,
                      path, strerror(errno));
-            free(dir);
+            free(copy);
             return -1;
         }
         *p = '/';
     }
-    free(dir);
+    free(copy);
     return 0;
+}
+
+/* Opens rel (checked: no empty, "." or ".." component) beneath the
+ * directory root_fd, creating its missing directories when make_dirs is
+ * set, and following no symbolic link on the way: the last component, the
+ * folders between, none. Returns the descriptor, or -1 with errno set;
+ * *link_found is set when the reason is a symbolic link (or, for openat2,
+ * any attempt to leave root_fd), which no retry can mend. */
+static int open_beneath(int root_fd, const char *rel, int flags, mode_t mode, int make_dirs,
+                        int *link_found) {
+    *link_found = 0;
+#ifdef FILE_SINK_HAVE_OPENAT2
+    /* One call where the kernel has it (Linux 5.6): it refuses every link
+     * and every way out of root_fd, atomically. */
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)flags;
+    how.mode = (uint64_t)mode;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int fd = (int)syscall(SYS_openat2, root_fd, rel, &how, sizeof how);
+    if (fd >= 0) return fd;
+    if (errno == ELOOP || errno == EXDEV) {
+        *link_found = 1;
+        return -1;
+    }
+    /* ENOSYS: an older kernel; EPERM: a seccomp filter that does not know
+     * it. Both, and ENOENT with directories to make, take the walk below. */
+    if (errno != ENOSYS && errno != EPERM && !(errno == ENOENT && make_dirs)) return -1;
+#endif
+    /* One component at a time, each opened with O_NOFOLLOW relative to the
+     * one before. */
+    char *copy = strdup(rel);
+    if (copy == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    int dir_fd = root_fd, result = -1;
+    char *name = copy;
+    for (char *slash; (slash = strchr(name, '/')) != NULL; name = slash + 1) {
+        *slash = '\0';
+        int next = openat(dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && make_dirs) {
+            if (mkdirat(dir_fd, name, 0755) != 0 && errno != EEXIST) goto done;
+            next = openat(dir_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (next < 0) {
+            int saved = errno;
+            struct stat st;
+            if ((saved == ELOOP || saved == ENOTDIR) &&
+                fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                *link_found = 1;
+            errno = saved;
+            goto done;
+        }
+        if (dir_fd != root_fd) close(dir_fd);
+        dir_fd = next;
+    }
+    result = openat(dir_fd, name, flags | O_NOFOLLOW, mode);
+    if (result < 0 && errno == ELOOP) *link_found = 1;
+done:;
+    int saved = errno;
+    if (dir_fd != root_fd) close(dir_fd);
+    free(copy);
+    errno = saved;
+    return result;
 }
 
 /* Returns a free slot: an unused one, or else the least recently used
@@ -468,8 +559,13 @@ static open_file_t *file_free_slot(file_sink_t *s, char *errbuf, size_t errbuf_s
 }
 
 /* Returns the open file for path, opening it (and creating its directories,
- * if mkdir is on) when needed. NULL on failure, with errbuf set. */
-static open_file_t *file_get(file_sink_t *s, const char *path, char *errbuf, size_t errbuf_size) {
+ * if mkdir is on) when needed: its first dir_len bytes name the fixed
+ * directory, and the rest is opened beneath it (check_destination has
+ * checked both). NULL on failure, with errbuf set, and *refused set when
+ * the failure is for good (a symbolic link on the way). */
+static open_file_t *file_get(file_sink_t *s, const char *path, size_t dir_len, int *refused,
+                             char *errbuf, size_t errbuf_size) {
+    *refused = 0;
     for (size_t i = 0; i < s->max_open; i++) {
         open_file_t *f = &s->files[i];
         if (f->path != NULL && strcmp(f->path, path) == 0) {
@@ -480,27 +576,54 @@ static open_file_t *file_get(file_sink_t *s, const char *path, char *errbuf, siz
 
     open_file_t *f = file_free_slot(s, errbuf, errbuf_size);
     if (f == NULL) return NULL;
+
+    /* The fixed directory is opened afresh for each file the sink opens,
+     * so that one created, moved or remounted meanwhile is the one used. */
     char *path_copy = strdup(path);
-    if (path_copy == NULL) {
+    char *dir = strndup(path, dir_len);
+    if (path_copy == NULL || dir == NULL) {
+        free(path_copy);
+        free(dir);
         snprintf(errbuf, errbuf_size, "file sink: out of memory");
+        return NULL;
+    }
+    const char *dir_name = dir[0] != '\0' ? dir : ".";
+    int dir_fd = open(dir_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0 && errno == ENOENT && s->make_dirs) {
+        if (make_route_dir(dir, path, errbuf, errbuf_size) == 0)
+            dir_fd = open(dir_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        else
+            errno = 0;
+    }
+    if (dir_fd < 0) {
+        if (errno != 0)
+            snprintf(errbuf, errbuf_size, "file sink: cannot open directory %s for %s: %s", dir_name,
+                     path, strerror(errno));
+        free(path_copy);
+        free(dir);
         return NULL;
     }
 
     /* O_APPEND: every write() goes to the end of the file, as one piece. */
     int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC;
-    int fd = open(path, flags, s->file_mode);
-    if (fd < 0 && errno == ENOENT && s->make_dirs) {
-        if (make_parent_dirs(path, errbuf, errbuf_size) != 0) {
-            free(path_copy);
-            return NULL;
-        }
-        fd = open(path, flags, s->file_mode);
-    }
+    int link_found;
+    int fd = open_beneath(dir_fd, path + dir_len, flags, s->file_mode, s->make_dirs, &link_found);
+    int saved = errno;
+    close(dir_fd);
     if (fd < 0) {
-        snprintf(errbuf, errbuf_size, "file sink: cannot open %s: %s", path, strerror(errno));
+        if (link_found) {
+            *refused = 1;
+            snprintf(errbuf, errbuf_size,
+                     "it goes through a symbolic link beneath %s (the sink follows none there)",
+                     dir_name);
+        } else {
+            snprintf(errbuf, errbuf_size, "file sink: cannot open %s: %s", path, strerror(saved));
+        }
         free(path_copy);
+        free(dir);
         return NULL;
     }
+    free(dir);
     f->path = path_copy;
     f->fd = fd;
     f->dirty = 0;
@@ -558,12 +681,116 @@ static int file_write_line(file_sink_t *s, open_file_t *f, char *errbuf, size_t 
     return 0;
 }
 
-/* A destination that can never name a file (empty, or a directory because
- * the route ended with "/" or a {key} that was null) would fail on every
- * retry; it is a property of the event, so it is a FATAL ack. */
-static int is_file_name(const char *path) {
-    size_t len = strlen(path);
-    return len > 0 && path[len - 1] != '/';
+/* The route's fixed directory: its text before the first {type} or {key}
+ * (with {{ and }} unescaped, as outboxd expands them), cut after the last
+ * '/'; "" when there is no '/' before it (a relative route: outboxd's
+ * working directory). Also says which placeholders the route uses. NULL
+ * when out of memory. */
+static char *route_fixed_dir(const char *route, int *has_type, int *has_key) {
+    char *dir = malloc(strlen(route) + 1);
+    size_t n = 0, cut = 0;
+    int fixed = 1;
+    if (dir == NULL) return NULL;
+    *has_type = *has_key = 0;
+    for (const char *p = route; *p != '\0';) {
+        char c;
+        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+            c = p[0];
+            p += 2;
+        } else if (strncmp(p, "{type}", 6) == 0) {
+            *has_type = 1, fixed = 0, p += 6;
+            continue;
+        } else if (strncmp(p, "{key}", 5) == 0) {
+            *has_key = 1, fixed = 0, p += 5;
+            continue;
+        } else {
+            c = *p++;
+        }
+        if (!fixed) continue;
+        dir[n++] = c;
+        if (c == '/') cut = n;
+    }
+    dir[cut] = '\0';
+    return dir;
+}
+
+/* Why value (of placeholder, e.g. "{key}") cannot be part of a path, or
+ * NULL when it can: it must be one non-empty path component. */
+static const char *bad_value(const char *value) {
+    if (value == NULL) return "the event has no key";
+    if (value[0] == '\0') return "it is empty";
+    if (strchr(value, '/') != NULL) return "it contains \"/\"";
+    if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0) return "it is \".\" or \"..\"";
+    return NULL;
+}
+
+/* Checks where ev's destination leads. Returns 0 and sets *dir_len to the
+ * length of its fixed directory (possibly 0: the working directory) when
+ * the rest stays beneath it; returns -1 with the reason in why when not.
+ * Without a route from the host, the directory part of the destination
+ * stands in for the fixed directory. No allocation: this runs per event. */
+static int check_destination(const file_sink_t *s, const outbox_sink_event_t *ev,
+                             size_t *dir_len_out, char *why, size_t why_size) {
+    const char *dest = ev->destination;
+    const char *reason, *rel;
+    size_t dir_len;
+
+    if (s->route_dir != NULL) {
+        if (s->route_has_type && (reason = bad_value(ev->type)) != NULL) {
+            snprintf(why, why_size, "its {type} value \"%s\" cannot be a file name: %s", ev->type,
+                     reason);
+            return -1;
+        }
+        if (s->route_has_key && (reason = bad_value(ev->key)) != NULL) {
+            if (ev->key == NULL)
+                snprintf(why, why_size, "the route uses {key} and the event has no key");
+            else
+                snprintf(why, why_size, "its {key} value \"%s\" cannot be a file name: %s", ev->key,
+                         reason);
+            return -1;
+        }
+        dir_len = strlen(s->route_dir);
+        if (strncmp(dest, s->route_dir, dir_len) != 0) {
+            snprintf(why, why_size, "it is not beneath the route's directory %s", s->route_dir);
+            return -1;
+        }
+    } else {
+        const char *slash = strrchr(dest, '/');
+        dir_len = slash != NULL ? (size_t)(slash - dest) + 1 : 0;
+    }
+    /* What follows the fixed directory: components that are neither empty
+     * (a value starting or ending with '/', an absolute value after a
+     * relative route) nor "." or "..". */
+    rel = dest + dir_len;
+    if (*rel == '\0') {
+        snprintf(why, why_size, "its file name is empty");
+        return -1;
+    }
+    for (const char *c = s->route_dir != NULL ? rel : dest;;) {
+        const char *end = strchr(c, '/');
+        size_t len = end != NULL ? (size_t)(end - c) : strlen(c);
+        if (len == 2 && c[0] == '.' && c[1] == '.') {
+            snprintf(why, why_size, "it has a \"..\" component");
+            return -1;
+        }
+        if (s->route_dir != NULL && len == 0) {
+            snprintf(why, why_size, "it has an empty path component beneath %s (\"//\", or a "
+                     "\"/\" at the start or end)", s->route_dir[0] ? s->route_dir : ".");
+            return -1;
+        }
+        if (s->route_dir != NULL && len == 1 && c[0] == '.') {
+            snprintf(why, why_size, "it has a \".\" component");
+            return -1;
+        }
+        if (end == NULL) break;
+        c = end + 1;
+    }
+    if (dest[strlen(dest) - 1] == '/') {
+        snprintf(why, why_size, "its file name is empty");
+        return -1;
+    }
+    *dir_len_out = dir_len;
+    return 0;
 }
 
 /* Publishes one event. Returns 0 when the event has been dealt with (acked,
@@ -571,7 +798,7 @@ static int is_file_name(const char *path) {
  * failed (errbuf says why; the event is not acked). */
 static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                        size_t errbuf_size) {
-    char error[512];
+    char error[2048];
 
     if (!payload_is_json_object(ev)) {
         snprintf(error, sizeof error,
@@ -580,9 +807,13 @@ static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errb
         ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
         return 0;
     }
-    if (!is_file_name(ev->destination)) {
-        snprintf(error, sizeof error, "file sink: destination \"%s\" is not a file name",
-                 ev->destination);
+    /* A destination that leads out of the route's directory, or can never
+     * name a file, fails the same way on every retry: a FATAL ack. */
+    size_t dir_len;
+    char why[1024];
+    if (check_destination(s, ev, &dir_len, why, sizeof why) != 0) {
+        snprintf(error, sizeof error, "file sink: event %s: refusing destination \"%s\": %s", ev->id,
+                 ev->destination, why);
         ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
         return 0;
     }
@@ -590,8 +821,18 @@ static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errb
         snprintf(errbuf, errbuf_size, "file sink: out of memory formatting event %s", ev->id);
         return -1;
     }
-    open_file_t *f = file_get(s, ev->destination, errbuf, errbuf_size);
-    if (f == NULL) return -1;
+    int refused;
+    open_file_t *f = file_get(s, ev->destination, dir_len, &refused, why, sizeof why);
+    if (f == NULL && refused) {
+        snprintf(error, sizeof error, "file sink: event %s: refusing destination \"%s\": %s", ev->id,
+                 ev->destination, why);
+        ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
+        return 0;
+    }
+    if (f == NULL) {
+        snprintf(errbuf, errbuf_size, "%s", why);
+        return -1;
+    }
     if (file_write_line(s, f, errbuf, errbuf_size) != 0) return -1;
 
     if (s->fsync_policy == FSYNC_BATCH) {
@@ -609,6 +850,15 @@ static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errb
 /* ----------------------------------------------------------------------------
  * The callbacks
  * ------------------------------------------------------------------------- */
+
+/* The sink's route template as the config has it, from a host new enough
+ * to pass it (ABI 1.1); NULL from an older one. */
+static const char *host_route(const outbox_sink_host_t *host) {
+#if OUTBOX_SINK_ABI_MAJOR > 1 || OUTBOX_SINK_ABI_MINOR >= 1
+    if (OUTBOX_SINK_HOST_HAS(host, route)) return host->route;
+#endif
+    return NULL;
+}
 
 static int file_open(const outbox_sink_host_t *host, void **state, char *errbuf,
                      size_t errbuf_size) {
@@ -659,6 +909,21 @@ static int file_open(const outbox_sink_host_t *host, void **state, char *errbuf,
         return OUTBOX_SINK_RETRY;
     }
     for (long long i = 0; i < max_open; i++) s->files[i].fd = -1;
+    const char *route = host_route(host);
+    if (route != NULL) {
+        s->route_dir = route_fixed_dir(route, &s->route_has_type, &s->route_has_key);
+        if (s->route_dir == NULL) {
+            free(s->files);
+            free(s);
+            snprintf(errbuf, errbuf_size, "file sink: out of memory");
+            return OUTBOX_SINK_RETRY;
+        }
+    } else {
+        host->log(host->ctx, OUTBOX_SINK_LOG_WARNING,
+                  "this host passes no route (sink ABI before 1.1): destinations are checked for "
+                  "\"..\" components and a linked file name only, not kept beneath the route's "
+                  "directory");
+    }
     s->host = host;
     s->fsync_policy = fsync_policy;
     s->make_dirs = make_dirs;
@@ -738,6 +1003,7 @@ static void file_close_sink(void *state) {
     free(s->files);
     free(s->line.data);
     free(s->pending);
+    free(s->route_dir);
     free(s);
 }
 

@@ -651,15 +651,17 @@ static void test_unwritable_then_writable(void **state) {
     assert_file_equal(dest, want);
 }
 
-/* A file whose writes fail (a symlink to /dev/full: ENOSPC, even for root)
- * gives RETRY; once the path is fixed, the next publish succeeds. The sink
- * must not keep the failed descriptor open, or it would write to
- * /dev/full forever. */
+/* A file whose writes fail (/dev/full: ENOSPC, even for root, reached
+ * through a link to /dev as the destination's directory, which the sink
+ * follows since it is the route's own directory) gives RETRY; once the path
+ * is fixed, the next publish succeeds. The sink must not keep the failed
+ * descriptor open, or it would write to /dev/full forever. */
 static void test_failed_file_not_kept_open(void **state) {
     fixture_t *fx = *state;
-    char path[PATH_MAX], errbuf[1024], want[1024] = "";
-    path_in(fx, "full.jsonl", path, sizeof path);
-    assert_int_equal(symlink("/dev/full", path), 0);
+    char dev[PATH_MAX], path[PATH_MAX], errbuf[1024], want[1024] = "";
+    path_in(fx, "dev", dev, sizeof dev);
+    path_in(fx, "dev/full", path, sizeof path);
+    assert_int_equal(symlink("/dev", dev), 0);
 
     outbox_sink_event_t ev = simple_event(1, path);
     open_sink(fx);
@@ -668,7 +670,8 @@ static void test_failed_file_not_kept_open(void **state) {
     if (strstr(errbuf, strerror(ENOSPC)) == NULL) fail_msg("errbuf lacks the cause: %s", errbuf);
     assert_int_equal(fx->th.n_acks, 0);
 
-    assert_int_equal(unlink(path), 0);
+    assert_int_equal(unlink(dev), 0);
+    assert_int_equal(mkdir(dev, 0755), 0);
     publish_ok(fx, &ev, 1);
     assert_acked_ok(&fx->th, 1);
     add_line(want, sizeof want, 1, path);
@@ -992,6 +995,231 @@ static void test_two_instances(void **state) {
     assert_file_equal(b, want_b);
 }
 
+/* ----------------------------------------------------------------------------
+ * Destinations stay beneath the route's fixed directory
+ * ------------------------------------------------------------------------- */
+
+/* Gives the sink its route as outboxd does (host->route, sink ABI 1.1).
+ * Returns 0 when this header's host struct has no route yet. */
+static int give_route(fixture_t *fx, const char *route) {
+#if OUTBOX_SINK_ABI_MAJOR > 1 || OUTBOX_SINK_ABI_MINOR >= 1
+    fx->th.host.route = route;
+    return 1;
+#else
+    (void)fx;
+    (void)route;
+    return 0;
+#endif
+}
+
+/* Skips the test when the sink cannot know the route. */
+#define NEED_ROUTE(fx, route)                                                                   \
+    do {                                                                                        \
+        if (!give_route(fx, route)) {                                                           \
+            printf("# skip reason: outbox/sink.h %d.%d has no host->route (needs ABI 1.1)\n",   \
+                   OUTBOX_SINK_ABI_MAJOR, OUTBOX_SINK_ABI_MINOR);                               \
+            fflush(stdout);                                                                     \
+            skip();                                                                             \
+        }                                                                                       \
+    } while (0)
+
+/* The route with {type} and {key} filled in, as outboxd's
+ * outboxd_route_expand does (a NULL key is ""). */
+static void expand(const char *route, const char *type, const char *key, char *out, size_t size) {
+    size_t n = 0;
+    for (const char *p = route; *p != '\0';) {
+        const char *piece = p;
+        size_t len = 1;
+        if (strncmp(p, "{type}", 6) == 0) {
+            piece = type, len = strlen(type), p += 6;
+        } else if (strncmp(p, "{key}", 5) == 0) {
+            piece = key ? key : "", len = strlen(piece), p += 5;
+        } else {
+            p++;
+        }
+        assert_true(n + len < size);
+        memcpy(out + n, piece, len);
+        n += len;
+    }
+    out[n] = '\0';
+}
+
+/* Publishes one event of type and key through route (given to the sink
+ * when give is set) and checks it is acked FATAL with a message naming the
+ * event id, the destination and each needle. */
+static void expect_refused(fixture_t *fx, const char *route, const char *type, const char *key,
+                           const char *needle) {
+    static char dest[PATH_MAX];
+    expand(route, type, key, dest, sizeof dest);
+    outbox_sink_event_t ev = simple_event(1, dest);
+    ev.type = type;
+    ev.key = key;
+    fx->th.n_acks = 0;
+    publish_ok(fx, &ev, 1);
+    const ack_t *a = ack_of(&fx->th, 1);
+    if (a->status != OUTBOX_SINK_FATAL)
+        fail_msg("destination \"%s\" (type \"%s\", key \"%s\") acked %d, not FATAL", dest, type,
+                 key ? key : "(null)", (int)a->status);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "event %s: refusing destination \"%s\"", ev.id, dest);
+    if (strstr(a->error, want) == NULL || strstr(a->error, needle) == NULL)
+        fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", a->error, want, needle);
+}
+
+/* Every regular file under dir, relative, one per line: what a test
+ * expects the sink to have written, and nothing else. */
+static char listing[4096];
+static size_t listing_prefix;
+static int list_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    if (flag == FTW_F || flag == FTW_SL) {
+        strncat(listing, path + listing_prefix, sizeof listing - strlen(listing) - 2);
+        strcat(listing, "\n");
+    }
+    return 0;
+}
+static int compare_lines(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+static const char *files_under(const char *dir) {
+    char *lines[64], copy[sizeof listing];
+    size_t n = 0;
+    listing[0] = '\0';
+    listing_prefix = strlen(dir) + 1;
+    nftw(dir, list_one, 16, FTW_PHYS);
+    /* In name order, whatever order the directories list them in. */
+    memcpy(copy, listing, sizeof copy);
+    for (char *line = strtok(copy, "\n"); line != NULL && n < 64; line = strtok(NULL, "\n"))
+        lines[n++] = line;
+    qsort(lines, n, sizeof *lines, compare_lines);
+    listing[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        strcat(listing, lines[i]);
+        strcat(listing, "\n");
+    }
+    return listing;
+}
+
+/* outboxctl put order '../../../tmp/escape' '{}' with route
+ * /srv/out/{key}.jsonl wrote /tmp/escape.jsonl. */
+static void test_dotdot_in_key_cannot_leave_the_route_dir(void **state) {
+    fixture_t *fx = *state;
+    char route[PATH_MAX];
+    snprintf(route, sizeof route, "%s/srv/out/{key}.jsonl", fx->dir);
+    /* With the route, the value is refused for its "/"; without, the path
+     * for its ".." components. */
+    int routed = give_route(fx, route);
+    open_sink(fx);
+    expect_refused(fx, route, "order", "../../escape",
+                   routed ? "its {key} value \"../../escape\" cannot be a file name: it contains \"/\""
+                          : "it has a \"..\" component");
+    if (routed) expect_refused(fx, route, "order", "..", "it is \".\" or \"..\"");
+    assert_string_equal(files_under(fx->dir), "");
+}
+
+static void test_dotdot_in_type_cannot_leave_the_route_dir(void **state) {
+    fixture_t *fx = *state;
+    char route[PATH_MAX];
+    snprintf(route, sizeof route, "%s/srv/out/{type}.jsonl", fx->dir);
+    int routed = give_route(fx, route);
+    open_sink(fx);
+    expect_refused(fx, route, "../../x", "k",
+                   routed ? "its {type} value \"../../x\" cannot be a file name: it contains \"/\""
+                          : "it has a \"..\" component");
+    assert_string_equal(files_under(fx->dir), "");
+}
+
+/* An empty {type} made "/srv/out/.jsonl"; a null key used by the route
+ * made "/srv/out/.jsonl" too. */
+static void test_empty_value_is_refused(void **state) {
+    fixture_t *fx = *state;
+    char route[PATH_MAX], by_key[PATH_MAX];
+    snprintf(route, sizeof route, "%s/out/{type}.jsonl", fx->dir);
+    snprintf(by_key, sizeof by_key, "%s/out/{key}.jsonl", fx->dir);
+    NEED_ROUTE(fx, route);
+    open_sink(fx);
+    expect_refused(fx, route, "", "k", "its {type} value \"\" cannot be a file name: it is empty");
+    close_sink(fx);
+    give_route(fx, by_key);
+    open_sink(fx);
+    expect_refused(fx, by_key, "t", "", "its {key} value \"\" cannot be a file name: it is empty");
+    expect_refused(fx, by_key, "t", NULL, "the route uses {key} and the event has no key");
+    assert_string_equal(files_under(fx->dir), "");
+}
+
+/* A value is one path component: "/" in it is refused, so an absolute
+ * value cannot replace a relative route's directory either. */
+static void test_slash_or_absolute_value_is_refused(void **state) {
+    fixture_t *fx = *state;
+    char route[PATH_MAX], outside[PATH_MAX];
+    snprintf(route, sizeof route, "%s/out/{key}.jsonl", fx->dir);
+    NEED_ROUTE(fx, route);
+    open_sink(fx);
+    expect_refused(fx, route, "t", "sub/file", "contains \"/\"");
+    expect_refused(fx, route, "t", "/etc/x", "contains \"/\"");
+    close_sink(fx);
+    /* A relative route: its fixed directory is outboxd's working directory. */
+    give_route(fx, "{key}.jsonl");
+    open_sink(fx);
+    snprintf(outside, sizeof outside, "%s/abs", fx->dir);
+    expect_refused(fx, "{key}.jsonl", "t", outside, "contains \"/\"");
+    assert_string_equal(files_under(fx->dir), "");
+}
+
+/* out/link.jsonl -> ../outside.jsonl: the line would have landed outside. */
+static void test_symlinked_file_is_refused(void **state) {
+    fixture_t *fx = *state;
+    char route[PATH_MAX], out[PATH_MAX], link[PATH_MAX], outside[PATH_MAX];
+    snprintf(route, sizeof route, "%s/out/{key}.jsonl", fx->dir);
+    path_in(fx, "out", out, sizeof out);
+    path_in(fx, "out/link.jsonl", link, sizeof link);
+    path_in(fx, "outside.jsonl", outside, sizeof outside);
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(symlink(outside, link), 0);
+    give_route(fx, route);
+    open_sink(fx);
+    expect_refused(fx, route, "t", "link", "goes through a symbolic link");
+    /* A dangling link: O_CREAT would have created its target. */
+    assert_string_equal(files_under(fx->dir), "out/link.jsonl\n");
+}
+
+/* out/{type}/{key}.jsonl with out/t -> ../elsewhere. */
+static void test_symlinked_directory_beneath_the_route_dir_is_refused(void **state) {
+    fixture_t *fx = *state;
+    char route[PATH_MAX], out[PATH_MAX], link[PATH_MAX], elsewhere[PATH_MAX];
+    snprintf(route, sizeof route, "%s/out/{type}/{key}.jsonl", fx->dir);
+    path_in(fx, "out", out, sizeof out);
+    path_in(fx, "out/t", link, sizeof link);
+    path_in(fx, "elsewhere", elsewhere, sizeof elsewhere);
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(mkdir(elsewhere, 0755), 0);
+    assert_int_equal(symlink(elsewhere, link), 0);
+    NEED_ROUTE(fx, route);
+    open_sink(fx);
+    expect_refused(fx, route, "t", "k", "goes through a symbolic link");
+    assert_string_equal(files_under(fx->dir), "out/t\n");
+}
+
+/* The route's own directory is the administrator's: links in it are
+ * followed, and values that are plain names go through. */
+static void test_link_in_the_route_dir_itself_is_followed(void **state) {
+    fixture_t *fx = *state;
+    char route[PATH_MAX], real[PATH_MAX], link[PATH_MAX], dest[PATH_MAX];
+    path_in(fx, "real", real, sizeof real);
+    path_in(fx, "link", link, sizeof link);
+    assert_int_equal(mkdir(real, 0755), 0);
+    assert_int_equal(symlink(real, link), 0);
+    snprintf(route, sizeof route, "%s/by-type/{type}/{key}.jsonl", link);
+    give_route(fx, route);
+    open_sink(fx);
+    expand(route, "order.created", "..k.", dest, sizeof dest);
+    outbox_sink_event_t ev = simple_event(1, dest);
+    ev.type = "order.created";
+    ev.key = "..k.";
+    publish_ok(fx, &ev, 1);
+    assert_acked_ok(&fx->th, 1);
+    assert_string_equal(files_under(fx->dir), "link\nreal/by-type/order.created/..k..jsonl\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identification),
@@ -1010,6 +1238,13 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mkdir_false, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_open_files_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_instances, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dotdot_in_key_cannot_leave_the_route_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dotdot_in_type_cannot_leave_the_route_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_value_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slash_or_absolute_value_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_file_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_directory_beneath_the_route_dir_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_in_the_route_dir_itself_is_followed, setup, teardown),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("file sink", tests, load_plugin, unload_plugin);
