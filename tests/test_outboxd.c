@@ -3,6 +3,7 @@
  * gets every event, in order, each with its own checkpoint; a failing sink
  * never holds back another and recovers with nothing missing; kill -9 loses
  * nothing; a gap stops only the sink it hit; SIGTERM drains and exits 0;
+ * an event's key cannot lead the file sink out of its route's directory;
  * configuration and plugin mistakes stop outboxd with the file and line.
  */
 #include "daemonlib.h"
@@ -326,6 +327,61 @@ static void on_error_policies_stop_skip_and_deadletter(void **state) {
     test_outbox_drop(ob);
 }
 
+/* Issue 13: with route DIR/srv/out/{key}.jsonl, an event keyed
+ * "../../escape" wrote DIR/escape.jsonl. Now the file sink refuses it with a
+ * FATAL ack, and on_error: deadletter keeps it, with the reason, in
+ * N.deadletter; the events around it are written where they belong. */
+static void a_key_cannot_lead_the_file_sink_out_of_its_directory(void **state) {
+    outbox_t *ob = test_outbox("d_escape");
+    char *dir = test_tmpdir("escape");
+    char sinks[1024], fine[600], escaped[600], coll[256];
+    snprintf(sinks, sizeof sinks, SINK("files", "%s/srv/out/{key}.jsonl", "    on_error: deadletter\n"), dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    test_put_order(ob, 1, "before");
+    test_put_order(ob, 2, "../../escape");
+    test_put_order(ob, 3, "after");
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    snprintf(fine, sizeof fine, "%s/srv/out/after.jsonl", dir);
+    assert_int_equal(test_wait_lines(fine, 1, 30000), 1);
+    snprintf(coll, sizeof coll, "%s.deadletter", outbox_name(ob));
+    for (int i = 0; i < 300 && test_count(coll) < 1; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+
+    snprintf(escaped, sizeof escaped, "%s/escape.jsonl", dir);
+    struct stat st;
+    if (stat(escaped, &st) == 0)
+        fail_msg("%s was written: the key led the sink out of %s/srv/out/", escaped, dir);
+    snprintf(fine, sizeof fine, "%s/srv/out/before.jsonl", dir);
+    assert_int_equal(test_wait_lines(fine, 1, 0), 1);
+    assert_int_equal(test_count(coll), 1);
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    bson_t empty = BSON_INITIALIZER;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &empty, NULL, NULL);
+    const bson_t *doc;
+    bson_iter_t it;
+    assert_true(mongoc_cursor_next(cur, &doc));
+    assert_true(bson_iter_init_find(&it, doc, "error"));
+    const char *error = bson_iter_utf8(&it, NULL);
+    if (!strstr(error, "refusing destination") || !strstr(error, "../../escape"))
+        fail_msg("the dead letter's error does not say why: %s", error);
+    assert_true(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "event.key", &it));
+    assert_string_equal(bson_iter_utf8(&it, NULL), "../../escape");
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_drop(c, NULL);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    bson_destroy(&empty);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 static int count_in(const char *haystack, const char *needle) {
     int n = 0;
     for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle))
@@ -609,6 +665,7 @@ int main(void) {
         cmocka_unit_test(sigterm_under_load_drains_and_a_restart_duplicates_nothing),
         cmocka_unit_test(a_gap_stops_only_that_sink),
         cmocka_unit_test(on_error_policies_stop_skip_and_deadletter),
+        cmocka_unit_test(a_key_cannot_lead_the_file_sink_out_of_its_directory),
         cmocka_unit_test(sighup_adds_changes_and_removes_sinks_without_disturbing_others),
         cmocka_unit_test(config_and_plugin_mistakes_name_the_file_and_line),
         cmocka_unit_test(tells_systemd_ready_reloading_and_stopping),
