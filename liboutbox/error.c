@@ -31,6 +31,8 @@ const char *outbox_strerror(outbox_code_t code) {
     case OUTBOX_ERR_UNSUPPORTED: return "not supported by this server";
     case OUTBOX_ERR_IO: return "I/O error";
     case OUTBOX_ERR_NOT_FOUND: return "not found";
+    case OUTBOX_ERR_MALFORMED: return "a document in the log is not an event envelope";
+    case OUTBOX_ERR_LIMIT: return "a limit was exceeded";
     }
     return "unknown error code";
 }

@@ -10,12 +10,65 @@
 
 #define FIELD_ERR(...) (snprintf(errbuf, errbuf_size, __VA_ARGS__), false)
 
+int outbox__bson_depth(const bson_t *doc, int limit) {
+    bson_iter_t it;
+    if (!bson_iter_init(&it, doc))
+        return -1;
+    int deepest = 1;
+    while (bson_iter_next(&it)) {
+        /* Keys and strings must be UTF-8: libbson's JSON encoder gives up
+         * on anything else (NULL), and a sink must never get a changed or
+         * empty payload for it. */
+        const char *key = bson_iter_key(&it);
+        if (!bson_utf8_validate(key, strlen(key), false))
+            return -2;
+        if (BSON_ITER_HOLDS_UTF8(&it)) {
+            uint32_t len;
+            const char *v = bson_iter_utf8(&it, &len);
+            if (!bson_utf8_validate(v, len, true))
+                return -2;
+            continue;
+        }
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it) && !BSON_ITER_HOLDS_ARRAY(&it))
+            continue;
+        if (limit <= 1)
+            return 2; /* one level more than allowed: no need to look inside */
+        uint32_t len;
+        const uint8_t *data;
+        bson_t sub;
+        if (BSON_ITER_HOLDS_DOCUMENT(&it))
+            bson_iter_document(&it, &len, &data);
+        else
+            bson_iter_array(&it, &len, &data);
+        if (!bson_init_static(&sub, data, len))
+            return -1;
+        /* Recursion is bounded by limit (at most OUTBOX_MAX_DEPTH frames). */
+        int d = outbox__bson_depth(&sub, limit - 1);
+        if (d < 0)
+            return d;
+        if (d + 1 > deepest)
+            deepest = d + 1;
+        if (deepest > limit)
+            return deepest;
+    }
+    return deepest;
+}
+
+/* A string field of the envelope: UTF-8 (libbson does not check on read). */
+static bool valid_utf8(const bson_iter_t *it) {
+    uint32_t len;
+    const char *s = bson_iter_utf8(it, &len);
+    return bson_utf8_validate(s, len, false);
+}
+
 bool outbox__event_parse(outbox_event_t *ev, const bson_t *doc, char *errbuf, size_t errbuf_size) {
     bson_iter_t it;
     memset(ev, 0, sizeof *ev);
     ev->doc = doc;
-    if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_OID(&it))
-        return FIELD_ERR("_id: expected objectId");
+    if (!bson_iter_init_find(&it, doc, "_id"))
+        return FIELD_ERR("_id: required field is missing");
+    if (!BSON_ITER_HOLDS_OID(&it))
+        return FIELD_ERR("_id: expected objectId, got %s", outbox__bson_type_name(bson_iter_type(&it)));
     bson_oid_copy(bson_iter_oid(&it), &ev->id);
     if (!bson_iter_init(&it, doc))
         return FIELD_ERR("corrupt document");
@@ -25,13 +78,20 @@ bool outbox__event_parse(outbox_event_t *ev, const bson_t *doc, char *errbuf, si
         if (strcmp(k, "type") == 0) {
             if (!BSON_ITER_HOLDS_UTF8(&it))
                 return FIELD_ERR("type: expected string, got %s", outbox__bson_type_name(bson_iter_type(&it)));
+            if (!valid_utf8(&it))
+                return FIELD_ERR("type: not valid UTF-8");
             ev->type = bson_iter_utf8(&it, NULL);
+            if (!ev->type[0])
+                return FIELD_ERR("type: empty string");
             have_type = true;
         } else if (strcmp(k, "key") == 0) {
-            if (BSON_ITER_HOLDS_UTF8(&it))
+            if (BSON_ITER_HOLDS_UTF8(&it)) {
+                if (!valid_utf8(&it))
+                    return FIELD_ERR("key: not valid UTF-8");
                 ev->key = bson_iter_utf8(&it, NULL);
-            else if (!BSON_ITER_HOLDS_NULL(&it))
+            } else if (!BSON_ITER_HOLDS_NULL(&it)) {
                 return FIELD_ERR("key: expected string or null, got %s", outbox__bson_type_name(bson_iter_type(&it)));
+            }
         } else if (strcmp(k, "data") == 0) {
             uint32_t len;
             const uint8_t *data;
@@ -40,6 +100,17 @@ bool outbox__event_parse(outbox_event_t *ev, const bson_t *doc, char *errbuf, si
             bson_iter_document(&it, &len, &data);
             if (!bson_init_static(&ev->data, data, len))
                 return FIELD_ERR("data: corrupt document");
+            /* data is level 2 of the envelope. Deeper than the limit cannot
+             * be encoded as JSON faithfully (libbson's encoder cuts at 200
+             * levels and writes invalid JSON): an error, never a cut. */
+            int depth = outbox__bson_depth(&ev->data, OUTBOX_MAX_DEPTH - 1);
+            if (depth == -2)
+                return FIELD_ERR("data: a key or string is not valid UTF-8");
+            if (depth < 0)
+                return FIELD_ERR("data: corrupt document");
+            if (depth > OUTBOX_MAX_DEPTH - 1)
+                return FIELD_ERR("data: nested deeper than %d levels (the envelope may have at most %d)",
+                                 OUTBOX_MAX_DEPTH - 1, OUTBOX_MAX_DEPTH);
             have_data = true;
         } else if (strcmp(k, "created") == 0) {
             if (!BSON_ITER_HOLDS_DATE_TIME(&it))
@@ -56,11 +127,28 @@ bool outbox__event_parse(outbox_event_t *ev, const bson_t *doc, char *errbuf, si
             bson_iter_document(&it, &len, &data);
             if (!bson_init_static(&ev->headers, data, len))
                 return FIELD_ERR("headers: corrupt document");
+            /* Every value a string (docs/envelope.md: no conversion, so
+             * every sink sees the same headers; a non-string is reported,
+             * never dropped). */
+            bson_iter_t h;
+            if (!bson_iter_init(&h, &ev->headers))
+                return FIELD_ERR("headers: corrupt document");
+            while (bson_iter_next(&h)) {
+                const char *name = bson_iter_key(&h);
+                if (!bson_utf8_validate(name, strlen(name), false))
+                    return FIELD_ERR("headers: a name is not valid UTF-8");
+                if (!BSON_ITER_HOLDS_UTF8(&h))
+                    return FIELD_ERR("headers.%s: expected string, got %s", name,
+                                     outbox__bson_type_name(bson_iter_type(&h)));
+                if (!valid_utf8(&h))
+                    return FIELD_ERR("headers.%s: not valid UTF-8", name);
+            }
             ev->has_headers = true;
         } else if (strcmp(k, "v") == 0) {
             if (!BSON_ITER_HOLDS_INT32(&it) && !BSON_ITER_HOLDS_INT64(&it))
                 return FIELD_ERR("v: expected int, got %s", outbox__bson_type_name(bson_iter_type(&it)));
-            ev->v = (int32_t)bson_iter_as_int64(&it);
+            int64_t v = bson_iter_as_int64(&it);
+            ev->v = v < 0 ? 0 : v > INT32_MAX ? INT32_MAX : (int32_t)v;
         }
     }
     if (!have_type)
@@ -72,6 +160,38 @@ bool outbox__event_parse(outbox_event_t *ev, const bson_t *doc, char *errbuf, si
     if (ev->v < 1)
         return FIELD_ERR("v: required field is missing or below 1");
     return true;
+}
+
+/* A pointer of the original event moved into the copy's buffer: every
+ * pointer of a parsed event points into its envelope. */
+static const void *rebase(const void *p, const bson_t *from, const bson_t *to) {
+    return p ? bson_get_data(to) + ((const uint8_t *)p - bson_get_data(from)) : NULL;
+}
+
+outbox_event_t *outbox_event_copy(const outbox_event_t *ev) {
+    if (!ev)
+        return NULL;
+    outbox_event_t *c = outbox__calloc_aligned(sizeof *c); /* embeds bson_t */
+    bson_t *doc = bson_copy(ev->doc);
+    c->doc = doc;
+    c->owned = true;
+    bson_oid_copy(&ev->id, &c->id);
+    c->type = rebase(ev->type, ev->doc, doc);
+    c->key = rebase(ev->key, ev->doc, doc);
+    c->created_ms = ev->created_ms;
+    c->v = ev->v;
+    bson_init_static(&c->data, rebase(bson_get_data(&ev->data), ev->doc, doc), ev->data.len);
+    c->has_headers = ev->has_headers;
+    if (ev->has_headers)
+        bson_init_static(&c->headers, rebase(bson_get_data(&ev->headers), ev->doc, doc), ev->headers.len);
+    return c;
+}
+
+void outbox_event_destroy(outbox_event_t *ev) {
+    if (!ev || !ev->owned)
+        return;
+    bson_destroy((bson_t *)ev->doc);
+    free(ev);
 }
 
 const bson_oid_t *outbox_event_id(const outbox_event_t *ev) { return &ev->id; }

@@ -92,11 +92,20 @@ struct outbox_event {
     bson_t data;
     bson_t headers;
     bool has_headers;
+    bool owned;          /* doc is ours (outbox_event_copy) */
 };
 
 /* Reads an envelope; false (with a message naming the field) when doc is not
- * one. event borrows doc. */
+ * one. event borrows doc. The one parser of the envelope: the tail, outboxd
+ * (through the tail and outbox_event_copy) and the fuzz target use it, so a
+ * document is an event for all of them or for none (docs/envelope.md). */
 bool outbox__event_parse(outbox_event_t *event, const bson_t *doc, char *errbuf,
                          size_t errbuf_size);
+
+/* The nesting depth of doc (itself 1), counting documents and arrays as
+ * MongoDB does; stops counting (returns limit + 1) past limit, so a
+ * hostile depth costs no stack. -1 when doc is corrupt, -2 when a key or
+ * string in it is not UTF-8 (a NUL inside a string is allowed). */
+int outbox__bson_depth(const bson_t *doc, int limit);
 
 #endif

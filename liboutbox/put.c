@@ -56,10 +56,19 @@ static outbox_code_t check_headers(const bson_t *headers, size_t idx, const char
     if (!bson_iter_init(&it, headers))
         return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): headers: corrupt document", idx, type);
     while (bson_iter_next(&it)) {
+        const char *name = bson_iter_key(&it);
+        if (!bson_utf8_validate(name, strlen(name), false))
+            return outbox__fail(error, OUTBOX_ERR_VALIDATION,
+                                "event %zu (%s): headers: a header name is not valid UTF-8", idx, type);
         if (!BSON_ITER_HOLDS_UTF8(&it))
             return outbox__fail(error, OUTBOX_ERR_VALIDATION,
                                 "event %zu (%s): headers.%s: expected string, got %s", idx, type,
-                                bson_iter_key(&it), outbox__bson_type_name(bson_iter_type(&it)));
+                                name, outbox__bson_type_name(bson_iter_type(&it)));
+        uint32_t len;
+        const char *value = bson_iter_utf8(&it, &len);
+        if (!bson_utf8_validate(value, len, false))
+            return outbox__fail(error, OUTBOX_ERR_VALIDATION,
+                                "event %zu (%s): headers.%s: not valid UTF-8", idx, type, name);
     }
     return OUTBOX_OK;
 }
@@ -79,9 +88,28 @@ outbox_code_t outbox_batch_add(outbox_batch_t *b, const char *type, const char *
                             b->ob->conf->database, b->ob->conf->outbox);
     if (key && !bson_utf8_validate(key, strlen(key), false))
         return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): key: not valid UTF-8", b->n, type);
-    if (!outbox__schema_validate(t->schema, data, "data", msg, sizeof msg))
-        return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): %s", b->n, type, msg);
+    /* Depth first: the schema check and libmongoc's own walk recurse once
+     * per level, so a 100,000-deep document must not reach them. data is
+     * level 2 of the stored envelope. */
+    int depth = outbox__bson_depth(data, OUTBOX_MAX_DEPTH - 1);
+    if (depth == -2)
+        return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): data: a key or string is not valid UTF-8",
+                            b->n, type);
+    if (depth < 0)
+        return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): data: corrupt document", b->n, type);
+    if (depth > OUTBOX_MAX_DEPTH - 1)
+        return outbox__fail(error, OUTBOX_ERR_LIMIT,
+                            "event %zu (%s): data: nested deeper than %d levels of documents and "
+                            "arrays (data itself is one; with the envelope, MongoDB's limit of %d)",
+                            b->n, type, OUTBOX_MAX_DEPTH - 1, OUTBOX_MAX_DEPTH);
+    if (data->len > OUTBOX_EVENT_MAX_SIZE)
+        return outbox__fail(error, OUTBOX_ERR_LIMIT,
+                            "event %zu (%s): data: %" PRIu32 " bytes of BSON, more than the %d an "
+                            "event may have (docs/envelope.md)", b->n, type, data->len,
+                            OUTBOX_EVENT_MAX_SIZE);
     outbox_code_t rc;
+    if ((rc = outbox__schema_check(t->schema, data, "data", msg, sizeof msg)) != OUTBOX_OK)
+        return outbox__fail(error, rc, "event %zu (%s): %s", b->n, type, msg);
     if (headers && (rc = check_headers(headers, b->n, type, error)) != OUTBOX_OK)
         return rc;
 
@@ -103,6 +131,14 @@ outbox_code_t outbox_batch_add(outbox_batch_t *b, const char *type, const char *
     if (headers && !bson_empty(headers))
         BSON_APPEND_DOCUMENT(doc, "headers", headers);
     BSON_APPEND_INT32(doc, "v", OUTBOX_ENVELOPE_VERSION);
+    if (doc->len > OUTBOX_EVENT_MAX_SIZE) {
+        uint32_t len = doc->len;
+        bson_destroy(doc);
+        return outbox__fail(error, OUTBOX_ERR_LIMIT,
+                            "event %zu (%s): the envelope has %" PRIu32 " bytes of BSON, more than "
+                            "the %d an event may have (docs/envelope.md)", b->n, type, len,
+                            OUTBOX_EVENT_MAX_SIZE);
+    }
     b->docs[b->n++] = doc;
     return OUTBOX_OK;
 }
@@ -114,6 +150,14 @@ outbox_code_t outbox_batch_add_json(outbox_batch_t *b, const char *type, const c
     bson_error_t berr;
     if (!b || !type || !data_json)
         return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_batch_add_json: batch, type and data are required");
+    /* libbson reads a top-level array [1] as the document {"0": 1}: data
+     * is an object, and anything else is refused rather than coerced. */
+    const char *p = data_json;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    if (*p != '{')
+        return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): data: expected a JSON object, got %s",
+                            b->n, type, *p == '[' ? "an array" : *p ? "a scalar" : "nothing");
     if (!bson_init_from_json(&data, data_json, -1, &berr))
         return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): data: not a JSON object: %s",
                             b->n, type, berr.message);

@@ -87,9 +87,19 @@ struct schema_node {
     int64_t min_len, max_len;      /* -1 = not set */
     int64_t min_items, max_items;  /* -1 = not set */
     pcre2_code *pattern;
+    pcre2_match_context *match_ctx; /* the limits below; read-only once made */
     char *pattern_src;
     schema_node_t *items;
 };
+
+/* Limits of one pattern match. PCRE2's defaults (10 million match steps,
+ * no depth limit beyond the heap) let one crafted pattern such as (a+)+$
+ * take most of a second per event. 1,000,000 steps take about a
+ * millisecond with JIT; a match that needs more is reported as its own
+ * error ("exceeded the match limit"), never as "does not match", since it
+ * was neither. docs/schemas.md says so. */
+#define PATTERN_MATCH_LIMIT 1000000u
+#define PATTERN_DEPTH_LIMIT 10000u
 
 struct outbox_schema {
     schema_node_t *root;
@@ -140,6 +150,7 @@ static void node_destroy(schema_node_t *n) {
     bson_free(n->enum_json);
     if (n->pattern)
         pcre2_code_free(n->pattern);
+    pcre2_match_context_free(n->match_ctx);
     bson_free(n->pattern_src);
     node_destroy(n->items);
     bson_free(n);
@@ -352,6 +363,15 @@ static bool compile_keyword(compile_ctx_t *ctx, schema_node_t *n, bson_iter_t *i
                                 (const char *)msg);
         }
         n->pattern_src = bson_strdup(src);
+        /* JIT where the platform has it (several times faster, and it
+         * finishes some matches the interpreter gives up on); a failure
+         * only means the interpreter runs. */
+        (void)pcre2_jit_compile(n->pattern, PCRE2_JIT_COMPLETE);
+        n->match_ctx = pcre2_match_context_create(NULL);
+        if (!n->match_ctx)
+            return compile_fail(ctx, "out of memory");
+        pcre2_set_match_limit(n->match_ctx, PATTERN_MATCH_LIMIT);
+        pcre2_set_depth_limit(n->match_ctx, PATTERN_DEPTH_LIMIT);
         return true;
     }
     if (strcmp(kw, "items") == 0) {
@@ -429,6 +449,7 @@ typedef struct {
     char *buf;
     size_t size;
     char path[512];
+    bool limit;  /* the failure was a limit (pattern), not a mismatch */
 } check_ctx_t;
 
 static bool check_fail(check_ctx_t *ctx, const char *fmt, ...) BSON_GNUC_PRINTF(2, 3);
@@ -649,11 +670,27 @@ static bool check_value(check_ctx_t *ctx, const schema_node_t *n, const bson_ite
                               n->max_len);
         if (n->pattern) {
             pcre2_match_data *md = pcre2_match_data_create_from_pattern(n->pattern, NULL);
-            int rc = pcre2_match(n->pattern, (PCRE2_SPTR)s, bytes, 0, 0, md, NULL);
+            if (!md)
+                return check_fail(ctx, "out of memory matching pattern /%s/", n->pattern_src);
+            int rc = pcre2_match(n->pattern, (PCRE2_SPTR)s, bytes, 0, 0, md, n->match_ctx);
             pcre2_match_data_free(md);
-            if (rc < 0) {
+            if (rc == PCRE2_ERROR_NOMATCH) {
                 value_json(it, shown, sizeof shown);
                 return check_fail(ctx, "%s does not match pattern /%s/", shown, n->pattern_src);
+            }
+            if (rc < 0) {
+                PCRE2_UCHAR why[160];
+                pcre2_get_error_message(rc, why, sizeof why);
+                value_json(it, shown, sizeof shown);
+                bool limit = rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
+                             rc == PCRE2_ERROR_HEAPLIMIT || rc == PCRE2_ERROR_JIT_STACKLIMIT;
+                ctx->limit = limit;
+                if (limit)
+                    return check_fail(ctx, "pattern /%s/ exceeded the match limit on %s (%s): "
+                                      "neither matched nor refused; simplify the pattern",
+                                      n->pattern_src, shown, (const char *)why);
+                return check_fail(ctx, "%s cannot be matched against pattern /%s/: %s", shown,
+                                  n->pattern_src, (const char *)why);
             }
         }
     }
@@ -673,6 +710,11 @@ static bool check_value(check_ctx_t *ctx, const schema_node_t *n, const bson_ite
 
 bool outbox__schema_validate(const outbox_schema_t *schema, const bson_t *data,
                              const char *root_name, char *errbuf, size_t errbuf_size) {
+    return outbox__schema_check(schema, data, root_name, errbuf, errbuf_size) == OUTBOX_OK;
+}
+
+outbox_code_t outbox__schema_check(const outbox_schema_t *schema, const bson_t *data,
+                                   const char *root_name, char *errbuf, size_t errbuf_size) {
     check_ctx_t ctx = {.buf = errbuf, .size = errbuf_size};
     bson_t wrap = BSON_INITIALIZER;
     bson_iter_t it;
@@ -681,5 +723,5 @@ bool outbox__schema_validate(const outbox_schema_t *schema, const bson_t *data,
     bson_iter_init_find(&it, &wrap, "");
     bool ok = check_value(&ctx, schema->root, &it);
     bson_destroy(&wrap);
-    return ok;
+    return ok ? OUTBOX_OK : ctx.limit ? OUTBOX_ERR_LIMIT : OUTBOX_ERR_VALIDATION;
 }

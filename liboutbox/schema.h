@@ -12,6 +12,8 @@
 #ifndef OUTBOX_CORE_SCHEMA_H
 #define OUTBOX_CORE_SCHEMA_H
 
+#include "outbox/outbox.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +35,12 @@ const bson_t *outbox__schema_document(const outbox_schema_t *schema);
  * mismatch, in document order. */
 bool outbox__schema_validate(const outbox_schema_t *schema, const bson_t *data,
                              const char *root_name, char *errbuf, size_t errbuf_size);
+
+/* As outbox__schema_validate, telling a mismatch (OUTBOX_ERR_VALIDATION)
+ * from a pattern that hit its match or depth limit (OUTBOX_ERR_LIMIT: the
+ * data was neither accepted nor refused). */
+outbox_code_t outbox__schema_check(const outbox_schema_t *schema, const bson_t *data,
+                                   const char *root_name, char *errbuf, size_t errbuf_size);
 
 /* The name MongoDB uses for a BSON type ("int", "objectId", ...). */
 const char *outbox__bson_type_name(bson_type_t type);

@@ -43,6 +43,11 @@ struct outbox_tail {
     outbox_error_t gap_error;
     int64_t backoff_ms;
     int64_t reopen_at_us;  /* monotonic; 0 = now */
+    int64_t extra;         /* documents without an ObjectId _id passed
+                            * since last (they cannot be a position) */
+    int64_t pass_over;     /* after a reopen: how many of those to pass
+                            * over again without reporting them */
+    const bson_t *malformed; /* the document of the last MALFORMED return */
     outbox_event_t event;
 };
 
@@ -93,6 +98,27 @@ void outbox_tail_destroy(outbox_tail_t *t) {
     mongoc_collection_destroy(t->coll);
     outbox__client_push(t->ob, t->client);
     free(t);
+}
+
+const bson_t *outbox_tail_malformed_document(const outbox_tail_t *t) {
+    return t ? t->malformed : NULL;
+}
+
+/* The _id of a document as short JSON, for naming a malformed document. */
+static void describe_id(const bson_t *doc, char *out, size_t size) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "_id")) {
+        snprintf(out, size, "no _id");
+        return;
+    }
+    bson_t wrap = BSON_INITIALIZER;
+    bson_append_value(&wrap, "_id", 3, bson_iter_value(&it));
+    char *json = bson_as_relaxed_extended_json(&wrap, NULL);
+    snprintf(out, size, "%s", json ? json : "{ \"_id\" : ? }");
+    if (json && strlen(json) >= size && size > 4)
+        memcpy(out + size - 4, "...", 4);
+    bson_free(json);
+    bson_destroy(&wrap);
 }
 
 bool outbox_tail_last_id(const outbox_tail_t *t, bson_oid_t *id_out) {
@@ -242,6 +268,15 @@ static outbox_code_t open_cursor(outbox_tail_t *t, outbox_error_t *error) {
             return report_gap(t, error);
     }
 
+    /* Documents without an ObjectId _id right after last were reported
+     * already: pass over them again. Without a last position they are
+     * reported again (capped trimming could make a count from the start
+     * skip real events, and a repeat is better than a loss). */
+    if (t->has_last)
+        t->pass_over = t->extra;
+    else
+        t->extra = t->pass_over = 0;
+
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&opts, "tailable", true);
     BSON_APPEND_BOOL(&opts, "awaitData", true);
@@ -281,6 +316,7 @@ outbox_code_t outbox_tail_next(outbox_tail_t *t, int64_t timeout_ms, const outbo
         *event = NULL;
     if (!t || !event)
         return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_tail_next: tail and event are required");
+    t->malformed = NULL;
     if (t->gap) {
         if (error)
             *error = t->gap_error;
@@ -327,20 +363,37 @@ outbox_code_t outbox_tail_next(outbox_tail_t *t, int64_t timeout_ms, const outbo
                 close_cursor(t, 0);
                 continue;
             }
+            if (!has_id && t->pass_over > 0) {
+                t->pass_over--;
+                continue; /* reported before the cursor was reopened */
+            }
+            t->pass_over = 0;
             if (!has_id) {
-                /* Not an envelope; it cannot be a position either, so it is
-                 * reported and passed over (the tail stays on the previous
-                 * event and will report it again after a reopen). */
-                return outbox__fail(error, OUTBOX_ERR_VALIDATION,
-                                    "a document in %s.%s has no ObjectId _id: not an outbox event",
-                                    t->ob->conf->database, t->ob->conf->outbox);
+                /* Not an envelope, and it cannot be a position either (the
+                 * tail resumes by ObjectId): counted after the last event
+                 * so that a reopened cursor passes over it again. A new
+                 * tail from a checkpoint before it reports it again. */
+                char idtext[120], lasthex[25];
+                describe_id(doc, idtext, sizeof idtext);
+                t->extra++;
+                t->malformed = doc;
+                if (t->has_last)
+                    bson_oid_to_string(&t->last, lasthex);
+                return outbox__fail(error, OUTBOX_ERR_MALFORMED,
+                                    "document %s in %s.%s (number %" PRId64 " after %s%s) is not "
+                                    "a valid envelope: _id: expected objectId",
+                                    idtext, t->ob->conf->database, t->ob->conf->outbox, t->extra,
+                                    t->has_last ? "event " : "the tail's start",
+                                    t->has_last ? lasthex : "");
             }
             t->has_last = true;
+            t->extra = 0;
             bson_oid_copy(bson_iter_oid(&it), &t->last);
             if (!outbox__event_parse(&t->event, doc, msg, sizeof msg)) {
                 char hex[25];
                 bson_oid_to_string(&t->last, hex);
-                return outbox__fail(error, OUTBOX_ERR_VALIDATION,
+                t->malformed = doc;
+                return outbox__fail(error, OUTBOX_ERR_MALFORMED,
                                     "event %s in %s.%s is not a valid envelope: %s", hex,
                                     t->ob->conf->database, t->ob->conf->outbox, msg);
             }

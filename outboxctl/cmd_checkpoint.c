@@ -91,7 +91,8 @@ static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_
             had = bson_init_static(&old, data, len);
         }
         if (!had && !upsert) {
-            fprintf(stderr, "outboxctl: sink %s has no checkpoint in %s.%s; nothing changed\n", sink, s->db,
+            fprintf(stderr, "outboxctl: sink %s has no checkpoint in %s.%s; nothing changed (checkpoint set "
+                            "--create makes one for a sink that has not run yet)\n", sink, s->db,
                     s->checkpoints_name);
             print_known_sinks(s);
             status = EXIT_FAILURE;
@@ -139,6 +140,10 @@ int cmd_checkpoint(const options_t *o, char **args, int n) {
     store_t s;
     bson_oid_t id;
     bool set = n == 3 && strcmp(args[0], "set") == 0;
+    if (o->create && !set) {
+        fprintf(stderr, "outboxctl: --create goes with checkpoint set only\n");
+        return EXIT_USAGE;
+    }
     bool reset = n == 2 && strcmp(args[0], "reset") == 0;
     if (!set && !reset) {
         fprintf(stderr, "outboxctl: expected checkpoint set SINK ID or checkpoint reset SINK\n");
@@ -161,8 +166,11 @@ int cmd_checkpoint(const options_t *o, char **args, int n) {
                     args[2], s.db, s.name, args[1]);
             status = EXIT_FAILURE;
         }
+        /* Only a sink that has a checkpoint already, unless --create: a
+         * typo in the name would otherwise make a checkpoint for a sink
+         * that does not exist and leave the real one where it was. */
         if (status == 0)
-            status = move_checkpoint(&s, args[1], &id, "set by outboxctl", true);
+            status = move_checkpoint(&s, args[1], &id, "set by outboxctl", o->create);
     } else {
         status = move_checkpoint(&s, args[1], NULL, "reset by outboxctl", false);
     }

@@ -56,6 +56,14 @@ static int deadletter_list(store_t *s, const options_t *o) {
         bson_iter_t it;
         bool has_event = dead_letter_event(dl, &event);
         const char *v;
+        /* A malformed document (outboxd's on_error: deadletter for what is
+         * not an envelope) is shown by its reason only: its fields may be
+         * anything, deeper than JSON can be printed; the raw document is
+         * in the dead letter's event field. */
+        bson_iter_t mf;
+        bool malformed = bson_iter_init_find(&mf, dl, "malformed") && bson_iter_as_bool(&mf);
+        if (malformed)
+            has_event = false;
         if (doc_oid(dl, "_id", &id)) {
             bson_oid_to_string(&id, hex);
             BSON_APPEND_UTF8(&out, "id", hex);
@@ -93,8 +101,10 @@ static int deadletter_list(store_t *s, const options_t *o) {
             bson_append_iter(&out, "data", -1, &it);
         else
             BSON_APPEND_NULL(&out, "data");
+        if (malformed)
+            BSON_APPEND_BOOL(&out, "malformed", true);
         char *line = bson_as_relaxed_extended_json(&out, NULL);
-        printf("%s\n", line);
+        printf("%s\n", line ? line : "{\"error\":\"this dead letter cannot be shown as JSON\"}");
         bson_free(line);
         bson_destroy(&out);
     }
@@ -119,6 +129,11 @@ static bool retry_envelope(const bson_t *dl, bson_t *out, bson_oid_t *new_id, ch
     const char *type;
     if (!dead_letter_event(dl, &event)) {
         snprintf(errbuf, size, "it holds no event document");
+        return false;
+    }
+    if (bson_iter_init_find(&it, dl, "malformed") && bson_iter_as_bool(&it)) {
+        snprintf(errbuf, size, "it is a malformed document, not an event (%s); put a corrected event "
+                 "with outboxctl put, then delete the dead letter", doc_utf8(dl, "error") ? doc_utf8(dl, "error") : "");
         return false;
     }
     if (!doc_oid(dl, "event_id", &orig) && !doc_oid(&event, "_id", &orig)) {

@@ -85,6 +85,17 @@ int cmd_tail(const options_t *o) {
     } else if (o->from_now) {
         from = OUTBOX_TAIL_FROM_NOW;
     }
+    /* The outbox must exist: a tailable find on a missing collection just
+     * waits, and "no events" would hide a typo in --db or --outbox. This
+     * also makes an unreachable server or failed authentication an error
+     * before anything else. */
+    store_t st;
+    if ((status = store_open(o, &st)) != 0)
+        return status;
+    status = require_log(&st);
+    store_close(&st);
+    if (status)
+        return status;
     outbox_t *ob = open_outbox(o, false, &status);
     if (!ob)
         return status;
@@ -95,26 +106,69 @@ int cmd_tail(const options_t *o) {
         return status;
     }
     long long printed = 0;
-    /* Without --timeout-ms wait for ever, one second per call. */
-    int64_t step = o->timeout_ms >= 0 ? o->timeout_ms : 1000;
+    /* Without --timeout-ms wait for ever, one second per call; with it,
+     * until MS have passed since the last event (or the start), however
+     * many calls that takes while the tail reconnects. */
+    int64_t idle_since = now_ms();
+    bool failing = false;          /* a read failed since the last event */
+    outbox_error_t last_failure;
+    char last_said[OUTBOX_ERROR_MESSAGE_SIZE] = "";
     while (o->limit < 0 || printed < o->limit) {
         const outbox_event_t *ev;
+        int64_t step = 1000;
+        if (o->timeout_ms >= 0) {
+            step = o->timeout_ms - (now_ms() - idle_since);
+            if (step < 0)
+                step = 0;
+        }
         outbox_code_t rc = outbox_tail_next(tail, step, &ev, &err);
+        if (rc != OUTBOX_OK && rc != OUTBOX_ERR_TIMED_OUT && rc != OUTBOX_ERR_MALFORMED &&
+            o->timeout_ms >= 0 && now_ms() - idle_since >= o->timeout_ms) {
+            /* A failing read that used up the time is a failure too. */
+            if (rc != OUTBOX_ERR_GAP) {
+                status = fail("tail: could not read the log", &err);
+                break;
+            }
+        }
         if (rc == OUTBOX_OK) {
             char *line = outbox_event_to_json(ev, NULL);
             printf("%s\n", line);
             outbox_free(line);
             fflush(stdout);
             printed++;
-        } else if (rc == OUTBOX_ERR_TIMED_OUT) {
-            if (o->timeout_ms >= 0)
+            idle_since = now_ms();
+            failing = false;
+            last_said[0] = '\0';
+        } else if (rc == OUTBOX_ERR_MALFORMED) {
+            /* Never passed over in silence: an error, or with
+             * --skip-malformed one line each on stderr. */
+            if (!o->skip_malformed) {
+                fprintf(stderr, "outboxctl: tail: %s (--skip-malformed passes over such documents)\n",
+                        err.message);
+                status = EXIT_MALFORMED;
                 break;
+            }
+            fprintf(stderr, "outboxctl: tail: skipped: %s\n", err.message);
+            idle_since = now_ms();
+        } else if (rc == OUTBOX_ERR_TIMED_OUT) {
+            if (o->timeout_ms >= 0) {
+                if (failing)
+                    status = fail("tail: could not read the log", &last_failure);
+                break;
+            }
         } else if (rc == OUTBOX_ERR_GAP) {
             status = fail("tail", &err);
             break;
         } else {
-            /* The tail reconnects by itself; say why events stall. */
-            fprintf(stderr, "outboxctl: tail: %s (retrying)\n", err.message);
+            /* The tail reconnects by itself: with --timeout-ms the failure
+             * decides the exit status if no event comes in time; without,
+             * say why events stall (once per distinct message). */
+            failing = true;
+            last_failure = err;
+            if (o->timeout_ms < 0 && strcmp(last_said, err.message) != 0) {
+                fprintf(stderr, "outboxctl: tail: %s (retrying)\n", err.message);
+                snprintf(last_said, sizeof last_said, "%s", err.message);
+            }
         }
     }
     outbox_tail_destroy(tail);

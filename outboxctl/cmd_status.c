@@ -18,6 +18,8 @@ typedef struct {
     bool has_last;        /* last_id is an ObjectId; else the sink is at (start) */
     bson_oid_t last_id;
     int64_t events;       /* handled, in all */
+    int64_t malformed;    /* malformed documents met (outboxd counts them) */
+    char *last_malformed; /* why the last one was, NULL when none */
     int64_t updated_ms;   /* -1: unknown */
     bool in_log;          /* last_id was found in the log ... */
     int64_t index;        /* ... at this natural-order index */
@@ -38,6 +40,7 @@ static void free_sinks(sink_status_t *sinks, size_t n) {
         bson_free(sinks[i].name);
         bson_free(sinks[i].state);
         bson_free(sinks[i].message);
+        bson_free(sinks[i].last_malformed);
     }
     bson_free(sinks);
 }
@@ -70,6 +73,10 @@ static bool read_checkpoints(store_t *s, sink_status_t **out, size_t *n_out) {
         bson_iter_t it;
         if (bson_iter_init_find(&it, doc, "events") && BSON_ITER_HOLDS_NUMBER(&it))
             k->events = bson_iter_as_int64(&it);
+        if (bson_iter_init_find(&it, doc, "malformed") && BSON_ITER_HOLDS_NUMBER(&it))
+            k->malformed = bson_iter_as_int64(&it);
+        const char *last_malformed = doc_utf8(doc, "last_malformed");
+        k->last_malformed = last_malformed ? bson_strdup(last_malformed) : NULL;
         k->updated_ms = doc_date(doc, "updated");
         k->created_ms = -1;
     }
@@ -253,7 +260,13 @@ static void print_status_json(const store_t *s, const log_status_t *log, const s
             printf(",\"lag_seconds\":%.3f", (double)k->lag_ms / 1000.0);
         else
             fputs(",\"lag_seconds\":null", stdout);
-        printf(",\"events\":%lld,\"updated\":", (long long)k->events);
+        printf(",\"events\":%lld,\"malformed\":%lld,\"last_malformed\":", (long long)k->events,
+               (long long)k->malformed);
+        if (k->last_malformed)
+            json_string(stdout, k->last_malformed);
+        else
+            fputs("null", stdout);
+        fputs(",\"updated\":", stdout);
         if (k->updated_ms >= 0) {
             format_iso(k->updated_ms, iso, sizeof iso);
             printf("\"%s\"", iso);
@@ -268,8 +281,8 @@ static void print_status_json(const store_t *s, const log_status_t *log, const s
 }
 
 /* The text table: one row per sink, columns padded to line up. */
-enum { COL_SINK, COL_STATE, COL_CHECKPOINT, COL_LAG, COL_LAG_S, COL_EVENTS, COL_UPDATED, COL_MESSAGE,
-       N_COLS };
+enum { COL_SINK, COL_STATE, COL_CHECKPOINT, COL_LAG, COL_LAG_S, COL_EVENTS, COL_MALFORMED, COL_UPDATED,
+       COL_MESSAGE, N_COLS };
 
 static void status_row(const sink_status_t *k, char cells[N_COLS][64]) {
     snprintf(cells[COL_SINK], 64, "%s", k->name);
@@ -287,6 +300,7 @@ static void status_row(const sink_status_t *k, char cells[N_COLS][64]) {
     else
         snprintf(cells[COL_LAG_S], 64, "-");
     snprintf(cells[COL_EVENTS], 64, "%lld", (long long)k->events);
+    snprintf(cells[COL_MALFORMED], 64, "%lld", (long long)k->malformed);
     if (k->updated_ms >= 0)
         format_iso(k->updated_ms, cells[COL_UPDATED], 64);
     else
@@ -297,9 +311,10 @@ static void status_row(const sink_status_t *k, char cells[N_COLS][64]) {
 static void print_status_text(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
                               size_t n) {
     static const char *const heads[N_COLS] = {"SINK", "STATE", "CHECKPOINT", "LAG", "LAG_S",
-                                              "EVENTS", "UPDATED", "MESSAGE"};
+                                              "EVENTS", "MALFORMED", "UPDATED", "MESSAGE"};
     /* Numbers are right-aligned, text left-aligned. */
-    static const bool right[N_COLS] = {[COL_LAG] = true, [COL_LAG_S] = true, [COL_EVENTS] = true};
+    static const bool right[N_COLS] = {[COL_LAG] = true, [COL_LAG_S] = true, [COL_EVENTS] = true,
+                                       [COL_MALFORMED] = true};
     char hex[25], iso[40];
     printf("log %s.%s: %lld events", s->db, s->name, (long long)log->events);
     if (log->events > 0) {
@@ -328,8 +343,14 @@ static void print_status_text(const store_t *s, const log_status_t *log, const s
     for (size_t i = 0; i <= n; i++) {
         for (int c = 0; c < N_COLS; c++) {
             const char *cell = i == 0 ? heads[c] : c == COL_MESSAGE ? sinks[i - 1].message : cells[i - 1][c];
-            if (c == COL_MESSAGE)
+            if (c == COL_MESSAGE) {
                 printf("%s", cell);
+                /* Where the malformed count comes from, unless the state
+                 * message already says it (a sink stopped by one). */
+                const sink_status_t *k = i ? &sinks[i - 1] : NULL;
+                if (k && k->malformed > 0 && k->last_malformed && !strstr(k->message, k->last_malformed))
+                    printf("%slast malformed: %s", k->message[0] ? "; " : "", k->last_malformed);
+            }
             else
                 printf(right[c] ? "%*s  " : "%-*s  ", (int)width[c], cell);
         }

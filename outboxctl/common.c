@@ -13,10 +13,44 @@
 int fail(const char *what, const outbox_error_t *err) {
     fprintf(stderr, "outboxctl: %s%s%s\n", what ? what : "", what ? ": " : "", err->message);
     return err->code == OUTBOX_ERR_VALIDATION || err->code == OUTBOX_ERR_UNKNOWN_TYPE ||
-                   err->code == OUTBOX_ERR_SCHEMA || err->code == OUTBOX_ERR_CONF
+                   err->code == OUTBOX_ERR_SCHEMA || err->code == OUTBOX_ERR_CONF ||
+                   err->code == OUTBOX_ERR_LIMIT
                ? EXIT_USAGE
-           : err->code == OUTBOX_ERR_GAP ? EXIT_GAP
-                                         : EXIT_FAILURE;
+           : err->code == OUTBOX_ERR_GAP       ? EXIT_GAP
+           : err->code == OUTBOX_ERR_MALFORMED ? EXIT_MALFORMED
+                                               : EXIT_FAILURE;
+}
+
+char *read_uri_file(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "outboxctl: --uri-file %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len = getline(&line, &cap, f);
+    fclose(f);
+    if (len < 0) {
+        free(line);
+        fprintf(stderr, "outboxctl: --uri-file %s: empty file\n", path);
+        return NULL;
+    }
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
+                       line[len - 1] == '\t'))
+        line[--len] = '\0';
+    if (len == 0) {
+        free(line);
+        fprintf(stderr, "outboxctl: --uri-file %s: the first line is empty\n", path);
+        return NULL;
+    }
+    return line;
+}
+
+void print_uri_redacted(FILE *f, const char *uri) {
+    char *shown = outbox_uri_redacted(uri);
+    fputs(shown ? shown : "(out of memory)", f);
+    outbox_free(shown);
 }
 
 bool parse_count(const char *s, long long *out) {
@@ -76,13 +110,20 @@ int store_open(const options_t *o, store_t *s) {
     }
     mongoc_uri_t *uri = mongoc_uri_new_with_error(o->uri, &berr);
     if (!uri) {
-        fprintf(stderr, "outboxctl: --uri: %s\n", berr.message);
+        /* The driver's message can quote the URI; with credentials in it,
+         * only the redacted URI is shown. */
+        fprintf(stderr, "outboxctl: %s ", o->uri_source ? o->uri_source : "--uri");
+        print_uri_redacted(stderr, o->uri);
+        fprintf(stderr, ": not a valid MongoDB connection string%s%s\n", strchr(o->uri, '@') ? "" : ": ",
+                strchr(o->uri, '@') ? "" : berr.message);
         return EXIT_USAGE;
     }
     s->client = mongoc_client_new_from_uri(uri);
     mongoc_uri_destroy(uri);
     if (!s->client) {
-        fprintf(stderr, "outboxctl: --uri %s: cannot create a client\n", o->uri);
+        fprintf(stderr, "outboxctl: %s ", o->uri_source ? o->uri_source : "--uri");
+        print_uri_redacted(stderr, o->uri);
+        fputs(": cannot create a client\n", stderr);
         return EXIT_USAGE;
     }
     mongoc_client_set_error_api(s->client, MONGOC_ERROR_API_VERSION_2);

@@ -4,8 +4,9 @@
  * and for outboxd's state in the database: sink status and lag, moving a
  * sink's checkpoint, listing and retrying dead letters.
  *
- * Exit codes (documented in --help and the README): 0 success, 1 failure
- * (server, I/O), 2 bad usage or an event that fails validation, 3 a gap.
+ * Exit codes (documented in --help and outboxctl(1)): 0 success, 1 failure
+ * (server, I/O), 2 bad usage or an event that fails validation, 3 a gap,
+ * 4 a malformed document met by tail.
  */
 #include "outboxctl.h"
 
@@ -24,10 +25,15 @@ static const char usage[] =
     "  put TYPE KEY JSON [--header K=V]   validate and put one event; prints its id.\n"
     "                                     KEY - means no key (null)\n"
     "  tail [--from-start | --from-now | --after ID] [--limit N] [--timeout-ms MS]\n"
-    "                                     print events, one JSON object per line:\n"
+    "       [--skip-malformed]           print events, one JSON object per line:\n"
     "                                     id, type, key, created, data, headers.\n"
     "                                     Stops after N events, or when no event came\n"
-    "                                     for MS milliseconds (default: never)\n"
+    "                                     for MS milliseconds (default: never); exit 1\n"
+    "                                     when the server could not be read in that\n"
+    "                                     time. A document in the log that is not an\n"
+    "                                     event envelope ends tail with exit 4, unless\n"
+    "                                     --skip-malformed: then stderr names it and\n"
+    "                                     tail goes on\n"
     "  promote                            move committed transactional events from\n"
     "                                     N.pending into the log (outboxd does this)\n"
     "  status [--json]                    the log's size, oldest and newest event, and\n"
@@ -45,9 +51,11 @@ static const char usage[] =
     "                                     lag_seconds: newest created minus the\n"
     "                                     checkpoint event's (the oldest event's\n"
     "                                     for (start)), 0 when lag_events is 0\n"
-    "  checkpoint set SINK ID             move SINK's checkpoint to event ID (which\n"
+    "  checkpoint set SINK ID [--create]  move SINK's checkpoint to event ID (which\n"
     "                                     must be in the log): it resumes after ID;\n"
-    "                                     state running, events handled kept\n"
+    "                                     state running, events handled kept. SINK\n"
+    "                                     must have a checkpoint already (a typo is\n"
+    "                                     refused), unless --create\n"
     "  checkpoint reset SINK              SINK restarts at the oldest event in the log.\n"
     "                                     Stop outboxd before moving a checkpoint: it\n"
     "                                     reads checkpoints at start and writes its own\n"
@@ -66,15 +74,20 @@ static const char usage[] =
     "\n"
     "Options (each also read from the environment variable shown):\n"
     "  --uri URI        MongoDB connection string            OUTBOX_URI\n"
+    "  --uri-file PATH  the connection string from the first line of a file,\n"
+    "                   so the password is not on the command line (ps shows\n"
+    "                   it there)                            OUTBOX_URI_FILE\n"
     "  --db NAME        database                             OUTBOX_DB\n"
     "  --outbox NAME    outbox (capped collection) name      OUTBOX_NAME\n"
     "  --schemas DIR    event types: one TYPE.json $jsonSchema file per type;\n"
     "                   put needs it to validate             OUTBOX_SCHEMAS\n"
     "  -h, --help       this text;  -V, --version  the version\n"
     "\n"
+    "Connection strings are printed with their password hidden.\n"
+    "\n"
     "Exit status: 0 success, 1 failure, 2 bad usage or validation error,\n"
     "3 gap (the capped log overwrote events after the tail's starting point;\n"
-    "for status: some sink is in a gap).\n";
+    "for status: some sink is in a gap), 4 tail met a malformed document.\n";
 
 /* FerretDB lacks endSessions, and the driver warns about that whenever a
  * client closes; it says nothing about the outbox, so it is not shown. */
@@ -88,7 +101,7 @@ static void log_handler(mongoc_log_level_t level, const char *domain, const char
 
 int main(int argc, char **argv) {
     enum { O_URI = 256, O_DB, O_OUTBOX, O_SCHEMAS, O_SIZE, O_MAX, O_FROM_START, O_FROM_NOW, O_AFTER,
-           O_LIMIT, O_TIMEOUT, O_HEADER, O_SINK, O_ID, O_JSON };
+           O_LIMIT, O_TIMEOUT, O_HEADER, O_SINK, O_ID, O_JSON, O_URI_FILE, O_SKIP_MALFORMED, O_CREATE };
     static const struct option longopts[] = {
         {"uri", required_argument, NULL, O_URI},
         {"db", required_argument, NULL, O_DB},
@@ -105,17 +118,24 @@ int main(int argc, char **argv) {
         {"sink", required_argument, NULL, O_SINK},
         {"id", required_argument, NULL, O_ID},
         {"json", no_argument, NULL, O_JSON},
+        {"uri-file", required_argument, NULL, O_URI_FILE},
+        {"skip-malformed", no_argument, NULL, O_SKIP_MALFORMED},
+        {"create", no_argument, NULL, O_CREATE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    options_t o = {.uri = getenv("OUTBOX_URI"), .db = getenv("OUTBOX_DB"),
-                   .outbox = getenv("OUTBOX_NAME"), .schemas = getenv("OUTBOX_SCHEMAS"),
-                   .limit = -1, .timeout_ms = -1};
+    options_t o = {.db = getenv("OUTBOX_DB"), .outbox = getenv("OUTBOX_NAME"),
+                   .schemas = getenv("OUTBOX_SCHEMAS"), .limit = -1, .timeout_ms = -1};
+    const char *uri_arg = NULL, *uri_file_arg = NULL;
+    char *uri_from_file = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
         switch (c) {
-        case O_URI: o.uri = optarg; break;
+        case O_URI: uri_arg = optarg; break;
+        case O_URI_FILE: uri_file_arg = optarg; break;
+        case O_SKIP_MALFORMED: o.skip_malformed = true; break;
+        case O_CREATE: o.create = true; break;
         case O_DB: o.db = optarg; break;
         case O_OUTBOX: o.outbox = optarg; break;
         case O_SCHEMAS: o.schemas = optarg; break;
@@ -155,6 +175,34 @@ int main(int argc, char **argv) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    /* The connection string: the command line over the environment, and
+     * never two sources at one level (which would be a guess). */
+    const char *env_uri = getenv("OUTBOX_URI"), *env_uri_file = getenv("OUTBOX_URI_FILE");
+    if (env_uri && !*env_uri)
+        env_uri = NULL;
+    if (env_uri_file && !*env_uri_file)
+        env_uri_file = NULL;
+    if (uri_arg && uri_file_arg) {
+        fprintf(stderr, "outboxctl: give --uri or --uri-file, not both\n");
+        return EXIT_USAGE;
+    }
+    if (!uri_arg && !uri_file_arg && env_uri && env_uri_file) {
+        fprintf(stderr, "outboxctl: OUTBOX_URI and OUTBOX_URI_FILE are both set; unset one\n");
+        return EXIT_USAGE;
+    }
+    const char *file = uri_file_arg ? uri_file_arg : !uri_arg && !env_uri ? env_uri_file : NULL;
+    if (uri_arg) {
+        o.uri = uri_arg;
+        o.uri_source = "--uri";
+    } else if (file) {
+        if (!(uri_from_file = read_uri_file(file)))
+            return EXIT_USAGE;
+        o.uri = uri_from_file;
+        o.uri_source = uri_file_arg ? "--uri-file" : "OUTBOX_URI_FILE";
+    } else if (env_uri) {
+        o.uri = env_uri;
+        o.uri_source = "OUTBOX_URI";
+    }
     const char *cmd = argv[optind];
     char **args = argv + optind + 1;
     int n = argc - optind - 1;
@@ -180,6 +228,7 @@ int main(int argc, char **argv) {
         status = EXIT_USAGE;
     }
     mongoc_cleanup();
+    free(uri_from_file);
     return status;
 }
 

@@ -13,9 +13,12 @@
 
 #define EXIT_USAGE 2
 #define EXIT_GAP 3
+#define EXIT_MALFORMED 4 /* tail met a document that is not an envelope */
 
 typedef struct {
     const char *uri, *db, *outbox, *schemas;
+    const char *uri_source;  /* where uri came from, for messages: "--uri",
+                              * "--uri-file PATH", "OUTBOX_URI", ... */
     const char *size, *max;
     const char *after;
     bool from_now, from_start;
@@ -25,7 +28,19 @@ typedef struct {
     int n_headers;
     const char *sink, *id; /* deadletter filters */
     bool json;             /* status --json */
+    bool skip_malformed;   /* tail --skip-malformed */
+    bool create;           /* checkpoint set --create */
 } options_t;
+
+/* Reads a connection string from a file (--uri-file, OUTBOX_URI_FILE): the
+ * first line, without its end-of-line; so the password need not be on the
+ * command line, where ps shows it. NULL with a message on failure; caller
+ * frees with free(). */
+char *read_uri_file(const char *path);
+
+/* Prints "outboxctl: " and the connection string with its password hidden
+ * (outbox_uri_redacted: the only form in which outboxctl prints one). */
+void print_uri_redacted(FILE *f, const char *uri);
 
 /* Prints "outboxctl: WHAT: message" and returns the exit status for the
  * error's code. */

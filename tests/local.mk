@@ -38,6 +38,7 @@ OUTBOX_TESTS = \
 	tests/test_tail_order \
 	tests/test_tail_resume \
 	tests/test_tail_gap \
+	tests/test_tail_malformed \
 	tests/test_tail_network_failure \
 	tests/test_transactional_put \
 	tests/test_promote \
@@ -66,6 +67,8 @@ tests_test_tail_resume_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_resume_LDADD = $(TEST_LDADD)
 tests_test_tail_gap_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_gap_LDADD = $(TEST_LDADD)
+tests_test_tail_malformed_CFLAGS = $(TEST_CFLAGS)
+tests_test_tail_malformed_LDADD = $(TEST_LDADD)
 tests_test_tail_network_failure_SOURCES = tests/test_tail_network_failure.c tests/tcp_proxy.h tests/tcp_proxy.c
 tests_test_tail_network_failure_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_network_failure_LDADD = $(TEST_LDADD)

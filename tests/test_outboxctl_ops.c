@@ -279,8 +279,15 @@ static void checkpoint_set_and_reset(void **state) {
     }
     bson_oid_init_from_string(&lost, lost_hex);
 
-    /* A sink with no checkpoint yet gets one. */
-    assert_int_equal(run(&out, "checkpoint set s1 %s", hex[1]), 0);
+    /* A sink with no checkpoint is refused (a typo must not create a
+     * checkpoint for a sink that does not exist) ... */
+    assert_int_equal(run(&out, "checkpoint set s1 %s", hex[1]), 1);
+    assert_non_null(strstr(out, "sink s1 has no checkpoint"));
+    assert_non_null(strstr(out, "--create"));
+    free(out);
+    assert_null(find_doc(ob, ".checkpoints", "s1"));
+    /* ... unless --create: then it gets one. */
+    assert_int_equal(run(&out, "checkpoint set s1 %s --create", hex[1]), 0);
     assert_non_null(strstr(out, "(none) -> "));
     assert_non_null(strstr(out, hex[1]));
     free(out);

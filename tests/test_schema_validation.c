@@ -56,6 +56,45 @@ static void expect_bad_schema(const char *schema, const char *message) {
     assert_string_equal(err, message);
 }
 
+/* A pattern that needs more than PCRE2's match limit is neither a match
+ * nor a mismatch: it once came back as "does not match" (a false refusal of
+ * 40 a's, which ^(?:(a|a)*c|a*)$ matches) and (a+)+$ took most of a second
+ * per event. Now the limit is low enough to keep a match cheap and hitting
+ * it is its own error, naming the pattern. */
+static void a_pattern_that_exceeds_the_match_limit_is_its_own_error(void **state) {
+    const char *cases[][2] = {
+        {"{\"properties\":{\"s\":{\"pattern\":\"^(?:(a|a)*c|a*)$\"}}}",
+         "{\"s\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}"},
+        {"{\"properties\":{\"s\":{\"pattern\":\"(a+)+$\"}}}",
+         "{\"s\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[400] = "";
+        bson_error_t berr;
+        bson_t data;
+        outbox_schema_t *s = compile_ok(cases[i][0]);
+        assert_true(bson_init_from_json(&data, cases[i][1], -1, &berr));
+        bool ok = outbox__schema_validate(s, &data, "data", err, sizeof err);
+        assert_false(ok);
+        if (!strstr(err, "exceeded the match limit") || strstr(err, "does not match"))
+            fail_msg("%s against %s: %s", cases[i][1], cases[i][0], err);
+        assert_int_equal(outbox__schema_check(s, &data, "data", err, sizeof err), OUTBOX_ERR_LIMIT);
+        assert_non_null(strstr(err, "data.s: pattern /"));
+        bson_destroy(&data);
+        outbox__schema_destroy(s);
+    }
+    /* An ordinary mismatch is still one. */
+    char err[400] = "";
+    bson_error_t berr;
+    bson_t data;
+    outbox_schema_t *s = compile_ok("{\"properties\":{\"s\":{\"pattern\":\"^[a-z]+$\"}}}");
+    assert_true(bson_init_from_json(&data, "{\"s\":\"A1\"}", -1, &berr));
+    assert_int_equal(outbox__schema_check(s, &data, "data", err, sizeof err), OUTBOX_ERR_VALIDATION);
+    assert_string_equal(err, "data.s: \"A1\" does not match pattern /^[a-z]+$/");
+    bson_destroy(&data);
+    outbox__schema_destroy(s);
+}
+
 static void order_example_is_valid(void **state) {
     expect_valid(ORDER_CREATED_SCHEMA,
                  "{\"ordernr\": 1, \"total\": 12.5, \"customer\": \"ada\","
@@ -161,6 +200,7 @@ int main(void) {
         cmocka_unit_test(enum_compares_numbers_by_value),
         cmocka_unit_test(json_type_keyword),
         cmocka_unit_test(malformed_schemas_are_refused_with_their_path),
+        cmocka_unit_test(a_pattern_that_exceeds_the_match_limit_is_its_own_error),
     };
     return TEST_RUN("schema_validation", tests);
 }

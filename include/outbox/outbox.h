@@ -81,7 +81,14 @@ typedef enum outbox_code {
                                      failure */
     OUTBOX_ERR_UNSUPPORTED = 12,  /* the server lacks what the call needs */
     OUTBOX_ERR_IO = 13,           /* a local file could not be read */
-    OUTBOX_ERR_NOT_FOUND = 14     /* an event id or name does not exist */
+    OUTBOX_ERR_NOT_FOUND = 14,    /* an event id or name does not exist */
+    OUTBOX_ERR_MALFORMED = 15,    /* a document in the log is not an event
+                                     envelope (docs/envelope.md); the tail
+                                     has moved past it */
+    OUTBOX_ERR_LIMIT = 16         /* a limit was reached: an event's size or
+                                     nesting depth, or a schema pattern's
+                                     match limit (the data was neither
+                                     accepted nor refused by the schema) */
 } outbox_code_t;
 
 /* Size of outbox_error_t.message, including the terminating NUL. */
@@ -300,6 +307,37 @@ OUTBOX_EXPORT outbox_code_t outbox_tail_next(outbox_tail_t *tail, int64_t timeou
 
 /* The id of the last event next() returned; false if none yet. */
 OUTBOX_EXPORT bool outbox_tail_last_id(const outbox_tail_t *tail, bson_oid_t *id_out);
+
+/* --- Limits (docs/envelope.md) -------------------------------------------
+ * An event's envelope, as stored, nests at most OUTBOX_MAX_DEPTH levels of
+ * documents and arrays, the envelope itself being level 1 (MongoDB's own
+ * limit for documents, which it does not enforce on every path), so data
+ * and what it holds have OUTBOX_MAX_DEPTH - 1 levels. Its BSON size is at
+ * most OUTBOX_EVENT_MAX_SIZE bytes, well below MongoDB's 16 MiB, so that
+ * a reply batch of the tailable cursor never has to carry a near-16 MiB
+ * document and the brokers (Kafka and NATS default to 1 MB messages) are
+ * not the first to find out. put refuses more with OUTBOX_ERR_LIMIT; the
+ * tail reports a deeper document in the log as OUTBOX_ERR_MALFORMED. */
+#define OUTBOX_MAX_DEPTH 100
+#define OUTBOX_EVENT_MAX_SIZE (8 * 1024 * 1024)
+
+/* --- Malformed documents and owned events ----------------------------------
+ * When outbox_tail_next() returns OUTBOX_ERR_MALFORMED, the document it met
+ * is not an envelope (the error says which field, and names the document by
+ * its _id, or by its position when it has no ObjectId _id). The tail has
+ * moved past it: the next call returns what follows. This returns that raw
+ * document (borrowed, valid until the next call on the tail), or NULL when
+ * the last call did not return OUTBOX_ERR_MALFORMED. */
+OUTBOX_EXPORT const bson_t *outbox_tail_malformed_document(const outbox_tail_t *tail);
+
+/* A copy of event that owns its envelope, for keeping an event past the
+ * next outbox_tail_next() call (outboxd's in-flight window). Its accessors
+ * work as on the original. NULL only for NULL. Free with
+ * outbox_event_destroy(). */
+OUTBOX_EXPORT outbox_event_t *outbox_event_copy(const outbox_event_t *event);
+/* Frees a copy made by outbox_event_copy(); accepts NULL. Never call it on
+ * an event a tail returned (that one is borrowed). */
+OUTBOX_EXPORT void outbox_event_destroy(outbox_event_t *event);
 
 #ifdef __cplusplus
 }
