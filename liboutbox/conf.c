@@ -40,11 +40,46 @@ static bool parse_int64(const char *value, int64_t min, int64_t *out) {
     return true;
 }
 
-/* Collection names MongoDB refuses; checked here so the mistake shows at
- * configuration time, not at the first write. */
-static bool valid_collection_name(const char *name) {
-    return name[0] && !strchr(name, '$') && strncmp(name, "system.", 7) != 0 &&
-           strlen(name) < 200;
+/* The names MongoDB refuses, checked here so that the mistake shows at
+ * configuration time (outboxd --check uses these very rules), not at the
+ * first write. A database name is at most 63 bytes. An outbox name leaves
+ * room in MongoDB's 255-byte namespace for the database and the longest
+ * suffix (".checkpoints"). Returns why not, or NULL. */
+#define OUTBOX_MAX_DATABASE_LEN 63
+#define OUTBOX_MAX_OUTBOX_LEN 170
+
+static const char *bad_database_name(const char *name) {
+    if (!name[0])
+        return "must not be empty";
+    if (strlen(name) > OUTBOX_MAX_DATABASE_LEN)
+        return "is longer than 63 bytes";
+    if (strpbrk(name, "/\\. \"$"))
+        return "holds one of / \\ . space \" $";
+    return NULL;
+}
+
+static const char *bad_collection_name(const char *name) {
+    if (!name[0])
+        return "must not be empty";
+    if (strlen(name) > OUTBOX_MAX_OUTBOX_LEN)
+        return "is longer than 170 bytes";
+    if (strchr(name, '$'))
+        return "holds a $";
+    if (strncmp(name, "system.", 7) == 0)
+        return "starts with \"system.\", which MongoDB keeps for itself";
+    return NULL;
+}
+
+/* At most 40 bytes of a name, for messages: a 10 MB mistake must not fill
+ * them. Cut at a UTF-8 character boundary. */
+static int shown_len(const char *value) {
+    size_t len = strlen(value);
+    if (len <= 40)
+        return (int)len;
+    len = 40;
+    while (len > 0 && ((unsigned char)value[len] & 0xC0) == 0x80)
+        len--;
+    return (int)len;
 }
 
 outbox_code_t outbox_conf_set(outbox_conf_t *conf, const char *key, const char *value,
@@ -60,13 +95,17 @@ outbox_code_t outbox_conf_set(outbox_conf_t *conf, const char *key, const char *
         bson_free(conf->uri);
         conf->uri = bson_strdup(value);
     } else if (strcmp(key, "database") == 0) {
-        if (!value[0] || strpbrk(value, "/\\. \"$"))
-            return outbox__fail(error, OUTBOX_ERR_CONF, "database: \"%s\" is not a valid database name", value);
+        const char *why = bad_database_name(value);
+        if (why)
+            return outbox__fail(error, OUTBOX_ERR_CONF, "database: \"%.*s%s\" is not a valid database name: it %s",
+                                shown_len(value), value, value[shown_len(value)] ? "..." : "", why);
         bson_free(conf->database);
         conf->database = bson_strdup(value);
     } else if (strcmp(key, "outbox") == 0) {
-        if (!valid_collection_name(value))
-            return outbox__fail(error, OUTBOX_ERR_CONF, "outbox: \"%s\" is not a valid collection name", value);
+        const char *why = bad_collection_name(value);
+        if (why)
+            return outbox__fail(error, OUTBOX_ERR_CONF, "outbox: \"%.*s%s\" is not a valid collection name: it %s",
+                                shown_len(value), value, value[shown_len(value)] ? "..." : "", why);
         bson_free(conf->outbox);
         conf->outbox = bson_strdup(value);
     } else if (strcmp(key, "capped.size") == 0) {

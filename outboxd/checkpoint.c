@@ -1,7 +1,12 @@
 /*
- * checkpoint.c - see checkpoint.h.
+ * checkpoint.c - see checkpoint.h. The message is scrubbed of every
+ * registered secret before it is stored: `outboxctl status` shows it to
+ * whoever may read the database, and the text often comes from a plugin's
+ * error (which may quote a URL with its password).
  */
 #include "checkpoint.h"
+
+#include "secrets.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -56,7 +61,10 @@ bool outboxd_checkpoint_write(mongoc_client_pool_t *pool, const char *db, const 
         BSON_APPEND_NULL(&set, "last_id");
     BSON_APPEND_INT64(&set, "events", cp->events);
     BSON_APPEND_UTF8(&set, "state", cp->state[0] ? cp->state : "running");
-    BSON_APPEND_UTF8(&set, "message", cp->message);
+    char message[sizeof cp->message];
+    snprintf(message, sizeof message, "%s", cp->message);
+    outboxd_secrets_scrub(message, sizeof message);
+    BSON_APPEND_UTF8(&set, "message", message);
     BSON_APPEND_DATE_TIME(&set, "updated", (int64_t)time(NULL) * 1000);
     bson_append_document_end(&update, &set);
     BSON_APPEND_BOOL(&opts, "upsert", true);

@@ -6,21 +6,24 @@
  */
 #include "conffile.h"
 
+#include "outbox/outbox.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #define DEFAULT_EVERY_EVENTS 1000
 #define DEFAULT_EVERY_MS 1000
 
-/* Far above any real configuration; they only stop a wrong path (a log, a
- * device) from being read whole into memory. */
-#define CONFIG_MAX_BYTES (16 * 1024 * 1024)
-#define URI_FILE_MAX_BYTES (64 * 1024)
+/* The limits (conffile.h) are far above any real configuration. The size
+ * stops a wrong path (a log, a device) from being read whole into memory;
+ * the depth stops libyaml's scanner, whose cost grows with the square of
+ * the nesting (40,000 "[" took a minute), long before it matters. */
 
 /* ------------------------------------------------------------------------
  * Memory
@@ -110,6 +113,7 @@ typedef struct {
     char *errbuf;
     size_t errbuf_size;
     yaml_document_t doc;
+    outboxd_conf_t *conf;
     char shown[100]; /* see shown() */
 } loader_t;
 
@@ -260,15 +264,15 @@ static int read_string(loader_t *ld, yaml_node_t *v, const char *label, char **o
 
 /* Plain decimal digits only: "1e3", "0x10" or " 5" are more likely typos
  * than intent in a count. */
-static int read_count(loader_t *ld, yaml_node_t *v, const char *label, int64_t *out) {
+static int read_count(loader_t *ld, yaml_node_t *v, const char *label, int64_t max, int64_t *out) {
     const char *s = text(v);
     if (!s)
-        return fail(ld, at(v), "%s: expected an integer >= 1", label);
+        return fail(ld, at(v), "%s: expected an integer from 1 to %lld", label, (long long)max);
     char *end;
     errno = 0;
     long long n = strtoll(s, &end, 10);
-    if (*s < '0' || *s > '9' || errno || *end || n < 1)
-        return fail(ld, at(v), "%s: expected an integer >= 1, got \"%s\"", label,
+    if (*s < '0' || *s > '9' || errno || *end || n < 1 || n > max)
+        return fail(ld, at(v), "%s: expected an integer from 1 to %lld, got \"%s\"", label, (long long)max,
                     shown(ld, s, strlen(s)));
     *out = n;
     return 0;
@@ -325,35 +329,116 @@ static bool is_space(char c) {
 }
 
 /* Credentials in other schemes, or a bare password, would go unredacted
- * in logs (outboxd_uri_redacted), so refuse them here. */
+ * in logs (outbox_uri_redacted), so refuse them here. */
 static bool is_mongodb_uri(const char *uri) {
     return !strncmp(uri, "mongodb://", 10) || !strncmp(uri, "mongodb+srv://", 14);
 }
 
+/* A path from the file, taken from the configuration file's folder when
+ * relative: the daemon's working directory is rarely the one its operator
+ * has in mind (and under systemd it is /var/lib/outboxd). */
+static char *beside_config(loader_t *ld, const char *name) {
+    const char *slash = strrchr(ld->path, '/');
+    if (name[0] == '/' || !slash)
+        return xstrdup(name);
+    size_t dirlen = (size_t)(slash - ld->path);
+    char *path = xmalloc(dirlen + 1 + strlen(name) + 1);
+    sprintf(path, "%.*s/%s", (int)dirlen, ld->path, name);
+    return path;
+}
+
+/* Whether a value holds a password in a URL's userinfo: whatever
+ * outbox_uri_redacted() masks (one rule for what a password is). */
+static bool has_url_password(const char *value) {
+    if (!strstr(value, "://"))
+        return false;
+    char *shown = outbox_uri_redacted(value);
+    bool differs = shown && strcmp(shown, value) != 0;
+    outbox_free(shown);
+    return differs;
+}
+
+/* Remembers the first secret written inline, for the warning at start. */
+static void note_inline(loader_t *ld, const yaml_node_t *v, const char *what) {
+    if (ld->conf->inline_secret)
+        return;
+    ld->conf->inline_secret = xstrdup(what);
+    ld->conf->inline_secret_line = (int)v->start_mark.line + 1;
+    ld->conf->inline_secret_column = (int)v->start_mark.column + 1;
+}
+
+/* The secret in the file {file: PATH}: at most OUTBOXD_SECRET_MAX_BYTES,
+ * trailing newlines dropped (editors add one), no NUL. */
+static int read_secret_file(loader_t *ld, yaml_node_t *at_node, const char *label, const char *name, char **out) {
+    char *path = beside_config(ld, name);
+    size_t len;
+    int rc = 0;
+    char *buf = read_file(path, OUTBOXD_SECRET_MAX_BYTES, &len);
+    if (!buf) {
+        const char *why = errno == EFBIG ? "larger than 64 KiB" : strerror(errno);
+        rc = fail(ld, at(at_node), "%s: file %s: %s", label, shown(ld, path, strlen(path)), why);
+    } else {
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            buf[--len] = '\0';
+        if (len == 0)
+            rc = fail(ld, at(at_node), "%s: file %s is empty", label, shown(ld, path, strlen(path)));
+        else if (memchr(buf, '\0', len))
+            rc = fail(ld, at(at_node), "%s: file %s holds a NUL byte", label, shown(ld, path, strlen(path)));
+        else
+            *out = xstrndup(buf, len);
+        free(buf);
+    }
+    free(path);
+    return rc;
+}
+
+/* A value written as {file: PATH} or {env: NAME}. The value itself never
+ * appears in a message: the file or the variable does. */
+static int read_secret_ref(loader_t *ld, yaml_node_t *map, const char *label, char **out) {
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    yaml_node_t *k = n ? node(ld, map->data.mapping.pairs.start[0].key) : NULL;
+    yaml_node_t *v = n ? node(ld, map->data.mapping.pairs.start[0].value) : NULL;
+    const char *kind = k ? text(k) : NULL, *arg = v ? text(v) : NULL;
+    if (n != 1 || !kind || (strcmp(kind, "file") != 0 && strcmp(kind, "env") != 0))
+        return fail(ld, at(map), "%s: expected a string, {file: PATH} or {env: NAME}", label);
+    if (!arg || !*arg || is_null(v))
+        return fail(ld, at(v), "%s: {%s: ...} needs a %s", label, kind, kind[0] == 'f' ? "path" : "variable name");
+    if (kind[0] == 'f')
+        return read_secret_file(ld, v, label, arg, out);
+    if (!only_word_chars(arg, "_") || (arg[0] >= '0' && arg[0] <= '9'))
+        return fail(ld, at(v), "%s: \"%s\" is not an environment variable name", label, shown(ld, arg, strlen(arg)));
+    const char *value = getenv(arg);
+    if (!value)
+        return fail(ld, at(v), "%s: environment variable %s is not set", label, arg);
+    if (!*value)
+        return fail(ld, at(v), "%s: environment variable %s is empty", label, arg);
+    *out = xstrdup(value);
+    return 0;
+}
+
+/* A scalar, or a secret by reference; *by_ref says which. */
+static int read_value(loader_t *ld, yaml_node_t *v, const char *label, char **out, bool *by_ref) {
+    *by_ref = v->type == YAML_MAPPING_NODE;
+    if (*by_ref)
+        return read_secret_ref(ld, v, label, out);
+    return read_string(ld, v, label, out);
+}
+
 /* The URI kept in a file of its own, so that the configuration can be
- * world-readable and the password not. A relative path is taken from the
- * configuration file's folder: the daemon's working directory is rarely
- * the one its operator has in mind. The URI itself never appears in a
- * message. */
+ * world-readable and the password not. Unlike {file:}, blanks around the
+ * URI are dropped too (as always). */
 static int read_uri_file(loader_t *ld, yaml_node_t *v, outboxd_conf_t *conf) {
     char *name, *path;
     if (read_string(ld, v, "mongodb.uri_file", &name) < 0)
         return -1;
-    const char *slash = strrchr(ld->path, '/');
-    if (name[0] != '/' && slash) {
-        size_t dirlen = (size_t)(slash - ld->path);
-        path = xmalloc(dirlen + 1 + strlen(name) + 1);
-        sprintf(path, "%.*s/%s", (int)dirlen, ld->path, name);
-    } else {
-        path = xstrdup(name);
-    }
+    path = beside_config(ld, name);
     free(name);
 
     int rc = 0;
     size_t len;
-    char *buf = read_file(path, URI_FILE_MAX_BYTES, &len);
+    char *buf = read_file(path, OUTBOXD_SECRET_MAX_BYTES, &len);
     if (!buf) {
-        const char *why = strerror(errno);
+        const char *why = errno == EFBIG ? "larger than 64 KiB" : strerror(errno);
         rc = fail(ld, at(v), "mongodb.uri_file: %s: %s", shown(ld, path, strlen(path)), why);
     } else {
         char *start = buf, *end = buf + len;
@@ -374,6 +459,21 @@ static int read_uri_file(loader_t *ld, yaml_node_t *v, outboxd_conf_t *conf) {
     return rc;
 }
 
+/* A value liboutbox's outbox_conf_set() accepts for key: the library's
+ * rules for URIs and names, checked where the value is written (the
+ * daemon used to learn of a bad name only at run time, with no place).
+ * liboutbox's message names the value, never a URI. */
+static int check_with_liboutbox(loader_t *ld, yaml_node_t *v, const char *prefix, const char *key,
+                                const char *value) {
+    outbox_error_t err;
+    outbox_conf_t *probe = outbox_conf_new();
+    outbox_code_t rc = outbox_conf_set(probe, key, value, &err);
+    outbox_conf_destroy(probe);
+    if (rc != OUTBOX_OK)
+        return fail(ld, at(v), "%s%s", prefix, err.message);
+    return 0;
+}
+
 static int load_mongodb(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
     enum { URI, URI_FILE, DATABASE, N };
     field_t f[N] = {{"uri"}, {"uri_file"}, {"database"}};
@@ -382,24 +482,33 @@ static int load_mongodb(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
     if (read_fields(ld, map, f, N, " in mongodb") < 0)
         return -1;
 
-    yaml_node_t *uri = given(&f[URI]), *uri_file = given(&f[URI_FILE]);
+    yaml_node_t *uri = given(&f[URI]), *uri_file = given(&f[URI_FILE]), *where;
+    bool by_ref = true;
     if (uri && uri_file)
         return fail(ld, at(f[URI_FILE].key), "mongodb: give either \"uri\" or \"uri_file\", not both");
     if (uri) {
-        if (read_string(ld, uri, "mongodb.uri", &conf->mongodb_uri) < 0)
+        where = uri;
+        if (read_value(ld, uri, "mongodb.uri", &conf->mongodb_uri, &by_ref) < 0)
             return -1;
         if (!is_mongodb_uri(conf->mongodb_uri))
             return fail(ld, at(uri), "mongodb.uri: expected a mongodb:// or mongodb+srv:// URI");
     } else if (uri_file) {
+        where = uri_file;
         if (read_uri_file(ld, uri_file, conf) < 0)
             return -1;
     } else {
         return fail(ld, at(map), "mongodb has no \"uri\" or \"uri_file\"");
     }
+    if (check_with_liboutbox(ld, where, "mongodb.", "uri", conf->mongodb_uri) < 0)
+        return -1;
+    if (!by_ref && has_url_password(conf->mongodb_uri))
+        note_inline(ld, uri, "mongodb.uri");
 
     if (!f[DATABASE].key)
         return fail(ld, at(map), "mongodb has no \"database\"");
-    return read_string(ld, f[DATABASE].value, "mongodb.database", &conf->database);
+    if (read_string(ld, f[DATABASE].value, "mongodb.database", &conf->database) < 0)
+        return -1;
+    return check_with_liboutbox(ld, f[DATABASE].value, "mongodb.", "database", conf->database);
 }
 
 static int load_checkpoint(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
@@ -410,10 +519,11 @@ static int load_checkpoint(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf)
         return fail(ld, at(map), "checkpoint: expected a mapping");
     if (read_fields(ld, map, f, N, " in checkpoint") < 0)
         return -1;
-    if ((v = given(&f[EVENTS])) &&
-        read_count(ld, v, "checkpoint.every_events", &conf->checkpoint_every_events) < 0)
+    if ((v = given(&f[EVENTS])) && read_count(ld, v, "checkpoint.every_events", OUTBOXD_EVERY_EVENTS_MAX,
+                                               &conf->checkpoint_every_events) < 0)
         return -1;
-    if ((v = given(&f[MS])) && read_count(ld, v, "checkpoint.every_ms", &conf->checkpoint_every_ms) < 0)
+    if ((v = given(&f[MS])) &&
+        read_count(ld, v, "checkpoint.every_ms", OUTBOXD_EVERY_MS_MAX, &conf->checkpoint_every_ms) < 0)
         return -1;
     return 0;
 }
@@ -477,12 +587,28 @@ static int load_options(loader_t *ld, yaml_node_t *map, outboxd_sink_conf_t *sin
                 return fail(ld, at(k), "duplicate key \"%s\" in options (first at line %d)",
                             shown(ld, key, strlen(key)), sink->options[j].line);
         }
-        if (!value)
-            return fail(ld, at(v), "options.%s: expected a scalar value", shown(ld, key, strlen(key)));
-        sink->options[i].key = xstrdup(key);
-        sink->options[i].value = xstrdup(value);
-        sink->options[i].line = (int)k->start_mark.line + 1;
-        sink->options[i].column = (int)k->start_mark.column + 1;
+        char label[160];
+        snprintf(label, sizeof label, "options.%s", shown(ld, key, strlen(key)));
+        outboxd_option_t *o = &sink->options[i];
+        bool by_ref = false;
+        if (v->type == YAML_MAPPING_NODE) {
+            by_ref = true;
+            if (read_secret_ref(ld, v, label, &o->value) < 0)
+                return -1;
+        } else if (!value) {
+            return fail(ld, at(v), "%s: expected a scalar value, {file: PATH} or {env: NAME}", label);
+        } else {
+            o->value = xstrdup(value);
+        }
+        o->key = xstrdup(key);
+        o->line = (int)k->start_mark.line + 1;
+        o->column = (int)k->start_mark.column + 1;
+        o->secret = by_ref || outboxd_conf_key_is_secret(key);
+        if (!by_ref && (o->secret || has_url_password(o->value))) {
+            char what[300];
+            snprintf(what, sizeof what, "sink %s option %s", sink->name, key);
+            note_inline(ld, v, what);
+        }
     }
     return 0;
 }
@@ -592,6 +718,7 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     yaml_node_t *root = yaml_document_get_root_node(&ld->doc), *v;
     yaml_mark_t start = {0};
 
+    ld->conf = conf;
     conf->path = xstrdup(ld->path);
     conf->checkpoint_every_events = DEFAULT_EVERY_EVENTS;
     conf->checkpoint_every_ms = DEFAULT_EVERY_MS;
@@ -609,10 +736,16 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
         return -1;
     if (!f[OUTBOX].key)
         return fail(ld, at(root), "missing \"outbox\"");
-    if (read_string(ld, f[OUTBOX].value, "outbox", &conf->outbox) < 0)
+    if (read_string(ld, f[OUTBOX].value, "outbox", &conf->outbox) < 0 ||
+        check_with_liboutbox(ld, f[OUTBOX].value, "", "outbox", conf->outbox) < 0)
         return -1;
-    if ((v = given(&f[PLUGIN_DIR])) && read_string(ld, v, "plugin_dir", &conf->plugin_dir) < 0)
-        return -1;
+    if ((v = given(&f[PLUGIN_DIR]))) {
+        char *dir;
+        if (read_string(ld, v, "plugin_dir", &dir) < 0)
+            return -1;
+        conf->plugin_dir = beside_config(ld, dir);
+        free(dir);
+    }
     if ((v = given(&f[CHECKPOINT])) && load_checkpoint(ld, v, conf) < 0)
         return -1;
     if (!f[SINKS].key)
@@ -626,7 +759,7 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
 static int check_stream(loader_t *ld, const char *buf, size_t len) {
     yaml_parser_t parser;
     yaml_event_t event;
-    int rc = 0, documents = 0;
+    int rc = 0, documents = 0, depth = 0;
     bool done = false;
 
     if (!yaml_parser_initialize(&parser))
@@ -643,6 +776,12 @@ static int check_stream(loader_t *ld, const char *buf, size_t len) {
                       shown(ld, anchor, strlen(anchor)));
         } else if (event.type == YAML_DOCUMENT_START_EVENT && ++documents > 1) {
             rc = fail(ld, &event.start_mark, "only one YAML document is allowed");
+        } else if ((event.type == YAML_MAPPING_START_EVENT || event.type == YAML_SEQUENCE_START_EVENT) &&
+                   ++depth > OUTBOXD_CONF_MAX_DEPTH) {
+            rc = fail(ld, &event.start_mark, "nested deeper than %d mappings and sequences",
+                      OUTBOXD_CONF_MAX_DEPTH);
+        } else if (event.type == YAML_MAPPING_END_EVENT || event.type == YAML_SEQUENCE_END_EVENT) {
+            depth--;
         }
         done = event.type == YAML_STREAM_END_EVENT;
         yaml_event_delete(&event);
@@ -668,8 +807,11 @@ outboxd_conf_t *outboxd_conf_load(const char *path, char *errbuf, size_t errbuf_
         fail(&ld, NULL, "no configuration file given");
         return NULL;
     }
-    if (!(buf = read_file(path, CONFIG_MAX_BYTES, &len))) {
-        fail(&ld, NULL, "%s", strerror(errno));
+    if (!(buf = read_file(path, OUTBOXD_CONF_MAX_BYTES, &len))) {
+        if (errno == EFBIG)
+            fail(&ld, NULL, "larger than %d KiB: not a configuration file", OUTBOXD_CONF_MAX_BYTES / 1024);
+        else
+            fail(&ld, NULL, "%s", strerror(errno));
         return NULL;
     }
     if (check_stream(&ld, buf, len) < 0)
@@ -689,6 +831,10 @@ outboxd_conf_t *outboxd_conf_load(const char *path, char *errbuf, size_t errbuf_
     if (load_conf(&ld, conf) < 0) {
         outboxd_conf_free(conf);
         conf = NULL;
+    } else {
+        struct stat st;
+        if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+            conf->readable_mode = (unsigned)(st.st_mode & 07777);
     }
     yaml_document_delete(&ld.doc);
 out:
@@ -719,7 +865,38 @@ void outboxd_conf_free(outboxd_conf_t *conf) {
     free(conf->database);
     free(conf->outbox);
     free(conf->plugin_dir);
+    free(conf->inline_secret);
     free(conf);
+}
+
+/* Splits key at '.', '_' and '-' and compares each part with the words. */
+bool outboxd_conf_key_is_secret(const char *key) {
+    static const char *const words[] = {"password", "passwd", "passphrase", "pwd",  "secret", "token",
+                                        "nkey",     "seed",   "creds",      "credentials", "apikey", "jwt"};
+    static const char *const whole[] = {"ssl.key.pem", "ssl_key", "sasl.oauthbearer.config", "sasl.jaas.config"};
+    static const char *const pointers[] = {"file", "path", "location", "env"};
+    if (!key)
+        return false;
+    const char *last = key;
+    for (const char *p = key; *p; p++)
+        if (*p == '.' || *p == '_' || *p == '-')
+            last = p + 1;
+    for (size_t i = 0; i < sizeof pointers / sizeof *pointers; i++)
+        if (strcasecmp(last, pointers[i]) == 0)
+            return false;
+    for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
+        if (strcasecmp(key, whole[i]) == 0)
+            return true;
+    for (const char *p = key; *p;) {
+        size_t len = strcspn(p, "._-");
+        for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+            if (len == strlen(words[i]) && strncasecmp(p, words[i], len) == 0)
+                return true;
+        p += len;
+        if (*p)
+            p++;
+    }
+    return false;
 }
 
 long outboxd_route_expand(const char *route, const char *type, const char *key, char *out,

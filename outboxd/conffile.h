@@ -42,19 +42,48 @@ typedef struct {
     char *mongodb_uri;  /* from mongodb.uri, or the file mongodb.uri_file */
     char *database;     /* mongodb.database */
     char *outbox;       /* outbox */
-    char *plugin_dir;   /* plugin_dir, or NULL for the built-in default */
+    char *plugin_dir;   /* plugin_dir (a relative one taken from the file's
+                           folder), or NULL for the built-in default */
     int64_t checkpoint_every_events; /* checkpoint.every_events, default 1000 */
     int64_t checkpoint_every_ms;     /* checkpoint.every_ms, default 1000 */
     outboxd_sink_conf_t *sinks;
     size_t n_sinks;
+    /* The first secret written in the file itself (a password in
+     * mongodb.uri, a secret option, a URL option with a password), for the
+     * start-up warning when the file is readable by others: "mongodb.uri"
+     * or "sink NAME option KEY" and where; NULL when there is none. */
+    char *inline_secret;
+    int inline_secret_line, inline_secret_column;
+    /* The file's permission bits when group or others may read it, else 0. */
+    unsigned readable_mode;
 } outboxd_conf_t;
+
+/* Limits, documented in docs/config.md and outboxd.conf(5). */
+#define OUTBOXD_CONF_MAX_BYTES (1024 * 1024)     /* the configuration file */
+#define OUTBOXD_CONF_MAX_DEPTH 32                /* nested mappings and sequences */
+#define OUTBOXD_SECRET_MAX_BYTES (64 * 1024)     /* a {file:} or uri_file */
+#define OUTBOXD_EVERY_EVENTS_MAX 1000000         /* checkpoint.every_events */
+#define OUTBOXD_EVERY_MS_MAX 3600000             /* checkpoint.every_ms: an hour */
+
+/* Whether an option of this name holds a credential, so that its value is
+ * secret even when written inline: a part (split at '.', '_' and '-') of
+ * the key is password, passwd, passphrase, pwd, secret, token, nkey, seed,
+ * creds, credentials, apikey or jwt, or the key is one of librdkafka's
+ * ssl.key.pem, ssl_key, sasl.oauthbearer.config or sasl.jaas.config; unless
+ * its last part is file, path, location or env (a key like password_file
+ * names where the secret is, not the secret). Case-insensitive. */
+bool outboxd_conf_key_is_secret(const char *key);
 
 /* Loads and checks path. On failure returns NULL and writes
  * "PATH:LINE:COLUMN: message" (or "PATH: message" when there is no
  * position, e.g. the file cannot be opened) into errbuf. Unknown keys,
  * wrong types, missing required keys, bad enum values, duplicate sink
- * names and bad route templates are all errors. The URI is never part of a
- * message (it may hold credentials). */
+ * names and bad route templates are all errors; so are a database or outbox
+ * name or a URI that liboutbox's outbox_conf_set() refuses. mongodb.uri and
+ * every option value may be written as {file: PATH} (relative to the file's
+ * folder; trailing newlines dropped) or {env: NAME}: those options are
+ * marked secret. No secret is ever part of a message; the file or the
+ * variable is named instead. */
 outboxd_conf_t *outboxd_conf_load(const char *path, char *errbuf, size_t errbuf_size);
 void outboxd_conf_free(outboxd_conf_t *conf);
 

@@ -3,6 +3,7 @@ sbin_PROGRAMS = outboxd/outboxd
 outboxd_outboxd_SOURCES = \
 	outboxd/main.c \
 	outboxd/log.h outboxd/log.c \
+	outboxd/secrets.h outboxd/secrets.c \
 	outboxd/plugin.h outboxd/plugin.c \
 	outboxd/options.h outboxd/options.c \
 	outboxd/checkpoint.h outboxd/checkpoint.c \
@@ -14,10 +15,11 @@ outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS)
 outboxd_outboxd_LDADD = outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
 
 # The configuration file loader, apart so that its test links it alone.
+# It checks the URI and the names with liboutbox's own rules.
 noinst_LTLIBRARIES += outboxd/libconffile.la
 outboxd_libconffile_la_SOURCES = outboxd/conffile.h outboxd/conffile.c
-outboxd_libconffile_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS)
-outboxd_libconffile_la_LIBADD = $(YAML_LIBS)
+outboxd_libconffile_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(MONGOC_CFLAGS)
+outboxd_libconffile_la_LIBADD = liboutbox/liboutbox.la $(YAML_LIBS) $(MONGOC_LIBS)
 
 outboxinclude_HEADERS += include/outbox/sink.h
 pkgconfig_DATA += outbox-sink.pc
@@ -60,7 +62,7 @@ outboxd_testplugins_bad_tag_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
 check_PROGRAMS += outboxd/test_conffile
 TESTS += outboxd/test_conffile
 outboxd_test_conffile_SOURCES = outboxd/test_conffile.c
-outboxd_test_conffile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+outboxd_test_conffile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MONGOC_CFLAGS)
 outboxd_test_conffile_LDADD = outboxd/libconffile.la $(CMOCKA_LIBS)
 
 check_PROGRAMS += outboxd/test_plugin_load

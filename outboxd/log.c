@@ -1,8 +1,13 @@
 /*
  * log.c - see log.h. Lines start with a systemd priority prefix ("<3>")
  * when stderr is the journal, so levels survive; otherwise with a time.
+ * Every line passes through outboxd_secrets_scrub() first: whatever a
+ * plugin, libmongoc or outboxd itself puts in a message, no registered
+ * credential reaches the log.
  */
 #include "log.h"
+
+#include "secrets.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -28,8 +33,25 @@ static const char *level_name(outbox_sink_log_level_t level) {
 void outboxd_vlog(outbox_sink_log_level_t level, const char *prefix, const char *fmt, va_list ap) {
     if (level > max_level)
         return;
-    char msg[2048];
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* Scrubbed whole, then cut: a line cut first could keep the start of
+     * a secret that straddles the cut. The mask (5 bytes) replaces at
+     * least 3, so twice the length always has room. */
+    char *full = NULL, msg[2048];
+    int len = vasprintf(&full, fmt, ap);
+    if (len < 0) {
+        snprintf(msg, sizeof msg, "(out of memory formatting a log message)");
+    } else {
+        size_t size = 2 * (size_t)len + 8;
+        char *grown = realloc(full, size);
+        if (grown) {
+            full = grown;
+            outboxd_secrets_scrub(full, size);
+            snprintf(msg, sizeof msg, "%s", full);
+        } else {
+            snprintf(msg, sizeof msg, "(out of memory formatting a log message)");
+        }
+        free(full);
+    }
     pthread_mutex_lock(&lock);
     if (getenv("JOURNAL_STREAM")) {
         fprintf(stderr, "<%d>%s%s\n", (int)level, prefix ? prefix : "", msg);

@@ -8,6 +8,10 @@
  *
  * Exit status: 0 clean shutdown or a passed check; 1 a failure at run
  * time; 2 a bad command line, config or plugin.
+ *
+ * Start-up never depends on the server being there: an unreachable server
+ * or a mongodb+srv:// name that DNS cannot resolve yet is retried with
+ * backoff (outboxd/README.md says why), and SIGTERM stops it at any time.
  */
 #include "config.h" /* autoconf's: HAVE_SYSTEMD */
 
@@ -15,12 +19,14 @@
 #include "log.h"
 #include "options.h"
 #include "plugin.h"
+#include "secrets.h"
 #include "sinkset.h"
 
 #include "outbox/outbox.h"
 
 #include <getopt.h>
 #include <pthread.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +43,17 @@
 #endif
 
 #define PROMOTE_EVERY_MS 500
+
+/* How long one database operation waits for a usable server, unless the
+ * URI sets serverSelectionTimeoutMS. Every operation of outboxd is retried
+ * with backoff anyway, and libmongoc cannot interrupt a wait: this bounds
+ * how long SIGTERM takes while the server is unreachable (it took ~26 s
+ * with the driver's 30 s). */
+#define SERVER_SELECTION_MS 2000
+
+/* Retries of a client pool that cannot start (DNS of mongodb+srv://). */
+#define POOL_RETRY_MIN_MS 1000
+#define POOL_RETRY_MAX_MS 60000
 
 static const char usage[] =
     "usage: outboxd --config FILE [--check] [--plugin-dir DIR] [--verbose]\n"
@@ -90,6 +107,9 @@ static void *promote_loop(void *arg) {
     return NULL;
 }
 
+/* libmongoc's messages go through outboxd's log, and so through its
+ * scrubbing: the driver quotes hosts, and with a raw '@' in a password
+ * the part after it is taken for a host. */
 static void log_handler(mongoc_log_level_t level, const char *domain, const char *message, void *data) {
     /* FerretDB has no endSessions; the driver warns at every client close. */
     if (level == MONGOC_LOG_LEVEL_WARNING &&
@@ -130,6 +150,48 @@ static int plugin_help(const char *name, const char *dir) {
     return 0;
 }
 
+/* One line when the file holds a secret inline and others may read it. */
+static void warn_inline_secret(const outboxd_conf_t *conf) {
+    if (conf->inline_secret && conf->readable_mode)
+        LOG_WARN("%s:%d:%d: %s holds a secret inline, and the file is readable by %s (mode %04o): "
+                 "write it as {file: PATH} or {env: NAME}, or chmod o-r,g-r the file",
+                 conf->path, conf->inline_secret_line, conf->inline_secret_column, conf->inline_secret,
+                 conf->readable_mode & 004 ? "everyone" : "its group", conf->readable_mode);
+}
+
+/* Creates the client pool, retrying with backoff while it cannot start:
+ * with mongodb+srv:// the driver looks the hosts up in DNS right here, and
+ * a DNS outage at boot must neither crash outboxd nor end it (systemd would
+ * restart it into the same outage). Signals are taken meanwhile: SIGTERM
+ * or SIGINT returns NULL with *stop_sig set; SIGHUP retries at once and is
+ * remembered in *reload. */
+static mongoc_client_pool_t *pool_new(const mongoc_uri_t *uri, const char *config_path, const sigset_t *sigs,
+                                      int *stop_sig, bool *reload) {
+    int64_t backoff = POOL_RETRY_MIN_MS;
+    for (;;) {
+        bson_error_t berr;
+        mongoc_client_pool_t *pool = mongoc_client_pool_new_with_error(uri, &berr);
+        if (pool)
+            return pool;
+        LOG_ERR("%s: mongodb.uri: the MongoDB client cannot start: %s (retrying in %lld s)", config_path,
+                berr.message, (long long)backoff / 1000);
+#ifdef HAVE_SYSTEMD
+        /* Still starting: keep systemd from timing the start out. */
+        sd_notifyf(0, "STATUS=waiting for MongoDB's DNS records (mongodb.uri)\nEXTEND_TIMEOUT_USEC=%lld",
+                   (long long)(backoff + 30000) * 1000);
+#endif
+        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            *stop_sig = sig;
+            return NULL;
+        }
+        if (sig == SIGHUP)
+            *reload = true;
+        backoff = backoff * 2 > POOL_RETRY_MAX_MS ? POOL_RETRY_MAX_MS : backoff * 2;
+    }
+}
+
 /* SIGHUP: read the config again and apply it sink by sink. What cannot
  * change without a restart (the server, the outbox, the plugin directory)
  * and any mistake in the new file keep the running configuration. */
@@ -143,6 +205,8 @@ static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, out
         LOG_ERR("reload: %s; the running configuration stays", errbuf);
         return sinks;
     }
+    outboxd_secrets_add_conf(conf);
+    warn_inline_secret(conf);
     const char *what = strcmp(conf->mongodb_uri, cur->mongodb_uri) != 0 ? "mongodb.uri"
                        : strcmp(conf->database, cur->database) != 0   ? "mongodb.database"
                        : strcmp(conf->outbox, cur->outbox) != 0       ? "outbox"
@@ -215,6 +279,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "outboxd: %s\n", errbuf);
         return 2;
     }
+    /* Before anything can print: from here on every log line, checkpoint
+     * message and error is scrubbed of them. */
+    outboxd_secrets_add_conf(conf);
+    warn_inline_secret(conf);
     if (!plugin_dir)
         plugin_dir = conf->plugin_dir ? conf->plugin_dir : OUTBOXD_PLUGIN_DIR;
 
@@ -224,9 +292,11 @@ int main(int argc, char **argv) {
     int status = 0;
     outboxd_sinkset_t *sinks = outboxd_sinkset_prepare(conf, config_path, plugins, errbuf, sizeof errbuf);
     if (!sinks) {
+        outboxd_secrets_scrub(errbuf, sizeof errbuf);
         fprintf(stderr, "outboxd: %s\n", errbuf);
         outboxd_conf_free(conf);
         outboxd_plugins_free(plugins);
+        outboxd_secrets_clear();
         return 2;
     }
     if (check) {
@@ -238,6 +308,7 @@ int main(int argc, char **argv) {
     mongoc_init();
     mongoc_log_set_handler(log_handler, NULL);
     bson_error_t berr;
+    /* The loader checked the URI with liboutbox's rules already. */
     mongoc_uri_t *uri = mongoc_uri_new_with_error(conf->mongodb_uri, &berr);
     if (!uri) {
         fprintf(stderr, "outboxd: %s: mongodb.uri is not a valid connection string\n", config_path);
@@ -246,18 +317,31 @@ int main(int argc, char **argv) {
         goto out;
     }
     mongoc_uri_set_appname(uri, "outboxd");
-    mongoc_client_pool_t *pool = mongoc_client_pool_new(uri);
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, SERVER_SELECTION_MS);
+    int stop_sig = 0;
+    bool reload_pending = false;
+    mongoc_client_pool_t *pool = pool_new(uri, config_path, &sigs, &stop_sig, &reload_pending);
+    if (!pool) {
+        LOG_INFO("%s: stopped before the MongoDB client could start", stop_sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        mongoc_uri_destroy(uri);
+        mongoc_cleanup();
+        goto out;
+    }
     mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
     outbox_error_t err;
     outbox_conf_t *oconf = outbox_conf_new();
     outbox_conf_set_client_pool(oconf, pool);
-    outbox_conf_set(oconf, "database", conf->database, &err);
-    outbox_conf_set(oconf, "outbox", conf->outbox, &err);
-    /* A sink's tail waits at most this long on the server for new events
-     * before it can turn to its acks and checkpoint; it bounds how long a
-     * lone event can wait behind an empty wait. */
-    outbox_conf_set(oconf, "tail.await_ms", "100", &err);
-    outbox_t *outbox = outbox_new(oconf, &err);
+    /* Checked by the loader with these very rules; a refusal here would be
+     * a bug, but it must still stop outboxd with the reason. A sink's tail
+     * waits at most tail.await_ms on the server for new events before it
+     * can turn to its acks and checkpoint; it bounds how long a lone event
+     * can wait behind an empty wait. */
+    outbox_t *outbox = NULL;
+    if (outbox_conf_set(oconf, "database", conf->database, &err) == OUTBOX_OK &&
+        outbox_conf_set(oconf, "outbox", conf->outbox, &err) == OUTBOX_OK &&
+        outbox_conf_set(oconf, "tail.await_ms", "100", &err) == OUTBOX_OK)
+        outbox = outbox_new(oconf, &err);
     if (!outbox) {
         fprintf(stderr, "outboxd: %s: %s\n", config_path, err.message);
         outbox_conf_destroy(oconf);
@@ -275,7 +359,12 @@ int main(int argc, char **argv) {
 
         for (;;) {
             int sig;
-            sigwait(&sigs, &sig);
+            if (reload_pending) { /* a SIGHUP came while the client could not start */
+                reload_pending = false;
+                sig = SIGHUP;
+            } else {
+                sigwait(&sigs, &sig);
+            }
             if (sig == SIGHUP) {
                 notify("RELOADING=1");
                 sinks = reload(sinks, config_path, plugins, outbox, pool);
@@ -287,6 +376,7 @@ int main(int argc, char **argv) {
         }
         notify("STOPPING=1\nSTATUS=flushing sinks, writing checkpoints");
         atomic_store(&stopping, true);
+        outboxd_sinkset_request_stop(sinks); /* all at once, not one after the other */
         pthread_join(promoter, NULL);
         outboxd_sinkset_stop(sinks);
         sinks = NULL;
@@ -299,5 +389,6 @@ int main(int argc, char **argv) {
 out:
     outboxd_sinkset_stop(sinks); /* NULL after a run; frees an unstarted set */
     outboxd_plugins_free(plugins);
+    outboxd_secrets_clear();
     return status;
 }

@@ -191,6 +191,11 @@ outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkse
     return next;
 }
 
+void outboxd_sinkset_request_stop(outboxd_sinkset_t *set) {
+    for (size_t i = 0; set && i < set->n; i++)
+        atomic_store(&set->entries[i]->stop, true);
+}
+
 void outboxd_sinkset_stop(outboxd_sinkset_t *set) {
     if (!set)
         return;

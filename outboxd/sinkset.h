@@ -36,6 +36,10 @@ void outboxd_sinkset_start(outboxd_sinkset_t *set, outbox_t *outbox, mongoc_clie
 outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkset_t *next,
                                           outbox_t *outbox, mongoc_client_pool_t *pool);
 
+/* Tells every sink to stop, without waiting: so that sinks and the
+ * promoter wind down at once, each bounded by its own database wait. */
+void outboxd_sinkset_request_stop(outboxd_sinkset_t *set);
+
 /* Stops every sink (each flushes and writes its checkpoint) and frees the
  * set. Also frees a set that was never started. */
 void outboxd_sinkset_stop(outboxd_sinkset_t *set);

@@ -1,8 +1,9 @@
 /*
- * test_config.c - outboxd's configuration loader: a good file reads back
- * exactly, and every kind of mistake is reported with the text and the
- * FILE:LINE:COLUMN an operator will see. Also route
- * expansion. No server needed.
+ * test_conffile.c - outboxd's configuration loader: a good file reads back
+ * exactly, every kind of mistake is reported with the text and the
+ * FILE:LINE:COLUMN an operator will see, secrets come from files and the
+ * environment and never appear in a message. Also route expansion. No
+ * server needed.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,21 +179,27 @@ static void unknown_keys_are_named_with_the_keys_expected(void **state) {
     expect_error(HEAD SINK("a") "? [a, b]\n: c\n", "9:3: expected a string as key");
 }
 
-static void checkpoint_counts_must_be_integers_from_one(void **state) {
+static void checkpoint_counts_must_be_integers_from_one_to_their_maxima(void **state) {
     expect_error(HEAD SINK("a") "checkpoint:\n  every_events: lots\n",
-                 "10:17: checkpoint.every_events: expected an integer >= 1, got \"lots\"");
+                 "10:17: checkpoint.every_events: expected an integer from 1 to 1000000, got \"lots\"");
     expect_error(HEAD SINK("a") "checkpoint:\n  every_events: 0\n",
-                 "10:17: checkpoint.every_events: expected an integer >= 1, got \"0\"");
+                 "10:17: checkpoint.every_events: expected an integer from 1 to 1000000, got \"0\"");
     expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: -5\n",
-                 "10:13: checkpoint.every_ms: expected an integer >= 1, got \"-5\"");
+                 "10:13: checkpoint.every_ms: expected an integer from 1 to 3600000, got \"-5\"");
     expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: 1e3\n",
-                 "10:13: checkpoint.every_ms: expected an integer >= 1, got \"1e3\"");
+                 "10:13: checkpoint.every_ms: expected an integer from 1 to 3600000, got \"1e3\"");
     expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: 99999999999999999999\n",
-                 "10:13: checkpoint.every_ms: expected an integer >= 1, got \"99999999999999999999\"");
+                 "10:13: checkpoint.every_ms: expected an integer from 1 to 3600000, got \"99999999999999999999\"");
     expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: [1]\n",
-                 "10:13: checkpoint.every_ms: expected an integer >= 1");
-    outboxd_conf_t *conf = load_good(HEAD SINK("a") "checkpoint:\n  every_events: \"9223372036854775807\"\n");
-    assert_int_equal(conf->checkpoint_every_events, INT64_MAX);
+                 "10:13: checkpoint.every_ms: expected an integer from 1 to 3600000");
+    /* INT64_MAX used to pass: a checkpoint never written, a timer never due. */
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_events: \"9223372036854775807\"\n",
+                 "10:17: checkpoint.every_events: expected an integer from 1 to 1000000, got \"9223372036854775807\"");
+    expect_error(HEAD SINK("a") "checkpoint:\n  every_ms: 3600001\n",
+                 "10:13: checkpoint.every_ms: expected an integer from 1 to 3600000, got \"3600001\"");
+    outboxd_conf_t *conf = load_good(HEAD SINK("a") "checkpoint:\n  every_events: 1000000\n  every_ms: 3600000\n");
+    assert_int_equal(conf->checkpoint_every_events, OUTBOXD_EVERY_EVENTS_MAX);
+    assert_int_equal(conf->checkpoint_every_ms, OUTBOXD_EVERY_MS_MAX);
     outboxd_conf_free(conf);
 }
 
@@ -262,7 +269,7 @@ static void wrong_node_kinds_are_named(void **state) {
     expect_error(HEAD SINK("a") "    types: order.created\n", "9:12: types: expected a sequence of strings");
     expect_error(HEAD SINK("a") "    types: [a, [b]]\n", "9:16: types: expected a string");
     expect_error(HEAD SINK("a") "    options:\n      brokers: [a, b]\n",
-                 "10:16: options.brokers: expected a scalar value");
+                 "10:16: options.brokers: expected a scalar value, {file: PATH} or {env: NAME}");
     expect_error(HEAD SINK("a") "    options: [a]\n", "9:14: options: expected a mapping");
     expect_error(HEAD SINK("a") "checkpoint: 5\n", "9:13: checkpoint: expected a mapping");
     expect_error("[a]\n", "1:1: expected a mapping at the top level");
@@ -315,7 +322,7 @@ static void unreadable_files_are_named_with_the_system_error(void **state) {
     assert_int_equal(ftruncate(fd, 100 * 1024), 0);
     close(fd);
     snprintf(yaml, sizeof yaml, "mongodb:\n  uri_file: %s\n", big);
-    snprintf(want, sizeof want, "2:13: mongodb.uri_file: %s: File too large", big);
+    snprintf(want, sizeof want, "2:13: mongodb.uri_file: %s: larger than 64 KiB", big);
     expect_error(yaml, want);
     unlink(big);
 }
@@ -389,6 +396,252 @@ static void uri_never_appears_in_messages(void **state) {
     remove_uri_file_setup(dir);
 }
 
+/* --check used to pass these and the daemon then failed at run time with
+ * no place ("database is not set"): the loader applies liboutbox's own
+ * rules (outbox_conf_set) where the value is written. */
+static void uri_and_names_are_checked_with_liboutbox_rules(void **state) {
+    expect_error("mongodb:\n  uri: \"mongodb://u:pw@[::1\"\n  database: d\noutbox: e\nsinks:\n" SINK("a"),
+                 "2:8: mongodb.uri: not a valid MongoDB connection string");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: a.b\noutbox: e\nsinks:\n" SINK("a"),
+                 "3:13: mongodb.database: \"a.b\" is not a valid database name: it holds one of / \\ . space \" $");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: d\noutbox: ev$x\nsinks:\n" SINK("a"),
+                 "4:9: outbox: \"ev$x\" is not a valid collection name: it holds a $");
+    expect_error("mongodb:\n  uri: mongodb://h/\n  database: d\noutbox: system.foo\nsinks:\n" SINK("a"),
+                 "4:9: outbox: \"system.foo\" is not a valid collection name: it starts with \"system.\", which "
+                 "MongoDB keeps for itself");
+    /* A long name is named by its start only. */
+    char yaml[1024];
+    char name[301];
+    memset(name, 'x', 300);
+    name[300] = '\0';
+    snprintf(yaml, sizeof yaml, "mongodb:\n  uri: mongodb://h/\n  database: d\noutbox: %s\nsinks:\n" SINK("a"), name);
+    expect_error(yaml, "4:9: outbox: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is not a valid collection name: it "
+                       "is longer than 170 bytes");
+    snprintf(yaml, sizeof yaml, "mongodb:\n  uri: mongodb://h/\n  database: %.64s\noutbox: e\nsinks:\n" SINK("a"),
+             name);
+    expect_error(yaml, "3:13: mongodb.database: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is not a valid "
+                       "database name: it is longer than 63 bytes");
+    /* A 10 MB name: the file is refused whole, before libyaml reads it. */
+    char path[] = "/tmp/outboxd-huge-XXXXXX", err[512], want[512];
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("mongodb:\n  uri: mongodb://h/\n  database: d\noutbox: ", f);
+    for (int i = 0; i < 10 * 1024; i++)
+        fputs(name, f), fputs(name, f), fputs(name, f), fputc('x', f);
+    fputs("\nsinks:\n" SINK("a"), f);
+    fclose(f);
+    assert_null(outboxd_conf_load(path, err, sizeof err));
+    snprintf(want, sizeof want, "%s: larger than 1024 KiB: not a configuration file", path);
+    assert_string_equal(err, want);
+    unlink(path);
+}
+
+/* 40,000 "[" took libyaml over a minute (its scanner is quadratic in the
+ * nesting): refused at the 33rd level, before the scanner goes deeper. */
+static void deep_nesting_is_refused_at_a_fixed_depth(void **state) {
+    char *yaml = malloc(80001);
+    memset(yaml, '[', 40000);
+    memset(yaml + 40000, ']', 40000);
+    yaml[80000] = '\0';
+    expect_error(yaml, "1:33: nested deeper than 32 mappings and sequences");
+    /* Block style too, down into a sink's options. */
+    char block[4096] = HEAD SINK("a") "    options:\n";
+    int indent = 6;
+    for (int i = 0; i < 40; i++, indent += 2)
+        snprintf(block + strlen(block), sizeof block - strlen(block), "%*sk%d:\n", indent, "", i);
+    snprintf(block + strlen(block), sizeof block - strlen(block), "%*sv\n", indent, "");
+    char path[32], err[512];
+    assert_null(load_yaml(block, path, err, sizeof err));
+    assert_non_null(strstr(err, ": nested deeper than 32 mappings and sequences"));
+    free(yaml);
+}
+
+/* A folder with conf.yaml holding yaml, and the files named in files
+ * (name, content pairs, NULL-terminated). */
+static void make_dir_with(char *dir, const char *yaml, const char *const *files, char *conf_path, size_t size) {
+    char path[512];
+    assert_non_null(mkdtemp(dir));
+    for (size_t i = 0; files && files[i]; i += 2) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        write_file(path, files[i + 1]);
+    }
+    snprintf(conf_path, size, "%s/conf.yaml", dir);
+    write_file(conf_path, yaml);
+}
+
+static void remove_dir_with(const char *dir, const char *const *files) {
+    char path[512];
+    for (size_t i = 0; files && files[i]; i += 2) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/conf.yaml", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Like uri_file: the working directory of a daemon is rarely the one its
+ * operator has in mind. */
+static void relative_plugin_dir_is_taken_from_the_config_folder(void **state) {
+    char dir[] = "/tmp/outboxd-pdir-XXXXXX", conf_path[256], err[512], want[512];
+    make_dir_with(dir, "plugin_dir: lib/sinks\n" HEAD SINK("a"), NULL, conf_path, sizeof conf_path);
+    outboxd_conf_t *conf = outboxd_conf_load(conf_path, err, sizeof err);
+    if (!conf)
+        fail_msg("%s", err);
+    snprintf(want, sizeof want, "%s/lib/sinks", dir);
+    assert_string_equal(conf->plugin_dir, want);
+    outboxd_conf_free(conf);
+    remove_dir_with(dir, NULL);
+    conf = load_good("plugin_dir: /opt/sinks\n" HEAD SINK("a"));
+    assert_string_equal(conf->plugin_dir, "/opt/sinks");
+    outboxd_conf_free(conf);
+}
+
+#define SECRET_YAML                                             \
+    "mongodb:\n"                                                \
+    "  uri: {env: OUTBOXD_TEST_URI}\n"                          \
+    "  database: shop\n"                                        \
+    "outbox: events\n"                                          \
+    "sinks:\n"                                                  \
+    "  - name: r\n"                                             \
+    "    plugin: redis\n"                                       \
+    "    route: x\n"                                            \
+    "    options:\n"                                            \
+    "      password: {file: redis.pw}\n"                        \
+    "      token: {env: OUTBOXD_TEST_TOKEN}\n"                  \
+    "      sasl.password: inline-Pw1\n"                         \
+    "      url: \"redis://u:url-Pw2@h:6379/0\"\n"               \
+    "      password_file: /etc/x\n"                             \
+    "      connect_timeout_ms: 100\n"
+
+static void secrets_come_from_files_and_the_environment(void **state) {
+    static const char *const files[] = {"redis.pw", "file-Pw3\r\n\n", NULL};
+    char dir[] = "/tmp/outboxd-sec-XXXXXX", conf_path[256], err[512];
+    setenv("OUTBOXD_TEST_URI", "mongodb://app:env-Pw4@h:27017/", 1);
+    setenv("OUTBOXD_TEST_TOKEN", "env-Tok5", 1);
+    make_dir_with(dir, SECRET_YAML, files, conf_path, sizeof conf_path);
+    chmod(conf_path, 0600);
+    outboxd_conf_t *conf = outboxd_conf_load(conf_path, err, sizeof err);
+    if (!conf)
+        fail_msg("%s", err);
+    assert_string_equal(conf->mongodb_uri, "mongodb://app:env-Pw4@h:27017/");
+    const outboxd_sink_conf_t *s = &conf->sinks[0];
+    assert_int_equal(s->n_options, 6);
+    struct {
+        const char *key, *value;
+        bool secret;
+    } want[] = {{"password", "file-Pw3", true},      {"token", "env-Tok5", true},
+                {"sasl.password", "inline-Pw1", true}, {"url", "redis://u:url-Pw2@h:6379/0", false},
+                {"password_file", "/etc/x", false},  {"connect_timeout_ms", "100", false}};
+    for (size_t i = 0; i < 6; i++) {
+        assert_string_equal(s->options[i].key, want[i].key);
+        assert_string_equal(s->options[i].value, want[i].value);
+        assert_int_equal(s->options[i].secret, want[i].secret);
+    }
+    /* The first secret written inline; the file is private, so no warning
+     * is due (readable_mode 0). */
+    assert_string_equal(conf->inline_secret, "sink r option sasl.password");
+    assert_int_equal(conf->inline_secret_line, 12);
+    assert_int_equal(conf->inline_secret_column, 22);
+    assert_int_equal(conf->readable_mode, 0);
+    outboxd_conf_free(conf);
+
+    chmod(conf_path, 0644);
+    conf = outboxd_conf_load(conf_path, err, sizeof err);
+    assert_non_null(conf);
+    assert_int_equal(conf->readable_mode, 0644);
+    outboxd_conf_free(conf);
+
+    /* Errors name the variable or the file, never a value. */
+    char expect[600];
+    unsetenv("OUTBOXD_TEST_TOKEN");
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s:11:20: options.token: environment variable OUTBOXD_TEST_TOKEN is not set",
+             conf_path);
+    assert_string_equal(err, expect);
+    setenv("OUTBOXD_TEST_TOKEN", "", 1);
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s:11:20: options.token: environment variable OUTBOXD_TEST_TOKEN is empty",
+             conf_path);
+    assert_string_equal(err, expect);
+    setenv("OUTBOXD_TEST_TOKEN", "env-Tok5", 1);
+    setenv("OUTBOXD_TEST_URI", "mongodb://app:env-Pw4@[::1", 1);
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s:2:8: mongodb.uri: not a valid MongoDB connection string", conf_path);
+    assert_string_equal(err, expect);
+    setenv("OUTBOXD_TEST_URI", "redis://app:env-Pw4@h/", 1);
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s:2:8: mongodb.uri: expected a mongodb:// or mongodb+srv:// URI", conf_path);
+    assert_string_equal(err, expect);
+    setenv("OUTBOXD_TEST_URI", "mongodb://app:env-Pw4@h:27017/", 1);
+    remove_dir_with(dir, files);
+
+    static const char *const nofile[] = {NULL};
+    char dir2[] = "/tmp/outboxd-sec-XXXXXX";
+    make_dir_with(dir2, SECRET_YAML, nofile, conf_path, sizeof conf_path);
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s:10:24: options.password: file %s/redis.pw: No such file or directory",
+             conf_path, dir2);
+    assert_string_equal(err, expect);
+    remove_dir_with(dir2, nofile);
+
+    static const char *const empty[] = {"redis.pw", "\n", NULL};
+    char dir3[] = "/tmp/outboxd-sec-XXXXXX";
+    make_dir_with(dir3, SECRET_YAML, empty, conf_path, sizeof conf_path);
+    assert_null(outboxd_conf_load(conf_path, err, sizeof err));
+    snprintf(expect, sizeof expect, "%s:10:24: options.password: file %s/redis.pw is empty", conf_path, dir3);
+    assert_string_equal(err, expect);
+    remove_dir_with(dir3, empty);
+
+    expect_error(HEAD SINK("a") "    options:\n      password: {file: a, env: B}\n",
+                 "10:17: options.password: expected a string, {file: PATH} or {env: NAME}");
+    expect_error(HEAD SINK("a") "    options:\n      password: {vault: x}\n",
+                 "10:17: options.password: expected a string, {file: PATH} or {env: NAME}");
+    expect_error(HEAD SINK("a") "    options:\n      password: {env: \"A B\"}\n",
+                 "10:23: options.password: \"A B\" is not an environment variable name");
+    expect_error(HEAD SINK("a") "    options:\n      password: {file: }\n",
+                 "10:24: options.password: {file: ...} needs a path");
+    unsetenv("OUTBOXD_TEST_URI");
+    unsetenv("OUTBOXD_TEST_TOKEN");
+}
+
+/* The documented list (conffile.h, docs/config.md). */
+static void credential_option_names_are_secret(void **state) {
+    static const char *const secret[] = {
+        "password",        "passwd",          "sasl.password",      "ssl.key.password", "ssl.keystore.password",
+        "token",           "auth_token",      "nkey",               "nkey_seed",        "creds",
+        "credentials",     "client_secret",   "sasl.oauthbearer.client.secret",         "ssl.key.pem",
+        "ssl_key",         "sasl.jaas.config", "sasl.oauthbearer.config",               "api-key-secret",
+        "PASSWORD",        "jwt",             "apikey",             "pwd",              "passphrase",
+    };
+    static const char *const not_secret[] = {
+        "password_file", "token_file", "creds_file", "password_env", "ssl.keystore.location", "user",
+        "sasl.username", "url",        "servers",    "null_key",     "dedupe",                "passwords_file",
+        "ssl.ca.location", "bootstrap.servers", "tokenizer", "ssl.certificate.pem",
+    };
+    for (size_t i = 0; i < sizeof secret / sizeof *secret; i++)
+        if (!outboxd_conf_key_is_secret(secret[i]))
+            fail_msg("%s should be secret", secret[i]);
+    for (size_t i = 0; i < sizeof not_secret / sizeof *not_secret; i++)
+        if (outboxd_conf_key_is_secret(not_secret[i]))
+            fail_msg("%s should not be secret", not_secret[i]);
+
+    /* A password in the URI, written inline, is noted for the warning. */
+    outboxd_conf_t *conf = load_good("mongodb:\n  uri: \"mongodb://app:pw1@h/\"\n  database: d\noutbox: e\n"
+                                     "sinks:\n" SINK("a"));
+    assert_string_equal(conf->inline_secret, "mongodb.uri");
+    assert_int_equal(conf->inline_secret_line, 2);
+    assert_int_equal(conf->inline_secret_column, 8);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "    options:\n      servers: \"nats://a:1,nats://u:p/w@b:2\"\n");
+    assert_string_equal(conf->inline_secret, "sink a option servers");
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a"));
+    assert_null(conf->inline_secret);
+    outboxd_conf_free(conf);
+}
+
 static void small_error_buffers_are_cut_not_overrun(void **state) {
     char err[8];
     memset(err, 'x', sizeof err);
@@ -426,7 +679,7 @@ int main(void) {
         cmocka_unit_test(full_config_reads_back_every_field),
         cmocka_unit_test(absent_or_null_optional_keys_take_their_defaults),
         cmocka_unit_test(unknown_keys_are_named_with_the_keys_expected),
-        cmocka_unit_test(checkpoint_counts_must_be_integers_from_one),
+        cmocka_unit_test(checkpoint_counts_must_be_integers_from_one_to_their_maxima),
         cmocka_unit_test(enum_and_bool_values_list_the_choices),
         cmocka_unit_test(duplicate_sink_names_point_at_both),
         cmocka_unit_test(duplicate_keys_are_refused),
@@ -440,6 +693,11 @@ int main(void) {
         cmocka_unit_test(uri_file_is_read_trimmed_and_relative_to_the_config),
         cmocka_unit_test(uri_and_uri_file_together_are_refused),
         cmocka_unit_test(uri_never_appears_in_messages),
+        cmocka_unit_test(uri_and_names_are_checked_with_liboutbox_rules),
+        cmocka_unit_test(deep_nesting_is_refused_at_a_fixed_depth),
+        cmocka_unit_test(relative_plugin_dir_is_taken_from_the_config_folder),
+        cmocka_unit_test(secrets_come_from_files_and_the_environment),
+        cmocka_unit_test(credential_option_names_are_secret),
         cmocka_unit_test(small_error_buffers_are_cut_not_overrun),
         cmocka_unit_test(route_expansion_fills_placeholders_and_braces),
         cmocka_unit_test(route_expansion_refuses_a_too_small_buffer),

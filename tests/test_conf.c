@@ -25,6 +25,35 @@ static void unknown_key_and_bad_values_are_named(void **state) {
     outbox_conf_destroy(conf);
 }
 
+/* outboxd --check applies these very rules (outboxd/conffile.c): a name
+ * MongoDB would refuse at the first write is refused here, with the reason,
+ * and a huge one is shown by its start only. */
+static void names_mongodb_refuses_are_refused_with_the_reason(void **state) {
+    outbox_error_t err;
+    outbox_conf_t *conf = outbox_conf_new();
+    assert_int_equal(outbox_conf_set(conf, "outbox", "ev$x", &err), OUTBOX_ERR_CONF);
+    assert_string_equal(err.message, "outbox: \"ev$x\" is not a valid collection name: it holds a $");
+    assert_int_equal(outbox_conf_set(conf, "outbox", "", &err), OUTBOX_ERR_CONF);
+    assert_string_equal(err.message, "outbox: \"\" is not a valid collection name: it must not be empty");
+    size_t big = 10 * 1024 * 1024;
+    char *name = malloc(big + 1);
+    memset(name, 'n', big);
+    name[big] = '\0';
+    assert_int_equal(outbox_conf_set(conf, "database", name, &err), OUTBOX_ERR_CONF);
+    assert_string_equal(err.message, "database: \"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\" is not a valid "
+                                     "database name: it is longer than 63 bytes");
+    assert_int_equal(outbox_conf_set(conf, "outbox", name, &err), OUTBOX_ERR_CONF);
+    assert_string_equal(err.message, "outbox: \"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn...\" is not a valid "
+                                     "collection name: it is longer than 170 bytes");
+    name[63] = '\0';
+    assert_int_equal(outbox_conf_set(conf, "database", name, &err), OUTBOX_OK);
+    memset(name, 'o', 170); /* 170 bytes: the longest outbox name */
+    name[170] = '\0';
+    assert_int_equal(outbox_conf_set(conf, "outbox", name, &err), OUTBOX_OK);
+    free(name);
+    outbox_conf_destroy(conf);
+}
+
 static void outbox_new_needs_names_and_keeps_conf_on_failure(void **state) {
     outbox_error_t err;
     outbox_conf_t *conf = outbox_conf_new();
@@ -84,6 +113,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unknown_key_and_bad_values_are_named),
         cmocka_unit_test(outbox_new_needs_names_and_keeps_conf_on_failure),
+        cmocka_unit_test(names_mongodb_refuses_are_refused_with_the_reason),
         cmocka_unit_test(schema_errors_name_the_type_and_file),
         cmocka_unit_test(version_and_error_strings),
     };

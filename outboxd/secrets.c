@@ -1,0 +1,223 @@
+/*
+ * secrets.c - see secrets.h. The registry is a list of copies behind one
+ * mutex; it only grows (a secret dropped by a SIGHUP reload may still sit
+ * in a message that a sink's thread has not printed yet).
+ *
+ * Scrubbing is a plain search for each secret, longest first, so that a
+ * secret that contains a shorter one is replaced whole. Secrets shorter
+ * than 3 bytes are not searched for: masking every "a" in a log line
+ * would ruin the log and hide nothing worth hiding (a one-letter password
+ * is not protected by anything).
+ */
+#include "secrets.h"
+
+#include "outbox/outbox.h"
+
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIN_SECRET_LEN 3
+
+static const char mask[] = "*****";
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static char **secrets; /* sorted by length, longest first */
+static size_t n_secrets;
+
+void outboxd_secrets_add(const char *secret) {
+    if (!secret || strlen(secret) < MIN_SECRET_LEN)
+        return;
+    pthread_mutex_lock(&lock);
+    size_t len = strlen(secret), at = n_secrets;
+    for (size_t i = 0; i < n_secrets; i++) {
+        if (strcmp(secrets[i], secret) == 0) {
+            pthread_mutex_unlock(&lock);
+            return;
+        }
+        if (at == n_secrets && strlen(secrets[i]) < len)
+            at = i;
+    }
+    char *copy = strdup(secret);
+    char **grown = realloc(secrets, (n_secrets + 1) * sizeof *secrets);
+    if (!copy || !grown) { /* out of memory at start-up: outboxd cannot run anyway */
+        free(copy);
+        if (grown)
+            secrets = grown;
+        pthread_mutex_unlock(&lock);
+        abort();
+    }
+    secrets = grown;
+    memmove(secrets + at + 1, secrets + at, (n_secrets - at) * sizeof *secrets);
+    secrets[at] = copy;
+    n_secrets++;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Where the next URL of a comma-separated list starts (a ',' followed by
+ * "scheme://"), as outbox_uri_redacted() splits lists; NULL at the end. */
+static const char *next_url(const char *p) {
+    for (p = strchr(p, ','); p; p = strchr(p + 1, ',')) {
+        const char *q = p + 1;
+        while (*q == ' ')
+            q++;
+        const char *s = q;
+        while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '+' ||
+               *s == '-' || *s == '.')
+            s++;
+        if (s > q && strncmp(s, "://", 3) == 0)
+            return q;
+    }
+    return NULL;
+}
+
+/* A raw '@', ':' or '/' in a password makes a client library misread the
+ * URL, and it may then print a piece of the password as a host or a user
+ * (libmongoc does, for the part after an '@'): each piece is a secret. */
+static void add_pieces(const char *pw) {
+    if (!strpbrk(pw, "@:/"))
+        return;
+    for (const char *p = pw; *p;) {
+        size_t len = strcspn(p, "@:/");
+        char *piece = strndup(p, len);
+        outboxd_secrets_add(piece);
+        free(piece);
+        p += len;
+        if (*p)
+            p++;
+    }
+}
+
+/* Remembers the password (raw and percent-decoded) of one URL. What
+ * outbox_uri_redacted() masks is the password, so it is read off the
+ * difference: redacted == url[0..h) + "*****" + url[a..], the first h for
+ * which that holds. One rule for what a password is, not two. */
+static void add_url_password(const char *url, size_t len) {
+    char *one = strndup(url, len);
+    char *red = one ? outbox_uri_redacted(one) : NULL;
+    size_t rlen = red ? strlen(red) : 0, m = sizeof mask - 1;
+    for (size_t h = 0; red && h + m <= rlen && h <= len; h++) {
+        size_t rest = rlen - h - m; /* the part after the mask */
+        if (rest > len - h)
+            continue;
+        size_t a = len - rest;
+        if (memcmp(red + h, mask, m) == 0 && memcmp(one, red, h) == 0 && memcmp(one + a, red + h + m, rest) == 0) {
+            if (a > h) {
+                char *pw = strndup(one + h, a - h);
+                if (pw) {
+                    outboxd_secrets_add(pw);
+                    add_pieces(pw);
+                    /* Client libraries decode a percent-encoded password
+                     * before use, and may echo it so. */
+                    char *plain = mongoc_uri_unescape(pw);
+                    outboxd_secrets_add(plain);
+                    bson_free(plain);
+                    free(pw);
+                }
+            }
+            break;
+        }
+        if (red[h] != one[h])
+            break; /* past the common prefix: no mask further on */
+    }
+    outbox_free(red);
+    free(one);
+}
+
+static void add_url_passwords(const char *value) {
+    if (!value || !strstr(value, "://"))
+        return;
+    for (const char *p = value; p;) {
+        const char *next = next_url(p);
+        size_t len = next ? (size_t)(next - p) : strlen(p);
+        while (next && len > 0 && (p[len - 1] == ' ' || p[len - 1] == ','))
+            len--;
+        add_url_password(p, len);
+        p = next;
+    }
+}
+
+void outboxd_secrets_add_conf(const outboxd_conf_t *conf) {
+    if (!conf)
+        return;
+    if (conf->mongodb_uri) {
+        add_url_passwords(conf->mongodb_uri);
+        mongoc_uri_t *uri = mongoc_uri_new_with_error(conf->mongodb_uri, NULL);
+        if (uri) { /* the driver's own reading of it (decoded) */
+            outboxd_secrets_add(mongoc_uri_get_password(uri));
+            mongoc_uri_destroy(uri);
+        }
+    }
+    for (size_t i = 0; i < conf->n_sinks; i++) {
+        const outboxd_sink_conf_t *s = &conf->sinks[i];
+        for (size_t j = 0; j < s->n_options; j++) {
+            if (s->options[j].secret)
+                outboxd_secrets_add(s->options[j].value);
+            add_url_passwords(s->options[j].value);
+        }
+    }
+}
+
+/* Replaces s in text, writing at most size - 1 bytes back. */
+static void replace_all(char *text, size_t size, const char *s) {
+    size_t slen = strlen(s), m = sizeof mask - 1;
+    char *hit = strstr(text, s);
+    if (!hit)
+        return;
+    char *out = malloc(size);
+    if (!out) { /* cannot copy: cut the text before the first secret */
+        *hit = '\0';
+        return;
+    }
+    size_t n = 0;
+    const char *p = text;
+    while (hit) {
+        size_t before = (size_t)(hit - p);
+        if (n + before + m >= size)
+            break;
+        memcpy(out + n, p, before);
+        memcpy(out + n + before, mask, m);
+        n += before + m;
+        p = hit + slen;
+        hit = strstr(p, s);
+    }
+    if (hit) { /* no room for the next mask: end with as much of it as fits */
+        size_t before = (size_t)(hit - p);
+        size_t room = size - 1 - n;
+        size_t take = before < room ? before : room;
+        memcpy(out + n, p, take);
+        n += take;
+        room -= take;
+        memcpy(out + n, mask, room < m ? room : m);
+        n += room < m ? room : m;
+    } else {
+        size_t rest = strlen(p);
+        if (n + rest >= size)
+            rest = size - 1 - n;
+        memcpy(out + n, p, rest);
+        n += rest;
+    }
+    out[n] = '\0';
+    memcpy(text, out, n + 1);
+    free(out);
+}
+
+void outboxd_secrets_scrub(char *text, size_t size) {
+    if (!text || size == 0)
+        return;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n_secrets; i++)
+        replace_all(text, size, secrets[i]);
+    pthread_mutex_unlock(&lock);
+}
+
+void outboxd_secrets_clear(void) {
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n_secrets; i++)
+        free(secrets[i]);
+    free(secrets);
+    secrets = NULL;
+    n_secrets = 0;
+    pthread_mutex_unlock(&lock);
+}

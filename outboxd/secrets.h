@@ -1,0 +1,34 @@
+/*
+ * secrets.h - the credentials outboxd knows (the MongoDB URI's password,
+ * every sink option marked secret, the password in any URL-valued option),
+ * and the one place that scrubs them out of text before it is printed or
+ * stored: every log line (outboxd's own, libmongoc's, the plugins'), the
+ * error text of acks and callbacks, checkpoint messages and dead letters.
+ * This is defence in depth: code that prints a URL still passes it through
+ * outbox_uri_redacted() first. Thread-safe.
+ */
+#ifndef OUTBOXD_SECRETS_H
+#define OUTBOXD_SECRETS_H
+
+#include "conffile.h"
+
+#include <stddef.h>
+
+/* Remembers a copy of secret (NULL or "" is ignored). */
+void outboxd_secrets_add(const char *secret);
+
+/* Remembers every credential in conf: the URI's password, each option
+ * marked secret, the password of each option value that is a URL. Called
+ * after every load (start and SIGHUP); secrets are never forgotten while
+ * outboxd runs. */
+void outboxd_secrets_add_conf(const outboxd_conf_t *conf);
+
+/* Replaces, in place, every occurrence of a remembered secret in text (a
+ * NUL-terminated string in a buffer of size bytes) with "*****", cutting
+ * the result to fit. */
+void outboxd_secrets_scrub(char *text, size_t size);
+
+/* Forgets everything (at exit, so that valgrind sees nothing left). */
+void outboxd_secrets_clear(void);
+
+#endif
