@@ -42,6 +42,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,12 +139,20 @@ static int is_own_option(const char *key) {
 }
 
 /* A property whose value must never appear in a message or a log line:
- * sasl.password, ssl.key.password, sasl.oauthbearer.client.secret,
- * ssl.key.pem, sasl.oauthbearer.config (may hold a secret), ... */
+ * sasl.password, ssl.key.password, ssl.keystore.password,
+ * sasl.oauthbearer.client.secret, ssl.key.pem, sasl.oauthbearer.config and
+ * .extensions (may hold secrets), ...assertion.private.key.passphrase, any
+ * token. Matched by words rather than listed, so that a property a newer
+ * librdkafka adds is covered when its name says what it is; a false match
+ * only hides a harmless value. */
 static int is_secret(const char *key) {
-    return strstr(key, "password") != NULL || strstr(key, "secret") != NULL ||
-           strstr(key, ".pem") != NULL || strstr(key, "oauthbearer.config") != NULL ||
-           strstr(key, "jaas") != NULL;
+    static const char *const words[] = {"password", "passphrase", "secret", ".pem",
+                                        "oauthbearer.config", "oauthbearer.extensions",
+                                        "private.key", "token", "jaas", "credential"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (strstr(key, words[i]) != NULL) return 1;
+    }
+    return 0;
 }
 
 static int parse_int(const char *value, long long min, long long max, long long *number) {
@@ -272,6 +281,14 @@ typedef struct {
 
     /* The last error librdkafka reported, for open's RETRY message. */
     char last_error[512];
+    rd_kafka_resp_err_t last_error_code;
+
+    /* Set while open waits for a broker: librdkafka's connection failures
+     * then go into open's RETRY message only, not also into the log (as
+     * a FAIL line and an error callback each), so that a wrong password or
+     * CA gives outboxd's one line per attempt, not three. Read by
+     * librdkafka's threads (on_log). */
+    atomic_int opening;
 
     /* Transient delivery failures, reported at most every 10 s. */
     int64_t failures_logged_ms;
@@ -316,17 +333,63 @@ static void format_time(int64_t ms, char *out, size_t size) {
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
 }
 
-/* Kafka's rule for topic names: 1 to 249 of [a-zA-Z0-9._-], and not "." or
- * "..". Checked here because a bad name is a property of the event (its
- * route expanded badly): a FATAL ack now beats a broker error later. */
-static int is_topic_name(const char *topic) {
+#define TOPIC_MAX_LEN 249
+
+static int is_topic_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+/* Writes text into out for a message: printable ASCII as is (quotes and
+ * backslashes escaped), everything else as \xNN, at most max input bytes
+ * then "...". A route value comes from the event (its key, its type), so
+ * it may hold a newline or an escape sequence that must not reach a log
+ * line raw. */
+static void quote_text(const char *text, size_t max, char *out, size_t size) {
+    size_t len = 0, i;
+    for (i = 0; text[i] != '\0' && i < max && len + 8 < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\')
+            len += (size_t)snprintf(out + len, size - len, "\\%c", c);
+        else if (c >= 0x20 && c < 0x7f)
+            out[len++] = (char)c;
+        else
+            len += (size_t)snprintf(out + len, size - len, "\\x%02x", c);
+    }
+    if (text[i] != '\0' && len + 4 < size) len += (size_t)snprintf(out + len, size - len, "...");
+    out[len] = '\0';
+}
+
+/* Kafka's rule for topic names (its Topic.validate): 1 to 249 of
+ * [a-zA-Z0-9._-], and not "." or "..". Checked here because a bad name is
+ * a property of the event (its route expanded badly): a FATAL ack now
+ * beats a broker round trip later (librdkafka would send it, the broker
+ * answer TOPIC_EXCEPTION). Returns 1 when topic is legal; otherwise 0 with
+ * why it is not in why. */
+static int check_topic_name(const char *topic, char *why, size_t size) {
     size_t len = strlen(topic);
-    if (len == 0 || len > 249 || strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0) return 0;
-    for (const char *p = topic; *p != '\0'; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
+    if (len == 0) {
+        snprintf(why, size, "is empty");
+        return 0;
+    }
+    if (strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0) {
+        snprintf(why, size, "is only dots");
+        return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)topic[i];
+        if (is_topic_char(c)) continue;
+        if (c == ' ')
+            snprintf(why, size, "has a space at byte %zu", i + 1);
+        else if (c >= 0x21 && c < 0x7f)
+            snprintf(why, size, "has '%c' at byte %zu", c, i + 1);
+        else
+            snprintf(why, size, "has byte 0x%02x at byte %zu", c, i + 1);
+        return 0;
+    }
+    if (len > TOPIC_MAX_LEN) {
+        snprintf(why, size, "is %zu bytes long, over Kafka's %d", len, TOPIC_MAX_LEN);
+        return 0;
     }
     return 1;
 }
@@ -492,9 +555,13 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         return;
     }
     redact(s, reason, s->last_error, sizeof s->last_error);
+    /* "All brokers down" names no cause; keep the one before it. */
+    if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) s->last_error_code = (rd_kafka_resp_err_t)err;
     /* "All brokers down" and connection failures come with librdkafka's
-     * own log lines already (log_cb below); the rest is worth a line. */
-    if (err != RD_KAFKA_RESP_ERR__TRANSPORT && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+     * own log lines already (log_cb below); the rest is worth a line,
+     * except while open waits: open's RETRY message says it. */
+    if (err != RD_KAFKA_RESP_ERR__TRANSPORT && err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN &&
+        !atomic_load(&s->opening))
         s->host->log(s->host->ctx, OUTBOX_SINK_LOG_WARNING, "librdkafka: %s (%s)", s->last_error,
                      rd_kafka_err2name((rd_kafka_resp_err_t)err));
 }
@@ -508,6 +575,9 @@ static void on_log(const rd_kafka_t *rk, int level, const char *facility, const 
     char clean[1024];
 
     if (s == NULL) return;
+    /* A broker connection that failed while open waits: open's RETRY says
+     * why (the error callback has the same text). */
+    if (atomic_load(&s->opening) && strcmp(facility, "FAIL") == 0) return;
     if (level <= 3)
         to = OUTBOX_SINK_LOG_ERROR;
     else if (level == 4)
@@ -564,8 +634,17 @@ static rd_kafka_conf_t *build_conf(kafka_sink_t *s, char *errbuf, size_t errbuf_
     const char *name, *value = NULL;
     while ((name = host->option_next(host->ctx, &cursor, &value)) != NULL) {
         if (is_own_option(name)) continue;
-        if (is_secret(name) && value != NULL && s->n_secrets < MAX_SECRETS)
+        if (is_secret(name) && value != NULL) {
+            /* One that could not be blanked out must not be used at all. */
+            if (s->n_secrets == MAX_SECRETS) {
+                snprintf(errbuf, errbuf_size,
+                         "kafka sink: option %s: more than %d secret options (the sink blanks "
+                         "each out of librdkafka's messages and has room for %d)",
+                         name, MAX_SECRETS, MAX_SECRETS);
+                goto fail;
+            }
             s->secrets[s->n_secrets++] = value;
+        }
         if (set_property(conf, name, value != NULL ? value : "", errbuf, errbuf_size) != 0) goto fail;
     }
 
@@ -585,6 +664,23 @@ fail:
 static void conf_value(const rd_kafka_conf_t *conf, const char *name, char *out, size_t size) {
     size_t len = size;
     if (rd_kafka_conf_get(conf, name, out, &len) != RD_KAFKA_CONF_OK) snprintf(out, size, "?");
+}
+
+/* librdkafka before 2.6.1 appends its client nonce twice in the SCRAM
+ * client-final message (librdkafka PR #4895). Kafka 4.x brokers check the
+ * nonce as RFC 5802 says and answer "invalid credentials" to the right
+ * password; Debian 12 ships librdkafka 2.0.2. Saying so spares the user a
+ * hunt for a password that is not wrong. Writes "" when it does not apply. */
+#define SCRAM_FIXED_VERSION 0x020601ff
+static void scram_hint(const kafka_sink_t *s, const char *mechanism, char *out, size_t size) {
+    out[0] = '\0';
+    if (rd_kafka_version() >= SCRAM_FIXED_VERSION || strncmp(mechanism, "SCRAM-", 6) != 0) return;
+    if (s->last_error_code != RD_KAFKA_RESP_ERR__AUTHENTICATION) return;
+    snprintf(out, size,
+             "; note: this librdkafka (%s) is older than 2.6.1, whose SCRAM Kafka 4.x brokers "
+             "refuse as invalid credentials even with the right password (librdkafka PR #4895): "
+             "use a librdkafka >= 2.6.1, or sasl.mechanisms=PLAIN over SASL_SSL",
+             rd_kafka_version_str());
 }
 
 /* Asks the cluster for its brokers, waiting up to timeout_ms. Returns 0 when
@@ -679,6 +775,8 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
     conf_value(conf, "message.timeout.ms", timeout, sizeof timeout);
     conf_value(conf, "message.max.bytes", max_bytes, sizeof max_bytes);
     s->message_max_bytes = strtoll(max_bytes, NULL, 10);
+    char mechanism[64];
+    conf_value(conf, "sasl.mechanisms", mechanism, sizeof mechanism);
 
     /* rd_kafka_new checks the properties against each other (acks with
      * idempotence, ...): a refusal there is a configuration error too. On
@@ -696,12 +794,20 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
     /* librdkafka connects lazily: without this, an unreachable cluster
      * would only show as deliveries timing out a minute later. */
     int n_brokers = 0;
-    if (open_timeout > 0 && check_cluster(s, (int)open_timeout, &n_brokers) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "kafka sink: no broker of bootstrap.servers=%s answered within %lld ms (%s)",
-                 servers, open_timeout, s->last_error);
-        free_sink(s);
-        return OUTBOX_SINK_RETRY;
+    if (open_timeout > 0) {
+        atomic_store(&s->opening, 1);
+        int rc = check_cluster(s, (int)open_timeout, &n_brokers);
+        atomic_store(&s->opening, 0);
+        if (rc != 0) {
+            char hint[300];
+            scram_hint(s, mechanism, hint, sizeof hint);
+            snprintf(errbuf, errbuf_size,
+                     "kafka sink: no broker of bootstrap.servers=%s could be used within %lld ms "
+                     "(%s)%s",
+                     servers, open_timeout, s->last_error, hint);
+            free_sink(s);
+            return OUTBOX_SINK_RETRY;
+        }
     }
     s->last_error[0] = '\0';
 
@@ -728,13 +834,16 @@ static int produce_alone(kafka_sink_t *s, const outbox_sink_event_t *ev, char *e
  * when publish must stop. */
 static int produce_one(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                        size_t errbuf_size) {
-    char error[600];
+    char error[600], why[96];
 
-    if (!is_topic_name(ev->destination)) {
+    if (!check_topic_name(ev->destination, why, sizeof why)) {
+        char topic[300], type[100];
+        quote_text(ev->destination, 100, topic, sizeof topic);
+        quote_text(ev->type != NULL ? ev->type : "", 40, type, sizeof type);
         snprintf(error, sizeof error,
-                 "kafka sink: topic \"%s\" (the route expanded) is not a valid Kafka topic name "
-                 "(1 to 249 of a-z A-Z 0-9 . _ -)",
-                 ev->destination);
+                 "kafka sink: event of type \"%s\": its route expanded to topic \"%s\", which "
+                 "%s: not a valid Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)",
+                 type, topic, why);
         ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
         return OUTBOX_SINK_OK;
     }

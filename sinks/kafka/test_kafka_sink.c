@@ -828,6 +828,237 @@ static void test_throughput(void **state) {
     free(topic);
 }
 
+/* ----------------------------------------------------------------------------
+ * TLS and authentication: the broker's SASL_SSL listener
+ * ------------------------------------------------------------------------- */
+
+/* librdkafka from 2.6.1 on can use SCRAM with Kafka 4.x (see kafka.c,
+ * scram_hint); before it only PLAIN authenticates to the test broker. */
+static bool scram_works(void) { return rd_kafka_version() >= 0x020601ff; }
+
+/* The harness's SASL_SSL listener and test CA (copied: test_service's
+ * buffers are reused). */
+typedef struct {
+    char brokers[256], user[64], password[128], ca[512], other_ca[512];
+} sasl_t;
+
+static void sasl_get(sasl_t *a) {
+    kt_brokers(); /* skips without a broker; takes the Kafka test lock */
+    const char *v[4] = {test_service("OUTBOX_TEST_KAFKA_SASL_BROKERS"), NULL, NULL, NULL};
+    v[1] = v[0] ? test_service("OUTBOX_TEST_KAFKA_SASL_USER") : NULL;
+    if (v[0] == NULL || v[1] == NULL) {
+        if (getenv("OUTBOX_TEST_REQUIRE_SERVERS"))
+            fail_msg("no SASL_SSL listener on the test broker, and OUTBOX_TEST_REQUIRE_SERVERS is set");
+        TEST_SKIP("the test broker has no SASL_SSL listener (OUTBOX_TEST_KAFKA_SASL_BROKERS): a broker "
+                  "started by an older services.sh gets it with services.sh stop-kafka; start-kafka");
+    }
+    snprintf(a->brokers, sizeof a->brokers, "%s", v[0]);
+    snprintf(a->user, sizeof a->user, "%s", v[1]);
+    v[2] = test_service("OUTBOX_TEST_KAFKA_SASL_PASSWORD");
+    v[3] = test_service("OUTBOX_TEST_TLS_DIR");
+    assert_non_null(v[2]);
+    assert_non_null(v[3]);
+    snprintf(a->password, sizeof a->password, "%s", v[2]);
+    snprintf(a->ca, sizeof a->ca, "%s/ca.pem", v[3]);
+    snprintf(a->other_ca, sizeof a->other_ca, "%s/other-ca.pem", v[3]);
+}
+
+/* Opens an instance on the SASL_SSL listener with mechanism, password and
+ * CA; returns open's result, errbuf holding its message. */
+static int sasl_open(test_host_t *th, const sasl_t *a, const char *mechanism, const char *password,
+                     const char *ca, void **sink, char *errbuf, size_t errbuf_size) {
+    host_set(th, "bootstrap.servers", a->brokers);
+    host_set(th, "security.protocol", "SASL_SSL");
+    host_set(th, "sasl.mechanisms", mechanism);
+    host_set(th, "sasl.username", a->user);
+    host_set(th, "sasl.password", password);
+    host_set(th, "ssl.ca.location", ca);
+    if (host_option(th, "open_timeout_ms") == NULL) host_set(th, "open_timeout_ms", "3000");
+    errbuf[0] = '\0';
+    *sink = NULL;
+    return plugin->open(&th->host, sink, errbuf, errbuf_size);
+}
+
+/* How many lines of the host's log contain text. */
+static int log_count(test_host_t *th, const char *text) {
+    int n = 0;
+    pthread_mutex_lock(&th->lock);
+    for (const char *p = th->log; (p = strstr(p, text)) != NULL; p += strlen(text)) n++;
+    pthread_mutex_unlock(&th->lock);
+    return n;
+}
+
+/* Over SASL_SSL with the right password the events are delivered, as an
+ * independent consumer (kcat, over SASL_SSL too) sees, and the password is
+ * in none of the sink's output. SCRAM-SHA-512 where librdkafka can use it
+ * with this broker, else PLAIN (test_scram_before_librdkafka_2_6_1...). */
+static void test_sasl_ssl_with_the_right_password_delivers(void **state) {
+    sasl_t a;
+    sasl_get(&a);
+    const char *mechanism = scram_works() ? "SCRAM-SHA-512" : "PLAIN";
+    char *topic = kt_topic_name("sasl");
+    kt_create_topic(topic, 1, NULL);
+
+    test_host_t *th = host_new();
+    char errbuf[1024];
+    void *sink;
+    int rc = sasl_open(th, &a, mechanism, a.password, a.ca, &sink, errbuf, sizeof errbuf);
+    if (rc != OUTBOX_SINK_OK) fail_msg("open over SASL_SSL (%s): %d %s", mechanism, rc, errbuf);
+    event_buf_t ev[3];
+    outbox_sink_event_t events[3];
+    for (int i = 0; i < 3; i++) {
+        make_event(&ev[i], (uint64_t)i + 1, topic, "k");
+        events[i] = ev[i].ev;
+    }
+    publish_ok(sink, events, 3);
+    flush_ok(sink);
+    for (uint64_t seq = 1; seq <= 3; seq++) assert_acked(th, seq, OUTBOX_SINK_OK);
+    plugin->close(sink);
+    assert_true(log_has(th, a.brokers)); /* the start-up line */
+    assert_false(log_has(th, a.password));
+
+    /* kcat is Debian's (librdkafka 2.0.2): PLAIN, see above. */
+    char cmd[2048], *out = NULL;
+    snprintf(cmd, sizeof cmd,
+             "kcat -C -b '%s' -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN "
+             "-X sasl.username='%s' -X sasl.password='%s' -X ssl.ca.location='%s' "
+             "-t '%s' -o beginning -e -q -f '%%s\\n' 2>&1",
+             a.brokers, a.user, a.password, a.ca, topic);
+    int status = test_run_command(cmd, &out);
+    print_message("# SASL_SSL with %s: 3 events acked OK; kcat over SASL_SSL read:\n%s", mechanism, out);
+    assert_int_equal(status, 0);
+    assert_string_equal(out, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    free(out);
+    host_free(th);
+    kt_delete_topic(topic);
+    free(topic);
+}
+
+/* A wrong password: open RETRYs (outboxd tries again with backoff) with
+ * librdkafka's reason, never shows the password, and logs nothing of its
+ * own for the failed connections (one line per attempt, outboxd's). */
+static void test_sasl_wrong_password_is_a_clear_retry(void **state) {
+    sasl_t a;
+    sasl_get(&a);
+    const char *mechanism = scram_works() ? "SCRAM-SHA-512" : "PLAIN";
+    const char *wrong = "Wrong-Pw-4f1e9b";
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        test_host_t *th = host_new();
+        char errbuf[1024];
+        void *sink;
+        int rc = sasl_open(th, &a, mechanism, wrong, a.ca, &sink, errbuf, sizeof errbuf);
+        print_message("# wrong password (%s), attempt %d: %d %s\n", mechanism, attempt, rc, errbuf);
+        assert_int_equal(rc, OUTBOX_SINK_RETRY);
+        assert_null(sink);
+        assert_non_null(strstr(errbuf, a.brokers));
+        assert_non_null(strstr(errbuf, "Authentication failed"));
+        assert_null(strstr(errbuf, wrong));
+        assert_false(log_has(th, wrong));
+        assert_int_equal(log_count(th, "Authentication failed"), 0);
+        host_free(th);
+    }
+}
+
+/* A broker certificate that the configured CA did not sign: open RETRYs,
+ * saying the certificate could not be verified. */
+static void test_sasl_wrong_ca_is_a_clear_retry(void **state) {
+    sasl_t a;
+    sasl_get(&a);
+    test_host_t *th = host_new();
+    char errbuf[1024];
+    void *sink;
+    int rc = sasl_open(th, &a, "PLAIN", a.password, a.other_ca, &sink, errbuf, sizeof errbuf);
+    print_message("# wrong CA: %d %s\n", rc, errbuf);
+    assert_int_equal(rc, OUTBOX_SINK_RETRY);
+    assert_null(sink);
+    assert_non_null(strstr(errbuf, "certificate verify failed"));
+    assert_false(log_has(th, a.password));
+    assert_null(strstr(errbuf, a.password));
+    assert_int_equal(log_count(th, "certificate verify failed"), 0);
+    host_free(th);
+}
+
+/* With a librdkafka older than 2.6.1, SCRAM and the right password fail
+ * against Kafka 4.x as "invalid credentials": open's message says that it
+ * is librdkafka's bug and what to do, not only that the password is wrong. */
+static void test_scram_before_librdkafka_2_6_1_names_the_cause(void **state) {
+    sasl_t a;
+    sasl_get(&a);
+    if (scram_works())
+        TEST_SKIP("librdkafka %s has the SCRAM fix (>= 2.6.1): nothing to explain", rd_kafka_version_str());
+    test_host_t *th = host_new();
+    char errbuf[1024];
+    void *sink;
+    int rc = sasl_open(th, &a, "SCRAM-SHA-512", a.password, a.ca, &sink, errbuf, sizeof errbuf);
+    print_message("# SCRAM-SHA-512, right password, librdkafka %s: %d %s\n", rd_kafka_version_str(), rc,
+                  errbuf);
+    if (rc == OUTBOX_SINK_OK) {
+        plugin->close(sink);
+        fail_msg("SCRAM worked with librdkafka %s: scram_works() is wrong", rd_kafka_version_str());
+    }
+    assert_int_equal(rc, OUTBOX_SINK_RETRY);
+    assert_non_null(strstr(errbuf, "older than 2.6.1"));
+    assert_non_null(strstr(errbuf, "PR #4895"));
+    assert_false(log_has(th, a.password));
+    host_free(th);
+}
+
+/* A route that expands to an illegal topic (from the event's key: '/',
+ * ' ', a newline, too long, "..") is acked FATAL at once, without a broker
+ * round trip, with a message naming the type, the topic (escaped: no raw
+ * newline reaches a log line) and what is wrong with it. */
+static void test_illegal_topic_names_are_fatal_with_the_reason(void **state) {
+    char long_topic[251];
+    memset(long_topic, 'a', 250);
+    long_topic[250] = '\0';
+    static const struct {
+        const char *topic, *expect;
+    } bad[] = {
+        {"orders.eu/1", "has '/' at byte 10"},
+        {"orders.eu 1", "has a space at byte 10"},
+        {"orders.a\nFAKE LOG LINE", "has byte 0x0a at byte 9"},
+        {"..", "is only dots"},
+        {"", "is empty"},
+        {NULL, "is 250 bytes long, over Kafka's 249"},
+    };
+    test_host_t *th = host_new();
+    char errbuf[1024] = "";
+    void *sink = NULL;
+    /* No broker: the check comes before librdkafka is involved. */
+    host_set(th, "bootstrap.servers", "127.0.0.1:1");
+    host_set(th, "open_timeout_ms", "0");
+    host_set(th, "flush_timeout_ms", "0");
+    assert_int_equal(plugin->open(&th->host, &sink, errbuf, sizeof errbuf), OUTBOX_SINK_OK);
+    size_t n = sizeof bad / sizeof bad[0];
+    event_buf_t b[6];
+    outbox_sink_event_t events[6];
+    for (size_t i = 0; i < n; i++) {
+        make_event(&b[i], i + 1, bad[i].topic ? bad[i].topic : long_topic, "k");
+        b[i].ev.type = "order.created";
+        events[i] = b[i].ev;
+    }
+    publish_ok(sink, events, n);
+    for (size_t i = 0; i < n; i++) {
+        const ack_t *a = ack_of(th, i + 1);
+        print_message("# %s\n", a->error);
+        assert_int_equal(a->status, OUTBOX_SINK_FATAL);
+        if (strstr(a->error, bad[i].expect) == NULL) fail_msg("no \"%s\" in: %s", bad[i].expect, a->error);
+        assert_non_null(strstr(a->error, "\"order.created\""));
+        assert_non_null(strstr(a->error, "not a valid Kafka topic name"));
+        assert_null(strchr(a->error, '\n'));
+    }
+    assert_non_null(strstr(ack_of(th, 1)->error, "\"orders.eu/1\""));
+    assert_non_null(strstr(ack_of(th, 3)->error, "orders.a\\x0aFAKE LOG LINE"));
+    /* Legal at 249 bytes. */
+    long_topic[249] = '\0';
+    th->n_acks = 0;
+    make_event(&b[0], 10, long_topic, "k");
+    publish_ok(sink, &b[0].ev, 1);
+    assert_int_equal(n_acks(th), 0); /* handed to librdkafka, not refused */
+    plugin->close(sink);
+    host_free(th);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identification),
@@ -840,6 +1071,11 @@ int main(void) {
         cmocka_unit_test(test_fatal_producer_error_recreates_the_producer),
         cmocka_unit_test(test_flush_and_close_are_bounded),
         cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_sasl_ssl_with_the_right_password_delivers),
+        cmocka_unit_test(test_sasl_wrong_password_is_a_clear_retry),
+        cmocka_unit_test(test_sasl_wrong_ca_is_a_clear_retry),
+        cmocka_unit_test(test_scram_before_librdkafka_2_6_1_names_the_cause),
+        cmocka_unit_test(test_illegal_topic_names_are_fatal_with_the_reason),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("kafka sink", tests, load_plugin, unload_plugin);
