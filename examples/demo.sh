@@ -41,7 +41,7 @@ out=$(mktemp -d /tmp/outbox-demo-XXXXXX)
 # The sinks are built in separate folders; outboxd takes one plugin folder.
 mkdir -p "$out/plugins"
 for s in file kafka redis nats; do
-  ln -sf "$build/sinks/$s/.libs/$s.so" "$out/plugins/$s.so"
+  cp "$build/sinks/$s/.libs/$s.so" "$out/plugins/$s.so"
 done
 tag=$(date +%s)
 cat >"$out/outboxd.yaml" <<YAML

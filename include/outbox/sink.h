@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define OUTBOX_SINK_ABI_MAJOR 1
-#define OUTBOX_SINK_ABI_MINOR 0
+#define OUTBOX_SINK_ABI_MINOR 1
 
 /* What must match between outboxd and a plugin beyond the ABI version:
  * pointer size and byte order. Compared as a string, so a mismatch can be
@@ -139,6 +139,13 @@ typedef struct outbox_sink_host {
     /* Iterates over all option keys in config order: start with *cursor =
      * 0; returns NULL at the end. */
     const char *(*option_next)(void *ctx, size_t *cursor, const char **value);
+
+    /* -- ABI 1.1 ------------------------------------------------------ */
+    /* The sink's route template as the config writes it ("/srv/out/{type}.jsonl"),
+     * before expansion; "" when the config has none. Lets a sink check
+     * where a destination may lead (the file sink keeps files beneath the
+     * route's fixed directory). Test with OUTBOX_SINK_HOST_HAS(host, route). */
+    const char *route;
 } outbox_sink_host_t;
 
 /* True when the host struct is new enough to have member m. */
