@@ -24,6 +24,7 @@
 #include "checkpoint_writer.h"
 #include "condwait.h"
 #include "log.h"
+#include "secrets.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -40,16 +41,24 @@
 #define IDLE_WAIT_MS 100     /* the runner's wait for work when nothing is in flight */
 #define POLL_WAIT_MS 2       /* the runner's wait in poll with events in flight:
                               * a new event waits for the poll to end */
+#define SLOW_READ_MS 5000    /* a read of the log that took this much longer than
+                              * its wait is said in the log (a huge event, a
+                              * struggling server) */
 
-enum slot_state { SLOT_PENDING = 0, SLOT_DONE, SLOT_RETRY, SLOT_FATAL };
+/* SLOT_MALFORMED: a document of the log that is not an envelope (liboutbox's
+ * parser said why); never published, settled by on_error like a FATAL. */
+enum slot_state { SLOT_PENDING = 0, SLOT_DONE, SLOT_RETRY, SLOT_FATAL, SLOT_MALFORMED };
 
 typedef struct {
-    bson_t *doc;        /* the envelope, owned */
+    outbox_event_t *ev; /* the parsed envelope, owned; NULL when malformed */
+    bson_t *raw;        /* a malformed document, owned; NULL otherwise */
+    bool has_id;        /* id is an ObjectId (a position the checkpoint can hold) */
     bson_oid_t id;
     char id_hex[25];
     bool published;     /* handed to the plugin and not yet asked back */
     enum slot_state state;
-    char *error;        /* FATAL text from the plugin, owned */
+    char *error;        /* FATAL text from the plugin or why a document is
+                         * malformed, owned, secrets scrubbed */
 } slot_t;
 
 struct outboxd_sink_runner {
@@ -81,7 +90,21 @@ struct outboxd_sink_runner {
     int64_t last_read_warn_ms;  /* the reader's rate limit for "reading the log" warnings */
     /* Counters for the line logged at stop (and the benchmarks). */
     int64_t n_publish_calls, n_publish_failed, n_checkpoint_writes;
+    int64_t n_malformed;        /* malformed documents met in this run */
 };
+
+/* A copy of text from a plugin (ack, callback errbuf) with every known
+ * secret scrubbed out: plugins put client library messages in it, which
+ * may quote a URL with its password. Caller frees. */
+static char *scrubbed_dup(const char *text) {
+    size_t len = strlen(text);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        abort();
+    memcpy(copy, text, len + 1);
+    outboxd_secrets_scrub(copy, len + 1);
+    return copy;
+}
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -113,7 +136,7 @@ static void host_ack(void *ctx, uint64_t seq, outbox_sink_status_t status, const
             } else {
                 s->state = SLOT_FATAL;
                 free(s->error);
-                s->error = strdup(error ? error : "no reason given");
+                s->error = scrubbed_dup(error ? error : "no reason given");
             }
             r->changes++;
             pthread_cond_signal(&r->work);
@@ -194,17 +217,28 @@ static void stop_sink(outboxd_sink_runner_t *r, const char *state, const char *m
     write_checkpoint(r);
 }
 
+/* Into N.deadletter: { sink, event_id (null when the document has no
+ * ObjectId _id), error, at, event (the document as it was in the log),
+ * malformed: true for a document that is not an envelope }. */
 static void dead_letter(outboxd_sink_runner_t *r, const slot_t *s) {
     bson_error_t berr;
     char coll[300];
     snprintf(coll, sizeof coll, "%s.deadletter", r->p.conf->outbox);
-    bson_t *doc = BCON_NEW("sink", BCON_UTF8(r->p.sink->name), "event_id", BCON_OID(&s->id), "error",
-                           BCON_UTF8(s->error ? s->error : ""), "at", BCON_DATE_TIME((int64_t)time(NULL) * 1000),
-                           "event", BCON_DOCUMENT(s->doc));
+    bson_t *doc = bson_new();
+    BSON_APPEND_UTF8(doc, "sink", r->p.sink->name);
+    if (s->has_id)
+        BSON_APPEND_OID(doc, "event_id", &s->id);
+    else
+        BSON_APPEND_NULL(doc, "event_id");
+    BSON_APPEND_UTF8(doc, "error", s->error ? s->error : "");
+    BSON_APPEND_DATE_TIME(doc, "at", (int64_t)time(NULL) * 1000);
+    BSON_APPEND_DOCUMENT(doc, "event", s->ev ? outbox_event_document(s->ev) : s->raw);
+    if (s->state == SLOT_MALFORMED)
+        BSON_APPEND_BOOL(doc, "malformed", true);
     mongoc_client_t *client = mongoc_client_pool_pop(r->p.pool);
     mongoc_collection_t *c = mongoc_client_get_collection(client, r->p.conf->database, coll);
     if (!mongoc_collection_insert_one(c, doc, NULL, NULL, &berr))
-        LOG_ERR("%scannot dead-letter event %s: %s", r->prefix, s->id_hex, berr.message);
+        LOG_ERR("%scannot dead-letter %s: %s", r->prefix, s->id_hex, berr.message);
     mongoc_collection_destroy(c);
     mongoc_client_pool_push(r->p.pool, client);
     bson_destroy(doc);
@@ -213,9 +247,12 @@ static void dead_letter(outboxd_sink_runner_t *r, const slot_t *s) {
 /* ---- the window ---------------------------------------------------------------- */
 
 static void add_event(outboxd_sink_runner_t *r, const outbox_event_t *ev) {
+    outbox_event_t *copy = outbox_event_copy(ev); /* outside the lock */
     pthread_mutex_lock(&r->lock);
     slot_t *s = &r->slots[r->tail_seq % WINDOW];
-    s->doc = bson_copy(outbox_event_document(ev));
+    s->ev = copy;
+    s->raw = NULL;
+    s->has_id = true;
     bson_oid_copy(outbox_event_id(ev), &s->id);
     bson_oid_to_string(&s->id, s->id_hex);
     s->published = false;
@@ -225,6 +262,90 @@ static void add_event(outboxd_sink_runner_t *r, const outbox_event_t *ev) {
     r->changes++;
     pthread_cond_signal(&r->work);
     pthread_mutex_unlock(&r->lock);
+}
+
+/* A document of the log that is not an envelope: it takes its place in the
+ * window like an event (so the checkpoint passes it only in order) and is
+ * settled by on_error. Whatever the sink's type filter: its type is
+ * unknown. */
+static void add_malformed(outboxd_sink_runner_t *r, const bson_t *doc, const char *why) {
+    bson_t *raw = bson_copy(doc);
+    char *error = scrubbed_dup(why);
+    bson_iter_t it;
+    pthread_mutex_lock(&r->lock);
+    slot_t *s = &r->slots[r->tail_seq % WINDOW];
+    memset(s, 0, sizeof *s);
+    s->raw = raw;
+    s->error = error;
+    s->has_id = bson_iter_init_find(&it, raw, "_id") && BSON_ITER_HOLDS_OID(&it);
+    if (s->has_id) {
+        bson_oid_copy(bson_iter_oid(&it), &s->id);
+        bson_oid_to_string(&s->id, s->id_hex);
+    } else {
+        snprintf(s->id_hex, sizeof s->id_hex, "(no ObjectId _id)");
+    }
+    s->state = SLOT_MALFORMED;
+    r->tail_seq++;
+    r->changes++;
+    pthread_cond_signal(&r->work);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Counts a malformed document in the sink's checkpoint document
+ * (malformed: the count, last_malformed: the last one's reason and when),
+ * where outboxctl status shows it. An update of its own: the checkpoint
+ * writer sets the other fields and never these. Counted each time one is
+ * met, so again if outboxd restarts before the checkpoint passed it. */
+static void count_malformed(outboxd_sink_runner_t *r, const char *why) {
+    bson_error_t berr;
+    char coll[300];
+    snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(r->p.sink->name));
+    bson_t *update = BCON_NEW("$inc", "{", "malformed", BCON_INT64(1), "}", "$set", "{", "last_malformed",
+                              BCON_UTF8(why), "last_malformed_at", BCON_DATE_TIME((int64_t)time(NULL) * 1000), "}");
+    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+    mongoc_client_t *client = mongoc_client_pool_pop(r->p.pool);
+    mongoc_collection_t *c = mongoc_client_get_collection(client, r->p.conf->database, coll);
+    /* Two upserts of a missing document at once (this and the checkpoint
+     * writer's first write) can meet a duplicate key: once more then. */
+    bool ok = mongoc_collection_update_one(c, filter, update, opts, NULL, &berr) ||
+              mongoc_collection_update_one(c, filter, update, opts, NULL, &berr);
+    if (!ok)
+        LOG_ERR("%scannot count a malformed document in %s.%s: %s", r->prefix, r->p.conf->database, coll,
+                berr.message);
+    mongoc_collection_destroy(c);
+    mongoc_client_pool_push(r->p.pool, client);
+    bson_destroy(opts);
+    bson_destroy(update);
+    bson_destroy(filter);
+    r->n_malformed++;
+}
+
+/* Retires the done prefix of the window into the checkpoint. Called with
+ * the lock held; also before a stop, so that the stopped sink's checkpoint
+ * is the event right before the one that stopped it. */
+static void retire_done(outboxd_sink_runner_t *r) {
+    while (r->head < r->tail_seq && r->slots[r->head % WINDOW].state == SLOT_DONE) {
+        slot_t *s = &r->slots[r->head % WINDOW];
+        /* A document without an ObjectId _id cannot be a position (the
+         * tail resumes by _id): the checkpoint stays on the event before
+         * it, and a restart meets it again. */
+        if (s->has_id) {
+            r->cp.has_last = true;
+            bson_oid_copy(&s->id, &r->cp.last_id);
+        }
+        if (s->ev)
+            r->cp.events++;
+        r->cp_dirty = true;
+        r->since_write++;
+        outbox_event_destroy(s->ev);
+        if (s->raw)
+            bson_destroy(s->raw);
+        free(s->error);
+        memset(s, 0, sizeof *s);
+        r->head++;
+        pthread_cond_signal(&r->room);
+    }
 }
 
 /* Applies on_error to FATAL acks, turns RETRY acks back into work, and
@@ -238,6 +359,34 @@ static bool settle(outboxd_sink_runner_t *r) {
         if (s->state == SLOT_RETRY) {
             s->state = SLOT_PENDING;
             retry = true;
+        } else if (s->state == SLOT_MALFORMED) {
+            bool stop = r->p.sink->on_error != OUTBOXD_ON_ERROR_SKIP &&
+                        r->p.sink->on_error != OUTBOXD_ON_ERROR_DEADLETTER;
+            retire_done(r);
+            /* Stopping waits until every event before it is acked, so the
+             * checkpoint is the event right before it. */
+            if (stop && r->head != seq)
+                break;
+            /* The slot is the runner's alone (never published, acks do not
+             * touch it), so the database round trips run unlocked. */
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", s->error);
+            pthread_mutex_unlock(&r->lock);
+            count_malformed(r, msg);
+            switch (r->p.sink->on_error) {
+            case OUTBOXD_ON_ERROR_SKIP:
+                LOG_WARN("%s%s (on_error: skip, not delivered)", r->prefix, msg);
+                break;
+            case OUTBOXD_ON_ERROR_DEADLETTER:
+                LOG_WARN("%s%s (on_error: deadletter, into %s.deadletter)", r->prefix, msg, r->p.conf->outbox);
+                dead_letter(r, s);
+                break;
+            default:
+                stop_sink(r, "stopped", msg);
+                return false;
+            }
+            pthread_mutex_lock(&r->lock);
+            s->state = SLOT_DONE;
         } else if (s->state == SLOT_FATAL) {
             char msg[700];
             snprintf(msg, sizeof msg, "event %s: %s", s->id_hex, s->error);
@@ -252,25 +401,14 @@ static bool settle(outboxd_sink_runner_t *r) {
                 s->state = SLOT_DONE;
                 break;
             default:
+                retire_done(r);
                 pthread_mutex_unlock(&r->lock);
                 stop_sink(r, "stopped", msg);
                 return false;
             }
         }
     }
-    while (r->head < r->tail_seq && r->slots[r->head % WINDOW].state == SLOT_DONE) {
-        slot_t *s = &r->slots[r->head % WINDOW];
-        r->cp.has_last = true;
-        bson_oid_copy(&s->id, &r->cp.last_id);
-        r->cp.events++;
-        r->cp_dirty = true;
-        r->since_write++;
-        bson_destroy(s->doc);
-        free(s->error);
-        memset(s, 0, sizeof *s);
-        r->head++;
-        pthread_cond_signal(&r->room);
-    }
+    retire_done(r);
     pthread_mutex_unlock(&r->lock);
     return retry;
 }
@@ -294,35 +432,19 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
     r->changes_seen = r->changes;
     for (uint64_t seq = r->head; seq < r->tail_seq && n < max; seq++) {
         slot_t *s = &r->slots[seq % WINDOW];
+        /* on_error: stop stops at a malformed document: nothing after it
+         * is published, so the sink stops exactly there. */
+        if (s->state == SLOT_MALFORMED && r->p.sink->on_error != OUTBOXD_ON_ERROR_SKIP &&
+            r->p.sink->on_error != OUTBOXD_ON_ERROR_DEADLETTER)
+            break;
         if (s->state != SLOT_PENDING || s->published)
             continue;
-        bson_iter_t it;
-        const char *type = "", *key = NULL;
-        int64_t created = 0;
-        bson_t data = BSON_INITIALIZER, hdrs = BSON_INITIALIZER; /* empty unless found */
-        bool has_hdrs = false;
-        if (bson_iter_init(&it, s->doc)) {
-            while (bson_iter_next(&it)) {
-                const char *k = bson_iter_key(&it);
-                if (strcmp(k, "type") == 0 && BSON_ITER_HOLDS_UTF8(&it))
-                    type = bson_iter_utf8(&it, NULL);
-                else if (strcmp(k, "key") == 0 && BSON_ITER_HOLDS_UTF8(&it))
-                    key = bson_iter_utf8(&it, NULL);
-                else if (strcmp(k, "created") == 0 && BSON_ITER_HOLDS_DATE_TIME(&it))
-                    created = bson_iter_date_time(&it);
-                else if (strcmp(k, "data") == 0 && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-                    uint32_t len;
-                    const uint8_t *buf;
-                    bson_iter_document(&it, &len, &buf);
-                    bson_init_static(&data, buf, len);
-                } else if (strcmp(k, "headers") == 0 && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-                    uint32_t len;
-                    const uint8_t *buf;
-                    bson_iter_document(&it, &len, &buf);
-                    has_hdrs = bson_init_static(&hdrs, buf, len);
-                }
-            }
-        }
+        /* Parsed once, by liboutbox, when it was read (the one parser of
+         * the envelope: only valid envelopes reach this point). */
+        const outbox_event_t *ev = s->ev;
+        const char *type = outbox_event_type(ev), *key = outbox_event_key(ev);
+        int64_t created = outbox_event_created_ms(ev);
+        const bson_t *data = outbox_event_data(ev), *hdrs = outbox_event_headers(ev);
         outbox_sink_event_t *e = &events[n];
         memset(e, 0, sizeof *e);
         e->seq = seq;
@@ -332,14 +454,20 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
         e->created_ms = created;
         /* The payload is encoded once, here, whatever the plugin. */
         if (r->p.sink->payload == OUTBOXD_PAYLOAD_BSON) {
-            payloads[n] = malloc(data.len);
-            memcpy(payloads[n], bson_get_data(&data), data.len);
-            e->payload_len = data.len;
+            payloads[n] = malloc(data->len);
+            memcpy(payloads[n], bson_get_data(data), data->len);
+            e->payload_len = data->len;
         } else {
-            size_t len;
-            char *json = bson_as_relaxed_extended_json(&data, &len);
-            payloads[n] = strdup(json ? json : "{}");
-            e->payload_len = strlen(payloads[n]);
+            /* The parser checked depth and UTF-8, so libbson encodes every
+             * envelope it let through; the length is the encoder's (a NUL
+             * inside a string is escaped, never a terminator). */
+            size_t len = 0;
+            char *json = bson_as_relaxed_extended_json(data, &len);
+            if (!json)
+                abort(); /* out of memory: libbson aborts itself elsewhere */
+            payloads[n] = malloc(len + 1);
+            memcpy(payloads[n], json, len + 1);
+            e->payload_len = len;
             bson_free(json);
         }
         e->payload = (const unsigned char *)payloads[n];
@@ -349,20 +477,21 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
             destinations[n][0] = '\0';
         e->destination = destinations[n];
         headers[n] = NULL;
-        if (has_hdrs) {
+        if (hdrs) {
+            /* Every value is a UTF-8 string: the parser refuses an envelope
+             * with any other (docs/envelope.md), so nothing is dropped here. */
             size_t cnt = 0;
             bson_iter_t h;
-            bson_iter_init(&h, &hdrs);
+            bson_iter_init(&h, hdrs);
             while (bson_iter_next(&h))
-                cnt += BSON_ITER_HOLDS_UTF8(&h);
+                cnt++;
             headers[n] = calloc(cnt ? cnt : 1, sizeof *headers[n]);
-            bson_iter_init(&h, &hdrs);
-            while (bson_iter_next(&h))
-                if (BSON_ITER_HOLDS_UTF8(&h)) {
-                    headers[n][e->n_headers].name = bson_iter_key(&h);
-                    headers[n][e->n_headers].value = bson_iter_utf8(&h, NULL);
-                    e->n_headers++;
-                }
+            bson_iter_init(&h, hdrs);
+            while (bson_iter_next(&h)) {
+                headers[n][e->n_headers].name = bson_iter_key(&h);
+                headers[n][e->n_headers].value = bson_iter_utf8(&h, NULL);
+                e->n_headers++;
+            }
             e->headers = e->n_headers ? headers[n] : NULL;
         }
         /* Marked before the call: the plugin may ack from inside publish. */
@@ -379,6 +508,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
     errbuf[0] = '\0';
     int rc = r->p.plugin->publish(r->state, events, n, errbuf, errbuf_size);
     errbuf[errbuf_size - 1] = '\0';
+    outboxd_secrets_scrub(errbuf, errbuf_size);
     if (rc != OUTBOX_SINK_OK) {
         /* RETRY or FATAL: the plugin took none of the batch that it has
          * not acked; those are published again later. */
@@ -407,6 +537,7 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
         errbuf[0] = '\0';
         int rc = r->p.plugin->open(&r->host, &r->state, errbuf, sizeof errbuf);
         errbuf[sizeof errbuf - 1] = '\0';
+        outboxd_secrets_scrub(errbuf, sizeof errbuf);
         if (rc == OUTBOX_SINK_OK) {
             r->open = true;
             LOG_INFO("%sopened (plugin %s %s, %s)", r->prefix, r->p.plugin->name,
@@ -464,9 +595,20 @@ static void *read_loop(void *arg) {
         pthread_mutex_unlock(&r->lock);
         if (!reading(r))
             break;
+        int64_t started = now_ms();
         outbox_code_t rc = outbox_tail_next(r->tail, READ_WAIT_MS, &ev, &err);
+        int64_t took = now_ms() - started;
+        if (took > READ_WAIT_MS + SLOW_READ_MS)
+            LOG_WARN("%sone read of the log took %lld ms (waiting at most %d ms for new events): a "
+                     "large event, or a slow or unreachable server, holds back this sink", r->prefix,
+                     (long long)took, READ_WAIT_MS);
         if (rc == OUTBOX_OK) {
             add_event(r, ev);
+        } else if (rc == OUTBOX_ERR_MALFORMED) {
+            /* Never silent: each is settled by on_error (settle()). */
+            const bson_t *doc = outbox_tail_malformed_document(r->tail);
+            if (doc)
+                add_malformed(r, doc, err.message);
         } else if (rc == OUTBOX_ERR_TIMED_OUT) {
             continue;
         } else if (rc == OUTBOX_ERR_GAP && r->p.sink->on_gap == OUTBOXD_ON_GAP_CONTINUE) {
@@ -621,8 +763,11 @@ static void *run(void *arg) {
     if (r->open) {
         if (r->p.plugin->flush) {
             errbuf[0] = '\0';
-            if (r->p.plugin->flush(r->state, FLUSH_TIMEOUT_MS, errbuf, sizeof errbuf) != OUTBOX_SINK_OK)
+            if (r->p.plugin->flush(r->state, FLUSH_TIMEOUT_MS, errbuf, sizeof errbuf) != OUTBOX_SINK_OK) {
+                errbuf[sizeof errbuf - 1] = '\0';
+                outboxd_secrets_scrub(errbuf, sizeof errbuf);
                 LOG_WARN("%sflush: %s (unacked events will be published again)", r->prefix, errbuf);
+            }
         }
         settle(r);
         close_plugin(r);
@@ -636,8 +781,9 @@ static void *run(void *arg) {
     if (r->cp.has_last)
         bson_oid_to_string(&r->cp.last_id, hex);
     LOG_INFO("%sstopped; checkpoint %s, %lld events in all; this run: %lld publish calls (%lld failed), "
-             "%lld checkpoint writes", r->prefix, hex, (long long)r->cp.events, (long long)r->n_publish_calls,
-             (long long)r->n_publish_failed, (long long)r->n_checkpoint_writes);
+             "%lld checkpoint writes, %lld malformed documents", r->prefix, hex, (long long)r->cp.events,
+             (long long)r->n_publish_calls, (long long)r->n_publish_failed, (long long)r->n_checkpoint_writes,
+             (long long)r->n_malformed);
     if (r->tail)
         outbox_tail_destroy(r->tail);
     return NULL;
@@ -657,6 +803,7 @@ outboxd_sink_runner_t *outboxd_sink_runner_start(outboxd_sink_params_t *params) 
     r->host.ack = host_ack;
     r->host.option = host_option;
     r->host.option_next = host_option_next;
+    r->host.route = r->p.sink->route ? r->p.sink->route : ""; /* ABI 1.1 */
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->room, NULL);
@@ -677,7 +824,9 @@ void outboxd_sink_runner_join(outboxd_sink_runner_t *r) {
     pthread_join(r->thread, NULL);
     for (uint64_t seq = r->head; seq < r->tail_seq; seq++) {
         slot_t *s = &r->slots[seq % WINDOW];
-        bson_destroy(s->doc);
+        outbox_event_destroy(s->ev);
+        if (s->raw)
+            bson_destroy(s->raw);
         free(s->error);
     }
     pthread_cond_destroy(&r->work);

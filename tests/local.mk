@@ -46,7 +46,8 @@ OUTBOX_TESTS = \
 	tests/test_envelope_other_driver \
 	tests/test_outboxctl \
 	tests/test_outboxctl_ops \
-	tests/test_outboxd
+	tests/test_outboxd \
+	tests/test_outboxd_malformed
 
 check_PROGRAMS += $(OUTBOX_TESTS)
 TESTS += $(OUTBOX_TESTS) tests/test_sink_out_of_tree.sh
@@ -82,6 +83,10 @@ tests_test_envelope_other_driver_CFLAGS = $(TEST_CFLAGS)
 tests_test_envelope_other_driver_LDADD = $(TEST_LDADD)
 tests_test_outboxctl_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxctl_LDADD = $(TEST_LDADD)
+tests_test_outboxd_malformed_SOURCES = tests/test_outboxd_malformed.c tests/daemonlib.h tests/daemonlib.c
+tests_test_outboxd_malformed_CFLAGS = $(TEST_CFLAGS)
+tests_test_outboxd_malformed_LDADD = $(TEST_LDADD)
+EXTRA_tests_test_outboxd_malformed_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la outboxctl/outboxctl$(EXEEXT)
 tests_test_outboxd_SOURCES = tests/test_outboxd.c tests/daemonlib.h tests/daemonlib.c
 tests_test_outboxd_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxd_LDADD = $(TEST_LDADD)
