@@ -71,4 +71,29 @@ outboxd_test_plugin_load_SOURCES = outboxd/test_plugin_load.c outboxd/plugin.h o
 outboxd_test_plugin_load_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 outboxd_test_plugin_load_LDADD = $(CMOCKA_LIBS) $(LTDL_LIBS)
 EXTRA_outboxd_test_plugin_load_DEPENDENCIES = $(check_LTLIBRARIES)
+
+# Daemon-level tests: they run the real outboxd (tests/daemonlib.c) against
+# the harness's servers.
+OUTBOXD_DAEMON_TESTS = outboxd/test_outboxd_start_stop
+if WITH_KAFKA
+if WITH_REDIS
+if WITH_NATS
+# Every sink's secrets at once: built only when every sink is.
+OUTBOXD_DAEMON_TESTS += outboxd/test_secrets_never_printed
+endif
+endif
+endif
+check_PROGRAMS += $(OUTBOXD_DAEMON_TESTS)
+TESTS += $(OUTBOXD_DAEMON_TESTS)
+outboxd_test_secrets_never_printed_SOURCES = outboxd/test_secrets_never_printed.c tests/daemonlib.h tests/daemonlib.c
+outboxd_test_secrets_never_printed_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+outboxd_test_secrets_never_printed_CFLAGS = $(TEST_CFLAGS)
+outboxd_test_secrets_never_printed_LDADD = $(TEST_LDADD)
+EXTRA_outboxd_test_secrets_never_printed_DEPENDENCIES = outboxd/outboxd$(EXEEXT) outboxctl/outboxctl$(EXEEXT) \
+	sinks/file/file.la sinks/redis/redis.la sinks/nats/nats.la sinks/kafka/kafka.la
+outboxd_test_outboxd_start_stop_SOURCES = outboxd/test_outboxd_start_stop.c tests/daemonlib.h tests/daemonlib.c
+outboxd_test_outboxd_start_stop_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+outboxd_test_outboxd_start_stop_CFLAGS = $(TEST_CFLAGS)
+outboxd_test_outboxd_start_stop_LDADD = $(TEST_LDADD)
+EXTRA_outboxd_test_outboxd_start_stop_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
 endif

@@ -64,10 +64,14 @@ bool outboxd_options_resolve(const char *path, const outboxd_sink_conf_t *conf,
         if (!def && !any) {
             why = "unknown option";
         } else if (def && def->type == OUTBOX_SINK_OPT_INT) {
+            /* Digits with an optional '-', as sink.h says ("decimal"):
+             * strtoll alone would take " 5" and "+5", which a plugin's own
+             * parser may refuse at open, after --check said ok. */
             char *end;
             errno = 0;
+            const char *digits = o->value + (o->value[0] == '-');
             long long v = strtoll(o->value, &end, 10);
-            if (errno || end == o->value || *end) {
+            if (errno || *digits < '0' || *digits > '9' || *end) {
                 why = "expected an integer";
             } else if (v < def->min || v > def->max) {
                 snprintf(buf, sizeof buf, "%lld is out of range %lld..%lld", v, (long long)def->min,

@@ -22,25 +22,31 @@
 
 static const char mask[] = "*****";
 
+typedef struct {
+    char *text;
+    bool nocase; /* a piece a client library may print lower-cased */
+} secret_t;
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static char **secrets; /* sorted by length, longest first */
+static secret_t *secrets; /* sorted by length, longest first */
 static size_t n_secrets;
 
-void outboxd_secrets_add(const char *secret) {
+static void add(const char *secret, bool nocase) {
     if (!secret || strlen(secret) < MIN_SECRET_LEN)
         return;
     pthread_mutex_lock(&lock);
     size_t len = strlen(secret), at = n_secrets;
     for (size_t i = 0; i < n_secrets; i++) {
-        if (strcmp(secrets[i], secret) == 0) {
+        if (strcmp(secrets[i].text, secret) == 0) {
+            secrets[i].nocase |= nocase;
             pthread_mutex_unlock(&lock);
             return;
         }
-        if (at == n_secrets && strlen(secrets[i]) < len)
+        if (at == n_secrets && strlen(secrets[i].text) < len)
             at = i;
     }
     char *copy = strdup(secret);
-    char **grown = realloc(secrets, (n_secrets + 1) * sizeof *secrets);
+    secret_t *grown = realloc(secrets, (n_secrets + 1) * sizeof *secrets);
     if (!copy || !grown) { /* out of memory at start-up: outboxd cannot run anyway */
         free(copy);
         if (grown)
@@ -50,9 +56,13 @@ void outboxd_secrets_add(const char *secret) {
     }
     secrets = grown;
     memmove(secrets + at + 1, secrets + at, (n_secrets - at) * sizeof *secrets);
-    secrets[at] = copy;
+    secrets[at] = (secret_t){copy, nocase};
     n_secrets++;
     pthread_mutex_unlock(&lock);
+}
+
+void outboxd_secrets_add(const char *secret) {
+    add(secret, false);
 }
 
 /* Where the next URL of a comma-separated list starts (a ',' followed by
@@ -72,20 +82,21 @@ static const char *next_url(const char *p) {
     return NULL;
 }
 
-/* A raw '@', ':' or '/' in a password makes a client library misread the
- * URL, and it may then print a piece of the password as a host or a user
- * (libmongoc does, for the part after an '@'): each piece is a secret. */
+/* A raw '@' in a password makes libmongoc take what follows it for a host,
+ * which it prints lower-cased ("Failed to resolve 'etpw@h'"): what follows
+ * each '@' is a secret too, matched without case. Not shorter pieces, nor
+ * pieces split at '/' or ':': "nats" out of "nats/S3cret" would mask the
+ * word everywhere and ruin the log. */
+#define MIN_PIECE_LEN 4
+
 static void add_pieces(const char *pw) {
-    if (!strpbrk(pw, "@:/"))
-        return;
-    for (const char *p = pw; *p;) {
-        size_t len = strcspn(p, "@:/");
-        char *piece = strndup(p, len);
-        outboxd_secrets_add(piece);
-        free(piece);
-        p += len;
-        if (*p)
-            p++;
+    for (const char *at = strchr(pw, '@'); at; at = strchr(at + 1, '@')) {
+        size_t len = strcspn(at + 1, "@");
+        if (len >= MIN_PIECE_LEN) {
+            char *piece = strndup(at + 1, len);
+            add(piece, true);
+            free(piece);
+        }
     }
 }
 
@@ -159,10 +170,14 @@ void outboxd_secrets_add_conf(const outboxd_conf_t *conf) {
     }
 }
 
-/* Replaces s in text, writing at most size - 1 bytes back. */
-static void replace_all(char *text, size_t size, const char *s) {
-    size_t slen = strlen(s), m = sizeof mask - 1;
-    char *hit = strstr(text, s);
+static char *find(const char *text, const secret_t *s) {
+    return s->nocase ? strcasestr(text, s->text) : strstr(text, s->text);
+}
+
+/* Replaces secret in text, writing at most size - 1 bytes back. */
+static void replace_all(char *text, size_t size, const secret_t *secret) {
+    size_t slen = strlen(secret->text), m = sizeof mask - 1;
+    char *hit = find(text, secret);
     if (!hit)
         return;
     char *out = malloc(size);
@@ -180,7 +195,7 @@ static void replace_all(char *text, size_t size, const char *s) {
         memcpy(out + n + before, mask, m);
         n += before + m;
         p = hit + slen;
-        hit = strstr(p, s);
+        hit = find(p, secret);
     }
     if (hit) { /* no room for the next mask: end with as much of it as fits */
         size_t before = (size_t)(hit - p);
@@ -208,14 +223,14 @@ void outboxd_secrets_scrub(char *text, size_t size) {
         return;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_secrets; i++)
-        replace_all(text, size, secrets[i]);
+        replace_all(text, size, &secrets[i]);
     pthread_mutex_unlock(&lock);
 }
 
 void outboxd_secrets_clear(void) {
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_secrets; i++)
-        free(secrets[i]);
+        free(secrets[i].text);
     free(secrets);
     secrets = NULL;
     n_secrets = 0;
