@@ -460,9 +460,14 @@ write_env() {
     [ "$kind" = mongod ] && uri="${uri}?replicaSet=rs0"
     # The TLS listener exists only with FerretDB, and only if this FerretDB was started by a
     # services.sh that knew about it (an older one stays up until `down`).
-    local tls_uri=""
+    local tls_uri="" ferretdb=""
     if [ "$kind" = ferretdb ] && port_open "$MONGODB_TLS_PORT"; then
         tls_uri="mongodb://127.0.0.1:$MONGODB_TLS_PORT/?tls=true&tlsCAFile=$TLS_DIR/ca.pem&tlsCertificateKeyFile=$TLS_DIR/client-bundle.pem"
+    fi
+    # The FerretDB binary, for tests that start a FerretDB of their own (a TLS listener with
+    # the expired certificate, say): the path of the running one.
+    if [ "$kind" = ferretdb ]; then
+        ferretdb=$(readlink "/proc/$(cat "$PIDS/mongodb.pid")/exe" 2>/dev/null || true)
     fi
     local sasl=""
     if port_open "$KAFKA_SASL_PORT"; then
@@ -480,6 +485,7 @@ OUTBOX_TEST_NATS_URL=nats://127.0.0.1:$NATS_PORT
 OUTBOX_TEST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 OUTBOX_TEST_TLS_DIR=$TLS_DIR
 ${tls_uri:+OUTBOX_TEST_MONGODB_TLS_URI='$tls_uri'}
+${ferretdb:+OUTBOX_TEST_FERRETDB=$ferretdb}
 $sasl
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"
