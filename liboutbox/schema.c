@@ -238,9 +238,17 @@ static bool iter_number(const bson_iter_t *it, double *out) {
     }
 }
 
+/* A double is a count only when it is a whole number an int64 can hold:
+ * converting one outside that range is undefined behaviour, so the range
+ * is checked before the cast (2^63 is exactly representable; NaN fails
+ * both comparisons). */
+static bool double_is_int64(double d) {
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(int64_t)d;
+}
+
 static bool compile_count(compile_ctx_t *ctx, bson_iter_t *it, int64_t *out) {
     if (!BSON_ITER_HOLDS_INT32(it) && !BSON_ITER_HOLDS_INT64(it) &&
-        !(BSON_ITER_HOLDS_DOUBLE(it) && bson_iter_double(it) == (double)(int64_t)bson_iter_double(it)))
+        !(BSON_ITER_HOLDS_DOUBLE(it) && double_is_int64(bson_iter_double(it))))
         return compile_fail(ctx, "expected a non-negative integer");
     int64_t v = bson_iter_as_int64(it);
     if (v < 0)

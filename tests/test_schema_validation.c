@@ -181,6 +181,10 @@ static void malformed_schemas_are_refused_with_their_path(void **state) {
                       "properties.a.pattern: bad regular expression at offset 1: missing closing parenthesis");
     expect_bad_schema("{\"oneOf\": []}", "oneOf: unsupported keyword (see docs/schemas.md for the subset)");
     expect_bad_schema("{\"minLength\": -1}", "minLength: expected a non-negative integer, got -1");
+    /* Found by fuzz_schema: a count too large for an int64 was converted
+     * to one (undefined behaviour, fatal under UBSan) before it was checked. */
+    expect_bad_schema("{\"minLength\": 1e46}", "minLength: expected a non-negative integer");
+    expect_bad_schema("{\"maxItems\": 9.3e18}", "maxItems: expected a non-negative integer");
     expect_bad_schema("{\"items\": [{}]}",
                       "items: items as an array (tuple form) is not supported; give one schema for every item");
     char err[400];
