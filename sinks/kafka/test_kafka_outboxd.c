@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -604,6 +605,153 @@ static void message_over_max_bytes_is_dead_lettered(void **state) {
     test_outbox_drop(ob);
 }
 
+/* The harness's SASL_SSL listener (tests/services/README.md), or skips. */
+static void sasl_listener(char *brokers, char *user, char *password, char *ca, size_t size) {
+    kt_brokers();
+    const char *b = test_service("OUTBOX_TEST_KAFKA_SASL_BROKERS");
+    if (!b) {
+        if (getenv("OUTBOX_TEST_REQUIRE_SERVERS"))
+            fail_msg("no SASL_SSL listener on the test broker, and OUTBOX_TEST_REQUIRE_SERVERS is set");
+        TEST_SKIP("the test broker has no SASL_SSL listener (OUTBOX_TEST_KAFKA_SASL_BROKERS): a broker "
+                  "started by an older services.sh gets it with services.sh stop-kafka; start-kafka");
+    }
+    snprintf(brokers, size, "%s", b);
+    snprintf(user, size, "%s", test_service("OUTBOX_TEST_KAFKA_SASL_USER"));
+    snprintf(password, size, "%s", test_service("OUTBOX_TEST_KAFKA_SASL_PASSWORD"));
+    snprintf(ca, size, "%s/ca.pem", test_service("OUTBOX_TEST_TLS_DIR"));
+}
+
+/* outboxd over SASL_SSL, the password read from a file ({file: PATH}):
+ * everything delivered (read back by an independent consumer), and the
+ * password in no line of outboxd's log. SCRAM-SHA-512 where librdkafka can
+ * use it with Kafka 4.x (>= 2.6.1), else PLAIN (sinks/kafka/README.md). */
+static void sasl_ssl_with_the_password_in_a_file_delivers_and_never_shows_it(void **state) {
+    int total = 200;
+    char brokers[512], user[512], password[512], ca[512];
+    sasl_listener(brokers, user, password, ca, sizeof brokers);
+    const char *mechanism = rd_kafka_version() >= 0x020601ff ? "SCRAM-SHA-512" : "PLAIN";
+    outbox_t *ob = test_outbox("k_sasl");
+    char *topic = kt_topic_name("sasl");
+    kt_create_topic(topic, 2, NULL);
+    events_t e;
+    events_init(&e, ob, total);
+    put_range(&e, 1, total, 0);
+    char *dir = test_tmpdir("ksasl"), pwfile[700], sinks[4096];
+    snprintf(pwfile, sizeof pwfile, "%s/kafka-password", dir);
+    FILE *f = fopen(pwfile, "w");
+    assert_non_null(f);
+    fprintf(f, "%s\n", password);
+    fclose(f);
+    chmod(pwfile, 0600);
+    snprintf(sinks, sizeof sinks,
+             "  - name: k\n"
+             "    plugin: kafka\n"
+             "    route: \"%s\"\n"
+             "    options:\n"
+             "      bootstrap.servers: \"%s\"\n"
+             "      security.protocol: SASL_SSL\n"
+             "      sasl.mechanisms: %s\n"
+             "      sasl.username: %s\n"
+             "      sasl.password: {file: \"%s\"}\n"
+             "      ssl.ca.location: \"%s\"\n",
+             topic, brokers, mechanism, user, pwfile, ca);
+    char *config = test_daemon_config(dir, ob, sinks);
+    chmod(config, 0600);
+    test_daemon_t d;
+    daemon_start(&d, config, dir);
+    wait_checkpoint(&e, "k", total, 60000, &d);
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    check_t c;
+    check_topic(&e, topic, 0, &c);
+    assert_int_equal(c.messages, total);
+    assert_int_equal(c.duplicates, 0);
+    char *log = test_read_file(d.log);
+    assert_non_null(strstr(log, brokers));
+    if (strstr(log, password)) fail_msg("the password is in outboxd's log:\n%s", log);
+    print_message("# outboxd over SASL_SSL (%s, password from a file): %d events delivered\n", mechanism, total);
+    free(log);
+    free(c.seen);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    events_free(&e);
+    kt_delete_topic(topic);
+    free(topic);
+    test_outbox_drop(ob);
+}
+
+/* A route with {key} whose key makes an illegal topic ('/' or ' '): that
+ * event is acked FATAL and, with on_error: deadletter, dead-lettered with
+ * the sink's reason; the events around it are delivered. */
+static void illegal_topic_from_the_key_is_dead_lettered_with_the_reason(void **state) {
+    kt_brokers();
+    outbox_t *ob = test_outbox("k_topic");
+    char *prefix = kt_topic_name("key");
+    char good[300], route[300];
+    snprintf(good, sizeof good, "%s.eu-2", prefix);
+    snprintf(route, sizeof route, "%s.{key}", prefix);
+    test_put_order(ob, 1, "eu/1");
+    test_put_order(ob, 2, "eu-2");
+    bson_oid_t last = test_put_order(ob, 3, "eu 3");
+    char *dir = test_tmpdir("ktopic"), sinks[2048];
+    snprintf(sinks, sizeof sinks,
+             "  - name: k\n"
+             "    plugin: kafka\n"
+             "    route: \"%s\"\n"
+             "    on_error: deadletter\n"
+             "    options:\n"
+             "      bootstrap.servers: \"%s\"\n",
+             route, kt_brokers());
+    char *config = test_daemon_config(dir, ob, sinks);
+    test_daemon_t d;
+    daemon_start(&d, config, dir);
+    char coll[256];
+    snprintf(coll, sizeof coll, "%s.deadletter", outbox_name(ob));
+    /* The checkpoint passes the last event once all three are settled. */
+    bson_oid_t at;
+    bool done = false;
+    for (int waited = 0; !done && waited < 30000; waited += 200) {
+        done = test_checkpoint(ob, "k", &at, NULL, 0) && bson_oid_equal(&at, &last);
+        if (!done) sleep_ms(200);
+    }
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    if (!done) fail_msg("the checkpoint did not reach the third event (log: %s)", d.log);
+    kt_record_t *r;
+    size_t n = kt_consume(good, &r, 10000);
+    assert_int_equal(n, 1);
+    kt_records_free(r, n);
+    assert_int_equal(test_count(coll), 2);
+
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *dl = mongoc_client_get_collection(client, TEST_DB, coll);
+    bson_t empty = BSON_INITIALIZER;
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(dl, &empty, NULL, NULL);
+    const bson_t *doc;
+    bson_iter_t it;
+    int slash = 0, space = 0;
+    while (mongoc_cursor_next(cur, &doc)) {
+        assert_true(bson_iter_init_find(&it, doc, "error"));
+        const char *error = bson_iter_utf8(&it, NULL);
+        print_message("# dead-lettered: %s\n", error);
+        assert_non_null(strstr(error, "not a valid Kafka topic name"));
+        if (strstr(error, ".eu/1\", which has '/' at byte")) slash++;
+        if (strstr(error, ".eu 3\", which has a space at byte")) space++;
+    }
+    assert_int_equal(slash, 1);
+    assert_int_equal(space, 1);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_drop(dl, NULL);
+    mongoc_collection_destroy(dl);
+    mongoc_client_destroy(client);
+    bson_destroy(&empty);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    kt_delete_topic(good);
+    free(prefix);
+    test_outbox_drop(ob);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(fifty_thousand_events_twenty_keys_all_delivered_in_order, cleanup),
@@ -612,6 +760,8 @@ int main(void) {
         cmocka_unit_test_teardown(unknown_property_stops_the_sink_naming_it, cleanup),
         cmocka_unit_test_teardown(unreachable_broker_at_start_is_retried, cleanup),
         cmocka_unit_test_teardown(message_over_max_bytes_is_dead_lettered, cleanup),
+        cmocka_unit_test_teardown(sasl_ssl_with_the_password_in_a_file_delivers_and_never_shows_it, cleanup),
+        cmocka_unit_test_teardown(illegal_topic_from_the_key_is_dead_lettered_with_the_reason, cleanup),
     };
     return TEST_RUN("kafka sink through outboxd", tests);
 }
