@@ -31,6 +31,11 @@
 #include <outbox/sink.h>
 
 #include <hiredis/hiredis.h>
+#ifdef HAVE_HIREDIS_SSL
+/* hiredis >= 1.0 built with SSL: configure found hiredis_ssl and added
+ * -DHAVE_HIREDIS_SSL to HIREDIS_SSL_CFLAGS (README: TLS). */
+#include <hiredis/hiredis_ssl.h>
+#endif
 
 #include <errno.h>
 #include <inttypes.h>
@@ -56,14 +61,37 @@ static const outbox_sink_option_t redis_options[] = {
     {.key = "url",
      .type = OUTBOX_SINK_OPT_STRING,
      .default_value = "redis://127.0.0.1:6379/0",
+#ifdef HAVE_HIREDIS_SSL
+     .help = "redis://[user@]host[:port][/db], rediss://... (TLS) or unix://[user@]/path[?db=N]; "
+             "no password here (option password)"},
+#else
      .help = "redis://[user@]host[:port][/db] or unix://[user@]/path[?db=N]; no password "
-             "here (password_file, password_env); no TLS (hiredis 0.14)"},
+             "here (option password); no TLS (hiredis 0.14)"},
+#endif
+    {.key = "user",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "Redis 6 ACL user (AUTH user password); instead of user@ in the url"},
+    {.key = "password",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "the password; write it as {file: PATH} or {env: NAME}, never logged"},
     {.key = "password_file",
      .type = OUTBOX_SINK_OPT_STRING,
-     .help = "file holding the password (trailing newline ignored); never logged"},
+     .help = "older form: file holding the password (trailing white space ignored)"},
     {.key = "password_env",
      .type = OUTBOX_SINK_OPT_STRING,
-     .help = "environment variable holding the password; never logged"},
+     .help = "older form: environment variable holding the password"},
+#ifdef HAVE_HIREDIS_SSL
+    {.key = "tls_ca",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "rediss://: PEM file of the CAs that verify the server (default: the system's)"},
+    {.key = "tls_cert",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "rediss://: PEM client certificate (with tls_key)"},
+    {.key = "tls_key", .type = OUTBOX_SINK_OPT_STRING, .help = "rediss://: PEM key of tls_cert"},
+    {.key = "tls_server_name",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "rediss://: the name sent as SNI (default: the url's host)"},
+#endif
     {.key = "connect_timeout_ms",
      .type = OUTBOX_SINK_OPT_INT,
      .default_value = "2000",
@@ -162,16 +190,23 @@ static int parse_digits(const char *p, size_t len, long long max, long long *num
 
 /* ----------------------------------------------------------------------------
  * The url
+ *
+ * Messages never repeat the url as written: whatever stands before its '@'
+ * may be a password (a '/' or '@' in it defeats any parse), so the sink
+ * prints only what it parsed: scheme, host, port, database (the user goes
+ * into messages by itself, as "user app"). That is the whole of the rule;
+ * outboxd additionally scrubs known secrets from plugin logs.
  * ------------------------------------------------------------------------- */
 
 typedef struct {
     int is_unix;
+    int tls;        /* rediss:// (only with HAVE_HIREDIS_SSL) */
     char *host;     /* TCP: host name or address, without IPv6 brackets */
     int port;
     char *path;     /* unix: the socket's path */
     char *user;     /* Redis 6 ACL user, or NULL for the default user */
     long long db;
-    char *display;  /* for messages; it never holds a password */
+    char *display;  /* for messages: scheme://host:port/db, no user, no password */
 } redis_url_t;
 
 static void url_free(redis_url_t *u) {
@@ -182,43 +217,81 @@ static void url_free(redis_url_t *u) {
     memset(u, 0, sizeof *u);
 }
 
-static char *strndup_or_null(const char *s, size_t n) { return n ? strndup(s, n) : NULL; }
-
-/* Parses redis://[user@]host[:port][/db] or unix://[user@]/path[?db=N].
- * Returns 0, or -1 with err saying what is wrong (without the option's
- * name, which the caller adds). A password in the url is refused, and that
- * message does not repeat the url: it would show the password. */
+/* Parses redis://[user@]host[:port][/db] (rediss:// with TLS) or
+ * unix://[user@]/path[?db=N]. Returns 0, or -1 with err saying what is
+ * wrong (without the option's name, which the caller adds), quoting at
+ * most the part after the user: never the user or password part.
+ *
+ * The user part ends at the LAST '@' of a redis:// url (no host, port or
+ * database holds one), and at the first "@/" of a unix:// url (the socket
+ * path starts with '/'), so that a password holding '/' or '@' is still
+ * found and refused, not taken for a host. */
 static int url_parse(const char *url, redis_url_t *u, char *err, size_t err_size) {
-    const char *rest, *at, *slash;
+    const char *rest, *at = NULL;
+    const char *scheme;
     char display[1024];
 
     memset(u, 0, sizeof *u);
     if (strncmp(url, "rediss://", 9) == 0) {
+#ifdef HAVE_HIREDIS_SSL
+        rest = url + 9;
+        u->tls = 1;
+        scheme = "rediss://";
+#else
         snprintf(err, err_size, "rediss:// (TLS) is not supported: this sink is built on hiredis "
-                                "0.14, which has no TLS");
+                                "0.14, which has no TLS (hiredis >= 1.0 with hiredis_ssl has)");
         return -1;
-    }
-    if (strncmp(url, "redis://", 8) == 0) {
+#endif
+    } else if (strncmp(url, "redis://", 8) == 0) {
         rest = url + 8;
+        scheme = "redis://";
     } else if (strncmp(url, "unix://", 7) == 0) {
         rest = url + 7;
         u->is_unix = 1;
+        scheme = "unix://";
     } else {
+        /* Not a url of ours: shown without what stands before its last
+         * '@', which may be a password. */
+        const char *last_at = strrchr(url, '@');
+        size_t n = strcspn(url, ":/@");
         snprintf(err, err_size,
-                 "\"%s\" is not redis://[user@]host[:port][/db] or unix://[user@]/path[?db=N]", url);
+                 "\"%.*s%s%s\" is not redis://[user@]host[:port][/db] or unix://[user@]/path[?db=N]",
+                 (int)(last_at ? (n < 20 ? n : 20) : 0), url, last_at ? "://...@" : "",
+                 last_at ? last_at + 1 : url);
         return -1;
     }
 
-    /* user@ comes before the first slash (for unix://, the path's). */
-    slash = strchr(rest, '/');
-    at = memchr(rest, '@', slash ? (size_t)(slash - rest) : strlen(rest));
+    if (u->is_unix) {
+        const char *p = strstr(rest, "@/");
+        if (rest[0] != '/' && p != NULL) at = p;
+    } else {
+        at = strrchr(rest, '@');
+    }
     if (at != NULL) {
-        if (memchr(rest, ':', (size_t)(at - rest)) != NULL) {
+        size_t len = (size_t)(at - rest);
+        if (memchr(rest, ':', len) != NULL) {
             snprintf(err, err_size, "a password in the url is not accepted (it would show in "
-                                    "configs and logs): use password_file or password_env");
+                                    "configs and logs): use option password, written as "
+                                    "{file: PATH} or {env: NAME}");
             return -1;
         }
-        u->user = strndup_or_null(rest, (size_t)(at - rest));
+        for (size_t i = 0; i < len; i++) {
+            unsigned char ch = (unsigned char)rest[i];
+            if (ch <= ' ' || ch == 0x7f || ch == '/' || ch == '@' || ch == '?') {
+                snprintf(err, err_size, "the part before '@' is not a user name (it holds '/', "
+                                        "'@', '?', a space or a control character); a password "
+                                        "in the url is not accepted: use option password");
+                return -1;
+            }
+        }
+        if (len == 0) {
+            snprintf(err, err_size, "an empty user name before '@'");
+            return -1;
+        }
+        if ((u->user = strndup(rest, len)) == NULL) {
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
         rest = at + 1;
     }
 
@@ -226,8 +299,8 @@ static int url_parse(const char *url, redis_url_t *u, char *err, size_t err_size
         const char *query = strchr(rest, '?');
         size_t path_len = query ? (size_t)(query - rest) : strlen(rest);
         if (path_len < 2 || rest[0] != '/') {
-            snprintf(err, err_size, "\"%s\": unix:// needs an absolute socket path, as in "
-                                    "unix:///run/redis/redis.sock", url);
+            snprintf(err, err_size, "\"unix://%s\": unix:// needs an absolute socket path, as in "
+                                    "unix:///run/redis/redis.sock", rest);
             url_free(u);
             return -1;
         }
@@ -235,21 +308,21 @@ static int url_parse(const char *url, redis_url_t *u, char *err, size_t err_size
         if (query != NULL) {
             if (strncmp(query, "?db=", 4) != 0 ||
                 parse_digits(query + 4, strlen(query + 4), INT_MAX, &u->db) != 0) {
-                snprintf(err, err_size, "\"%s\": after the socket path only ?db=N is understood",
-                         url);
+                snprintf(err, err_size, "\"unix://%s\": after the socket path only ?db=N is "
+                                        "understood", rest);
                 url_free(u);
                 return -1;
             }
         }
-        snprintf(display, sizeof display, "unix://%s%s%s?db=%lld", u->user ? u->user : "",
-                 u->user ? "@" : "", u->path, u->db);
+        snprintf(display, sizeof display, "unix://%s?db=%lld", u->path ? u->path : "", u->db);
     } else {
         const char *host = rest, *host_end, *after;
         long long port = 6379;
         if (*host == '[') {
             host_end = strchr(host, ']');
             if (host_end == NULL) {
-                snprintf(err, err_size, "\"%s\": an IPv6 address needs its closing ]", url);
+                snprintf(err, err_size, "\"%s%s\": an IPv6 address needs its closing ]", scheme,
+                         rest);
                 url_free(u);
                 return -1;
             }
@@ -260,14 +333,15 @@ static int url_parse(const char *url, redis_url_t *u, char *err, size_t err_size
             after = host_end;
         }
         if (host_end == host) {
-            snprintf(err, err_size, "\"%s\" names no host", url);
+            snprintf(err, err_size, "\"%s%s\" names no host", scheme, rest);
             url_free(u);
             return -1;
         }
         if (*after == ':') {
             size_t len = strcspn(after + 1, "/");
             if (parse_digits(after + 1, len, 65535, &port) != 0 || port == 0) {
-                snprintf(err, err_size, "\"%s\": the port is not a number from 1 to 65535", url);
+                snprintf(err, err_size, "\"%s%s\": the port is not a number from 1 to 65535",
+                         scheme, rest);
                 url_free(u);
                 return -1;
             }
@@ -275,28 +349,43 @@ static int url_parse(const char *url, redis_url_t *u, char *err, size_t err_size
         }
         if (*after == '/' && after[1] != '\0' &&
             parse_digits(after + 1, strlen(after + 1), INT_MAX, &u->db) != 0) {
-            snprintf(err, err_size, "\"%s\": the database (after the /) is not a number", url);
+            snprintf(err, err_size, "\"%s%s\": the database (after the /) is not a number",
+                     scheme, rest);
             url_free(u);
             return -1;
         }
         if (*after != '\0' && *after != '/') {
-            snprintf(err, err_size, "\"%s\" is not redis://[user@]host[:port][/db]", url);
+            snprintf(err, err_size, "\"%s%s\" is not %shost[:port][/db]", scheme, rest, scheme);
             url_free(u);
             return -1;
         }
         u->host = strndup(host, (size_t)(host_end - host));
         u->port = (int)port;
-        snprintf(display, sizeof display, "redis://%s%s%s%s%s:%d/%lld", u->user ? u->user : "",
-                 u->user ? "@" : "", rest[0] == '[' ? "[" : "", u->host, rest[0] == '[' ? "]" : "",
+        snprintf(display, sizeof display, "%s%s%s%s:%d/%lld", scheme,
+                 rest[0] == '[' ? "[" : "", u->host ? u->host : "", rest[0] == '[' ? "]" : "",
                  u->port, u->db);
     }
     u->display = strdup(display);
+    if (u->display == NULL || (u->is_unix ? u->path == NULL : u->host == NULL)) {
+        snprintf(err, err_size, "out of memory");
+        url_free(u);
+        return -1;
+    }
     return 0;
 }
 
 /* ----------------------------------------------------------------------------
  * The password
+ *
+ * The recommended way is option password written as {file: PATH} or
+ * {env: NAME}: outboxd resolves it before open and knows it is a secret
+ * (it scrubs it from every log line). password_file and password_env are
+ * the older forms, still read here, by the same rule as the NATS sink's
+ * *_file options: the whole file, at most 64 KiB (more is refused, not
+ * cut), trailing white space dropped, not empty, no NUL byte.
  * ------------------------------------------------------------------------- */
+
+#define SECRET_FILE_MAX 65536
 
 /* Frees a password after overwriting it: it should not linger in freed
  * memory (core dumps). explicit_bzero is not optimised away. */
@@ -306,57 +395,81 @@ static void password_free(char *password) {
     free(password);
 }
 
-/* Reads the password from password_file or password_env (at most one may
- * be set). Sets *password (NULL when neither is set) and describes its
- * source in source, for messages. Returns 0, or -1 with err naming the
- * option: a missing file or variable is a configuration error. */
+/* Reads the secret held by file path for option key. Returns it (the
+ * caller frees it with password_free), or NULL with err naming the
+ * option and the file, never the content. */
+static char *secret_file_read(const char *key, const char *path, char *err, size_t err_size) {
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(err, err_size, "redis sink: option %s: cannot read %s: %s", key, path,
+                 strerror(errno));
+        return NULL;
+    }
+    char *buf = calloc(1, SECRET_FILE_MAX + 2);
+    size_t len = buf ? fread(buf, 1, SECRET_FILE_MAX + 1, f) : 0;
+    int read_error = ferror(f);
+    fclose(f);
+    if (buf == NULL) {
+        snprintf(err, err_size, "redis sink: out of memory");
+        return NULL;
+    }
+    const char *problem = NULL;
+    if (read_error) problem = "could not be read";
+    else if (len > SECRET_FILE_MAX) problem = "is larger than 64 KiB";
+    else {
+        /* The usual file ends with a newline that is not part of it. */
+        while (len > 0 && strchr("\r\n \t", buf[len - 1]) != NULL) buf[--len] = '\0';
+        if (len == 0) problem = "is empty";
+        else if (strlen(buf) != len) problem = "holds a NUL byte";
+    }
+    if (problem != NULL) {
+        snprintf(err, err_size, "redis sink: option %s: %s %s", key, path, problem);
+        explicit_bzero(buf, SECRET_FILE_MAX + 2);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Reads the password from password, password_file or password_env (at
+ * most one may be set). Sets *password (NULL when none is set) and
+ * describes its source in source, for messages. Returns 0, or -1 with err
+ * naming the option: a missing file or variable is a configuration
+ * error. */
 static int password_read(const outbox_sink_host_t *host, char **password, char *source,
                          size_t source_size, char *err, size_t err_size) {
+    const char *value = redis_option(host, "password");
     const char *file = redis_option(host, "password_file");
     const char *env = redis_option(host, "password_env");
 
     *password = NULL;
     snprintf(source, source_size, "no password");
-    if (file != NULL && env != NULL) {
-        snprintf(err, err_size, "redis sink: options password_file and password_env: set one, "
-                                "not both");
+    if ((value != NULL) + (file != NULL) + (env != NULL) > 1) {
+        snprintf(err, err_size, "redis sink: options password, password_file and password_env: "
+                                "set one, not several");
         return -1;
     }
-    if (env != NULL) {
-        const char *value = getenv(env);
-        if (value == NULL || value[0] == '\0') {
+    if (value != NULL) {
+        if (value[0] == '\0') {
+            snprintf(err, err_size, "redis sink: option password: empty");
+            return -1;
+        }
+        *password = strdup(value);
+        snprintf(source, source_size, "password from option password");
+    } else if (env != NULL) {
+        const char *v = getenv(env);
+        if (v == NULL || v[0] == '\0') {
             snprintf(err, err_size,
                      "redis sink: option password_env: environment variable %s is not set or "
                      "empty",
                      env);
             return -1;
         }
-        *password = strdup(value);
+        *password = strdup(v);
         snprintf(source, source_size, "password from $%s", env);
     } else if (file != NULL) {
-        FILE *f = fopen(file, "r");
-        if (f == NULL) {
-            snprintf(err, err_size, "redis sink: option password_file: cannot read %s: %s", file,
-                     strerror(errno));
+        if ((*password = secret_file_read("password_file", file, err, err_size)) == NULL)
             return -1;
-        }
-        char *buf = calloc(1, PASSWORD_MAX + 1);
-        size_t len = buf ? fread(buf, 1, PASSWORD_MAX, f) : 0;
-        int read_error = ferror(f);
-        fclose(f);
-        if (buf == NULL) {
-            snprintf(err, err_size, "redis sink: out of memory");
-            return -1;
-        }
-        /* The usual file ends with a newline that is not part of it. */
-        while (len > 0 && strchr("\r\n \t", buf[len - 1]) != NULL) buf[--len] = '\0';
-        if (read_error || len == 0 || strlen(buf) != len) {
-            snprintf(err, err_size, "redis sink: option password_file: %s %s", file,
-                     read_error ? "could not be read" : len == 0 ? "is empty" : "holds a NUL byte");
-            password_free(buf);
-            return -1;
-        }
-        *password = buf;
         snprintf(source, source_size, "password from %s", file);
     } else {
         return 0;
@@ -417,6 +530,9 @@ typedef struct {
     char *dedupe_prefix;
 
     redisContext *c;             /* NULL while disconnected */
+#ifdef HAVE_HIREDIS_SSL
+    redisSSLContext *ssl;        /* rediss://: made once at open, used at each connect */
+#endif
     char sha[48];                /* the script's SHA1; "" until loaded */
     int64_t next_connect_ms;     /* no reconnect attempt before this */
     int64_t backoff_ms;          /* 0 after a success */
@@ -591,7 +707,8 @@ static int handshake_error(redis_sink_t *s, const char *what, const redisReply *
                            size_t errbuf_size) {
     if (strncmp(r->str, "NOAUTH", 6) == 0) {
         snprintf(errbuf, errbuf_size,
-                 "redis sink: %s wants a password: set option password_file or password_env (%s)",
+                 "redis sink: %s wants a password: set option password (as {file: PATH} or "
+                 "{env: NAME}) (%s)",
                  s->url.display, r->str);
         return OUTBOX_SINK_FATAL;
     }
@@ -643,6 +760,15 @@ static int sink_connect(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
                  s->c->errstr);
         goto fail;
     }
+#ifdef HAVE_HIREDIS_SSL
+    /* A handshake that fails (an unknown CA, an expired certificate) is
+     * RETRY like an unreachable server: the certificate may be renewed. */
+    if (s->ssl != NULL && redisInitiateSSLWithContext(s->c, s->ssl) != REDIS_OK) {
+        snprintf(errbuf, errbuf_size, "redis sink: TLS with %s failed: %s", s->url.display,
+                 s->c->errstr[0] ? s->c->errstr : "handshake failed");
+        goto fail;
+    }
+#endif
     /* The connect timeout also became the socket's; replies get theirs. */
     if (redisSetTimeout(s->c, s->command_timeout) != REDIS_OK ||
         (!s->url.is_unix && redisEnableKeepAlive(s->c) != REDIS_OK)) {
@@ -672,8 +798,8 @@ static int sink_connect(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
         freeReplyObject(r);
     } else if (s->url.user != NULL) {
         snprintf(errbuf, errbuf_size,
-                 "redis sink: option url names user %s but no password is set: set option "
-                 "password_file or password_env",
+                 "redis sink: user %s is set but no password: set option password (as "
+                 "{file: PATH} or {env: NAME})",
                  s->url.user);
         status = OUTBOX_SINK_FATAL;
         goto fail;
@@ -976,11 +1102,76 @@ static pipe_result_t send_pipeline(redis_sink_t *s, const outbox_sink_event_t *e
 }
 
 /* ----------------------------------------------------------------------------
+ * Stream names
+ *
+ * Redis keys may be any bytes, but a stream name comes from the event
+ * ({type}, {key}), which any producer writes. The rule (README: Stream
+ * names): not empty, valid UTF-8, no control character (C0, DEL, C1).
+ * Such names would be unreadable in redis-cli and log lines, and break
+ * consumers that decode key names as UTF-8 text.
+ * ------------------------------------------------------------------------- */
+
+/* The length of the UTF-8 sequence at p (1 to 4), or 0 when it is not
+ * valid UTF-8: overlong forms, surrogates and code points above U+10FFFF
+ * are refused. */
+static size_t utf8_sequence(const unsigned char *p) {
+    if (p[0] < 0x80) return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
+        if (p[0] == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
+        if (p[0] == 0xed && p[1] >= 0xa0) return 0; /* surrogates */
+        return 3;
+    }
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80) return 0;
+        if (p[0] == 0xf0 && p[1] < 0x90) return 0; /* overlong */
+        if (p[0] == 0xf4 && p[1] >= 0x90) return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* Why name cannot be a stream name, or NULL. */
+static const char *stream_name_problem(const char *name) {
+    const unsigned char *p = (const unsigned char *)name;
+    if (*p == '\0') return "it is empty (the route gave no stream name)";
+    while (*p != '\0') {
+        size_t n = utf8_sequence(p);
+        if (n == 0) return "it is not valid UTF-8";
+        if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] < 0xa0))
+            return "it holds a control character";
+        p += n;
+    }
+    return NULL;
+}
+
+/* name for a message: printable ASCII as it is, '"' and '\\' escaped,
+ * any other byte as \xNN; cut after 120 bytes. */
+static void show_bytes(const char *name, char *out, size_t size) {
+    size_t o = 0, i = 0;
+    for (; name[i] != '\0' && i < 120 && o + 8 < size; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch == '"' || ch == '\\')
+            o += (size_t)snprintf(out + o, size - o, "\\%c", ch);
+        else if (ch >= 0x20 && ch < 0x7f)
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
+    }
+    if (name[i] != '\0' && o + 4 < size) o += (size_t)snprintf(out + o, size - o, "...");
+    out[o] = '\0';
+}
+
+/* ----------------------------------------------------------------------------
  * The callbacks
  * ------------------------------------------------------------------------- */
 
 static void sink_free(redis_sink_t *s) {
     sink_disconnect(s);
+#ifdef HAVE_HIREDIS_SSL
+    if (s->ssl != NULL) redisFreeSSLContext(s->ssl);
+#endif
     url_free(&s->url);
     password_free(s->password);
     free(s->dedupe_prefix);
@@ -1021,6 +1212,49 @@ static int parse_minid(redis_sink_t *s, const char *value) {
     return -1;
 }
 
+#ifdef HAVE_HIREDIS_SSL
+static pthread_once_t openssl_once = PTHREAD_ONCE_INIT;
+
+static void openssl_init(void) { redisInitOpenSSL(); }
+
+/* The TLS context of a rediss:// url, from tls_ca, tls_cert, tls_key and
+ * tls_server_name. Returns 0, or -1 with errbuf naming the option. The
+ * certificate's name is not checked by hiredis's redisCreateSSLContext
+ * (only the chain): README, TLS. */
+static int tls_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
+    const outbox_sink_host_t *host = s->host;
+    const char *ca = redis_option(host, "tls_ca");
+    const char *cert = redis_option(host, "tls_cert");
+    const char *key = redis_option(host, "tls_key");
+    const char *sni = redis_option(host, "tls_server_name");
+
+    if (!s->url.tls) {
+        if (ca != NULL || cert != NULL || key != NULL || sni != NULL) {
+            snprintf(errbuf, errbuf_size,
+                     "redis sink: option %s: TLS options need a rediss:// url",
+                     ca ? "tls_ca" : cert ? "tls_cert" : key ? "tls_key" : "tls_server_name");
+            return -1;
+        }
+        return 0;
+    }
+    if ((cert != NULL) != (key != NULL)) {
+        snprintf(errbuf, errbuf_size, "redis sink: option %s: tls_cert and tls_key go together",
+                 cert ? "tls_key" : "tls_cert");
+        return -1;
+    }
+    pthread_once(&openssl_once, openssl_init);
+    redisSSLContextError e = REDIS_SSL_CTX_NONE;
+    s->ssl = redisCreateSSLContext(ca, NULL, cert, key, sni ? sni : s->url.host, &e);
+    if (s->ssl == NULL) {
+        snprintf(errbuf, errbuf_size, "redis sink: option %s: cannot set up TLS: %s",
+                 e == REDIS_SSL_CTX_CA_CERT_LOAD_FAILED ? "tls_ca" : "tls_cert",
+                 redisSSLContextGetError(e));
+        return -1;
+    }
+    return 0;
+}
+#endif
+
 /* Reads and checks every option into s. Returns 0, or -1 with errbuf
  * naming the option: a configuration error, FATAL. */
 static int sink_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
@@ -1033,6 +1267,32 @@ static int sink_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
     if (url_parse(value, &s->url, err, sizeof err) != 0) {
         snprintf(errbuf, errbuf_size, "redis sink: option url: %s", err);
         return -1;
+    }
+    /* The ACL user: option user (which may come from {file:} or {env:}),
+     * or user@ in the url; both only when they agree. */
+    value = redis_option(host, "user");
+    if (value != NULL) {
+        for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+            if (*p <= ' ' || *p == 0x7f) {
+                snprintf(errbuf, errbuf_size,
+                         "redis sink: option user: a user name has no space or control character");
+                return -1;
+            }
+        }
+        if (value[0] == '\0') {
+            snprintf(errbuf, errbuf_size, "redis sink: option user: empty");
+            return -1;
+        }
+        if (s->url.user != NULL && strcmp(s->url.user, value) != 0) {
+            snprintf(errbuf, errbuf_size,
+                     "redis sink: option user: the url names another user; name it in one place");
+            return -1;
+        }
+        free(s->url.user);
+        if ((s->url.user = strdup(value)) == NULL) {
+            snprintf(errbuf, errbuf_size, "redis sink: out of memory");
+            return -1;
+        }
     }
     static const char *const timeouts[] = {"connect_timeout_ms", "command_timeout_ms"};
     for (int i = 0; i < 2; i++) {
@@ -1103,7 +1363,11 @@ static int sink_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
     if (password_read(host, &s->password, s->password_source, sizeof s->password_source, errbuf,
                       errbuf_size) != 0)
         return -1;
+#ifdef HAVE_HIREDIS_SSL
+    return tls_configure(s, errbuf, errbuf_size);
+#else
     return 0;
+#endif
 }
 
 static void describe_trim(const redis_sink_t *s, char *out, size_t size) {
@@ -1175,13 +1439,18 @@ static int redis_publish(void *state, const outbox_sink_event_t *events, size_t 
     for (size_t i = 0; i < n && status == OUTBOX_SINK_OK;) {
         size_t count = 0, n_resend = 0;
         while (i < n && count < s->pipeline) {
-            /* outboxd gives "" when the route could not be expanded: that
-             * will not change, so it is this event's FATAL. */
-            if (events[i].destination[0] == '\0')
-                ack(s, events[i].seq, OUTBOX_SINK_FATAL,
-                    "redis sink: the route gave no stream name for this event");
-            else
+            /* A stream name the rule refuses (README: Stream names) will
+             * not change: this event's FATAL, before anything is sent. */
+            const char *problem = stream_name_problem(events[i].destination);
+            if (problem != NULL) {
+                char error[700], shown[400];
+                show_bytes(events[i].destination, shown, sizeof shown);
+                snprintf(error, sizeof error, "redis sink: event %s: stream name \"%s\" refused: %s",
+                         events[i].id, shown, problem);
+                ack(s, events[i].seq, OUTBOX_SINK_FATAL, error);
+            } else {
                 s->sent[count++] = i;
+            }
             i++;
         }
         if (count == 0) break;

@@ -478,7 +478,7 @@ static void test_identification(void **state) {
     /* Acks come before publish returns: nothing to poll or flush. */
     assert_null(plugin->poll);
     assert_null(plugin->flush);
-    const char *keys[] = {"url", "password_file", "password_env", "maxlen", "minid",
+    const char *keys[] = {"url", "user", "password", "password_file", "password_env", "maxlen", "minid",
                           "trim_exact", "dedupe", "dedupe_ttl", "pipeline"};
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         const outbox_sink_option_t *o = plugin->options;
@@ -537,7 +537,7 @@ static void test_bad_options(void **state) {
     host_set(&fx->th, "password_file", "/etc/hostname");
     host_set(&fx->th, "password_env", "HOME");
     assert_int_equal(try_open(fx), OUTBOX_SINK_FATAL);
-    assert_contains(fx->errbuf, "options password_file and password_env: set one, not both");
+    assert_contains(fx->errbuf, "options password, password_file and password_env: set one, not several");
 }
 
 /* Nothing listens: RETRY, saying where and why, so outboxd tries again. */
@@ -881,7 +881,7 @@ static void test_auth(void **state) {
 
     /* No password: the server says NOAUTH; FATAL, saying what to set. */
     assert_int_equal(try_open(fx), OUTBOX_SINK_FATAL);
-    assert_contains(fx->errbuf, "wants a password: set option password_file or password_env");
+    assert_contains(fx->errbuf, "wants a password: set option password (as {file: PATH} or {env: NAME})");
 
     /* A wrong one: FATAL, and the message does not show it. */
     host_set(&fx->th, "password_file", wrong_file);
@@ -917,12 +917,194 @@ static void test_auth(void **state) {
     host_init(&fx->th);
     host_set(&fx->th, "url", app_url);
     assert_int_equal(try_open(fx), OUTBOX_SINK_FATAL);
-    assert_contains(fx->errbuf, "names user app but no password is set");
+    assert_contains(fx->errbuf, "user app is set but no password");
 
     /* No password anywhere in what the sink logged. */
     assert_null(strstr(all_log, "Pass-"));
     redisContext *c = test_redis_connect(&fx->redis);
     assert_int_equal(test_redis_int(c, "XLEN auth"), 2);
+    redisFree(c);
+}
+
+/* issue 13: whatever stands before a url's '@' may be a password, and a
+ * '/' or '@' in it used to make the parse take it for a host, and the
+ * password then showed in the open error (outboxd's log line and the
+ * checkpoint message of `outboxctl status`). Each url here is refused or
+ * fails against a port nothing listens on; neither the error nor any log
+ * line may hold the secret. */
+static void test_password_in_url_is_never_printed(void **state) {
+    fixture_t *fx = *state;
+    /* "PORT" becomes a port nothing listens on. */
+    static const char *const forms[] = {
+        "redis://user:pa/S3CRET@127.0.0.1:PORT/0",  /* the issue's case */
+        "redis://:pa/S3CRET@127.0.0.1:PORT/0",
+        "redis://pa/S3CRET@127.0.0.1:PORT/0",       /* no ':' at all */
+        "redis://user:pa@S3CRET@127.0.0.1:PORT/0",  /* a raw '@' */
+        "redis://user:pa?S3CRET@127.0.0.1:PORT/0",
+        "redis://user:S3CRET@127.0.0.1:PORT/x",     /* and another mistake after it */
+        "redis://user:S3CRET@[::1:PORT/0",
+        "unix://user:pa/S3CRET@/tmp/outbox-none-PORT.sock",
+        "http://user:S3CRET@127.0.0.1:PORT/0",      /* not a redis url at all */
+        "redis://S3CRET@127.0.0.1:PORT/0%",         /* a user name; the url is bad after it */
+    };
+    char port[16];
+    snprintf(port, sizeof port, "%d", test_redis_free_port());
+    all_log[0] = '\0';
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char url[200];
+        const char *at = strstr(forms[i], "PORT");
+        snprintf(url, sizeof url, "%.*s%s%s", (int)(at - forms[i]), forms[i], port, at + 4);
+        host_init(&fx->th);
+        host_set(&fx->th, "url", url);
+        host_set(&fx->th, "connect_timeout_ms", "500");
+        int rc = try_open(fx);
+        print_message("# %s -> %d: %s\n", forms[i], rc, fx->errbuf);
+        if (rc == OUTBOX_SINK_OK) fail_msg("%s: open succeeded", forms[i]);
+        if (strstr(fx->errbuf, "S3CRET") != NULL) fail_msg("%s: the error shows it: %s", forms[i], fx->errbuf);
+        assert_contains(fx->errbuf, "redis sink: ");
+    }
+    assert_null(strstr(all_log, "S3CRET"));
+}
+
+/* The credentials as options, which outboxd fills from {file: PATH} or
+ * {env: NAME} before open: user and password. Right ones deliver; a wrong
+ * password is FATAL (the sink stops, as the README says) with the server's
+ * WRONGPASS and where the password came from, never the password. */
+static void test_user_and_password_options(void **state) {
+    fixture_t *fx = *state;
+    char url[128], pass_file[256];
+    test_event_t storage[1];
+    outbox_sink_event_t events[1];
+
+    use_server(fx, "requirepass Default-Pass-42\nuser app on >App/Pass@77 ~* &* +@all", "Default-Pass-42");
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", fx->redis.port);
+    all_log[0] = '\0';
+
+    host_init(&fx->th);
+    host_set(&fx->th, "url", url);
+    host_set(&fx->th, "user", "app");
+    host_set(&fx->th, "password", "App/Pass@77");
+    open_ok(fx);
+    assert_contains(fx->th.log, "user app, password from option password");
+    make_events(storage, 1, 1, "acl", events);
+    publish_ok(fx, events, 1);
+    assert_acked_ok(&fx->th, 1);
+    close_sink(fx);
+
+    host_set(&fx->th, "password", "Wrong/Pass@99");
+    assert_int_equal(try_open(fx), OUTBOX_SINK_FATAL);
+    print_message("# wrong password: %s\n", fx->errbuf);
+    assert_contains(fx->errbuf, "refused the login as user app (password from option password)");
+    assert_contains(fx->errbuf, "WRONGPASS");
+    assert_null(strstr(fx->errbuf, "Pass@"));
+
+    /* The default user with option password. */
+    host_init(&fx->th);
+    host_set(&fx->th, "url", url);
+    host_set(&fx->th, "password", "Default-Pass-42");
+    open_ok(fx);
+    publish_ok(fx, events, 1);
+    close_sink(fx);
+
+    /* One password source; one user. */
+    snprintf(pass_file, sizeof pass_file, "%s/p", fx->redis.dir);
+    write_file(pass_file, "Default-Pass-42\n");
+    host_set(&fx->th, "password_file", pass_file);
+    assert_int_equal(try_open(fx), OUTBOX_SINK_FATAL);
+    assert_contains(fx->errbuf, "options password, password_file and password_env: set one");
+    host_init(&fx->th);
+    snprintf(url, sizeof url, "redis://other@127.0.0.1:%d/0", fx->redis.port);
+    host_set(&fx->th, "url", url);
+    host_set(&fx->th, "user", "app");
+    host_set(&fx->th, "password", "App/Pass@77");
+    assert_int_equal(try_open(fx), OUTBOX_SINK_FATAL);
+    assert_contains(fx->errbuf, "option user: the url names another user");
+
+    assert_null(strstr(all_log, "Pass@"));
+    assert_null(strstr(all_log, "Pass-42"));
+    redisContext *c = test_redis_connect(&fx->redis);
+    assert_int_equal(test_redis_int(c, "XLEN acl"), 2);
+    redisFree(c);
+}
+
+/* Secret files are read by one rule (the NATS sink's too): more than
+ * 64 KiB or a NUL byte is refused, naming the option and the file, not
+ * cut or used in part. */
+static void test_password_file_rule(void **state) {
+    fixture_t *fx = *state;
+    char big[128], nul[128], spaces[128];
+    snprintf(big, sizeof big, "/tmp/outbox-redis-big-%d", (int)getpid());
+    snprintf(nul, sizeof nul, "/tmp/outbox-redis-nul-%d", (int)getpid());
+    snprintf(spaces, sizeof spaces, "/tmp/outbox-redis-sp-%d", (int)getpid());
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 65537; i++) fputc('a', f);
+    fclose(f);
+    f = fopen(nul, "w");
+    assert_non_null(f);
+    fwrite("ab\0cd\n", 1, 6, f);
+    fclose(f);
+    write_file(spaces, " \n\t\n");
+    static const struct {
+        const char *file, *says;
+    } cases[3] = {{NULL, "is larger than 64 KiB"}, {NULL, "holds a NUL byte"}, {NULL, "is empty"}};
+    const char *files[3] = {big, nul, spaces};
+    for (int i = 0; i < 3; i++) {
+        host_init(&fx->th);
+        host_set(&fx->th, "password_file", files[i]);
+        assert_int_equal(try_open(fx), OUTBOX_SINK_FATAL);
+        assert_contains(fx->errbuf, "option password_file: ");
+        assert_contains(fx->errbuf, files[i]);
+        assert_contains(fx->errbuf, cases[i].says);
+    }
+    unlink(big);
+    unlink(nul);
+    unlink(spaces);
+}
+
+/* The stream name rule (README: Stream names): not empty, valid UTF-8, no
+ * control character. A refused name is that event's FATAL, naming the
+ * event id and the name (escaped), before anything is sent; the other
+ * events of the batch are added. */
+static void test_stream_name_rule(void **state) {
+    fixture_t *fx = *state;
+    static const struct {
+        const char *stream, *says;
+    } cases[] = {
+        {"orders", NULL},
+        {"", "stream name \"\" refused: it is empty"},
+        {"orders\nx", "stream name \"orders\\x0ax\" refused: it holds a control character"},
+        {"orders\x01", "it holds a control character"},
+        {"orders\x7f", "it holds a control character"},
+        {"orders\xc2\x85", "it holds a control character"},   /* U+0085, C1 */
+        {"orders\xff", "stream name \"orders\\xff\" refused: it is not valid UTF-8"},
+        {"orders\xc0\xaf", "it is not valid UTF-8"},           /* overlong '/' */
+        {"orders\xed\xa0\x80", "it is not valid UTF-8"},       /* a surrogate */
+        {"orders\xe2\x82", "it is not valid UTF-8"},           /* cut short */
+        {"Zürich orders:{1}", NULL},                           /* spaces, braces, UTF-8: fine */
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    test_event_t storage[16];
+    outbox_sink_event_t events[16];
+    use_server(fx, NULL, NULL);
+    open_ok(fx);
+    for (size_t i = 0; i < n; i++) {
+        make_event(&storage[i], i + 1, cases[i].stream);
+        events[i] = storage[i].ev;
+    }
+    publish_ok(fx, events, n);
+    for (size_t i = 0; i < n; i++) {
+        if (cases[i].says == NULL) {
+            assert_acked_ok(&fx->th, i + 1);
+            continue;
+        }
+        assert_acked_fatal(&fx->th, i + 1, cases[i].says);
+        assert_acked_fatal(&fx->th, i + 1, storage[i].id); /* names the event */
+    }
+    print_message("# %s\n", ack_of(&fx->th, 3)->error);
+    close_sink(fx);
+    redisContext *c = test_redis_connect(&fx->redis);
+    assert_int_equal(test_redis_int(c, "DBSIZE"), 2);
     redisFree(c);
 }
 
@@ -1195,6 +1377,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_trimming, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_password_in_url_is_never_printed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_and_password_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_password_file_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_name_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_database_is_fatal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_restart_and_sigpipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_mapping, setup, teardown),
