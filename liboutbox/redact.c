@@ -1,7 +1,9 @@
 /*
- * redact.c - outbox_uri_redacted(): the one redaction function for every
- * connection string a program of service-outbox prints (outboxd, outboxctl,
- * and, through outboxd's log, the plugins' messages).
+ * redact.c - where the password of a connection string is, and the one
+ * redaction function built on it: outbox_uri_redacted() for every
+ * connection string a program of service-outbox prints, and
+ * outbox_uri_passwords() for the programs that must also scrub a password
+ * out of other text (outboxd's secrets registry, outboxctl's output).
  */
 #include "internal.h"
 
@@ -9,39 +11,35 @@
 
 static const char mask[] = "*****";
 
-/* Redacts one URL, uri[0..len), appending to out (which has room for
- * len + sizeof mask). The password is everything between the first ':'
- * of the userinfo and the last '@' before the path's end; a user name
- * cannot hold a raw '/', so a ':' after one is a port or later. */
-static size_t redact_one(const char *uri, size_t len, char *out) {
+/* The password of one URL, uri[0..len): everything between the first ':'
+ * of the userinfo and the last '@' before the URL's end. A user name
+ * cannot hold a raw '/', so a ':' after one is a port or later. Returns
+ * false when the URL has no password; else sets [*from, *to). */
+static bool password_span(const char *uri, size_t len, size_t *from, size_t *to) {
     const char *end = uri + len;
-    const char *scheme = NULL;
+    const char *start = uri;
     for (const char *p = uri; p + 2 < end; p++) {
         if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
-            scheme = p;
+            start = p + 3;
             break;
         }
     }
-    const char *start = scheme ? scheme + 3 : uri;
     const char *last_at = NULL;
     for (const char *p = start; p < end; p++)
         if (*p == '@')
             last_at = p;
     const char *colon = last_at ? memchr(start, ':', (size_t)(last_at - start)) : NULL;
-    if (!colon || memchr(start, '/', (size_t)(colon - start))) {
-        memcpy(out, uri, len);
-        return len;
-    }
-    size_t head = (size_t)(colon + 1 - uri), tail = (size_t)(end - last_at);
-    memcpy(out, uri, head);
-    memcpy(out + head, mask, sizeof mask - 1);
-    memcpy(out + head + sizeof mask - 1, last_at, tail);
-    return head + sizeof mask - 1 + tail;
+    if (!colon || memchr(start, '/', (size_t)(colon - start)))
+        return false;
+    *from = (size_t)(colon + 1 - uri);
+    *to = (size_t)(last_at - uri);
+    return true;
 }
 
 /* A list is split only where a new URL starts ("," then "scheme://"), so
- * that a ',' inside a password or in a MongoDB host list stays put. */
-static const char *next_url(const char *p) {
+ * that a ',' inside a password or in a MongoDB host list stays put.
+ * Returns the ',' that ends the URL starting at p, or the NUL. */
+static const char *url_end(const char *p) {
     for (; *p; p++) {
         if (*p != ',')
             continue;
@@ -58,18 +56,41 @@ static const char *next_url(const char *p) {
     return p;
 }
 
+void outbox_uri_passwords(const char *uri, void (*fn)(const char *password, size_t len, void *ctx),
+                          void *ctx) {
+    if (!uri || !fn)
+        return;
+    for (const char *p = uri;;) {
+        const char *end = url_end(p);
+        size_t from, to;
+        if (password_span(p, (size_t)(end - p), &from, &to))
+            fn(p + from, to - from, ctx);
+        if (!*end)
+            return;
+        p = end + 1;
+    }
+}
+
 char *outbox_uri_redacted(const char *uri) {
     if (!uri)
         return NULL;
     size_t len = strlen(uri), n_urls = 1;
-    for (const char *p = next_url(uri); *p; p = next_url(p + 1))
+    for (const char *p = url_end(uri); *p; p = url_end(p + 1))
         n_urls++;
     char *out = bson_malloc(len + n_urls * (sizeof mask - 1) + 1);
     size_t n = 0;
-    const char *p = uri;
-    for (;;) {
-        const char *end = next_url(p);
-        n += redact_one(p, (size_t)(end - p), out + n);
+    for (const char *p = uri;;) {
+        const char *end = url_end(p);
+        size_t url_len = (size_t)(end - p), from, to;
+        if (password_span(p, url_len, &from, &to)) {
+            memcpy(out + n, p, from);
+            memcpy(out + n + from, mask, sizeof mask - 1);
+            memcpy(out + n + from + sizeof mask - 1, p + to, url_len - to);
+            n += from + sizeof mask - 1 + url_len - to;
+        } else {
+            memcpy(out + n, p, url_len);
+            n += url_len;
+        }
         if (!*end)
             break;
         out[n++] = ',';

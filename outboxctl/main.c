@@ -207,6 +207,8 @@ int main(int argc, char **argv) {
     char **args = argv + optind + 1;
     int n = argc - optind - 1;
     int status;
+    if (o.uri)
+        outboxctl_scrub_output(o.uri);
     mongoc_init();
     mongoc_log_set_handler(log_handler, NULL);
     if (strcmp(cmd, "init") == 0 && n == 0)

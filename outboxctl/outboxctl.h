@@ -80,4 +80,8 @@ int cmd_status(const options_t *o);
 int cmd_checkpoint(const options_t *o, char **args, int n);
 int cmd_deadletter(const options_t *o, char **args, int n);
 
+/* From here on, stdout and stderr never show the password of uri (nor
+ * the pieces of it a driver message may quote): scrub.c. */
+void outboxctl_scrub_output(const char *uri);
+
 #endif

@@ -65,23 +65,6 @@ void outboxd_secrets_add(const char *secret) {
     add(secret, false);
 }
 
-/* Where the next URL of a comma-separated list starts (a ',' followed by
- * "scheme://"), as outbox_uri_redacted() splits lists; NULL at the end. */
-static const char *next_url(const char *p) {
-    for (p = strchr(p, ','); p; p = strchr(p + 1, ',')) {
-        const char *q = p + 1;
-        while (*q == ' ')
-            q++;
-        const char *s = q;
-        while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '+' ||
-               *s == '-' || *s == '.')
-            s++;
-        if (s > q && strncmp(s, "://", 3) == 0)
-            return q;
-    }
-    return NULL;
-}
-
 /* A raw '@' in a password makes libmongoc take what follows it for a host,
  * which it prints lower-cased ("Failed to resolve 'etpw@h'"): what follows
  * each '@' is a secret too, matched without case. Not shorter pieces, nor
@@ -100,60 +83,32 @@ static void add_pieces(const char *pw) {
     }
 }
 
-/* Remembers the password (raw and percent-decoded) of one URL. What
- * outbox_uri_redacted() masks is the password, so it is read off the
- * difference: redacted == url[0..h) + "*****" + url[a..], the first h for
- * which that holds. One rule for what a password is, not two. */
-static void add_url_password(const char *url, size_t len) {
-    char *one = strndup(url, len);
-    char *red = one ? outbox_uri_redacted(one) : NULL;
-    size_t rlen = red ? strlen(red) : 0, m = sizeof mask - 1;
-    for (size_t h = 0; red && h + m <= rlen && h <= len; h++) {
-        size_t rest = rlen - h - m; /* the part after the mask */
-        if (rest > len - h)
-            continue;
-        size_t a = len - rest;
-        if (memcmp(red + h, mask, m) == 0 && memcmp(one, red, h) == 0 && memcmp(one + a, red + h + m, rest) == 0) {
-            if (a > h) {
-                char *pw = strndup(one + h, a - h);
-                if (pw) {
-                    outboxd_secrets_add(pw);
-                    add_pieces(pw);
-                    /* Client libraries decode a percent-encoded password
-                     * before use, and may echo it so. */
-                    char *plain = mongoc_uri_unescape(pw);
-                    outboxd_secrets_add(plain);
-                    bson_free(plain);
-                    free(pw);
-                }
-            }
-            break;
-        }
-        if (red[h] != one[h])
-            break; /* past the common prefix: no mask further on */
-    }
-    outbox_free(red);
-    free(one);
+/* Remembers one password of a URL (outbox_uri_passwords() finds it, by
+ * the one rule outbox_uri_redacted() hides it by), raw and
+ * percent-decoded: client libraries decode it before use, and may echo it
+ * so. */
+static void add_url_password(const char *password, size_t len, void *ctx) {
+    (void)ctx;
+    char *pw = strndup(password, len);
+    if (!pw)
+        abort();
+    outboxd_secrets_add(pw);
+    add_pieces(pw);
+    char *plain = mongoc_uri_unescape(pw);
+    outboxd_secrets_add(plain);
+    bson_free(plain);
+    free(pw);
 }
 
-static void add_url_passwords(const char *value) {
-    if (!value || !strstr(value, "://"))
-        return;
-    for (const char *p = value; p;) {
-        const char *next = next_url(p);
-        size_t len = next ? (size_t)(next - p) : strlen(p);
-        while (next && len > 0 && (p[len - 1] == ' ' || p[len - 1] == ','))
-            len--;
-        add_url_password(p, len);
-        p = next;
-    }
+void outboxd_secrets_add_uri(const char *value) {
+    outbox_uri_passwords(value, add_url_password, NULL);
 }
 
 void outboxd_secrets_add_conf(const outboxd_conf_t *conf) {
     if (!conf)
         return;
     if (conf->mongodb_uri) {
-        add_url_passwords(conf->mongodb_uri);
+        outboxd_secrets_add_uri(conf->mongodb_uri);
         mongoc_uri_t *uri = mongoc_uri_new_with_error(conf->mongodb_uri, NULL);
         if (uri) { /* the driver's own reading of it (decoded) */
             outboxd_secrets_add(mongoc_uri_get_password(uri));
@@ -165,7 +120,7 @@ void outboxd_secrets_add_conf(const outboxd_conf_t *conf) {
         for (size_t j = 0; j < s->n_options; j++) {
             if (s->options[j].secret)
                 outboxd_secrets_add(s->options[j].value);
-            add_url_passwords(s->options[j].value);
+            outboxd_secrets_add_uri(s->options[j].value);
         }
     }
 }

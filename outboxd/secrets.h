@@ -17,6 +17,12 @@
 /* Remembers a copy of secret (NULL or "" is ignored). */
 void outboxd_secrets_add(const char *secret);
 
+/* Remembers the password of each URL in value (a connection string or a
+ * comma-separated list of them; anything else adds nothing), raw,
+ * percent-decoded, and each piece after a raw '@' in it (matched without
+ * case: libmongoc prints what follows such an '@' as a lower-cased host). */
+void outboxd_secrets_add_uri(const char *value);
+
 /* Remembers every credential in conf: the URI's password, each option
  * marked secret, the password of each option value that is a URL. Called
  * after every load (start and SIGHUP); secrets are never forgotten while

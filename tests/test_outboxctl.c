@@ -162,6 +162,9 @@ static void no_outboxctl_output_shows_the_uri_password(void **state) {
         "mongodb://alice:S3CRETpw@127.0.0.1:1/?serverSelectionTimeoutMS=200",
         "mongodb://alice:S3CRETpw@[::1",
         "mongodb://alice:S3CR/ET@pw@127.0.0.1:1/?serverSelectionTimeoutMS=200",
+        /* libmongoc reads what follows a raw '@' as a host and quotes it,
+         * lower-cased, in its error ("Failed to resolve 'etpw@127.0.0.1'"). */
+        "mongodb://alice:S3CR@ETpw@127.0.0.1:1/?serverSelectionTimeoutMS=200",
     };
     const char *commands[] = {"status", "status --json", "tail --timeout-ms 200", "init", "promote",
                               "put order.shipped k '{\"ordernr\":1,\"carrier\":\"ups\"}'",
@@ -188,7 +191,7 @@ static void no_outboxctl_output_shows_the_uri_password(void **state) {
                     snprintf(cmd, sizeof cmd, "env OUTBOX_URI='%s' %s --db %s --outbox o %s 2>&1", uris[u], ctl,
                              TEST_DB, commands[c]);
                 int rc = test_run_command(cmd, &out);
-                if (strstr(out, secret) || strstr(out, "S3CR/ET"))
+                if (strstr(out, secret) || strstr(out, "S3CR/ET") || strcasestr(out, "ETpw"))
                     fail_msg("%s printed the password (exit %d):\n%s", cmd, rc, out);
                 assert_true(rc != 0); /* none of these can succeed */
                 free(out);

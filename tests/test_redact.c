@@ -39,9 +39,42 @@ static void redaction_hides_the_password_only(void **state) {
     assert_null(outbox_uri_redacted(NULL));
 }
 
+typedef struct {
+    char found[4][64];
+    size_t n;
+} found_t;
+
+static void collect(const char *password, size_t len, void *ctx) {
+    found_t *f = ctx;
+    assert_true(f->n < 4 && len < sizeof f->found[0]);
+    memcpy(f->found[f->n], password, len);
+    f->found[f->n++][len] = '\0';
+}
+
+/* The passwords handed out are exactly what the redaction hides: outboxd
+ * scrubs them (and libmongoc's echo of them) from every message. */
+static void passwords_are_what_redaction_hides(void **state) {
+    (void)state;
+    found_t f = {0};
+    outbox_uri_passwords("nats://a:S3CRET1@h1:4222,nats://b:S3/CR@ET2@h2:4222, nats://h3", collect, &f);
+    assert_int_equal(f.n, 2);
+    assert_string_equal(f.found[0], "S3CRET1");
+    assert_string_equal(f.found[1], "S3/CR@ET2");
+    memset(&f, 0, sizeof f);
+    outbox_uri_passwords("mongodb+srv://alice:p%40ss@cluster0.example.net/", collect, &f);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(f.found[0], "p%40ss");
+    memset(&f, 0, sizeof f);
+    outbox_uri_passwords("mongodb://app@h/", collect, &f);
+    outbox_uri_passwords("", collect, &f);
+    outbox_uri_passwords(NULL, collect, &f);
+    assert_int_equal(f.n, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(redaction_hides_the_password_only),
+        cmocka_unit_test(passwords_are_what_redaction_hides),
     };
     return TEST_RUN("redact", tests);
 }

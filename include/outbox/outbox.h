@@ -273,6 +273,15 @@ OUTBOX_EXPORT void outbox_free(void *ptr);
  * outbox_free()), or NULL for NULL or out of memory. */
 OUTBOX_EXPORT char *outbox_uri_redacted(const char *uri);
 
+/* Calls fn once for each password that outbox_uri_redacted() hides in uri
+ * (one per URL of a list), with the password as written (percent-encoded
+ * or not; not NUL-terminated) and its length; fn gets ctx back. For
+ * programs that must also keep the password out of other text, such as a
+ * client library's error message. */
+OUTBOX_EXPORT void outbox_uri_passwords(const char *uri,
+                                        void (*fn)(const char *password, size_t len, void *ctx),
+                                        void *ctx);
+
 /* --- Tail ------------------------------------------------------------------
  * A tailable + awaitData cursor on N in natural (insertion) order. The tail
  * survives cursor death (empty collection, CappedPositionLost, network
