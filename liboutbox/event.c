@@ -5,15 +5,49 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define FIELD_ERR(...) (snprintf(errbuf, errbuf_size, __VA_ARGS__), false)
 
-int outbox__bson_depth(const bson_t *doc, int limit) {
+static int compare_keys(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True when a document holds one key twice. BSON allows it; JSON readers
+ * keep one of the two values, and which one differs by reader, so such a
+ * document could not reach every consumer as it was written. Sorting
+ * makes this O(n log n) in a document's keys. */
+static bool has_duplicate_key(const bson_t *doc) {
+    const char *stack_keys[32], **keys = stack_keys;
+    size_t n = 0, cap = sizeof stack_keys / sizeof *stack_keys;
+    uint32_t count = bson_count_keys(doc);
+    if (count < 2)
+        return false;
+    if (count > cap) {
+        keys = bson_malloc(count * sizeof *keys);
+        cap = count;
+    }
+    bson_iter_t it;
+    if (bson_iter_init(&it, doc))
+        while (n < cap && bson_iter_next(&it))
+            keys[n++] = bson_iter_key(&it);
+    qsort(keys, n, sizeof *keys, compare_keys);
+    bool dup = false;
+    for (size_t i = 1; i < n && !dup; i++)
+        dup = strcmp(keys[i - 1], keys[i]) == 0;
+    if (keys != stack_keys)
+        bson_free(keys);
+    return dup;
+}
+
+static int walk(const bson_t *doc, bool is_array, int limit) {
     bson_iter_t it;
     if (!bson_iter_init(&it, doc))
         return -1;
+    if (!is_array && has_duplicate_key(doc))
+        return -3;
     int deepest = 1;
     while (bson_iter_next(&it)) {
         /* Keys and strings must be UTF-8: libbson's JSON encoder gives up
@@ -36,14 +70,15 @@ int outbox__bson_depth(const bson_t *doc, int limit) {
         uint32_t len;
         const uint8_t *data;
         bson_t sub;
-        if (BSON_ITER_HOLDS_DOCUMENT(&it))
-            bson_iter_document(&it, &len, &data);
-        else
+        bool sub_is_array = BSON_ITER_HOLDS_ARRAY(&it);
+        if (sub_is_array)
             bson_iter_array(&it, &len, &data);
+        else
+            bson_iter_document(&it, &len, &data);
         if (!bson_init_static(&sub, data, len))
             return -1;
         /* Recursion is bounded by limit (at most OUTBOX_MAX_DEPTH frames). */
-        int d = outbox__bson_depth(&sub, limit - 1);
+        int d = walk(&sub, sub_is_array, limit - 1);
         if (d < 0)
             return d;
         if (d + 1 > deepest)
@@ -51,7 +86,13 @@ int outbox__bson_depth(const bson_t *doc, int limit) {
         if (deepest > limit)
             return deepest;
     }
+    if (it.err_off) /* the iteration stopped at corrupt bytes, not at the end */
+        return -1;
     return deepest;
+}
+
+int outbox__bson_depth(const bson_t *doc, int limit) {
+    return walk(doc, false, limit);
 }
 
 /* A string field of the envelope: UTF-8 (libbson does not check on read). */
@@ -106,6 +147,8 @@ bool outbox__event_parse(outbox_event_t *ev, const bson_t *doc, char *errbuf, si
             int depth = outbox__bson_depth(&ev->data, OUTBOX_MAX_DEPTH - 1);
             if (depth == -2)
                 return FIELD_ERR("data: a key or string is not valid UTF-8");
+            if (depth == -3)
+                return FIELD_ERR("data: a document holds the same key twice");
             if (depth < 0)
                 return FIELD_ERR("data: corrupt document");
             if (depth > OUTBOX_MAX_DEPTH - 1)

@@ -105,7 +105,8 @@ bool outbox__event_parse(outbox_event_t *event, const bson_t *doc, char *errbuf,
 /* The nesting depth of doc (itself 1), counting documents and arrays as
  * MongoDB does; stops counting (returns limit + 1) past limit, so a
  * hostile depth costs no stack. -1 when doc is corrupt, -2 when a key or
- * string in it is not UTF-8 (a NUL inside a string is allowed). */
+ * string in it is not UTF-8 (a NUL inside a string is allowed), -3 when a
+ * document in it (not an array) holds one key twice. */
 int outbox__bson_depth(const bson_t *doc, int limit);
 
 #endif

@@ -95,6 +95,9 @@ outbox_code_t outbox_batch_add(outbox_batch_t *b, const char *type, const char *
     if (depth == -2)
         return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): data: a key or string is not valid UTF-8",
                             b->n, type);
+    if (depth == -3)
+        return outbox__fail(error, OUTBOX_ERR_VALIDATION,
+                            "event %zu (%s): data: a document holds the same key twice", b->n, type);
     if (depth < 0)
         return outbox__fail(error, OUTBOX_ERR_VALIDATION, "event %zu (%s): data: corrupt document", b->n, type);
     if (depth > OUTBOX_MAX_DEPTH - 1)

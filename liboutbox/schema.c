@@ -401,9 +401,19 @@ static schema_node_t *compile_node(compile_ctx_t *ctx, const bson_iter_t *schema
     }
     schema_node_t *n = bson_malloc0(sizeof *n);
     n->min_len = n->max_len = n->min_items = n->max_items = -1;
+    const bson_iter_t start = it;
     while (bson_iter_next(&it)) {
         size_t mark = path_push(ctx->path, sizeof ctx->path, bson_iter_key(&it));
-        bool ok = compile_keyword(ctx, n, &it);
+        /* JSON allows a key twice and libbson keeps both: which one would
+         * count is a guess (MongoDB's validator takes one, a reader of the
+         * schema another), so a keyword given twice is refused. A schema
+         * object has a handful of keywords: the look-back is cheap. */
+        bool ok = true;
+        bson_iter_t prev = start;
+        while (ok && bson_iter_next(&prev) && prev.off < it.off)
+            if (strcmp(bson_iter_key(&prev), bson_iter_key(&it)) == 0)
+                ok = compile_fail(ctx, "given twice");
+        ok = ok && compile_keyword(ctx, n, &it);
         ctx->path[mark] = '\0';
         if (!ok) {
             node_destroy(n);

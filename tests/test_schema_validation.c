@@ -185,6 +185,9 @@ static void malformed_schemas_are_refused_with_their_path(void **state) {
      * to one (undefined behaviour, fatal under UBSan) before it was checked. */
     expect_bad_schema("{\"minLength\": 1e46}", "minLength: expected a non-negative integer");
     expect_bad_schema("{\"maxItems\": 9.3e18}", "maxItems: expected a non-negative integer");
+    /* Found by fuzz_schema: the first of two "pattern"s leaked its regex. */
+    expect_bad_schema("{\"properties\": {\"a\": {\"pattern\": \"x\", \"pattern\": \"^y$\"}}}",
+                      "properties.a.pattern: given twice");
     expect_bad_schema("{\"items\": [{}]}",
                       "items: items as an array (tuple form) is not supported; give one schema for every item");
     char err[400];
