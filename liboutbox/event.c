@@ -4,6 +4,7 @@
  */
 #include "internal.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,10 @@ bool outbox__event_parse(outbox_event_t *ev, const bson_t *doc, char *errbuf, si
             if (!BSON_ITER_HOLDS_DATE_TIME(&it))
                 return FIELD_ERR("created: expected date, got %s", outbox__bson_type_name(bson_iter_type(&it)));
             ev->created_ms = bson_iter_date_time(&it);
+            /* ISO-8601 (and every consumer's date parser) has four-digit
+             * years; a date outside them is no producer's clock. */
+            if (ev->created_ms < OUTBOX_CREATED_MIN_MS || ev->created_ms > OUTBOX_CREATED_MAX_MS)
+                return FIELD_ERR("created: %" PRId64 " ms is outside the years 0000 to 9999", ev->created_ms);
             have_created = true;
         } else if (strcmp(k, "headers") == 0) {
             uint32_t len;
@@ -248,10 +253,19 @@ const bson_t *outbox_event_document(const outbox_event_t *ev) { return ev->doc; 
 
 /* ISO-8601 UTC with milliseconds: 2026-11-26T18:45:25.123Z */
 static void format_iso(int64_t ms, char *out, size_t size) {
-    time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int millis = (int)(ms - (int64_t)secs * 1000);
+    /* Floor division without overflow (the parser keeps ms within years
+     * 0000-9999, but this must not be undefined for any int64). */
+    int millis = (int)(ms % 1000);
+    time_t secs = (time_t)(ms / 1000);
+    if (millis < 0) {
+        millis += 1000;
+        secs--;
+    }
     struct tm tm;
-    gmtime_r(&secs, &tm);
+    if (!gmtime_r(&secs, &tm)) {
+        snprintf(out, size, "%" PRId64, ms);
+        return;
+    }
     size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out + n, size - n, ".%03dZ", millis);
 }

@@ -109,4 +109,9 @@ bool outbox__event_parse(outbox_event_t *event, const bson_t *doc, char *errbuf,
  * document in it (not an array) holds one key twice. */
 int outbox__bson_depth(const bson_t *doc, int limit);
 
+/* The envelope's `created` must lie within 0000-01-01T00:00:00.000Z and
+ * 9999-12-31T23:59:59.999Z, the dates ISO-8601 writes with four digits. */
+#define OUTBOX_CREATED_MIN_MS INT64_C(-62167219200000)
+#define OUTBOX_CREATED_MAX_MS INT64_C(253402300799999)
+
 #endif

@@ -48,6 +48,8 @@ static void add_array_data(bson_t *d) {
 }
 static void add_string_created(bson_t *d) { BSON_APPEND_UTF8(d, "created", "2026-01-01T00:00:00Z"); }
 static void add_int_key(bson_t *d) { BSON_APPEND_INT32(d, "key", 42); }
+/* Found by fuzz_envelope: INT64_MIN overflowed the ISO-8601 formatter. */
+static void add_far_created(bson_t *d) { BSON_APPEND_DATE_TIME(d, "created", INT64_MIN); }
 static void add_int_header(bson_t *d) {
     bson_t *h = BCON_NEW("trace", BCON_UTF8("t1"), "retries", BCON_INT32(3));
     BSON_APPEND_DOCUMENT(d, "headers", h);
@@ -69,6 +71,7 @@ static const bad_doc_t bad_docs[] = {
     {"created", NULL, "created: required field is missing", true},
     {"created", add_string_created, "created: expected date, got string", true},
     {"key", add_int_key, "key: expected string or null, got int", true},
+    {"created", add_far_created, "created: -9223372036854775808 ms is outside the years 0000 to 9999", true},
     {"", add_int_header, "headers.retries: expected string, got int", true},
 };
 #define N_BAD (sizeof bad_docs / sizeof bad_docs[0])
