@@ -76,13 +76,25 @@ static const outbox_sink_option_t nats_options[] = {
     {.key = "creds_file",
      .type = OUTBOX_SINK_OPT_STRING,
      .help = "credentials file (user JWT and NKey seed) for decentralized authentication"},
-    {.key = "user", .type = OUTBOX_SINK_OPT_STRING, .help = "user name; needs password_file"},
+    {.key = "user", .type = OUTBOX_SINK_OPT_STRING, .help = "user name; needs password"},
+    {.key = "password",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "the user's password; write it as {file: PATH} or {env: NAME}, never logged"},
     {.key = "password_file",
      .type = OUTBOX_SINK_OPT_STRING,
-     .help = "file holding the user's password (trailing newline ignored)"},
+     .help = "older form: file holding the user's password (trailing white space ignored)"},
+    {.key = "token",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "an authentication token; write it as {file: PATH} or {env: NAME}, never logged"},
     {.key = "token_file",
      .type = OUTBOX_SINK_OPT_STRING,
-     .help = "file holding an authentication token (trailing newline ignored)"},
+     .help = "older form: file holding an authentication token (trailing white space ignored)"},
+    {.key = "nkey",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "the user's public NKey (U...), with nkey_seed_file: NKey authentication"},
+    {.key = "nkey_seed_file",
+     .type = OUTBOX_SINK_OPT_STRING,
+     .help = "file holding the user's NKey seed (SU...); libnats reads it at each connect"},
     {.key = "tls_ca",
      .type = OUTBOX_SINK_OPT_STRING,
      .help = "PEM file of the CA certificates that verify the server; turns TLS on"},
@@ -257,16 +269,39 @@ static void url_host(const char *url, char *out, size_t size) {
     snprintf(out, size, "%.*s", (int)len, p);
 }
 
+/* A server URL for messages: its scheme and what follows its last '@'
+ * ("nats://u:pa/ss@host:4222" -> "nats://host:4222"). A host or port has
+ * no '@', so whatever a user part holds ('/', ':', '@') is left out. */
+static void server_shown(const char *url, char *out, size_t size) {
+    const char *p = strstr(url, "://");
+    size_t scheme = p ? (size_t)(p - url) + 3 : 0;
+    const char *at = strrchr(url + scheme, '@');
+    snprintf(out, size, "%.*s%s", (int)scheme, url, at ? at + 1 : url + scheme);
+}
+
+/* A list of server URLs, each through server_shown, comma-separated. */
+static void list_shown(char **servers, int n, char *out, size_t size) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && o + 1 < size; i++) {
+        char one[300];
+        server_shown(servers[i], one, sizeof one);
+        o += (size_t)snprintf(out + o, size - o, "%s%s", i ? "," : "", one);
+    }
+}
+
 /* An IPv4 or IPv6 address rather than a name. */
 static int is_ip_address(const char *host) {
     return strchr(host, ':') != NULL || strspn(host, "0123456789.") == strlen(host);
 }
 
-/* Copies text to out with the credentials of any URL in it ("nats://user:
- * secret@host", "nats://token@host", "user:secret@host") replaced by *****,
- * so that a server list or a libnats error can be logged. An authority
- * starts the text, follows "://", a comma or white space, and ends at '/',
- * ',' or white space; whatever it has before its last '@' is masked. */
+/* Copies a libnats text to out with the credentials of any URL in it
+ * ("nats://user:secret@host", "nats://token@host", "user:secret@host")
+ * replaced by *****. The sink's own messages never hold a URL's user part
+ * (they print server_shown()); this is for libnats's texts. An authority
+ * starts the text, follows "://", a comma or white space, and ends at ','
+ * or white space -- not at '/', which a password may hold; whatever it has
+ * before its last '@' is masked. */
 static void mask_credentials(const char *text, char *out, size_t size) {
     size_t o = 0;
 
@@ -274,7 +309,7 @@ static void mask_credentials(const char *text, char *out, size_t size) {
     for (const char *p = text; *p != '\0' && o + 1 < size;) {
         int starts = p == text || strchr(", \t", p[-1]) != NULL ||
                      (p - text >= 3 && strncmp(p - 3, "://", 3) == 0);
-        const char *at = starts ? memrchr(p, '@', strcspn(p, "/, \t")) : NULL;
+        const char *at = starts ? memrchr(p, '@', strcspn(p, ", \t")) : NULL;
         if (at != NULL) {
             for (const char *m = "*****"; *m && o + 1 < size; m++) out[o++] = *m;
             p = at;
@@ -284,28 +319,42 @@ static void mask_credentials(const char *text, char *out, size_t size) {
     out[o] = '\0';
 }
 
-/* Reads a secret from a file (password, token): the whole file less its
- * trailing white space. Returns NULL with errbuf set. The caller wipes and
- * frees it. */
+#define SECRET_FILE_MAX 65536
+
+/* Reads a secret from a file (password_file, token_file), by the rule the
+ * Redis sink's password_file follows too: the whole file, at most 64 KiB
+ * (more is refused, not cut), trailing white space dropped, not empty, no
+ * NUL byte. Returns NULL with errbuf naming the option and the file, never
+ * the content. The caller wipes and frees it (free_secret). The
+ * recommended form is the value option (password, token) written as
+ * {file: PATH}, which outboxd reads by the same rule less the white space
+ * (only trailing newlines). */
 static char *read_secret(const char *key, const char *path, char *errbuf, size_t errbuf_size) {
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (f == NULL) {
         snprintf(errbuf, errbuf_size, "nats sink: option %s: cannot read %s: %s", key, path,
                  strerror(errno));
         return NULL;
     }
-    char *buf = calloc(1, 65536);
-    size_t len = buf ? fread(buf, 1, 65535, f) : 0;
+    char *buf = calloc(1, SECRET_FILE_MAX + 2);
+    size_t len = buf ? fread(buf, 1, SECRET_FILE_MAX + 1, f) : 0;
     int failed = ferror(f);
     fclose(f);
-    if (buf == NULL || failed) {
-        snprintf(errbuf, errbuf_size, "nats sink: option %s: cannot read %s", key, path);
-        free(buf);
+    if (buf == NULL) {
+        snprintf(errbuf, errbuf_size, "nats sink: out of memory");
         return NULL;
     }
-    while (len > 0 && isspace((unsigned char)buf[len - 1])) buf[--len] = '\0';
-    if (len == 0 || strlen(buf) != len) {
-        snprintf(errbuf, errbuf_size, "nats sink: option %s: %s is empty or not text", key, path);
+    const char *problem = NULL;
+    if (failed) problem = "could not be read";
+    else if (len > SECRET_FILE_MAX) problem = "is larger than 64 KiB";
+    else {
+        while (len > 0 && strchr("\r\n \t", buf[len - 1]) != NULL) buf[--len] = '\0';
+        if (len == 0) problem = "is empty";
+        else if (strlen(buf) != len) problem = "holds a NUL byte";
+    }
+    if (problem != NULL) {
+        snprintf(errbuf, errbuf_size, "nats sink: option %s: %s %s", key, path, problem);
+        explicit_bzero(buf, SECRET_FILE_MAX + 2);
         free(buf);
         return NULL;
     }
@@ -331,24 +380,74 @@ static int valid_stream_name(const char *name) {
  * Checking an event before it becomes a message
  * ------------------------------------------------------------------------- */
 
-/* A subject one can publish to: tokens separated by '.', none empty, none a
- * wildcard ("*" or ">"), no white space or control bytes. Returns NULL or
- * what is wrong. */
+/* The length of the UTF-8 sequence at p (1 to 4), or 0 when it is not
+ * valid UTF-8: overlong forms, surrogates and code points above U+10FFFF
+ * are refused. */
+static size_t utf8_sequence(const unsigned char *p) {
+    if (p[0] < 0x80) return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
+        if (p[0] == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
+        if (p[0] == 0xed && p[1] >= 0xa0) return 0; /* surrogates */
+        return 3;
+    }
+    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80) return 0;
+        if (p[0] == 0xf0 && p[1] < 0x90) return 0; /* overlong */
+        if (p[0] == 0xf4 && p[1] >= 0x90) return 0; /* above U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+/* Subjects longer than this are refused. nats-server closes the connection
+ * when a protocol line (HPUB subject reply sizes) exceeds its
+ * max_control_line, 4096 bytes by default: such an event would break the
+ * connection at every retry. The JetStream reply subject and sizes take
+ * about 100 bytes. */
+#define SUBJECT_MAX 3072
+
+/* The subject rule (README: Subjects): tokens separated by '.', none
+ * empty; no '*' or '>' anywhere (wildcards, for subscriptions); no white
+ * space or control character (C0, DEL, C1); valid UTF-8; at most
+ * SUBJECT_MAX bytes. Returns NULL or what is wrong. */
 static const char *subject_problem(const char *subject) {
     if (*subject == '\0') return "it is empty (the route could not be expanded?)";
-    const char *token = subject;
-    for (const unsigned char *p = (const unsigned char *)subject;; p++) {
+    if (strlen(subject) > SUBJECT_MAX) return "it is longer than 3072 bytes";
+    const unsigned char *token = (const unsigned char *)subject;
+    for (const unsigned char *p = token;;) {
         if (*p == '.' || *p == '\0') {
-            size_t len = (size_t)((const char *)p - token);
-            if (len == 0) return "it has an empty token (a leading, trailing or double '.')";
-            if (len == 1 && (*token == '*' || *token == '>'))
-                return "it has a wildcard token ('*' or '>'), which only subscriptions may use";
+            if (p == token) return "it has an empty token (a leading, trailing or double '.')";
             if (*p == '\0') return NULL;
-            token = (const char *)p + 1;
-        } else if (*p <= ' ' || *p == 0x7f) {
-            return "it has white space or a control character";
+            token = ++p;
+            continue;
         }
+        if (*p == '*' || *p == '>')
+            return "it has a wildcard ('*' or '>'), which only subscriptions may use";
+        if (*p <= ' ' || *p == 0x7f) return "it has white space or a control character";
+        size_t n = utf8_sequence(p);
+        if (n == 0) return "it is not valid UTF-8";
+        if (p[0] == 0xc2 && p[1] < 0xa0) return "it has white space or a control character";
+        p += n;
     }
+}
+
+/* text for a message: printable ASCII as it is, '"' and '\\' escaped, any
+ * other byte as \xNN; cut after 120 bytes. */
+static void show_bytes(const char *text, char *out, size_t size) {
+    size_t o = 0, i = 0;
+    for (; text[i] != '\0' && i < 120 && o + 8 < size; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (ch == '"' || ch == '\\')
+            o += (size_t)snprintf(out + o, size - o, "\\%c", ch);
+        else if (ch >= 0x20 && ch < 0x7f)
+            out[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
+    }
+    if (text[i] != '\0' && o + 4 < size) o += (size_t)snprintf(out + o, size - o, "...");
+    out[o] = '\0';
 }
 
 /* A header name NATS can carry (printable ASCII, no ':') that does not
@@ -412,7 +511,7 @@ typedef struct {
 typedef struct {
     const outbox_sink_host_t *host;
     int core;                /* mode: core */
-    char servers_shown[1024]; /* the servers, credentials masked: for logs */
+    char servers_shown[1024]; /* the servers as list_shown() gives them: for messages */
     char *stream;            /* option stream, or NULL */
     int64_t ack_timeout_ms;
 
@@ -680,7 +779,7 @@ static void on_reconnected(natsConnection *nc, void *closure) {
     nats_sink_t *s = closure;
     char url[256] = "?", shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    mask_credentials(url, shown, sizeof shown);
+    server_shown(url, shown, sizeof shown);
     pthread_mutex_lock(&s->mu);
     if (!s->closing) s->host->log(s->host->ctx, OUTBOX_SINK_LOG_INFO, "reconnected to %s", shown);
     pthread_mutex_unlock(&s->mu);
@@ -869,8 +968,10 @@ static void settle_suspects(nats_sink_t *s) {
 static int build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size_t why_size) {
     const char *problem = subject_problem(ev->destination);
     if (problem != NULL) {
-        snprintf(why, why_size, "nats sink: destination \"%s\" is not a subject one can publish to: %s",
-                 ev->destination, problem);
+        char shown[400];
+        show_bytes(ev->destination, shown, sizeof shown);
+        snprintf(why, why_size, "nats sink: event %s: subject \"%s\" refused: %s", ev->id, shown,
+                 problem);
         return 1;
     }
     if (ev->payload_len > INT_MAX) {
@@ -978,7 +1079,7 @@ static int configure(nats_sink_t *s, const outbox_sink_host_t *host, char *errbu
         snprintf(errbuf, errbuf_size, "nats sink: option servers: expected a comma-separated list of URLs");
         return OUTBOX_SINK_FATAL;
     }
-    mask_credentials(value, s->servers_shown, sizeof s->servers_shown);
+    list_shown(servers, n_servers, s->servers_shown, sizeof s->servers_shown);
     char first_host[256];
     int tls_url = 0;
     url_host(servers[0], first_host, sizeof first_host);
@@ -986,7 +1087,7 @@ static int configure(nats_sink_t *s, const outbox_sink_host_t *host, char *errbu
     for (int i = 0; i < n_servers; i++) {
         if (!valid_server_url(servers[i])) {
             char shown[512];
-            mask_credentials(servers[i], shown, sizeof shown);
+            server_shown(servers[i], shown, sizeof shown);
             snprintf(errbuf, errbuf_size,
                      "nats sink: option servers: \"%s\" is not a server URL (nats://host:port or "
                      "tls://host:port)",
@@ -1034,25 +1135,51 @@ static int configure(nats_sink_t *s, const outbox_sink_host_t *host, char *errbu
     }
 
     /* Authentication: one way at a time, so that it is clear which one the
-     * server sees. */
+     * server sees. A secret comes as a value (password, token: outboxd
+     * resolves {file: PATH} and {env: NAME} before open) or, the older
+     * form, from a file the sink reads (password_file, token_file); files
+     * libnats reads itself at each connect (creds_file, nkey_seed_file)
+     * are checked for readability here, so that a wrong path is a clear
+     * FATAL. */
     const char *creds = nats_option_set(host, "creds_file");
     const char *user = nats_option_set(host, "user");
+    const char *password = nats_option_set(host, "password");
     const char *password_file = nats_option_set(host, "password_file");
+    const char *token = nats_option_set(host, "token");
     const char *token_file = nats_option_set(host, "token_file");
-    if ((creds != NULL) + (user != NULL || password_file != NULL) + (token_file != NULL) > 1) {
+    const char *nkey = nats_option_set(host, "nkey");
+    const char *seed_file = nats_option_set(host, "nkey_seed_file");
+    int ways = (creds != NULL) + (user != NULL || password != NULL || password_file != NULL) +
+               (token != NULL || token_file != NULL) + (nkey != NULL || seed_file != NULL);
+    if (ways > 1) {
         snprintf(errbuf, errbuf_size,
-                 "nats sink: option %s: use one of creds_file, user with password_file, token_file",
-                 token_file ? "token_file" : "creds_file");
+                 "nats sink: option %s: use one way to authenticate: creds_file, user with "
+                 "password (or password_file), token (or token_file), or nkey with "
+                 "nkey_seed_file",
+                 creds ? "creds_file" : nkey ? "nkey" : seed_file ? "nkey_seed_file" : "token");
         return OUTBOX_SINK_FATAL;
     }
-    if ((user != NULL) != (password_file != NULL)) {
-        snprintf(errbuf, errbuf_size, "nats sink: option %s: user and password_file go together",
-                 user ? "password_file" : "user");
+    if (password != NULL && password_file != NULL) {
+        snprintf(errbuf, errbuf_size, "nats sink: option password_file: set password or "
+                                      "password_file, not both");
+        return OUTBOX_SINK_FATAL;
+    }
+    if (token != NULL && token_file != NULL) {
+        snprintf(errbuf, errbuf_size, "nats sink: option token_file: set token or token_file, "
+                                      "not both");
+        return OUTBOX_SINK_FATAL;
+    }
+    if ((user != NULL) != (password != NULL || password_file != NULL)) {
+        snprintf(errbuf, errbuf_size, "nats sink: option %s: user and password go together",
+                 user ? "password" : password ? "user" : "password_file");
+        return OUTBOX_SINK_FATAL;
+    }
+    if ((nkey != NULL) != (seed_file != NULL)) {
+        snprintf(errbuf, errbuf_size, "nats sink: option %s: nkey and nkey_seed_file go together",
+                 nkey ? "nkey_seed_file" : "nkey");
         return OUTBOX_SINK_FATAL;
     }
     if (creds != NULL) {
-        /* libnats reads the file at each connect; check it now so that a
-         * wrong path is a clear FATAL. */
         if (access(creds, R_OK) != 0) {
             snprintf(errbuf, errbuf_size, "nats sink: option creds_file: cannot read %s: %s", creds,
                      strerror(errno));
@@ -1064,23 +1191,52 @@ static int configure(nats_sink_t *s, const outbox_sink_host_t *host, char *errbu
             return OUTBOX_SINK_FATAL;
         }
     }
+    if (nkey != NULL) {
+        /* A user's public NKey is 56 characters of base32 starting with U. */
+        if (nkey[0] != 'U' || strlen(nkey) != 56 ||
+            strspn(nkey, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != 56) {
+            snprintf(errbuf, errbuf_size,
+                     "nats sink: option nkey: not a user's public NKey (56 characters, U...); the "
+                     "seed (SU...) goes into the file nkey_seed_file names");
+            return OUTBOX_SINK_FATAL;
+        }
+        if (access(seed_file, R_OK) != 0) {
+            snprintf(errbuf, errbuf_size, "nats sink: option nkey_seed_file: cannot read %s: %s",
+                     seed_file, strerror(errno));
+            return OUTBOX_SINK_FATAL;
+        }
+        st = natsOptions_SetNKeyFromSeed(s->opts, nkey, seed_file);
+        if (st != NATS_OK) {
+            snprintf(errbuf, errbuf_size, "nats sink: option nkey: %s", natsStatus_GetText(st));
+            return OUTBOX_SINK_FATAL;
+        }
+    }
     if (user != NULL) {
-        char *password = read_secret("password_file", password_file, errbuf, errbuf_size);
-        if (password == NULL) return OUTBOX_SINK_FATAL;
-        st = natsOptions_SetUserInfo(s->opts, user, password);
-        free_secret(password);
+        char *secret = password != NULL ? strdup(password)
+                                        : read_secret("password_file", password_file, errbuf, errbuf_size);
+        if (secret == NULL) {
+            if (password != NULL) snprintf(errbuf, errbuf_size, "nats sink: out of memory");
+            return password != NULL ? OUTBOX_SINK_RETRY : OUTBOX_SINK_FATAL;
+        }
+        st = natsOptions_SetUserInfo(s->opts, user, secret);
+        free_secret(secret);
         if (st != NATS_OK) {
             snprintf(errbuf, errbuf_size, "nats sink: option user: %s", natsStatus_GetText(st));
             return OUTBOX_SINK_FATAL;
         }
     }
-    if (token_file != NULL) {
-        char *token = read_secret("token_file", token_file, errbuf, errbuf_size);
-        if (token == NULL) return OUTBOX_SINK_FATAL;
-        st = natsOptions_SetToken(s->opts, token);
-        free_secret(token);
+    if (token != NULL || token_file != NULL) {
+        char *secret = token != NULL ? strdup(token)
+                                     : read_secret("token_file", token_file, errbuf, errbuf_size);
+        if (secret == NULL) {
+            if (token != NULL) snprintf(errbuf, errbuf_size, "nats sink: out of memory");
+            return token != NULL ? OUTBOX_SINK_RETRY : OUTBOX_SINK_FATAL;
+        }
+        st = natsOptions_SetToken(s->opts, secret);
+        free_secret(secret);
         if (st != NATS_OK) {
-            snprintf(errbuf, errbuf_size, "nats sink: option token_file: %s", natsStatus_GetText(st));
+            snprintf(errbuf, errbuf_size, "nats sink: option %s: %s", token ? "token" : "token_file",
+                     natsStatus_GetText(st));
             return OUTBOX_SINK_FATAL;
         }
     }
@@ -1267,7 +1423,12 @@ static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
     if (st != NATS_OK) {
         char text[512];
         nats_error_text(st, text, sizeof text);
-        snprintf(errbuf, errbuf_size, "nats sink: cannot connect to %s: %s", s->servers_shown, text);
+        /* OpenSSL's words name the check that failed; say what to look at. */
+        const char *hint = strstr(text, "SSL handshake error") == NULL ? ""
+                           : " (the TLS handshake failed: check tls_ca, tls_hostname, the server's "
+                             "certificate and its dates)";
+        snprintf(errbuf, errbuf_size, "nats sink: cannot connect to %s: %s%s", s->servers_shown, text,
+                 hint);
         s->nc = NULL;
         sink_free(s);
         return OUTBOX_SINK_RETRY;
@@ -1313,7 +1474,7 @@ static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
 
     char url[256] = "?", shown[256];
     natsConnection_GetConnectedUrl(s->nc, url, sizeof url);
-    mask_credentials(url, shown, sizeof shown);
+    server_shown(url, shown, sizeof shown);
     if (s->core)
         host->log(host->ctx, OUTBOX_SINK_LOG_INFO,
                   "connected to %s (servers %s); mode core: acked once a flush shows the server "

@@ -7,8 +7,11 @@ EXTRA_DIST += sinks/redis/README.md
 if WITH_REDIS
 sink_LTLIBRARIES += sinks/redis/redis.la
 sinks_redis_redis_la_SOURCES = sinks/redis/redis.c
-sinks_redis_redis_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) -fvisibility=hidden
-sinks_redis_redis_la_LIBADD = $(HIREDIS_LIBS)
+# HIREDIS_SSL_CFLAGS/LIBS: set by configure only when it finds hiredis_ssl
+# >= 1.0 (its CFLAGS then carry -DHAVE_HIREDIS_SSL, which compiles the
+# rediss:// code); empty otherwise, as with Debian 12's hiredis 0.14.
+sinks_redis_redis_la_CFLAGS = $(AM_CFLAGS) $(HIREDIS_CFLAGS) $(HIREDIS_SSL_CFLAGS) -fvisibility=hidden
+sinks_redis_redis_la_LIBADD = $(HIREDIS_SSL_LIBS) $(HIREDIS_LIBS)
 # $(AM_LDFLAGS) first, as per-target LDFLAGS replace it: it carries the
 # sanitizer and -pthread flags.
 sinks_redis_redis_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -export-symbols-regex '^outbox_sink_entry$$'
