@@ -91,6 +91,7 @@ ensure_tools() {
     command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
     command -v mvn >/dev/null || missing+=(maven)
     command -v kcat >/dev/null || missing+=(kcat)
+    command -v openssl >/dev/null || missing+=(openssl)  # make-test-ca.sh
     # pymongo: replica-set setup without mongosh, and ferretdb/check-tailable.py
     /usr/bin/python3 -c 'import pymongo' 2>/dev/null || missing+=(python3-pymongo)
     if [ "$(mongodb_kind)" = ferretdb ]; then
