@@ -675,13 +675,33 @@ static void *run(void *arg) {
     snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
 
     /* The checkpoint first: without it the sink cannot know where it is. */
-    int64_t backoff = BACKOFF_MIN_MS;
+    int64_t backoff = BACKOFF_MIN_MS, last_warn_ms = 0;
+    char last_warned[sizeof errbuf] = "";
+    unsigned attempts = 0;
     while (!atomic_load(r->p.stop) &&
            !outboxd_checkpoint_read(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, &found,
                                     errbuf, sizeof errbuf)) {
-        LOG_WARN("%s%s (retrying)", r->prefix, errbuf);
+        /* A server that stays unreachable (a wrong CA, a wrong password)
+         * fails the same way at every attempt: say it once, and again
+         * only when it changes or a minute has passed. */
+        attempts++;
+        if (strcmp(errbuf, last_warned) != 0 || now_ms() - last_warn_ms >= 60000) {
+            if (attempts > 1 && strcmp(errbuf, last_warned) == 0)
+                LOG_WARN("%s%s (still failing after %u attempts; retrying)", r->prefix, errbuf, attempts);
+            else
+                LOG_WARN("%s%s (retrying)", r->prefix, errbuf);
+            snprintf(last_warned, sizeof last_warned, "%s", errbuf);
+            last_warn_ms = now_ms();
+        }
         nap(r, backoff);
         backoff = next_backoff(backoff);
+    }
+    if (atomic_load(r->p.stop) && attempts > 0) {
+        /* Stopped before the checkpoint could be read: nothing started, and
+         * nothing may be written (a final write now would put an empty
+         * position over the one it could not read). */
+        LOG_INFO("%sstopped before its checkpoint could be read; nothing was published", r->prefix);
+        return NULL;
     }
     r->cpw = outboxd_checkpoint_writer_start(r->p.pool, r->p.conf->database, coll, r->p.sink->name, r->prefix);
     if (found && strcmp(r->cp.state, "gap") == 0) {

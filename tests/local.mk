@@ -47,7 +47,8 @@ OUTBOX_TESTS = \
 	tests/test_outboxctl \
 	tests/test_outboxctl_ops \
 	tests/test_outboxd \
-	tests/test_outboxd_malformed
+	tests/test_outboxd_malformed \
+	tests/test_tls_mongodb
 
 check_PROGRAMS += $(OUTBOX_TESTS)
 TESTS += $(OUTBOX_TESTS) tests/test_sink_out_of_tree.sh
@@ -87,6 +88,10 @@ tests_test_outboxd_malformed_SOURCES = tests/test_outboxd_malformed.c tests/daem
 tests_test_outboxd_malformed_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxd_malformed_LDADD = $(TEST_LDADD)
 EXTRA_tests_test_outboxd_malformed_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la outboxctl/outboxctl$(EXEEXT)
+tests_test_tls_mongodb_SOURCES = tests/test_tls_mongodb.c tests/daemonlib.h tests/daemonlib.c
+tests_test_tls_mongodb_CFLAGS = $(TEST_CFLAGS)
+tests_test_tls_mongodb_LDADD = $(TEST_LDADD)
+EXTRA_tests_test_tls_mongodb_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
 tests_test_outboxd_SOURCES = tests/test_outboxd.c tests/daemonlib.h tests/daemonlib.c
 tests_test_outboxd_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxd_LDADD = $(TEST_LDADD)
