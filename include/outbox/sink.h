@@ -239,6 +239,39 @@ typedef struct outbox_sink_plugin {
 /* The size of the ABI 1.0 struct: outboxd refuses smaller ones. */
 #define OUTBOX_SINK_PLUGIN_MIN_SIZE (offsetof(outbox_sink_plugin_t, close) + sizeof(void (*)(void *)))
 
+/* -- Helpers for plugins: header-only, not part of the binary ABI ------- */
+
+/* The length of the well-formed UTF-8 sequence that starts at s: 1 for
+ * ASCII (NUL included), 2 to 4, or 0 when it is not one (RFC 3629: no
+ * overlong forms, no UTF-16 surrogates, nothing above U+10FFFF). s is
+ * NUL-terminated and NUL is never a continuation byte, so this never reads
+ * past the end. The host passes only valid UTF-8 in events; a sink uses
+ * this to walk a destination by code point (to refuse control characters,
+ * C1 included, or to escape a name for a message). */
+static inline size_t outbox_sink_utf8_len(const unsigned char *s) {
+    size_t n, i;
+    uint32_t cp, min;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2, cp = s[0] & 0x1Fu, min = 0x80;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3, cp = s[0] & 0x0Fu, min = 0x800;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4, cp = s[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0; /* a stray continuation byte, C0/C1 (always overlong), F5..FF */
+    }
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
 /* The one symbol a plugin exports. */
 #define OUTBOX_SINK_ENTRY_SYMBOL "outbox_sink_entry"
 typedef const outbox_sink_plugin_t *(*outbox_sink_entry_fn)(void);

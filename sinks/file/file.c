@@ -197,30 +197,6 @@ static void buf_append(buf_t *b, const void *bytes, size_t n) {
 
 static void buf_puts(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
 
-/* The length of the well-formed UTF-8 sequence that starts at s (a byte
- * >= 0x80): 2 to 4, or 0 when it is not one (RFC 3629: no overlong forms,
- * no UTF-16 surrogates, nothing above U+10FFFF). s is NUL-terminated and NUL
- * is never a continuation byte, so this never reads past the end. */
-static size_t utf8_sequence_length(const unsigned char *s) {
-    size_t n;
-    uint32_t cp, min;
-
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2, cp = s[0] & 0x1F, min = 0x80;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3, cp = s[0] & 0x0F, min = 0x800;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4, cp = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0; /* a stray continuation byte, C0/C1 (always overlong), F5..FF */
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return n;
-}
 
 /* Appends str as a JSON string, or null when str is NULL. Quotes and
  * backslashes get a backslash, control characters become \u00XX, valid
@@ -249,7 +225,7 @@ static void json_string(buf_t *b, const char *str) {
             buf_append(b, s, 1);
             s++;
         } else {
-            size_t n = utf8_sequence_length(s);
+            size_t n = outbox_sink_utf8_len(s);
             if (n == 0) {
                 buf_puts(b, "\\ufffd");
                 s++;

@@ -380,26 +380,6 @@ static int valid_stream_name(const char *name) {
  * Checking an event before it becomes a message
  * ------------------------------------------------------------------------- */
 
-/* The length of the UTF-8 sequence at p (1 to 4), or 0 when it is not
- * valid UTF-8: overlong forms, surrogates and code points above U+10FFFF
- * are refused. */
-static size_t utf8_sequence(const unsigned char *p) {
-    if (p[0] < 0x80) return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
-        if (p[0] == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
-        if (p[0] == 0xed && p[1] >= 0xa0) return 0; /* surrogates */
-        return 3;
-    }
-    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80) return 0;
-        if (p[0] == 0xf0 && p[1] < 0x90) return 0; /* overlong */
-        if (p[0] == 0xf4 && p[1] >= 0x90) return 0; /* above U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
 
 /* Subjects longer than this are refused. nats-server closes the connection
  * when a protocol line (HPUB subject reply sizes) exceeds its
@@ -426,7 +406,7 @@ static const char *subject_problem(const char *subject) {
         if (*p == '*' || *p == '>')
             return "it has a wildcard ('*' or '>'), which only subscriptions may use";
         if (*p <= ' ' || *p == 0x7f) return "it has white space or a control character";
-        size_t n = utf8_sequence(p);
+        size_t n = outbox_sink_utf8_len(p);
         if (n == 0) return "it is not valid UTF-8";
         if (p[0] == 0xc2 && p[1] < 0xa0) return "it has white space or a control character";
         p += n;

@@ -1111,33 +1111,13 @@ static pipe_result_t send_pipeline(redis_sink_t *s, const outbox_sink_event_t *e
  * consumers that decode key names as UTF-8 text.
  * ------------------------------------------------------------------------- */
 
-/* The length of the UTF-8 sequence at p (1 to 4), or 0 when it is not
- * valid UTF-8: overlong forms, surrogates and code points above U+10FFFF
- * are refused. */
-static size_t utf8_sequence(const unsigned char *p) {
-    if (p[0] < 0x80) return 1;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80) return 0;
-        if (p[0] == 0xe0 && p[1] < 0xa0) return 0; /* overlong */
-        if (p[0] == 0xed && p[1] >= 0xa0) return 0; /* surrogates */
-        return 3;
-    }
-    if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80) return 0;
-        if (p[0] == 0xf0 && p[1] < 0x90) return 0; /* overlong */
-        if (p[0] == 0xf4 && p[1] >= 0x90) return 0; /* above U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
 
 /* Why name cannot be a stream name, or NULL. */
 static const char *stream_name_problem(const char *name) {
     const unsigned char *p = (const unsigned char *)name;
     if (*p == '\0') return "it is empty (the route gave no stream name)";
     while (*p != '\0') {
-        size_t n = utf8_sequence(p);
+        size_t n = outbox_sink_utf8_len(p);
         if (n == 0) return "it is not valid UTF-8";
         if (*p < 0x20 || *p == 0x7f || (p[0] == 0xc2 && p[1] < 0xa0))
             return "it holds a control character";
