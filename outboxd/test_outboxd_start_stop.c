@@ -37,24 +37,6 @@ static char *write_config(const char *dir, const char *name, const char *mongodb
     return path;
 }
 
-static pid_t spawn_outboxd(const char *config, const char *log) {
-    char exe[600], plugins[600];
-    snprintf(exe, sizeof exe, "%s/outboxd/outboxd", builddir());
-    snprintf(plugins, sizeof plugins, "%s/sinks/file", builddir());
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        execl(exe, exe, "--config", config, "--plugin-dir", plugins, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 static bool log_has(const char *log, const char *what) {
     char *text = test_read_file(log);
     bool has = text && strstr(text, what);
@@ -67,31 +49,17 @@ static void nap_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-/* Exit status after sig; fails when outboxd is not gone within bound_s. */
-static int stop_within(pid_t pid, int sig, int bound_s, const char *log) {
-    int status;
-    kill(pid, sig);
-    for (int i = 0; i < bound_s * 10; i++) {
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        nap_ms(100);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    fail_msg("outboxd still ran %d s after signal %d (log: %s)", bound_s, sig, log);
-    return -1;
-}
-
 static void srv_uri_that_dns_cannot_resolve_is_retried_not_a_crash(void **state) {
     char *dir = test_tmpdir("srv"), log[700];
     char *config = write_config(dir, "srv", "  uri: \"mongodb+srv://alice:pw@db.nosuch.invalid/\"\n  database: shop\n",
                                 NULL);
     snprintf(log, sizeof log, "%s/outboxd.log", dir);
-    pid_t pid = spawn_outboxd(config, log);
+    test_daemon_t d;
+    test_daemon_spawn(&d, config, "sinks/file", log);
     int waited = 0;
     while (!log_has(log, "the MongoDB client cannot start") && waited < 20000) {
         int status;
-        if (waitpid(pid, &status, WNOHANG) == pid)
+        if (waitpid(d.pid, &status, WNOHANG) == d.pid)
             fail_msg("outboxd ended (status %d, signal %d) instead of retrying: %s", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
                      WIFSIGNALED(status) ? WTERMSIG(status) : 0, log);
         nap_ms(100);
@@ -102,8 +70,8 @@ static void srv_uri_that_dns_cannot_resolve_is_retried_not_a_crash(void **state)
     assert_true(log_has(log, want));
     assert_true(log_has(log, "(retrying in 1 s)"));
     /* Still there, and a SIGTERM during the wait is a clean stop. */
-    assert_int_equal(kill(pid, 0), 0);
-    assert_int_equal(stop_within(pid, SIGTERM, 30, log), 0);
+    assert_int_equal(kill(d.pid, 0), 0);
+    assert_int_equal(test_daemon_stop_within(&d, SIGTERM, 30), 0);
     assert_true(log_has(log, "SIGTERM: stopped before the MongoDB client could start"));
     free(config);
     test_rmtree(dir);
@@ -120,7 +88,7 @@ static void stop_is_clean_while_mongodb_is_unreachable(void **state) {
         test_daemon_start(&d, config, dir);
         nap_ms(500); /* the sink and the promoter are now waiting for a server */
         /* 20 s: the old ~26 s wait fails it; the fix takes ~2 s. */
-        assert_int_equal(stop_within(d.pid, sigs[i], 20, d.log), 0);
+        assert_int_equal(test_daemon_stop_within(&d, sigs[i], 20), 0);
         assert_true(log_has(d.log, "stopped"));
         free(config);
         test_rmtree(dir);

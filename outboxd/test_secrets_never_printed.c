@@ -106,26 +106,6 @@ static bool plugin_has_option(const char *dir, const char *name, const char *key
     return has;
 }
 
-/* Starts outboxd on config, its output into log; no readiness wait (the
- * client may never start). */
-static pid_t spawn_outboxd(const char *config, const char *dir, const char *log) {
-    char exe[600], plugins[600];
-    snprintf(exe, sizeof exe, "%s/outboxd/outboxd", builddir());
-    snprintf(plugins, sizeof plugins, "%s/plugins", dir);
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
-        execl(exe, exe, "--config", config, "--plugin-dir", plugins, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 /* Waits until log holds every string of want (up to timeout_ms): a wait
  * for something to have happened, not a pass criterion. */
 static void wait_log(const char *log, const char *const *want, size_t n, int timeout_ms) {
@@ -140,21 +120,6 @@ static void wait_log(const char *log, const char *const *want, size_t n, int tim
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-}
-
-static int stop(pid_t pid, int sig) {
-    int status;
-    kill(pid, sig);
-    for (int i = 0; i < 600; i++) { /* 60 s: only a hang fails */
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    fail_msg("outboxd did not exit within 60 s of signal %d", sig);
-    return -1;
 }
 
 static void secrets_of_every_kind_are_never_printed(void **state) {
@@ -242,14 +207,17 @@ static void secrets_of_every_kind_are_never_printed(void **state) {
                         &err) != OUTBOX_OK)
         fail_msg("put: %s", err.message);
     snprintf(log, sizeof log, "%s/run1.log", dir);
-    pid_t pid = spawn_outboxd(config, dir, log);
+    char plugins[600];
+    snprintf(plugins, sizeof plugins, "%s/plugins", dir);
+    test_daemon_t d;
+    test_daemon_spawn(&d, config, plugins, log);
     /* Until each sink has failed at least once (they retry: no end). */
     const char *const failed[] = {"sink redis-inline: ", "sink redis-env: ", "sink nats-inline: ",
                                   "sink kafka-file: ", "sink kafka-inline: "};
     wait_log(log, failed, sizeof failed / sizeof *failed, 20000);
     struct timespec ts = {2, 0};
     nanosleep(&ts, NULL);
-    assert_int_equal(stop(pid, SIGTERM), 0);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
     out = test_read_file(log);
     collect(&all, "outboxd run 1", out);
     free(out);
@@ -287,10 +255,10 @@ static void secrets_of_every_kind_are_never_printed(void **state) {
         collect(&all, "outboxd --check (MongoDB URI)", out);
         free(out);
         snprintf(log, sizeof log, "%s/mongo%zu.log", dir, i);
-        pid = spawn_outboxd(path, dir, log);
+        test_daemon_spawn(&d, path, plugins, log);
         const char *const tried[] = {"mongodb.uri", "(retrying"};
         wait_log(log, i == 2 ? tried : tried + 1, i == 2 ? 2 : 1, 5000);
-        assert_int_equal(stop(pid, SIGTERM), 0);
+        assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
         out = test_read_file(log);
         collect(&all, "outboxd run 2 (MongoDB URI)", out);
         free(out);

@@ -81,13 +81,16 @@ void test_daemon_start(test_daemon_t *d, const char *config, const char *dir) {
     test_daemon_start_with(d, config, dir, "sinks/file");
 }
 
-void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir) {
+void test_daemon_spawn(test_daemon_t *d, const char *config, const char *plugin_dir, const char *log) {
     char exe[600], plugins[600];
     const char *b = getenv("OUTBOX_TEST_BUILDDIR");
     snprintf(exe, sizeof exe, "%s/outboxd/outboxd", b ? b : ".");
-    snprintf(plugins, sizeof plugins, "%s/%s", b ? b : ".", sink_dir);
-    snprintf(d->log, sizeof d->log, "%s/outboxd.log", dir);
-    /* A fresh log per start: the readiness wait below reads it. */
+    if (plugin_dir[0] == '/')
+        snprintf(plugins, sizeof plugins, "%s", plugin_dir);
+    else
+        snprintf(plugins, sizeof plugins, "%s/%s", b ? b : ".", plugin_dir);
+    snprintf(d->log, sizeof d->log, "%s", log);
+    /* A fresh log per start: waits read it. */
     FILE *f = fopen(d->log, "w");
     assert_non_null(f);
     fclose(f);
@@ -103,13 +106,19 @@ void test_daemon_start_with(test_daemon_t *d, const char *config, const char *di
         _exit(127);
     }
     remember(d->pid, true);
+}
+
+void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir) {
+    char log[512];
+    snprintf(log, sizeof log, "%s/outboxd.log", dir);
+    test_daemon_spawn(d, config, sink_dir, log);
     /* Wait until it runs: before that, the libtool wrapper script (a shell)
      * may still stand where outboxd will, and would die of a SIGTERM that
      * outboxd itself handles. */
     for (int i = 0; i < 200; i++) {
-        char *log = test_read_file(d->log);
-        bool up = log && strstr(log, " sinks, plugins from ");
-        free(log);
+        char *text = test_read_file(d->log);
+        bool up = text && strstr(text, " sinks, plugins from ");
+        free(text);
         if (up)
             return;
         struct timespec ts = {0, 50 * 1000 * 1000};
@@ -118,11 +127,11 @@ void test_daemon_start_with(test_daemon_t *d, const char *config, const char *di
     fail_msg("outboxd did not start within 10 s (log: %s)", d->log);
 }
 
-int test_daemon_stop(test_daemon_t *d, int sig) {
+int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds) {
     int status;
     remember(d->pid, false);
     kill(d->pid, sig);
-    for (int i = 0; i < 600; i++) { /* 60 s */
+    for (int i = 0; i < seconds * 10; i++) {
         pid_t r = waitpid(d->pid, &status, WNOHANG);
         if (r == d->pid)
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -131,8 +140,12 @@ int test_daemon_stop(test_daemon_t *d, int sig) {
     }
     kill(d->pid, SIGKILL);
     waitpid(d->pid, &status, 0);
-    fail_msg("outboxd did not exit within 60 s of signal %d (log: %s)", sig, d->log);
+    fail_msg("outboxd did not exit within %d s of signal %d (log: %s)", seconds, sig, d->log);
     return -1;
+}
+
+int test_daemon_stop(test_daemon_t *d, int sig) {
+    return test_daemon_stop_within(d, sig, 60);
 }
 
 int test_jsonl_ordernrs(const char *path, int *out, int max) {

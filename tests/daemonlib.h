@@ -29,9 +29,16 @@ void test_daemon_start(test_daemon_t *d, const char *config, const char *dir);
 /* The same with plugins from sink_dir, relative to the build tree
  * ("sinks/redis"). */
 void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir);
+/* Starts outboxd on config with plugins from plugin_dir (absolute, or
+ * relative to the build tree), its output into log, and returns at once:
+ * for tests where outboxd may never get as far as starting its sinks. */
+void test_daemon_spawn(test_daemon_t *d, const char *config, const char *plugin_dir, const char *log);
 /* Sends sig and waits for the exit; returns the exit status (128+n when
- * killed by signal n). */
+ * killed by signal n). Fails the test (after a SIGKILL) when outboxd is
+ * still there after 60 s, or after seconds: a bound that only a hang
+ * exceeds. */
 int test_daemon_stop(test_daemon_t *d, int sig);
+int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds);
 
 /* ordernr of each line of a file sink's JSON-lines file, in order;
  * returns the count (0 when the file does not exist). */
