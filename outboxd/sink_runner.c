@@ -530,9 +530,31 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
 
 /* ---- plugin lifecycle ---------------------------------------------------------- */
 
+/* A failure that a retry loop meets again and again (a wrong CA or
+ * password fails every attempt the same way) is said once, and again only
+ * when its text changes or a minute has passed, with the attempts so far. */
+typedef struct {
+    char last[1024];
+    int64_t said_ms;
+    unsigned attempts;
+} repeat_t;
+
+/* Counts an attempt that failed with text; true when it is to be logged,
+ * with *again set when the same text was logged before. */
+static bool repeat_due(repeat_t *rep, const char *text, bool *again) {
+    rep->attempts++;
+    *again = strcmp(text, rep->last) == 0;
+    if (*again && now_ms() - rep->said_ms < 60000)
+        return false;
+    snprintf(rep->last, sizeof rep->last, "%s", text);
+    rep->said_ms = now_ms();
+    return true;
+}
+
 static bool open_plugin(outboxd_sink_runner_t *r) {
     char errbuf[1024];
     int64_t backoff = BACKOFF_MIN_MS;
+    repeat_t rep = {.attempts = 0};
     while (!atomic_load(r->p.stop)) {
         errbuf[0] = '\0';
         int rc = r->p.plugin->open(&r->host, &r->state, errbuf, sizeof errbuf);
@@ -550,7 +572,13 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
             stop_sink(r, "stopped", msg);
             return false;
         }
-        LOG_WARN("%sopen: %s (retrying in %lld ms)", r->prefix, errbuf, (long long)backoff);
+        bool again;
+        if (repeat_due(&rep, errbuf, &again)) {
+            if (again)
+                LOG_WARN("%sopen: %s (still failing after %u attempts; retrying)", r->prefix, errbuf, rep.attempts);
+            else
+                LOG_WARN("%sopen: %s (retrying in %lld ms)", r->prefix, errbuf, (long long)backoff);
+        }
         nap(r, backoff);
         backoff = next_backoff(backoff);
     }
@@ -675,28 +703,22 @@ static void *run(void *arg) {
     snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
 
     /* The checkpoint first: without it the sink cannot know where it is. */
-    int64_t backoff = BACKOFF_MIN_MS, last_warn_ms = 0;
-    char last_warned[sizeof errbuf] = "";
-    unsigned attempts = 0;
+    int64_t backoff = BACKOFF_MIN_MS;
+    repeat_t rep = {.attempts = 0};
     while (!atomic_load(r->p.stop) &&
            !outboxd_checkpoint_read(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, &found,
                                     errbuf, sizeof errbuf)) {
-        /* A server that stays unreachable (a wrong CA, a wrong password)
-         * fails the same way at every attempt: say it once, and again
-         * only when it changes or a minute has passed. */
-        attempts++;
-        if (strcmp(errbuf, last_warned) != 0 || now_ms() - last_warn_ms >= 60000) {
-            if (attempts > 1 && strcmp(errbuf, last_warned) == 0)
-                LOG_WARN("%s%s (still failing after %u attempts; retrying)", r->prefix, errbuf, attempts);
+        bool again;
+        if (repeat_due(&rep, errbuf, &again)) {
+            if (again)
+                LOG_WARN("%s%s (still failing after %u attempts; retrying)", r->prefix, errbuf, rep.attempts);
             else
                 LOG_WARN("%s%s (retrying)", r->prefix, errbuf);
-            snprintf(last_warned, sizeof last_warned, "%s", errbuf);
-            last_warn_ms = now_ms();
         }
         nap(r, backoff);
         backoff = next_backoff(backoff);
     }
-    if (atomic_load(r->p.stop) && attempts > 0) {
+    if (atomic_load(r->p.stop) && rep.attempts > 0) {
         /* Stopped before the checkpoint could be read: nothing started, and
          * nothing may be written (a final write now would put an empty
          * position over the one it could not read). */
