@@ -175,6 +175,7 @@ static void open_plugin(bench_t *b) {
         .ack = host_ack,
         .option = host_option,
         .option_next = host_option_next,
+        .route = b->route, /* a literal route: the destination itself */
     };
     int rc = b->plugin->open(&b->host, &b->state, err, sizeof err);
     err[sizeof err - 1] = '\0';
