@@ -272,6 +272,39 @@ static inline size_t outbox_sink_utf8_len(const unsigned char *s) {
     return n;
 }
 
+/* Writes text into out (size bytes, always NUL-terminated) fit for a log
+ * line or an error message: printable ASCII as it is, '"' and '\\'
+ * escaped with a backslash, every other byte as \xNN; after max bytes of
+ * text (or when out is full) it ends with "...". A destination is made of
+ * event data (its type, its key), which may hold a newline or an escape
+ * sequence that must not reach a log line raw. */
+static inline void outbox_sink_quote(const char *text, size_t max, char *out, size_t size) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0, i;
+    if (size == 0)
+        return;
+    for (i = 0; text[i] != '\0' && i < max && o + 8 < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c >= 0x20 && c < 0x7f) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    if (text[i] != '\0' && o + 4 < size) {
+        out[o++] = '.';
+        out[o++] = '.';
+        out[o++] = '.';
+    }
+    out[o] = '\0';
+}
+
 /* The one symbol a plugin exports. */
 #define OUTBOX_SINK_ENTRY_SYMBOL "outbox_sink_entry"
 typedef const outbox_sink_plugin_t *(*outbox_sink_entry_fn)(void);

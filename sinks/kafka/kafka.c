@@ -340,26 +340,6 @@ static int is_topic_char(unsigned char c) {
            c == '_' || c == '-';
 }
 
-/* Writes text into out for a message: printable ASCII as is (quotes and
- * backslashes escaped), everything else as \xNN, at most max input bytes
- * then "...". A route value comes from the event (its key, its type), so
- * it may hold a newline or an escape sequence that must not reach a log
- * line raw. */
-static void quote_text(const char *text, size_t max, char *out, size_t size) {
-    size_t len = 0, i;
-    for (i = 0; text[i] != '\0' && i < max && len + 8 < size; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '"' || c == '\\')
-            len += (size_t)snprintf(out + len, size - len, "\\%c", c);
-        else if (c >= 0x20 && c < 0x7f)
-            out[len++] = (char)c;
-        else
-            len += (size_t)snprintf(out + len, size - len, "\\x%02x", c);
-    }
-    if (text[i] != '\0' && len + 4 < size) len += (size_t)snprintf(out + len, size - len, "...");
-    out[len] = '\0';
-}
-
 /* Kafka's rule for topic names (its Topic.validate): 1 to 249 of
  * [a-zA-Z0-9._-], and not "." or "..". Checked here because a bad name is
  * a property of the event (its route expanded badly): a FATAL ack now
@@ -838,8 +818,8 @@ static int produce_one(kafka_sink_t *s, const outbox_sink_event_t *ev, char *err
 
     if (!check_topic_name(ev->destination, why, sizeof why)) {
         char topic[300], type[100];
-        quote_text(ev->destination, 100, topic, sizeof topic);
-        quote_text(ev->type != NULL ? ev->type : "", 40, type, sizeof type);
+        outbox_sink_quote(ev->destination, 100, topic, sizeof topic);
+        outbox_sink_quote(ev->type != NULL ? ev->type : "", 40, type, sizeof type);
         snprintf(error, sizeof error,
                  "kafka sink: event of type \"%s\": its route expanded to topic \"%s\", which "
                  "%s: not a valid Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)",

@@ -380,7 +380,6 @@ static int valid_stream_name(const char *name) {
  * Checking an event before it becomes a message
  * ------------------------------------------------------------------------- */
 
-
 /* Subjects longer than this are refused. nats-server closes the connection
  * when a protocol line (HPUB subject reply sizes) exceeds its
  * max_control_line, 4096 bytes by default: such an event would break the
@@ -411,23 +410,6 @@ static const char *subject_problem(const char *subject) {
         if (p[0] == 0xc2 && p[1] < 0xa0) return "it has white space or a control character";
         p += n;
     }
-}
-
-/* text for a message: printable ASCII as it is, '"' and '\\' escaped, any
- * other byte as \xNN; cut after 120 bytes. */
-static void show_bytes(const char *text, char *out, size_t size) {
-    size_t o = 0, i = 0;
-    for (; text[i] != '\0' && i < 120 && o + 8 < size; i++) {
-        unsigned char ch = (unsigned char)text[i];
-        if (ch == '"' || ch == '\\')
-            o += (size_t)snprintf(out + o, size - o, "\\%c", ch);
-        else if (ch >= 0x20 && ch < 0x7f)
-            out[o++] = (char)ch;
-        else
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
-    }
-    if (text[i] != '\0' && o + 4 < size) o += (size_t)snprintf(out + o, size - o, "...");
-    out[o] = '\0';
 }
 
 /* A header name NATS can carry (printable ASCII, no ':') that does not
@@ -949,7 +931,7 @@ static int build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, si
     const char *problem = subject_problem(ev->destination);
     if (problem != NULL) {
         char shown[400];
-        show_bytes(ev->destination, shown, sizeof shown);
+        outbox_sink_quote(ev->destination, 120, shown, sizeof shown);
         snprintf(why, why_size, "nats sink: event %s: subject \"%s\" refused: %s", ev->id, shown,
                  problem);
         return 1;

@@ -1111,7 +1111,6 @@ static pipe_result_t send_pipeline(redis_sink_t *s, const outbox_sink_event_t *e
  * consumers that decode key names as UTF-8 text.
  * ------------------------------------------------------------------------- */
 
-
 /* Why name cannot be a stream name, or NULL. */
 static const char *stream_name_problem(const char *name) {
     const unsigned char *p = (const unsigned char *)name;
@@ -1124,23 +1123,6 @@ static const char *stream_name_problem(const char *name) {
         p += n;
     }
     return NULL;
-}
-
-/* name for a message: printable ASCII as it is, '"' and '\\' escaped,
- * any other byte as \xNN; cut after 120 bytes. */
-static void show_bytes(const char *name, char *out, size_t size) {
-    size_t o = 0, i = 0;
-    for (; name[i] != '\0' && i < 120 && o + 8 < size; i++) {
-        unsigned char ch = (unsigned char)name[i];
-        if (ch == '"' || ch == '\\')
-            o += (size_t)snprintf(out + o, size - o, "\\%c", ch);
-        else if (ch >= 0x20 && ch < 0x7f)
-            out[o++] = (char)ch;
-        else
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
-    }
-    if (name[i] != '\0' && o + 4 < size) o += (size_t)snprintf(out + o, size - o, "...");
-    out[o] = '\0';
 }
 
 /* ----------------------------------------------------------------------------
@@ -1424,7 +1406,7 @@ static int redis_publish(void *state, const outbox_sink_event_t *events, size_t 
             const char *problem = stream_name_problem(events[i].destination);
             if (problem != NULL) {
                 char error[700], shown[400];
-                show_bytes(events[i].destination, shown, sizeof shown);
+                outbox_sink_quote(events[i].destination, 120, shown, sizeof shown);
                 snprintf(error, sizeof error, "redis sink: event %s: stream name \"%s\" refused: %s",
                          events[i].id, shown, problem);
                 ack(s, events[i].seq, OUTBOX_SINK_FATAL, error);
