@@ -36,8 +36,12 @@ count() { # phase, build dir: add its test-suite.log summary to the totals
   f=$(sed -n 's/^# FAIL: *//p' "$log"); e=$(sed -n 's/^# ERROR: *//p' "$log")
   x=$(sed -n 's/^# XPASS: *//p' "$log")
   echo "== $1: ${p:-0} passed, $(( ${f:-0} + ${e:-0} + ${x:-0} )) failed, ${s:-0} skipped"
-  grep -h '^SKIP: ' "$2"/tests/*.log 2>/dev/null | sed 's/^/   /' | sort -u
-  grep -h -E '^(FAIL|ERROR): ' "$2"/tests/*.log 2>/dev/null | sed 's/^/   /'
+  # Every folder's tests (tests/, outboxd/, sinks/*/), not only tests/.
+  find "$2" -name 'test_*.log' -newer "$2/check.started" -exec grep -h '^SKIP: ' {} + 2>/dev/null | sed 's/^/   /' | sort -u
+  find "$2" -name 'test_*.log' -newer "$2/check.started" -exec grep -h -E '^(FAIL|ERROR): ' {} + 2>/dev/null | sed 's/^/   /'
+  # The next phase may reuse the build folder: keep this phase's summary,
+  # which holds the whole log of every test that did not pass.
+  cp "$log" "$top/_build/test-suite-${1%% *}.log" 2>/dev/null
   passed=$((passed + ${p:-0})); skipped=$((skipped + ${s:-0}))
   failed=$((failed + ${f:-0} + ${e:-0} + ${x:-0}))
 }
@@ -50,6 +54,7 @@ phase() { # name, build dir, make target, configure args...
     echo "== $name: build failed"; failed=$((failed + 1)); return
   fi
   rm -f "$dir/test-suite.log"
+  touch "$dir/check.started"
   (cd "$dir" && make -j2 $target >check.out 2>&1)
   count "$name" "$dir"
 }
