@@ -777,7 +777,12 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
     if (open_timeout > 0) {
         atomic_store(&s->opening, 1);
         int rc = check_cluster(s, (int)open_timeout, &n_brokers);
-        atomic_store(&s->opening, 0);
+        /* On failure "opening" stays set until free_sink has destroyed the
+         * producer: its threads may fail another connection attempt in
+         * between, and open's RETRY already says why (a line logged then
+         * made test_sasl_wrong_ca_is_a_clear_retry fail now and then). */
+        if (rc == 0)
+            atomic_store(&s->opening, 0);
         if (rc != 0) {
             char hint[300];
             scram_hint(s, mechanism, hint, sizeof hint);
