@@ -24,12 +24,37 @@
  *  - abi_major changes only when that is impossible; outboxd refuses other
  *    majors, and packages carry it as outbox-sink-abi-N.
  *
- * Threads: outboxd gives each sink its own thread. Every callback of one
- * sink instance (open, publish, poll, flush, close) is called from that
- * thread, never concurrently. Host services (log, ack, option) may be called
- * from that thread or from a thread of the sink's client library (e.g. a
- * librdkafka delivery-report callback), but only between open and the end
- * of close.
+ * The host's contract (what a plugin may rely on, and must honour):
+ *  - Threads. outboxd gives each sink instance its own thread. Every
+ *    callback of one instance (open, publish/publish_some, poll, flush,
+ *    stats, recover, close) is called from that thread, never concurrently.
+ *    check, init and fini are called from outboxd's main thread; check may
+ *    run while instances of the same plugin are running (a reload), so it
+ *    must not touch state they share without the plugin's own locking.
+ *    Host services (log, ack, option, option_next, options_fill) may be
+ *    called from the instance's thread or from a thread of the sink's
+ *    client library (e.g. a librdkafka delivery-report callback), but only
+ *    between open and the end of close (log, option, option_next and
+ *    options_fill also during check).
+ *  - Locks. outboxd holds none of its locks while it calls into a plugin, and
+ *    host->ack takes only a short lock of its own that never waits for I/O.
+ *    So a plugin may call ack or log while holding its own lock: the order
+ *    is always plugin lock, then host lock.
+ *  - Time. publish and publish_some must not wait for the network (a full
+ *    queue is RETRY or a short *taken, not a wait); poll and flush return
+ *    within their timeout; close returns within 10 seconds (outboxd has
+ *    called flush first, so close only releases); check never connects.
+ *  - Signals. outboxd ignores SIGPIPE process-wide before it loads any
+ *    plugin: a write to a closed socket fails with EPIPE instead of killing
+ *    the process. A plugin never changes a signal's disposition.
+ *  - Unload. A loaded plugin stays loaded until outboxd exits (a reload that
+ *    drops its last sink does not unload it); then fini is called and the
+ *    module is closed. A plugin leaves no thread running after close
+ *    returns (and none after fini), since its code may be unmapped.
+ *  - Secrets. outboxd scrubs every value it knows to be secret (the MongoDB
+ *    password, secret options) from every line it prints, including the
+ *    error texts a plugin returns; a plugin never logs an option's value
+ *    itself when the option is a secret.
  *
  * Events reach the sink as plain C types: no libbson or libmongoc type
  * crosses this ABI, so a sink never links against them.
@@ -146,18 +171,45 @@ typedef struct outbox_sink_host {
      * where a destination may lead (the file sink keeps files beneath the
      * route's fixed directory). Test with OUTBOX_SINK_HOST_HAS(host, route). */
     const char *route;
+
+    /* The encoding of every event's payload in this instance: "json" or
+     * "bson" (the sink's `payload` in the config). A plugin that declares
+     * `payloads` is only ever given one it accepts. */
+    const char *payload;
+
+    /* Writes the value of every option of the plugin's table that has an
+     * offset (OUTBOX_SINK_OPTION_AT) into the plugin's own config struct at
+     * config + offset, already parsed, range-checked and defaulted by
+     * outboxd, as the C type of its option type (see outbox_sink_option_type_t).
+     * Strings and lists belong to outboxd and live until close returns (until
+     * check returns, in check). An option that is absent and has no default
+     * is written as NULL or 0; host->option tells absent from given. Returns
+     * 0. Lets open and check share one parser: the plugin's. */
+    int (*options_fill)(void *ctx, void *config);
 } outbox_sink_host_t;
 
 /* True when the host struct is new enough to have member m. */
 #define OUTBOX_SINK_HOST_HAS(host, m) \
     ((host)->struct_size >= offsetof(outbox_sink_host_t, m) + sizeof((host)->m))
 
-/* Option types, for the option table. */
+/* Option types, for the option table.
+ * The C type options_fill writes is given for each (ABI 1.1). */
 typedef enum outbox_sink_option_type {
-    OUTBOX_SINK_OPT_STRING = 1,
-    OUTBOX_SINK_OPT_INT = 2,  /* decimal, range-checked against min/max */
-    OUTBOX_SINK_OPT_BOOL = 3, /* true/false/yes/no/on/off/1/0 */
-    OUTBOX_SINK_OPT_ENUM = 4  /* one of the '|'-separated words in choices */
+    OUTBOX_SINK_OPT_STRING = 1, /* const char * */
+    OUTBOX_SINK_OPT_INT = 2,    /* int64_t; decimal, range-checked against min/max */
+    OUTBOX_SINK_OPT_BOOL = 3,   /* int (0 or 1); true/false/yes/no/on/off/1/0 */
+    OUTBOX_SINK_OPT_ENUM = 4,   /* const char *; one of the '|'-separated words in choices */
+    /* -- ABI 1.1 (a 1.0 outboxd reads these as STRING) ------------------ */
+    OUTBOX_SINK_OPT_LIST = 5,     /* const char *const *, NULL-terminated, never NULL itself
+                                   * (an absent list is empty); written in the config as a
+                                   * YAML sequence of strings or as one string "a, b, c"
+                                   * (items trimmed; an empty item is an error) */
+    OUTBOX_SINK_OPT_DURATION = 6, /* int64_t milliseconds; "250ms", "10s", "5m", "1h", or a
+                                   * bare integer meaning milliseconds; min/max in ms */
+    OUTBOX_SINK_OPT_SECRET = 7    /* const char *; a password, token or key: also accepted as
+                                   * KEY_file: PATH (outboxd reads the file, one trailing
+                                   * newline dropped); never printed by outboxd, scrubbed
+                                   * from every line it prints, shown as "(secret)" */
 } outbox_sink_option_type_t;
 
 /* One option a sink accepts. outboxd checks the config against the table
@@ -175,10 +227,41 @@ typedef struct outbox_sink_option {
     int64_t min, max;          /* OUTBOX_SINK_OPT_INT only */
     const char *choices;       /* OUTBOX_SINK_OPT_ENUM only: "a|b|c" */
     const char *help;
+    /* -- ABI 1.1: read by outboxd only when the plugin's option_size covers
+     *    them (OUTBOX_SINK_PLUGIN sets option_size) --------------------- */
+    size_t offset;             /* where options_fill writes the value ... */
+    unsigned flags;            /* ... when OUTBOX_SINK_OPTION_MAPPED is set */
 } outbox_sink_option_t;
 
-#define OUTBOX_SINK_OPTION_END {NULL, (outbox_sink_option_type_t)0, NULL, 0, 0, 0, NULL, NULL}
-#define OUTBOX_SINK_OPTION_ANY {"*", OUTBOX_SINK_OPT_STRING, NULL, 0, 0, 0, NULL, "any other key"}
+#define OUTBOX_SINK_OPTION_MAPPED 1u
+
+/* In an option's initializer: options_fill writes this option's value into
+ * member of the plugin's config struct type, whose C type must be the one
+ * its option type names:
+ *   {.key = "fsync", .type = OUTBOX_SINK_OPT_BOOL, .default_value = "true",
+ *    OUTBOX_SINK_OPTION_AT(file_config_t, fsync), .help = "..."},        */
+#define OUTBOX_SINK_OPTION_AT(type, member) \
+    .offset = offsetof(type, member), .flags = OUTBOX_SINK_OPTION_MAPPED
+
+#define OUTBOX_SINK_OPTION_END {NULL, (outbox_sink_option_type_t)0, NULL, 0, 0, 0, NULL, NULL, 0, 0}
+#define OUTBOX_SINK_OPTION_ANY {"*", OUTBOX_SINK_OPT_STRING, NULL, 0, 0, 0, NULL, "any other key", 0, 0}
+
+/* Payload encodings, for the plugin's `payloads` (ABI 1.1). */
+#define OUTBOX_SINK_PAYLOAD_JSON (1u << 0)
+#define OUTBOX_SINK_PAYLOAD_BSON (1u << 1)
+
+/* Kinds of figures a plugin reports through stats (ABI 1.1). */
+typedef enum outbox_sink_stat_kind {
+    OUTBOX_SINK_STAT_COUNTER = 1, /* only grows while the instance is open */
+    OUTBOX_SINK_STAT_GAUGE = 2    /* a level: queue depth, connections */
+} outbox_sink_stat_kind_t;
+
+/* Receives one figure from stats: name is [a-z][a-z0-9_]* of at most 64
+ * bytes and unique within the plugin (outboxd shows it as
+ * outbox_sink_<name> with labels sink and plugin); help is one line of
+ * plain text, or NULL. Copied by outboxd. */
+typedef void (*outbox_sink_stat_fn)(void *emit_ctx, const char *name, outbox_sink_stat_kind_t kind,
+                                    double value, const char *help);
 
 /* The plugin: returned by outbox_sink_entry(). Members below min_size are
  * the ABI 1.0 set; later minors append after them. */
@@ -211,9 +294,11 @@ typedef struct outbox_sink_plugin {
      * broken: outboxd closes and reopens it, and publishes every unacked
      * event again. Should not block for long: a full queue is RETRY, not a
      * wait. Strings in the events are never NULL (except key) and are the
-     * envelope's UTF-8 strings; destination is "" when the route could not
-     * be expanded (a sink should ack such an event FATAL).
-     * Required. */
+     * envelope's UTF-8 strings. destination is never empty: an event whose
+     * route expands to "" (a route of only {key} and a null key) is failed
+     * by outboxd itself, with the reason, and never reaches the plugin
+     * (ABI 1.0 plugins were asked to ack such events FATAL; they no longer
+     * see them). Required unless publish_some is set. */
     int (*publish)(void *state, const outbox_sink_event_t *events, size_t n, char *errbuf,
                    size_t errbuf_size);
 
@@ -233,11 +318,77 @@ typedef struct outbox_sink_plugin {
      * flush. Events still unacked are treated as not delivered. Required. */
     void (*close)(void *state);
 
+    /* -- ABI 1.1 (every member optional: 0 or NULL means "not offered") - */
+    /* sizeof(outbox_sink_option_t) as built: the stride of the options
+     * table, which grew in 1.1. Set by OUTBOX_SINK_PLUGIN; 0 means the 1.0
+     * size. */
+    uint32_t option_size;
+
+    /* The payload encodings the plugin accepts (OUTBOX_SINK_PAYLOAD_*); 0
+     * means any. A sink configured with another is refused when its
+     * configuration is loaded, naming the file and line. */
+    uint32_t payloads;
+
+    /* Validates a configuration without connecting or touching anything
+     * outside the process: parses the options (options_fill), builds what
+     * it can offline (a client library's config object), and returns OK,
+     * or FATAL with errbuf saying what is wrong. Start the message with
+     * the option's key and ": " ("bootstrap.servers: ...") and outboxd
+     * reports that option's line. Called for each sink by `outboxd --check`,
+     * at start and on reload (SIGHUP) before anything running is stopped:
+     * a reload whose new configuration fails a check changes nothing. The
+     * host struct offers log, option, option_next, options_fill, route and
+     * payload; ack must not be called. */
+    int (*check)(const outbox_sink_host_t *host, char *errbuf, size_t errbuf_size);
+
+    /* Like publish, but says how much of the batch it took: sets *taken to
+     * k (0 <= k <= n) when events[0..k) are the plugin's (each gets exactly
+     * one ack, now or later) and events[k..n) are not (never acked; outboxd
+     * offers them again). OK with k < n means "full for now": outboxd polls
+     * and offers the rest again without a backoff; RETRY backs off first;
+     * FATAL reopens the sink (events taken and not acked are published
+     * again after the reopen). When set, outboxd calls it instead of
+     * publish, which may then be NULL. */
+    int (*publish_some)(void *state, const outbox_sink_event_t *events, size_t n, size_t *taken,
+                        char *errbuf, size_t errbuf_size);
+
+    /* Reports the plugin's own figures for this instance (messages in its
+     * client's queue, reconnects, bytes sent) by calling emit once per
+     * figure. Called from the instance's thread, between other callbacks,
+     * at most once a second; must not block. */
+    void (*stats)(void *state, outbox_sink_stat_fn emit, void *emit_ctx);
+
+    /* Effectively-once after a crash or a takeover: events[0..n) are the
+     * events after the checkpoint that an earlier run may already have
+     * published, in log order, fully built (destination, payload). The
+     * plugin reads back what the destinations hold (bounded by n: the tail
+     * of a topic, stream or file), sets held[i] = 1 for each event that is
+     * already there (by its id) and leaves the others 0. outboxd then acks
+     * the held ones without publishing them. Returns OK; RETRY when the
+     * destination cannot be read now (outboxd publishes nothing until a
+     * recover succeeds). Called after open, before the first publish. */
+    int (*recover)(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held,
+                   char *errbuf, size_t errbuf_size);
+
+    /* Once per process: init after the plugin passed the ABI checks and
+     * before its first check or open (a client library's global set-up);
+     * returns OK, or FATAL with errbuf and the plugin is refused. fini at
+     * exit after every instance is closed, if init succeeded. */
+    int (*init)(char *errbuf, size_t errbuf_size);
+    void (*fini)(void);
+
     /* -- members appended by later ABI minors go here ----------------- */
 } outbox_sink_plugin_t;
 
 /* The size of the ABI 1.0 struct: outboxd refuses smaller ones. */
 #define OUTBOX_SINK_PLUGIN_MIN_SIZE (offsetof(outbox_sink_plugin_t, close) + sizeof(void (*)(void *)))
+
+/* The size of the ABI 1.1 struct: a plugin that says abi_minor >= 1 must
+ * be at least this large (outboxd refuses it otherwise, naming both). */
+#define OUTBOX_SINK_PLUGIN_SIZE_1_1 (offsetof(outbox_sink_plugin_t, fini) + sizeof(void (*)(void)))
+
+/* The size of one ABI 1.0 option table entry. */
+#define OUTBOX_SINK_OPTION_SIZE_1_0 (offsetof(outbox_sink_option_t, help) + sizeof(const char *))
 
 /* -- Helpers for plugins: header-only, not part of the binary ABI ------- */
 
@@ -305,6 +456,48 @@ static inline void outbox_sink_quote(const char *text, size_t max, char *out, si
     out[o] = '\0';
 }
 
+/* The size of outbox_sink_format_time's text, NUL included. */
+#define OUTBOX_SINK_TIME_SIZE 25
+
+/* Writes ms (milliseconds since the Unix epoch, as in created_ms) into out
+ * as ISO 8601 UTC with milliseconds: "2026-11-26T18:45:25.123Z". Returns 0,
+ * or -1 (out set to "") outside the years 0000..9999, which an envelope's
+ * created never is. Civil-from-days arithmetic (H. Hinnant's algorithm): no
+ * time_t, no gmtime_r, no locale, so it works the same in every plugin. */
+static inline int outbox_sink_format_time(int64_t ms, char out[OUTBOX_SINK_TIME_SIZE]) {
+    int64_t days = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) { /* floor, so that -1 ms is 23:59:59.999 of the day before */
+        rem += 86400000;
+        days -= 1;
+    }
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    if (y < 0 || y > 9999) {
+        out[0] = '\0';
+        return -1;
+    }
+    int64_t v[7] = {y, m, d, rem / 3600000, rem / 60000 % 60, rem / 1000 % 60, rem % 1000};
+    static const unsigned char width[7] = {4, 2, 2, 2, 2, 2, 3};
+    static const char after[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+    size_t o = 0;
+    for (int i = 0; i < 7; i++) {
+        for (int k = width[i] - 1; k >= 0; k--) {
+            int64_t x = v[i];
+            for (int j = 0; j < k; j++)
+                x /= 10;
+            out[o++] = (char)('0' + x % 10);
+        }
+        out[o++] = after[i];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
 /* The one symbol a plugin exports. */
 #define OUTBOX_SINK_ENTRY_SYMBOL "outbox_sink_entry"
 typedef const outbox_sink_plugin_t *(*outbox_sink_entry_fn)(void);
@@ -333,6 +526,7 @@ typedef const outbox_sink_plugin_t *(*outbox_sink_entry_fn)(void);
             .abi_major = OUTBOX_SINK_ABI_MAJOR,                                       \
             .abi_minor = OUTBOX_SINK_ABI_MINOR,                                       \
             .build_tag = OUTBOX_SINK_BUILD_TAG,                                       \
+            .option_size = sizeof(outbox_sink_option_t),                              \
             __VA_ARGS__};                                                             \
         return &plugin;                                                               \
     }

@@ -1,0 +1,1 @@
+# conformance/: outbox-sink-conformance, the plugin author's contract checker (conformance/README.md).
