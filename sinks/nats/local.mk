@@ -8,7 +8,11 @@
 # libnats). A module that is never unloaded keeps libnats mapped too.
 if WITH_NATS
 sink_LTLIBRARIES += sinks/nats/nats.la
-sinks_nats_nats_la_SOURCES = sinks/nats/nats.c
+# One file per concern (nats.h says what they share): options, the
+# connection, subjects and messages, publishing and acks, the plugin.
+sinks_nats_nats_la_SOURCES = sinks/nats/nats.h sinks/nats/options.c \
+	sinks/nats/connection.c sinks/nats/subject.c sinks/nats/publish.c \
+	sinks/nats/plugin.c
 sinks_nats_nats_la_CFLAGS = $(AM_CFLAGS) $(NATS_CFLAGS) -fvisibility=hidden
 sinks_nats_nats_la_LIBADD = $(NATS_LIBS)
 # $(AM_LDFLAGS) first, as per-target LDFLAGS replace it: it carries the
