@@ -6,7 +6,9 @@ EXTRA_DIST += sinks/redis/README.md
 
 if WITH_REDIS
 sink_LTLIBRARIES += sinks/redis/redis.la
-sinks_redis_redis_la_SOURCES = sinks/redis/redis.c
+sinks_redis_redis_la_SOURCES = sinks/redis/redis.c sinks/redis/redis_sink.h \
+	sinks/redis/config.c sinks/redis/url.c sinks/redis/connection.c \
+	sinks/redis/publish.c sinks/redis/stream_name.c
 # HIREDIS_SSL_CFLAGS/LIBS: set by configure only when it finds hiredis_ssl
 # >= 1.0 (its CFLAGS then carry -DHAVE_HIREDIS_SSL, which compiles the
 # rediss:// code); empty otherwise, as with Debian 12's hiredis 0.14.

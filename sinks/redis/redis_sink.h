@@ -1,0 +1,138 @@
+/*
+ * redis_sink.h - what the files of the Redis Streams sink share (internal:
+ * nothing here is exported from the module, which -fvisibility=hidden and
+ * -export-symbols-regex keep to outbox_sink_entry). The sink's files, by
+ * concern:
+ *   redis.c        the plugin struct: open, close, the instance's life
+ *   config.c       the option table and turning options into a redis_sink_t
+ *   url.c          parsing the url (never printing what precedes its '@')
+ *   connection.c   connecting, the handshake, SIGPIPE, reconnect backoff
+ *   publish.c      publish: commands, pipelines, replies to acks, dedupe script
+ *   stream_name.c  the rule for stream names made from event data
+ */
+#ifndef OUTBOX_REDIS_SINK_H
+#define OUTBOX_REDIS_SINK_H
+
+#include <outbox/sink.h>
+
+#include <hiredis/hiredis.h>
+#ifdef HAVE_HIREDIS_SSL
+/* hiredis >= 1.0 built with SSL: configure found hiredis_ssl and added
+ * -DHAVE_HIREDIS_SSL to HIREDIS_SSL_CFLAGS (README: TLS). */
+#include <hiredis/hiredis_ssl.h>
+#endif
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+#include <time.h>
+
+#define BACKOFF_FIRST_MS 100     /* reconnect backoff, doubling up to... */
+#define BACKOFF_MAX_MS 1000      /* ...this; outboxd backs off on top of it */
+
+/* ----------------------------------------------------------------------------
+ * The url (url.c)
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    int is_unix;
+    int tls;        /* rediss:// (only with HAVE_HIREDIS_SSL) */
+    char *host;     /* TCP: host name or address, without IPv6 brackets */
+    int port;
+    char *path;     /* unix: the socket's path */
+    char *user;     /* Redis 6 ACL user, or NULL for the default user */
+    long long db;
+    char *display;  /* for messages: scheme://host:port/db, no user, no password */
+} redis_url_t;
+
+/* ----------------------------------------------------------------------------
+ * The sink instance
+ * ------------------------------------------------------------------------- */
+
+typedef enum { TRIM_NONE, TRIM_MAXLEN, TRIM_MINID, TRIM_MINID_AGE } trim_kind_t;
+
+typedef struct {
+    const outbox_sink_host_t *host;
+    redis_url_t url;
+    char *password;              /* NULL: no AUTH */
+    char password_source[512];   /* "password from ...": for messages, never the password */
+    struct timeval connect_timeout, command_timeout;
+    size_t pipeline;
+
+    trim_kind_t trim;
+    char trim_value[64];         /* MAXLEN count or MINID id */
+    long long minid_age_ms;      /* TRIM_MINID_AGE */
+    int trim_exact;
+
+    int dedupe;
+    char dedupe_ttl[24];
+    char *dedupe_prefix;
+
+    redisContext *c;             /* NULL while disconnected */
+#ifdef HAVE_HIREDIS_SSL
+    redisSSLContext *ssl;        /* rediss://: made once at open, used at each connect */
+#endif
+    char sha[48];                /* the script's SHA1; "" until loaded */
+    int64_t next_connect_ms;     /* no reconnect attempt before this */
+    int64_t backoff_ms;          /* 0 after a success */
+
+    /* One command's arguments, rebuilt for each event. */
+    const char **argv;
+    size_t *argvlen;
+    size_t argv_cap;
+    char *scratch;               /* "h:<name>" fields, the dedupe key */
+    size_t scratch_cap;
+    size_t *sent;                /* indexes of the events in one pipeline */
+    size_t *resend;              /* ...and those to send again with EVAL */
+
+    uint64_t added, duplicates;  /* for the log line at close */
+} redis_sink_t;
+
+/* SIGPIPE blocked while hiredis writes (connection.c). */
+typedef struct {
+    sigset_t old;
+    int was_pending;
+} sigpipe_guard_t;
+
+/* ----------------------------------------------------------------------------
+ * Functions, by file
+ * ------------------------------------------------------------------------- */
+
+/* config.c */
+extern const outbox_sink_option_t redis_options[];
+/* Reads and checks every option into s: 0, or -1 with errbuf naming the option. */
+int redis_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size);
+/* Digits only, at least one, as a non-negative number up to max: 0, or -1. */
+int redis_parse_digits(const char *p, size_t len, long long max, long long *number);
+/* Wipes and frees a password (NULL is fine). */
+void redis_password_free(char *password);
+
+/* url.c */
+int redis_url_parse(const char *url, redis_url_t *u, char *err, size_t err_size);
+void redis_url_free(redis_url_t *u);
+
+/* connection.c */
+int64_t redis_now_ms(clockid_t clock);
+void redis_sigpipe_block(sigpipe_guard_t *g);
+void redis_sigpipe_unblock(sigpipe_guard_t *g);
+int redis_error_is_transient(const char *text);
+const char *redis_reply_text(const redisReply *r);
+int redis_sink_connect(redis_sink_t *s, char *errbuf, size_t errbuf_size);
+int redis_sink_ensure_connected(redis_sink_t *s, char *errbuf, size_t errbuf_size);
+void redis_sink_disconnect(redis_sink_t *s);
+int redis_script_load(redis_sink_t *s, char *errbuf, size_t errbuf_size);
+
+/* publish.c */
+extern const char redis_dedupe_script[];
+int redis_publish(void *state, const outbox_sink_event_t *events, size_t n, char *errbuf,
+                  size_t errbuf_size);
+
+/* stream_name.c */
+const char *redis_stream_name_problem(const char *name);
+
+/* redis.c */
+void redis_log(redis_sink_t *s, outbox_sink_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
