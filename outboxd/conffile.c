@@ -595,14 +595,41 @@ static int load_options(loader_t *ld, yaml_node_t *map, outboxd_sink_conf_t *sin
             by_ref = true;
             if (read_secret_ref(ld, v, label, &o->value) < 0)
                 return -1;
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            /* A list (ABI 1.1 LIST options): each item a string, kept
+             * with its position so that an empty item can be pointed at. */
+            size_t m = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            size_t total = 1;
+            o->is_sequence = true;
+            o->items = m ? xcalloc(m, sizeof *o->items) : NULL;
+            for (size_t j = 0; j < m; j++) {
+                yaml_node_t *item = node(ld, v->data.sequence.items.start[j]);
+                const char *t = text(item);
+                if (!t)
+                    return fail(ld, at(item), "%s: expected a sequence of strings", label);
+                o->items[j].text = xstrdup(t);
+                o->items[j].line = (int)item->start_mark.line + 1;
+                o->items[j].column = (int)item->start_mark.column + 1;
+                o->n_items = j + 1;
+                total += strlen(t) + 2;
+            }
+            o->value = xmalloc(total);
+            o->value[0] = '\0';
+            for (size_t j = 0; j < m; j++) {
+                if (j)
+                    strcat(o->value, ", ");
+                strcat(o->value, o->items[j].text);
+            }
         } else if (!value) {
-            return fail(ld, at(v), "%s: expected a scalar value, {file: PATH} or {env: NAME}", label);
+            return fail(ld, at(v), "%s: expected a scalar value, a sequence, {file: PATH} or {env: NAME}", label);
         } else {
             o->value = xstrdup(value);
         }
         o->key = xstrdup(key);
         o->line = (int)k->start_mark.line + 1;
         o->column = (int)k->start_mark.column + 1;
+        o->value_line = (int)v->start_mark.line + 1;
+        o->value_column = (int)v->start_mark.column + 1;
         o->secret = by_ref || outboxd_conf_key_is_secret(key);
         if (!by_ref && (o->secret || has_url_password(o->value))) {
             char what[300];
@@ -672,6 +699,8 @@ static int load_sink(loader_t *ld, yaml_node_t *map, size_t number, outboxd_sink
         if (read_choice(ld, v, "payload", payloads, "json or bson", &choice) < 0)
             return -1;
         sink->payload = (outboxd_payload_t)choice;
+        sink->payload_line = (int)v->start_mark.line + 1;
+        sink->payload_column = (int)v->start_mark.column + 1;
     }
     if ((v = given(&f[ON_ERROR]))) {
         if (read_choice(ld, v, "on_error", on_errors, "stop, skip or deadletter", &choice) < 0)
@@ -856,6 +885,9 @@ void outboxd_conf_free(outboxd_conf_t *conf) {
         for (size_t j = 0; j < sink->n_options; j++) {
             free(sink->options[j].key);
             free(sink->options[j].value);
+            for (size_t k = 0; k < sink->options[j].n_items; k++)
+                free(sink->options[j].items[k].text);
+            free(sink->options[j].items);
         }
         free(sink->options);
     }

@@ -13,13 +13,27 @@ typedef enum { OUTBOXD_PAYLOAD_JSON = 0, OUTBOXD_PAYLOAD_BSON = 1 } outboxd_payl
 typedef enum { OUTBOXD_ON_ERROR_STOP = 0, OUTBOXD_ON_ERROR_SKIP = 1, OUTBOXD_ON_ERROR_DEADLETTER = 2 } outboxd_on_error_t;
 typedef enum { OUTBOXD_ON_GAP_STOP = 0, OUTBOXD_ON_GAP_CONTINUE = 1 } outboxd_on_gap_t;
 
+/* One string of an option written as a YAML sequence, and where it is. */
+typedef struct {
+    char *text;
+    int line, column;
+} outboxd_option_item_t;
+
 /* One entry of the sink's free-form `options` map, in file order. */
 typedef struct {
     char *key;
-    char *value; /* scalars only; numbers and booleans as written */
+    char *value; /* a scalar as written (numbers and booleans too); for a
+                    sequence, its items joined with ", " (what an ABI 1.0
+                    plugin reads through host->option) */
     bool secret; /* a credential (from {file:} / {env:}, or a key that names
                     one): never printed, and scrubbed from every message */
-    int line, column;
+    int line, column; /* the key's position */
+    /* ABI 1.1 LIST options: a YAML sequence of strings. NULL / 0 for a
+     * scalar; the option table decides whether a sequence is allowed. */
+    outboxd_option_item_t *items;
+    size_t n_items;
+    bool is_sequence;
+    int value_line, value_column; /* the value's position */
 } outboxd_option_t;
 
 typedef struct {
@@ -35,6 +49,7 @@ typedef struct {
     outboxd_option_t *options;
     size_t n_options;
     int line, column; /* where the sink's mapping starts */
+    int payload_line, payload_column; /* where payload's value is; 0 when not written */
 } outboxd_sink_conf_t;
 
 typedef struct {

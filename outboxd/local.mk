@@ -2,17 +2,29 @@
 sbin_PROGRAMS = outboxd/outboxd
 outboxd_outboxd_SOURCES = \
 	outboxd/main.c \
-	outboxd/log.h outboxd/log.c \
-	outboxd/secrets.h outboxd/secrets.c \
-	outboxd/plugin.h outboxd/plugin.c \
-	outboxd/options.h outboxd/options.c \
 	outboxd/checkpoint.h outboxd/checkpoint.c \
 	outboxd/checkpoint_writer.h outboxd/checkpoint_writer.c outboxd/condwait.h \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
 	outboxd/sinkset.h outboxd/sinkset.c
 outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
 outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS)
-outboxd_outboxd_LDADD = outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
+outboxd_outboxd_LDADD = outboxd/libhost.la outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
+
+# The host side of the sink ABI, apart so that tests, tests/sinkhost.c and
+# outbox-sink-conformance run the very code outboxd runs: the log, the
+# secrets registry, plugin loading and its checks, the option table
+# (parsing, defaults, options_fill) and the plugin's check. It needs
+# liboutbox and libmongoc only for the secrets registry's URL passwords
+# (outboxd_secrets_add_uri, _add_conf); the option types use neither.
+noinst_LTLIBRARIES += outboxd/libhost.la
+outboxd_libhost_la_SOURCES = \
+	outboxd/log.h outboxd/log.c \
+	outboxd/secrets.h outboxd/secrets.c \
+	outboxd/plugin.h outboxd/plugin.c \
+	outboxd/options.h outboxd/options.c \
+	outboxd/check.h outboxd/check.c
+outboxd_libhost_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
+outboxd_libhost_la_LIBADD = liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS)
 
 # The configuration file loader, apart so that its test links it alone.
 # It checks the URI and the names with liboutbox's own rules.
@@ -65,11 +77,17 @@ outboxd_test_conffile_SOURCES = outboxd/test_conffile.c
 outboxd_test_conffile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MONGOC_CFLAGS)
 outboxd_test_conffile_LDADD = outboxd/libconffile.la $(CMOCKA_LIBS)
 
+check_PROGRAMS += outboxd/test_options
+TESTS += outboxd/test_options
+outboxd_test_options_SOURCES = outboxd/test_options.c
+outboxd_test_options_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+outboxd_test_options_LDADD = outboxd/libhost.la outboxd/libconffile.la $(CMOCKA_LIBS)
+
 check_PROGRAMS += outboxd/test_plugin_load
 TESTS += outboxd/test_plugin_load
-outboxd_test_plugin_load_SOURCES = outboxd/test_plugin_load.c outboxd/plugin.h outboxd/plugin.c
+outboxd_test_plugin_load_SOURCES = outboxd/test_plugin_load.c
 outboxd_test_plugin_load_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
-outboxd_test_plugin_load_LDADD = $(CMOCKA_LIBS) $(LTDL_LIBS)
+outboxd_test_plugin_load_LDADD = outboxd/libhost.la $(CMOCKA_LIBS)
 EXTRA_outboxd_test_plugin_load_DEPENDENCIES = $(check_LTLIBRARIES)
 
 # Daemon-level tests: they run the real outboxd (tests/daemonlib.c) against

@@ -120,9 +120,9 @@ static void log_handler(mongoc_log_level_t level, const char *domain, const char
                     "mongoc %s: %s", domain, message);
 }
 
-/* outboxd --plugin-help NAME: what the plugin says of itself. */
+/* outboxd --plugin-help NAME: what the plugin says of itself. A secret's
+ * default is never printed (it would be a credential in a terminal). */
 static int plugin_help(const char *name, const char *dir) {
-    static const char *types[] = {"?", "string", "integer", "boolean", "one of"};
     char err[1600];
     outboxd_plugins_t *set = outboxd_plugins_new(dir);
     const outbox_sink_plugin_t *p = outboxd_plugins_load(set, name, err, sizeof err);
@@ -131,20 +131,37 @@ static int plugin_help(const char *name, const char *dir) {
         outboxd_plugins_free(set);
         return 2;
     }
-    printf("plugin %s %s (%s), sink ABI %u.%u\n  %s\n\noptions:\n", p->name, p->version ? p->version : "",
+    printf("plugin %s %s (%s), sink ABI %u.%u\n  %s\n", p->name, p->version ? p->version : "",
            outboxd_plugins_path(set, p), p->abi_major, p->abi_minor, p->description ? p->description : "");
-    for (const outbox_sink_option_t *o = p->options; o && o->key; o++) {
+    if (OUTBOXD_PLUGIN_HAS(p, payloads) && p->payloads)
+        printf("  payloads: %s%s%s\n", p->payloads & OUTBOX_SINK_PAYLOAD_JSON ? "json" : "",
+               (p->payloads & OUTBOX_SINK_PAYLOAD_JSON) && (p->payloads & OUTBOX_SINK_PAYLOAD_BSON) ? ", " : "",
+               p->payloads & OUTBOX_SINK_PAYLOAD_BSON ? "bson" : "");
+    printf("\noptions:\n");
+    const outbox_sink_option_t *o;
+    for (size_t i = 0; (o = outboxd_option_entry(p, i)); i++) {
         if (strcmp(o->key, "*") == 0) {
             printf("  (any other key)  passed to the plugin's client library, which checks it\n");
             continue;
         }
-        printf("  %-18s %s", o->key, types[o->type <= 4 ? o->type : 0]);
+        bool secret = o->type == OUTBOX_SINK_OPT_SECRET;
+        printf("  %-18s %s", o->key, outboxd_option_type_name(o->type));
         if (o->type == OUTBOX_SINK_OPT_ENUM)
             printf(" %s", o->choices);
         if (o->type == OUTBOX_SINK_OPT_INT)
             printf(" %lld..%lld", (long long)o->min, (long long)o->max);
-        printf("%s%s%s\n      %s\n", o->default_value ? ", default " : "", o->default_value ? o->default_value : "",
-               o->required ? ", required" : "", o->help ? o->help : "");
+        if (o->type == OUTBOX_SINK_OPT_DURATION) {
+            if (o->min || o->max)
+                printf(" %lld..%lld ms", (long long)o->min, (long long)o->max);
+            printf(" (250ms, 10s, 5m, 1h; a bare number is ms)");
+        }
+        if (o->type == OUTBOX_SINK_OPT_LIST)
+            printf(" (a YAML sequence or \"a, b, c\")");
+        if (secret)
+            printf(" (or %s_file: PATH; never printed)", o->key);
+        if (o->default_value)
+            printf(", default %s", secret ? "(secret)" : o->default_value);
+        printf("%s\n      %s\n", o->required ? ", required" : "", o->help ? o->help : "");
     }
     outboxd_plugins_free(set);
     return 0;

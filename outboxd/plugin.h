@@ -9,6 +9,11 @@
 
 #include <stddef.h>
 
+/* True when the plugin's struct (as it was built) has member m: a member
+ * an older minor lacks is never read (sink.h's compatibility rule). */
+#define OUTBOXD_PLUGIN_HAS(p, m) \
+    ((p)->struct_size >= offsetof(outbox_sink_plugin_t, m) + sizeof((p)->m))
+
 typedef struct outboxd_plugin outboxd_plugin_t;
 typedef struct outboxd_plugins outboxd_plugins_t;
 

@@ -125,6 +125,12 @@ void outboxd_secrets_add_conf(const outboxd_conf_t *conf) {
     }
 }
 
+void outboxd_secrets_add_options(const outboxd_options_t *opts) {
+    for (size_t i = 0; opts && i < opts->n_typed; i++)
+        if (opts->typed[i].present && opts->typed[i].secret && opts->typed[i].text)
+            outboxd_secrets_add(opts->typed[i].text);
+}
+
 static char *find(const char *text, const secret_t *s) {
     return s->nocase ? strcasestr(text, s->text) : strstr(text, s->text);
 }

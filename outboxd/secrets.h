@@ -11,6 +11,7 @@
 #define OUTBOXD_SECRETS_H
 
 #include "conffile.h"
+#include "options.h"
 
 #include <stddef.h>
 
@@ -28,6 +29,12 @@ void outboxd_secrets_add_uri(const char *value);
  * after every load (start and SIGHUP); secrets are never forgotten while
  * outboxd runs. */
 void outboxd_secrets_add_conf(const outboxd_conf_t *conf);
+
+/* Remembers the value of every resolved option that is secret: each
+ * SECRET option (ABI 1.1, given inline, as {file:}/{env:} or as KEY_file)
+ * and each value the config marked secret. Call it right after
+ * outboxd_options_resolve, before anything can print. */
+void outboxd_secrets_add_options(const outboxd_options_t *opts);
 
 /* Replaces, in place, every occurrence of a remembered secret in text (a
  * NUL-terminated string in a buffer of size bytes) with "*****", cutting

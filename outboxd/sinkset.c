@@ -7,8 +7,10 @@
  */
 #include "sinkset.h"
 
+#include "check.h"
 #include "log.h"
 #include "options.h"
+#include "secrets.h"
 #include "sink_runner.h"
 
 #include <stdatomic.h>
@@ -82,6 +84,13 @@ outboxd_sinkset_t *outboxd_sinkset_prepare(outboxd_conf_t *conf, const char *pat
         }
         if (!outboxd_options_resolve(path, s, p, &e->params.options, errbuf, errbuf_size))
             goto fail;
+        /* Before the plugin's check can print anything (a secret given as
+         * KEY_file is known only now). */
+        outboxd_secrets_add_options(&e->params.options);
+        /* The payload it asks for, then the plugin's own check: at start,
+         * --check and SIGHUP alike, before anything running is touched. */
+        if (!outboxd_sink_check(path, s, p, &e->params.options, errbuf, errbuf_size))
+            goto fail;
         e->params.sink = s;
         e->params.plugin = p;
         e->params.plugin_path = outboxd_plugins_path(plugins, p);
@@ -146,9 +155,16 @@ static bool same_sink(const outboxd_conf_t *ca, const outboxd_sink_conf_t *a, co
     for (size_t i = 0; i < a->n_types; i++)
         if (!strs_equal(a->types[i], b->types[i]))
             return false;
-    for (size_t i = 0; i < a->n_options; i++)
-        if (!strs_equal(a->options[i].key, b->options[i].key) || !strs_equal(a->options[i].value, b->options[i].value))
+    for (size_t i = 0; i < a->n_options; i++) {
+        const outboxd_option_t *oa = &a->options[i], *ob = &b->options[i];
+        if (!strs_equal(oa->key, ob->key) || !strs_equal(oa->value, ob->value) ||
+            oa->is_sequence != ob->is_sequence || oa->n_items != ob->n_items)
             return false;
+        /* ["a, b"] and [a, b] join alike: compare the items themselves. */
+        for (size_t k = 0; k < oa->n_items; k++)
+            if (!strs_equal(oa->items[k].text, ob->items[k].text))
+                return false;
+    }
     return true;
 }
 

@@ -268,13 +268,45 @@ static void wrong_node_kinds_are_named(void **state) {
     expect_error(HEAD "  - file\n", "6:5: sink 1: expected a mapping");
     expect_error(HEAD SINK("a") "    types: order.created\n", "9:12: types: expected a sequence of strings");
     expect_error(HEAD SINK("a") "    types: [a, [b]]\n", "9:16: types: expected a string");
-    expect_error(HEAD SINK("a") "    options:\n      brokers: [a, b]\n",
-                 "10:16: options.brokers: expected a scalar value, {file: PATH} or {env: NAME}");
+    expect_error(HEAD SINK("a") "    options:\n      brokers: [a, [b]]\n",
+                 "10:20: options.brokers: expected a sequence of strings");
+    expect_error(HEAD SINK("a") "    options:\n      brokers: [a, {b: c}]\n",
+                 "10:20: options.brokers: expected a sequence of strings");
     expect_error(HEAD SINK("a") "    options: [a]\n", "9:14: options: expected a mapping");
     expect_error(HEAD SINK("a") "checkpoint: 5\n", "9:13: checkpoint: expected a mapping");
     expect_error("[a]\n", "1:1: expected a mapping at the top level");
     expect_error("", "1:1: empty configuration (expected mongodb, outbox and sinks)");
     expect_error("# only a comment\n", "1:1: empty configuration (expected mongodb, outbox and sinks)");
+}
+
+/* ABI 1.1 LIST options: a sequence keeps each item and where it is (an
+ * empty one is refused by the option table later, pointing at it), and
+ * reads as "a, b" for plugins that ask for a string. */
+static void option_sequences_keep_items_and_positions(void **state) {
+    outboxd_conf_t *conf = load_good(HEAD SINK("a") "    options:\n      brokers: [a, \" b\", \"\"]\n"
+                                                    "      hosts:\n        - x\n        - y\n      empty: []\n");
+    const outboxd_option_t *o = &conf->sinks[0].options[0];
+    assert_true(o->is_sequence);
+    assert_int_equal(o->n_items, 3);
+    assert_string_equal(o->items[0].text, "a");
+    assert_string_equal(o->items[1].text, " b");
+    assert_string_equal(o->items[2].text, "");
+    assert_int_equal(o->items[2].line, 10);
+    assert_int_equal(o->items[2].column, 26);
+    assert_int_equal(o->value_line, 10);
+    assert_int_equal(o->value_column, 16);
+    assert_string_equal(o->value, "a,  b, ");
+    o = &conf->sinks[0].options[1];
+    assert_int_equal(o->n_items, 2);
+    assert_int_equal(o->items[1].line, 13);
+    assert_int_equal(o->items[1].column, 11);
+    assert_string_equal(o->value, "x, y");
+    o = &conf->sinks[0].options[2];
+    assert_true(o->is_sequence);
+    assert_int_equal(o->n_items, 0);
+    assert_string_equal(o->value, "");
+    assert_false(conf->sinks[0].options[0].secret);
+    outboxd_conf_free(conf);
 }
 
 static void names_and_plugins_are_restricted_to_safe_characters(void **state) {
@@ -686,6 +718,7 @@ int main(void) {
         cmocka_unit_test(route_templates_are_checked_at_load),
         cmocka_unit_test(missing_required_keys_point_at_their_mapping),
         cmocka_unit_test(wrong_node_kinds_are_named),
+        cmocka_unit_test(option_sequences_keep_items_and_positions),
         cmocka_unit_test(names_and_plugins_are_restricted_to_safe_characters),
         cmocka_unit_test(yaml_syntax_errors_use_libyaml_position_and_problem),
         cmocka_unit_test(aliases_and_second_documents_are_refused),
