@@ -20,6 +20,16 @@ SH_LOG_COMPILER = $(SHELL)
 EXTRA_DIST += tests/test_sink_out_of_tree.sh
 EXTRA_DIST += tests/tap-cmocka.sh tests/envelope_writer.py tests/README.md
 
+# The one test host for sink plugins (tests/sinkhost.h): outboxd's own
+# loader, option code and check (outboxd/libhost.la) with the books of every
+# ack. noinst rather than check_: outbox-sink-conformance, an installed
+# program, is built on it too (conformance/local.mk). A sink test links
+# $(SINKHOST_LIBS) and adds -I$(top_srcdir)/tests.
+noinst_LTLIBRARIES += tests/libsinkhost.la
+tests_libsinkhost_la_SOURCES = tests/sinkhost.h tests/sinkhost.c
+tests_libsinkhost_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
+SINKHOST_LIBS = tests/libsinkhost.la outboxd/libhost.la outboxd/libconffile.la $(LTDL_LIBS)
+
 if HAVE_CMOCKA
 check_LTLIBRARIES += tests/libtestlib.la
 tests_libtestlib_la_SOURCES = tests/testlib.h tests/testlib.c
@@ -48,7 +58,8 @@ OUTBOX_TESTS = \
 	tests/test_outboxctl_ops \
 	tests/test_outboxd \
 	tests/test_outboxd_malformed \
-	tests/test_tls_mongodb
+	tests/test_tls_mongodb \
+	tests/test_sinkhost
 
 check_PROGRAMS += $(OUTBOX_TESTS)
 TESTS += $(OUTBOX_TESTS) tests/test_sink_out_of_tree.sh
@@ -97,6 +108,10 @@ tests_test_outboxd_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxd_LDADD = $(TEST_LDADD)
 # outboxd and the file sink must exist before the daemon test runs.
 EXTRA_tests_test_outboxd_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
+tests_test_sinkhost_CFLAGS = $(TEST_CFLAGS)
+tests_test_sinkhost_LDADD = $(SINKHOST_LIBS) $(TEST_LDADD)
+# The file sink and the conformance test plugins must exist before it runs.
+EXTRA_tests_test_sinkhost_DEPENDENCIES = sinks/file/file.la $(CONFORMANCE_TESTPLUGINS)
 tests_test_outboxctl_ops_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxctl_ops_LDADD = $(TEST_LDADD)
 EXTRA_tests_test_outboxctl_ops_DEPENDENCIES = outboxctl/outboxctl$(EXEEXT)
