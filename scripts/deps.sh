@@ -4,23 +4,32 @@
 # the test suite and CI; safe to run again. Needs root (or sudo).
 set -euo pipefail
 
+# What building needs is packaging/debian/control's Build-Depends (one
+# place: a sink's client library is named there with its stanza, beside its
+# line in the sink list, m4/outbox-sinks.m4), without debhelper, which only
+# the package build needs (packaging/test-packages.sh installs it).
+top=$(cd "$(dirname "$0")/.." && pwd)
+mapfile -t build_depends < <(awk '
+  /^Build-Depends:/ { on = 1; sub(/^Build-Depends:/, "") }
+  on && /^[^ \t]/ && !/^Build-Depends:/ { exit }
+  on { print }' "$top/packaging/debian/control" |
+  tr ',' '\n' | sed -e 's/([^)]*)//g' -e 's/\[[^]]*\]//g' -e 's/<[^>]*>//g' -e 's/[[:space:]]//g' |
+  grep -v -e '^$' -e '^debhelper')
+[[ ${#build_depends[@]} -gt 0 ]] || { echo "scripts/deps.sh: no Build-Depends in packaging/debian/control" >&2; exit 1; }
+
 packages=(
-  build-essential autoconf automake libtool pkg-config  # the build
-  libmongoc-dev libbson-dev     # MongoDB C driver: liboutbox's client
-  libpcre2-dev                  # schema "pattern" (the regex dialect MongoDB uses)
-  libyaml-dev                   # outboxd: the configuration file
-  libltdl-dev                   # outboxd: loading sink plugins
-  libsystemd-dev                # outboxd: sd_notify readiness (Type=notify)
-  librdkafka-dev                # the Kafka sink
-  libhiredis-dev                # the Redis Streams sink
-  libnats-dev                   # the NATS sink
+  build-essential autoconf automake libtool      # the build (pkg-config and the libraries: Build-Depends)
+  "${build_depends[@]}"
   libcmocka-dev                 # test framework
   python3 python3-pymongo       # tests: a producer in another language
   valgrind                      # tests: memory checking
   clang libjansson-dev          # tests/fuzz: libFuzzer; jansson checks our JSON output
   openssl                       # tests/services: the test CA for TLS
   patch                         # tests/services: applies our FerretDB patch (built with the Go on PATH)
-  redis-server redis-tools nats-server kcat  # tests: the sinks' servers and independent clients
+  # tests/services: the sinks' servers (tests/services/services.sh starts
+  # them) and independent clients; a sink with a new kind of server adds
+  # its package here beside its start-up code there.
+  redis-server redis-tools nats-server kcat
 )
 
 missing=()
