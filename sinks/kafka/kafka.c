@@ -5,16 +5,21 @@
  *
  * The shape of it:
  *
- *  - open builds a librdkafka producer from the sink's `options` map. Every
- *    key that is not one of the sink's own options is a librdkafka
- *    property, set after the sink's safe defaults (idempotence on, acks=all,
- *    no compression, a short linger, a bounded delivery timeout), so the
- *    user can override any of them and librdkafka judges every value. Then
- *    it asks a broker for metadata, so that an unreachable cluster is a
- *    clear RETRY from open instead of a silent stall.
- *  - publish hands each event to rd_kafka_producev (RD_KAFKA_MSG_F_COPY:
+ *  - One parser, kafka_parse, serves check and open: outboxd writes the
+ *    sink's own options into kafka_config_t (options_fill), and every other
+ *    key of the options map is a librdkafka property, set with
+ *    rd_kafka_conf_set after the sink's safe defaults (idempotence on,
+ *    acks=all, no compression, a short linger, a bounded delivery timeout),
+ *    so the user can override any of them and librdkafka judges every
+ *    value. check stops there (it never creates a producer, so it never
+ *    touches the network); open goes on to rd_kafka_new and asks a broker
+ *    for metadata, so that an unreachable cluster is a clear RETRY from
+ *    open instead of a silent stall.
+ *  - publish_some hands events to rd_kafka_producev (RD_KAFKA_MSG_F_COPY:
  *    outboxd's buffers live only for the call) with the event's seq as the
- *    message's opaque, and returns. Nothing is acked yet.
+ *    message's opaque, until librdkafka's queue is full, and says how many
+ *    it took: outboxd offers the rest again, so no event is produced twice
+ *    by this sink. Nothing is acked yet.
  *  - poll and flush serve librdkafka's delivery reports; each report acks
  *    its event: OK once the broker has it (acks=all), RETRY for errors that
  *    may pass, FATAL for those that never will (too large, unknown topic,
@@ -22,26 +27,28 @@
  *    the broker gives a whole batch when one message is at fault; their
  *    events are RETRY and then sent one at a time, so that only the
  *    culprit is FATAL.
- *  - After a RETRY from publish (librdkafka's queue full), outboxd
- *    publishes the rest of the batch again, and the sink skips the events
- *    it still has in flight, so none is produced twice.
  *  - A fatal producer error (idempotence broken, rd_kafka_fatal_error) makes
  *    the next publish return FATAL: outboxd then closes the sink and opens
  *    it again, which builds a new producer, and publishes every unacked
  *    event again.
  *
+ * Secrets: the table declares librdkafka's secret properties SECRET, so
+ * outboxd reads `KEY_file: PATH` for them and scrubs their values from
+ * every line it prints, librdkafka's included (they reach outboxd through
+ * host->log and errbuf). The sink itself never prints an option's value
+ * when librdkafka refuses a secret one.
+ *
  * Threads: librdkafka calls the delivery-report and error callbacks only
  * from rd_kafka_poll and rd_kafka_flush, which this sink calls from
- * outboxd's sink thread (publish, poll, flush, close). So the sink's state
- * is touched by one thread only and needs no lock. The log callback is the
- * exception: librdkafka calls it from its own threads, and it only passes
- * the line to host->log, which any thread may call.
+ * outboxd's sink thread (publish_some, poll, flush, close). So the sink's
+ * state is touched by one thread only and needs no lock. The log callback
+ * is the exception: librdkafka calls it from its own threads, and it only
+ * passes the line to host->log, which any thread may call.
  */
 #include <outbox/sink.h>
 
 #include <librdkafka/rdkafka.h>
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,34 +60,53 @@
  * Options
  * ------------------------------------------------------------------------- */
 
-/* The sink's own options. Their names use underscores, which librdkafka's
- * string properties never do, so they cannot shadow one. Every other key of
- * the options map goes to librdkafka (OUTBOX_SINK_OPTION_ANY). */
+/* The sink's own options, as outboxd writes them (options_fill). */
+typedef struct {
+    const char *servers;      /* bootstrap.servers, also set in librdkafka's conf */
+    const char *null_key;     /* "type" or "none" */
+    int64_t open_timeout_ms;
+    int64_t flush_timeout_ms;
+} kafka_config_t;
+
+/* A librdkafka property whose value is a secret: outboxd accepts it as
+ * KEY_file too, never prints it and scrubs it from every line. */
+#define KAFKA_SECRET(name, what) {.key = name, .type = OUTBOX_SINK_OPT_SECRET, .help = what}
+
+/* The sink's own options have underscores in their names, which
+ * librdkafka's string properties never do, so they cannot shadow one.
+ * bootstrap.servers and the secrets are librdkafka properties listed for
+ * their type and help; every other key goes to librdkafka as it is
+ * (OUTBOX_SINK_OPTION_ANY). */
 static const outbox_sink_option_t kafka_options[] = {
-    {.key = "bootstrap.servers",
-     .type = OUTBOX_SINK_OPT_STRING,
-     .required = 1,
+    {.key = "bootstrap.servers", .type = OUTBOX_SINK_OPT_STRING, .required = 1,
+     OUTBOX_SINK_OPTION_AT(kafka_config_t, servers),
      .help = "librdkafka's bootstrap.servers: host:port[,host:port...] of one or more brokers"},
-    {.key = "null_key",
-     .type = OUTBOX_SINK_OPT_ENUM,
-     .default_value = "type",
-     .choices = "type|none",
+    {.key = "null_key", .type = OUTBOX_SINK_OPT_ENUM, .default_value = "type", .choices = "type|none",
+     OUTBOX_SINK_OPTION_AT(kafka_config_t, null_key),
      .help = "the message key of an event whose key is null: its type, or no key at all "
              "(librdkafka then spreads such messages over the partitions)"},
-    {.key = "open_timeout_ms",
-     .type = OUTBOX_SINK_OPT_INT,
-     .default_value = "5000",
-     .min = 0,
-     .max = 600000,
+    {.key = "open_timeout_ms", .type = OUTBOX_SINK_OPT_DURATION, .default_value = "5000", .min = 0,
+     .max = 600000, OUTBOX_SINK_OPTION_AT(kafka_config_t, open_timeout_ms),
      .help = "how long open waits for a broker to answer; no answer makes open RETRY "
              "(outboxd tries again with backoff). 0: do not wait, connect lazily"},
-    {.key = "flush_timeout_ms",
-     .type = OUTBOX_SINK_OPT_INT,
-     .default_value = "5000",
-     .min = 0,
-     .max = 600000,
+    {.key = "flush_timeout_ms", .type = OUTBOX_SINK_OPT_DURATION, .default_value = "5000", .min = 0,
+     .max = 600000, OUTBOX_SINK_OPTION_AT(kafka_config_t, flush_timeout_ms),
      .help = "how long close waits for outstanding deliveries before it drops them "
              "(outboxd publishes those again later)"},
+    /* The properties librdkafka marks sensitive (its _RK_SENSITIVE, shown
+     * as [redacted] in its configuration dump), and the OAUTHBEARER
+     * secrets of later versions; one this librdkafka does not know is
+     * refused by check as any unknown property is. */
+    KAFKA_SECRET("sasl.password", "SASL password (PLAIN, SCRAM)"),
+    KAFKA_SECRET("ssl.key.password", "passphrase of the client's private key"),
+    KAFKA_SECRET("ssl.key.pem", "the client's private key, PEM"),
+    KAFKA_SECRET("ssl.keystore.password", "password of the client's PKCS#12 keystore"),
+    KAFKA_SECRET("sasl.oauthbearer.config", "OAUTHBEARER configuration (may hold credentials)"),
+    KAFKA_SECRET("sasl.oauthbearer.client.secret", "OIDC client secret"),
+    KAFKA_SECRET("sasl.oauthbearer.assertion.private.key.passphrase",
+                 "passphrase of the OIDC assertion's private key (librdkafka >= 2.11)"),
+    KAFKA_SECRET("sasl.oauthbearer.assertion.private.key.pem",
+                 "the OIDC assertion's private key, PEM (librdkafka >= 2.11)"),
     /* Any other key: a librdkafka property. The END after it matters:
      * outboxd reads the table up to the NULL key. */
     OUTBOX_SINK_OPTION_ANY,
@@ -118,131 +144,13 @@ static const struct {
     {"transactional.id", "the sink produces outside transactions"},
 };
 
-/* The value of one of the sink's own options: the config's, else the
- * table's default (a host other than outboxd may not fill defaults in). */
-static const char *kafka_option(const outbox_sink_host_t *host, const char *key) {
-    const char *value = host->option(host->ctx, key);
-    if (value != NULL) return value;
+/* The table's entry for key, or NULL (then key is only a librdkafka
+ * property). */
+static const outbox_sink_option_t *table_entry(const char *key) {
     for (const outbox_sink_option_t *o = kafka_options; o->key != NULL; o++) {
-        if (strcmp(o->key, key) == 0) return o->default_value;
+        if (strcmp(o->key, key) == 0) return o;
     }
     return NULL;
-}
-
-static int is_own_option(const char *key) {
-    for (const outbox_sink_option_t *o = kafka_options; o->key != NULL; o++) {
-        /* bootstrap.servers is in the table only to be required and
-         * documented: it is a librdkafka property like the others. */
-        if (strcmp(o->key, key) == 0 && strcmp(key, "bootstrap.servers") != 0) return 1;
-    }
-    return 0;
-}
-
-/* A property whose value must never appear in a message or a log line:
- * sasl.password, ssl.key.password, ssl.keystore.password,
- * sasl.oauthbearer.client.secret, ssl.key.pem, sasl.oauthbearer.config and
- * .extensions (may hold secrets), ...assertion.private.key.passphrase, any
- * token. Matched by words rather than listed, so that a property a newer
- * librdkafka adds is covered when its name says what it is; a false match
- * only hides a harmless value. */
-static int is_secret(const char *key) {
-    static const char *const words[] = {"password", "passphrase", "secret", ".pem",
-                                        "oauthbearer.config", "oauthbearer.extensions",
-                                        "private.key", "token", "jaas", "credential"};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-        if (strstr(key, words[i]) != NULL) return 1;
-    }
-    return 0;
-}
-
-static int parse_int(const char *value, long long min, long long max, long long *number) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(value, &end, 10);
-    if (end == value || *end != '\0' || errno != 0 || n < min || n > max) return -1;
-    *number = n;
-    return 0;
-}
-
-/* ----------------------------------------------------------------------------
- * Events in flight
- * ------------------------------------------------------------------------- */
-
-/* The seqs handed to librdkafka whose delivery report has not come yet.
- *
- * Why keep them: after a RETRY from publish (librdkafka's queue was full),
- * outboxd publishes every unacked event of the batch again, including
- * those this sink did produce before the queue filled up. Producing them a
- * second time would put them into Kafka twice; instead publish skips an
- * event whose seq is still in flight, and its delivery report acks it
- * (outboxd has marked it published again by then). It is also how a
- * delivery report finds its seq: the message's opaque is a pointer-sized
- * integer, the table holds the whole 64-bit seq.
- *
- * A table indexed by seq modulo its size: seqs in flight are a window of
- * consecutive numbers (outboxd keeps at most a few thousand), so they do
- * not collide; when two would, the table doubles. slot = seq + 1, 0 = free. */
-typedef struct {
-    uint64_t *slots;
-    size_t mask; /* size - 1; the size is a power of two */
-    size_t count;
-} inflight_t;
-
-#define INFLIGHT_MIN_SIZE 8192
-#define INFLIGHT_MAX_SIZE ((size_t)1 << 24)
-
-static int inflight_init(inflight_t *t) {
-    t->slots = calloc(INFLIGHT_MIN_SIZE, sizeof *t->slots);
-    t->mask = INFLIGHT_MIN_SIZE - 1;
-    t->count = 0;
-    return t->slots != NULL ? 0 : -1;
-}
-
-static int inflight_has(const inflight_t *t, uint64_t seq) {
-    return t->slots[seq & t->mask] == seq + 1;
-}
-
-/* Doubles the table until every entry, and seq, has a slot of its own.
- * Returns -1 when out of memory or beyond INFLIGHT_MAX_SIZE. */
-static int inflight_grow(inflight_t *t, uint64_t seq) {
-    size_t size = (t->mask + 1) * 2;
-    for (; size <= INFLIGHT_MAX_SIZE; size *= 2) {
-        uint64_t *slots = calloc(size, sizeof *slots);
-        int clash = 0;
-        if (slots == NULL) return -1;
-        for (size_t i = 0; i <= t->mask && !clash; i++) {
-            uint64_t v = t->slots[i];
-            if (v == 0) continue;
-            if (slots[(v - 1) & (size - 1)] != 0) clash = 1;
-            slots[(v - 1) & (size - 1)] = v;
-        }
-        if (!clash && slots[seq & (size - 1)] == 0) {
-            free(t->slots);
-            t->slots = slots;
-            t->mask = size - 1;
-            return 0;
-        }
-        free(slots);
-    }
-    return -1;
-}
-
-static int inflight_add(inflight_t *t, uint64_t seq) {
-    if (t->slots[seq & t->mask] != 0 && inflight_grow(t, seq) != 0) return -1;
-    t->slots[seq & t->mask] = seq + 1;
-    t->count++;
-    return 0;
-}
-
-/* Removes the seq whose low bits are tag (the message opaque); returns 0
- * and the seq, or -1 when none is in flight. */
-static int inflight_take(inflight_t *t, uintptr_t tag, uint64_t *seq) {
-    uint64_t *slot = &t->slots[(uint64_t)tag & t->mask];
-    if (*slot == 0 || (uintptr_t)(*slot - 1) != tag) return -1;
-    *seq = *slot - 1;
-    *slot = 0;
-    t->count--;
-    return 0;
 }
 
 /* ----------------------------------------------------------------------------
@@ -251,25 +159,25 @@ static int inflight_take(inflight_t *t, uintptr_t tag, uint64_t *seq) {
 
 typedef enum { NULL_KEY_TYPE, NULL_KEY_NONE } null_key_t;
 
-#define MAX_SECRETS 16
-
 typedef struct {
     const outbox_sink_host_t *host;
     rd_kafka_t *rk;
-    /* The values of secret options (host strings, valid until close
-     * returns), blanked out of whatever librdkafka says. Written in open
-     * before librdkafka has a thread, read-only after. */
-    const char *secrets[MAX_SECRETS];
-    size_t n_secrets;
     null_key_t null_key;
     int flush_timeout_ms;
     long long message_max_bytes; /* as librdkafka has it, for error messages */
-    inflight_t inflight;
+
+    /* Events handed to librdkafka whose delivery report has not come yet,
+     * and the highest seq produced (see seq_of). */
+    size_t in_flight;
+    uint64_t max_seq;
 
     /* Events of a batch the broker refused as a whole (see
-     * is_batch_refusal), to be sent again one at a time; and the one being
-     * sent alone right now, whose refusal is its own. */
-    inflight_t suspects;
+     * is_batch_refusal), to be sent again one at a time when outboxd
+     * offers them again; and the one being sent alone right now, whose
+     * refusal is its own. Few, and only after such a refusal: a plain
+     * array. */
+    uint64_t *suspects;
+    size_t n_suspects, suspects_cap;
     int isolating;
     uint64_t isolated_seq;
 
@@ -297,6 +205,10 @@ typedef struct {
     /* flush timed out and nothing was produced since: close need not wait
      * for those deliveries all over again. */
     int flush_timed_out;
+
+    /* For stats: what the delivery reports said, and how often
+     * publish_some stopped at a full queue. */
+    uint64_t n_delivered, n_retried, n_failed, n_queue_full, n_fatal_errors;
 } kafka_sink_t;
 
 #define FAILURE_LOG_INTERVAL_MS 10000
@@ -312,25 +224,35 @@ static void ack(kafka_sink_t *s, uint64_t seq, outbox_sink_status_t status, cons
     s->host->ack(s->host->ctx, seq, status, error);
 }
 
-/* created_ms as ISO-8601 UTC with milliseconds, as the file sink writes it:
- * 2026-11-26T18:45:25.123Z. "" when the time cannot be represented. */
-static void format_time(int64_t ms, char *out, size_t size) {
-    int64_t secs = ms / 1000;
-    int millis = (int)(ms % 1000);
-    struct tm tm;
+/* The seq of a message from its opaque. With 64-bit pointers the opaque is
+ * the seq. With 32-bit ones it holds the seq's low bits, and the seq is
+ * rebuilt from the highest seq produced: outboxd's window of events in
+ * flight is far below 2^32, so every seq in flight is less than 2^32
+ * below it. (One expression for both: it is the identity on 64 bits.) */
+static uint64_t seq_of(const kafka_sink_t *s, void *opaque) {
+    uintptr_t low = (uintptr_t)opaque;
+    return s->max_seq - (uint64_t)(uintptr_t)((uintptr_t)s->max_seq - low);
+}
 
-    /* Division truncates toward zero; before 1970 we need the floor. */
-    if (millis < 0) {
-        millis += 1000;
-        secs -= 1;
+static int suspect_take(kafka_sink_t *s, uint64_t seq) {
+    for (size_t i = 0; i < s->n_suspects; i++) {
+        if (s->suspects[i] != seq) continue;
+        s->suspects[i] = s->suspects[--s->n_suspects];
+        return 1;
     }
-    time_t t = (time_t)secs;
-    if ((int64_t)t != secs || gmtime_r(&t, &tm) == NULL) {
-        out[0] = '\0';
-        return;
+    return 0;
+}
+
+/* Out of memory only makes the event a plain retry (sent as usual). */
+static void suspect_add(kafka_sink_t *s, uint64_t seq) {
+    if (s->n_suspects == s->suspects_cap) {
+        size_t cap = s->suspects_cap ? s->suspects_cap * 2 : 64;
+        uint64_t *grown = realloc(s->suspects, cap * sizeof *grown);
+        if (grown == NULL) return;
+        s->suspects = grown;
+        s->suspects_cap = cap;
     }
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    s->suspects[s->n_suspects++] = seq;
 }
 
 #define TOPIC_MAX_LEN 249
@@ -344,14 +266,11 @@ static int is_topic_char(unsigned char c) {
  * [a-zA-Z0-9._-], and not "." or "..". Checked here because a bad name is
  * a property of the event (its route expanded badly): a FATAL ack now
  * beats a broker round trip later (librdkafka would send it, the broker
- * answer TOPIC_EXCEPTION). Returns 1 when topic is legal; otherwise 0 with
- * why it is not in why. */
+ * answer TOPIC_EXCEPTION). An empty one never comes: outboxd fails such
+ * events itself. Returns 1 when topic is legal; otherwise 0 with why it
+ * is not in why. */
 static int check_topic_name(const char *topic, char *why, size_t size) {
     size_t len = strlen(topic);
-    if (len == 0) {
-        snprintf(why, size, "is empty");
-        return 0;
-    }
     if (strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0) {
         snprintf(why, size, "is only dots");
         return 0;
@@ -372,31 +291,6 @@ static int check_topic_name(const char *topic, char *why, size_t size) {
         return 0;
     }
     return 1;
-}
-
-/* Copies text into out with every secret value replaced by "*****".
- * librdkafka does not print secrets it knows to be secret, but its error
- * texts can quote a value (a malformed sasl.oauthbearer.config, say), so
- * whatever it says goes through here before outboxd's log sees it. */
-static const char *redact(const kafka_sink_t *s, const char *text, char *out, size_t size) {
-    size_t len = 0;
-    if (size == 0) return "";
-    while (*text != '\0' && len + 1 < size) {
-        size_t skip = 0;
-        for (size_t i = 0; i < s->n_secrets && skip == 0; i++) {
-            size_t n = strlen(s->secrets[i]);
-            if (n > 0 && strncmp(text, s->secrets[i], n) == 0) skip = n;
-        }
-        if (skip > 0) {
-            len += (size_t)snprintf(out + len, size - len, "*****");
-            if (len >= size) len = size - 1;
-            text += skip;
-        } else {
-            out[len++] = *text++;
-        }
-    }
-    out[len] = '\0';
-    return out;
 }
 
 /* ----------------------------------------------------------------------------
@@ -474,27 +368,23 @@ static void note_transient_failure(kafka_sink_t *s, const char *topic, rd_kafka_
 /* One message's delivery report: the ack of its event. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     kafka_sink_t *s = opaque;
-    uint64_t seq;
+    uint64_t seq = seq_of(s, m->_private);
     const char *topic = m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : "?";
     (void)rk;
 
-    if (inflight_take(&s->inflight, (uintptr_t)m->_private, &seq) != 0) {
-        /* Cannot happen: every produced message is in the table. */
-        s->host->log(s->host->ctx, OUTBOX_SINK_LOG_ERROR,
-                     "delivery report for an unknown message (topic %s): ignored", topic);
-        return;
-    }
+    s->in_flight--;
     int alone = s->isolating && seq == s->isolated_seq;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        s->n_delivered++;
         ack(s, seq, OUTBOX_SINK_OK, NULL);
     } else if (is_batch_refusal(m->err) && !alone && !s->fatal) {
-        if (s->suspects.count == 0)
+        if (s->n_suspects == 0)
             s->host->log(s->host->ctx, OUTBOX_SINK_LOG_WARNING,
                          "topic %s: the broker refused a batch of messages (%s, %s); its events "
                          "are published again one at a time to find the one at fault",
                          topic, rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
-        /* Out of memory for the table: it just stays a plain retry. */
-        inflight_add(&s->suspects, seq);
+        suspect_add(s, seq);
+        s->n_retried++;
         ack(s, seq, OUTBOX_SINK_RETRY, NULL);
     } else if (is_permanent(m->err) && !s->fatal) {
         char error[600];
@@ -506,12 +396,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         else
             snprintf(error, sizeof error, "kafka: topic %s: %s (%s)", topic,
                      rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
+        s->n_failed++;
         ack(s, seq, OUTBOX_SINK_FATAL, error);
     } else {
         /* Transient, or anything at all after a fatal producer error:
          * then no failure is the event's fault, and the new producer will
          * deliver it. */
         note_transient_failure(s, topic, m->err);
+        s->n_retried++;
         ack(s, seq, OUTBOX_SINK_RETRY, NULL);
     }
 }
@@ -523,9 +415,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         char fatal[512];
         rd_kafka_resp_err_t code = rd_kafka_fatal_error(rk, fatal, sizeof fatal);
         if (!s->fatal) {
-            char clean[512];
-            snprintf(s->fatal_reason, sizeof s->fatal_reason, "%s (%s)",
-                     redact(s, fatal, clean, sizeof clean), rd_kafka_err2name(code));
+            s->n_fatal_errors++;
+            snprintf(s->fatal_reason, sizeof s->fatal_reason, "%s (%s)", fatal,
+                     rd_kafka_err2name(code));
             s->host->log(s->host->ctx, OUTBOX_SINK_LOG_ERROR,
                          "fatal producer error: %s; the producer is recreated and the events "
                          "in flight published again",
@@ -534,7 +426,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         s->fatal = 1;
         return;
     }
-    redact(s, reason, s->last_error, sizeof s->last_error);
+    snprintf(s->last_error, sizeof s->last_error, "%s", reason);
     /* "All brokers down" names no cause; keep the one before it. */
     if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) s->last_error_code = (rd_kafka_resp_err_t)err;
     /* "All brokers down" and connection failures come with librdkafka's
@@ -547,12 +439,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 }
 
 /* librdkafka's own log lines, with its syslog levels mapped onto the
- * host's. Called from librdkafka's threads: it only reads the secrets
- * (fixed since open) and calls host->log, which any thread may call. */
+ * host's. Called from librdkafka's threads: it only reads `opening` and
+ * calls host->log, which any thread may call (and which scrubs secrets). */
 static void on_log(const rd_kafka_t *rk, int level, const char *facility, const char *line) {
     const kafka_sink_t *s = rd_kafka_opaque(rk);
     outbox_sink_log_level_t to;
-    char clean[1024];
 
     if (s == NULL) return;
     /* A broker connection that failed while open waits: open's RETRY says
@@ -566,73 +457,98 @@ static void on_log(const rd_kafka_t *rk, int level, const char *facility, const 
         to = OUTBOX_SINK_LOG_INFO;
     else
         to = OUTBOX_SINK_LOG_DEBUG;
-    s->host->log(s->host->ctx, to, "librdkafka %s: %s", facility, redact(s, line, clean, sizeof clean));
+    s->host->log(s->host->ctx, to, "librdkafka %s: %s", facility, line);
 }
 
 /* ----------------------------------------------------------------------------
  * Building the producer
  * ------------------------------------------------------------------------- */
 
-/* Sets one property, or writes why not (naming it, never showing a
- * secret's value) and returns -1. */
-static int set_property(rd_kafka_conf_t *conf, const char *name, const char *value, char *errbuf,
-                        size_t errbuf_size) {
+/* librdkafka's SASL mechanisms. rd_kafka_conf_set takes any one word for
+ * sasl.mechanisms (and its alias sasl.mechanism) and only rd_kafka_new,
+ * which check cannot call, refuses an unknown one: checked here so that
+ * `outboxd --check` catches the typo. */
+#define KAFKA_MECHANISMS "GSSAPI, PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"
+
+static int is_mechanism(const char *name) {
+    return strcmp(name, "sasl.mechanisms") == 0 || strcmp(name, "sasl.mechanism") == 0;
+}
+
+static int known_mechanism(const char *value) {
+    static const char *const known[] = {"GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512",
+                                        "OAUTHBEARER"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(value, known[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Sets one property, or writes why not, starting with its name, and
+ * returns -1. librdkafka's reason for refusing a value may quote it, so
+ * for a secret only the refusal is told. */
+static int set_property(rd_kafka_conf_t *conf, const char *name, const char *value, int secret,
+                        char *errbuf, size_t errbuf_size) {
     char why[512];
 
     for (size_t i = 0; i < sizeof kafka_refused / sizeof kafka_refused[0]; i++) {
         if (strcmp(name, kafka_refused[i].name) == 0) {
-            snprintf(errbuf, errbuf_size, "kafka sink: option %s: not allowed (%s)", name,
-                     kafka_refused[i].why);
+            snprintf(errbuf, errbuf_size, "%s: not allowed (%s)", name, kafka_refused[i].why);
             return -1;
         }
     }
-    if (rd_kafka_conf_set(conf, name, value, why, sizeof why) == RD_KAFKA_CONF_OK) return 0;
-    if (is_secret(name))
-        /* librdkafka's message may quote the value. */
-        snprintf(errbuf, errbuf_size, "kafka sink: option %s: librdkafka refuses its value "
-                 "(not shown: it is a secret)", name);
+    rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, name, value, why, sizeof why);
+    if (res == RD_KAFKA_CONF_OK && is_mechanism(name) && !known_mechanism(value)) {
+        snprintf(errbuf, errbuf_size, "%s: \"%s\" is not one of %s", name, value, KAFKA_MECHANISMS);
+        return -1;
+    }
+    if (res == RD_KAFKA_CONF_OK) return 0;
+    if (secret && res == RD_KAFKA_CONF_INVALID)
+        snprintf(errbuf, errbuf_size, "%s: librdkafka refuses its value (not shown: it is a secret)",
+                 name);
     else
-        snprintf(errbuf, errbuf_size, "kafka sink: option %s: %s", name, why);
+        snprintf(errbuf, errbuf_size, "%s: %s", name, why);
     return -1;
 }
 
-/* The conf: defaults, then every option that is not the sink's own. */
-static rd_kafka_conf_t *build_conf(kafka_sink_t *s, char *errbuf, size_t errbuf_size) {
-    const outbox_sink_host_t *host = s->host;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+/* The one parser, for check and open: outboxd writes the sink's own
+ * options into cfg, and every other option is set in a new librdkafka conf
+ * after the sink's defaults, so that librdkafka judges each property (an
+ * unknown one, a bad value) without a producer, offline. Returns the conf
+ * (the caller destroys it or gives it to rd_kafka_new), or NULL with
+ * errbuf "KEY: why", so that outboxd names that option's line. */
+static rd_kafka_conf_t *kafka_parse(const outbox_sink_host_t *host, kafka_config_t *cfg,
+                                    char *errbuf, size_t errbuf_size) {
     char client_id[256];
 
+    memset(cfg, 0, sizeof *cfg);
+    if (!OUTBOX_SINK_HOST_HAS(host, options_fill) || host->options_fill(host->ctx, cfg) != 0) {
+        snprintf(errbuf, errbuf_size, "kafka sink: needs an outboxd with sink ABI 1.1 or later "
+                 "(options_fill); this one has %u.%u", host->abi_major, host->abi_minor);
+        return NULL;
+    }
+    if (cfg->servers == NULL || cfg->servers[0] == '\0') {
+        snprintf(errbuf, errbuf_size, "bootstrap.servers: required: host:port of one or more brokers");
+        return NULL;
+    }
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     snprintf(client_id, sizeof client_id, "outboxd-%s", host->sink_name ? host->sink_name : "kafka");
-    if (set_property(conf, "client.id", client_id, errbuf, errbuf_size) != 0) goto fail;
+    if (set_property(conf, "client.id", client_id, 0, errbuf, errbuf_size) != 0) goto fail;
     for (size_t i = 0; i < sizeof kafka_defaults / sizeof kafka_defaults[0]; i++) {
-        if (set_property(conf, kafka_defaults[i].name, kafka_defaults[i].value, errbuf,
+        if (set_property(conf, kafka_defaults[i].name, kafka_defaults[i].value, 0, errbuf,
                          errbuf_size) != 0)
             goto fail;
     }
-
     size_t cursor = 0;
     const char *name, *value = NULL;
     while ((name = host->option_next(host->ctx, &cursor, &value)) != NULL) {
-        if (is_own_option(name)) continue;
-        if (is_secret(name) && value != NULL) {
-            /* One that could not be blanked out must not be used at all. */
-            if (s->n_secrets == MAX_SECRETS) {
-                snprintf(errbuf, errbuf_size,
-                         "kafka sink: option %s: more than %d secret options (the sink blanks "
-                         "each out of librdkafka's messages and has room for %d)",
-                         name, MAX_SECRETS, MAX_SECRETS);
-                goto fail;
-            }
-            s->secrets[s->n_secrets++] = value;
-        }
-        if (set_property(conf, name, value != NULL ? value : "", errbuf, errbuf_size) != 0) goto fail;
+        const outbox_sink_option_t *o = table_entry(name);
+        int secret = o != NULL && o->type == OUTBOX_SINK_OPT_SECRET;
+        /* The sink's own options are in cfg, not for librdkafka. */
+        if (o != NULL && !secret && strcmp(name, "bootstrap.servers") != 0) continue;
+        if (set_property(conf, name, value != NULL ? value : "", secret, errbuf, errbuf_size) != 0)
+            goto fail;
     }
-
-    /* The sink's own wiring, set last so no option can replace it. */
-    rd_kafka_conf_set_opaque(conf, s);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
     return conf;
 
 fail:
@@ -683,8 +599,7 @@ static int check_cluster(kafka_sink_t *s, int timeout_ms, int *n_brokers) {
 
 static void free_sink(kafka_sink_t *s) {
     if (s->rk != NULL) rd_kafka_destroy(s->rk);
-    free(s->inflight.slots);
-    free(s->suspects.slots);
+    free(s->suspects);
     free(s);
 }
 
@@ -692,61 +607,40 @@ static void free_sink(kafka_sink_t *s) {
  * The callbacks
  * ------------------------------------------------------------------------- */
 
+static int kafka_check(const outbox_sink_host_t *host, char *errbuf, size_t errbuf_size) {
+    kafka_config_t cfg;
+    rd_kafka_conf_t *conf = kafka_parse(host, &cfg, errbuf, errbuf_size);
+    if (conf == NULL) return OUTBOX_SINK_FATAL;
+    rd_kafka_conf_destroy(conf);
+    return OUTBOX_SINK_OK;
+}
+
 static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf,
                       size_t errbuf_size) {
-    const char *value;
-    long long open_timeout, flush_timeout;
-    null_key_t null_key;
+    kafka_config_t cfg;
     char why[512];
 
-    /* The sink's own options: a bad value is a configuration error. */
-    value = kafka_option(host, "null_key");
-    if (value != NULL && strcmp(value, "type") == 0) {
-        null_key = NULL_KEY_TYPE;
-    } else if (value != NULL && strcmp(value, "none") == 0) {
-        null_key = NULL_KEY_NONE;
-    } else {
-        snprintf(errbuf, errbuf_size, "kafka sink: option null_key: \"%s\" is not type or none",
-                 value ? value : "");
-        return OUTBOX_SINK_FATAL;
-    }
-    value = kafka_option(host, "open_timeout_ms");
-    if (value == NULL || parse_int(value, 0, 600000, &open_timeout) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "kafka sink: option open_timeout_ms: \"%s\" is not a whole number from 0 to 600000",
-                 value ? value : "");
-        return OUTBOX_SINK_FATAL;
-    }
-    value = kafka_option(host, "flush_timeout_ms");
-    if (value == NULL || parse_int(value, 0, 600000, &flush_timeout) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "kafka sink: option flush_timeout_ms: \"%s\" is not a whole number from 0 to 600000",
-                 value ? value : "");
-        return OUTBOX_SINK_FATAL;
-    }
-    const char *servers = host->option(host->ctx, "bootstrap.servers");
-    if (servers == NULL || servers[0] == '\0') {
-        snprintf(errbuf, errbuf_size, "kafka sink: option bootstrap.servers is required "
-                 "(host:port of one or more brokers)");
-        return OUTBOX_SINK_FATAL;
-    }
-
+    rd_kafka_conf_t *conf = kafka_parse(host, &cfg, errbuf, errbuf_size);
+    if (conf == NULL) return OUTBOX_SINK_FATAL;
     kafka_sink_t *s = calloc(1, sizeof *s);
-    if (s == NULL || inflight_init(&s->inflight) != 0 || inflight_init(&s->suspects) != 0) {
-        if (s != NULL) free(s->inflight.slots);
-        free(s);
+    if (s == NULL) {
+        rd_kafka_conf_destroy(conf);
         snprintf(errbuf, errbuf_size, "kafka sink: out of memory");
         return OUTBOX_SINK_RETRY;
     }
     s->host = host;
-    s->null_key = null_key;
-    s->flush_timeout_ms = (int)flush_timeout;
+    s->null_key = cfg.null_key != NULL && strcmp(cfg.null_key, "none") == 0 ? NULL_KEY_NONE
+                                                                            : NULL_KEY_TYPE;
+    s->flush_timeout_ms = (int)cfg.flush_timeout_ms;
+    const char *servers = cfg.servers;
+    int64_t open_timeout = cfg.open_timeout_ms;
 
-    rd_kafka_conf_t *conf = build_conf(s, errbuf, errbuf_size);
-    if (conf == NULL) {
-        free_sink(s);
-        return OUTBOX_SINK_FATAL;
-    }
+    /* The sink's own wiring, set last so no option can replace it. */
+    rd_kafka_conf_set_opaque(conf, s);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+
     char idempotence[16], acks[16], compression[32], linger[32], timeout[32], max_bytes[32];
     conf_value(conf, "enable.idempotence", idempotence, sizeof idempotence);
     conf_value(conf, "acks", acks, sizeof acks);
@@ -759,14 +653,12 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
     conf_value(conf, "sasl.mechanisms", mechanism, sizeof mechanism);
 
     /* rd_kafka_new checks the properties against each other (acks with
-     * idempotence, ...): a refusal there is a configuration error too. On
-     * success it owns conf. */
+     * idempotence, ...), which check cannot do without a producer: a
+     * refusal here is a configuration error too. On success it owns conf. */
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
     if (s->rk == NULL) {
-        char clean[512];
         rd_kafka_conf_destroy(conf);
-        snprintf(errbuf, errbuf_size, "kafka sink: cannot create the producer: %s",
-                 redact(s, why, clean, sizeof clean));
+        snprintf(errbuf, errbuf_size, "kafka sink: cannot create the producer: %s", why);
         free_sink(s);
         return OUTBOX_SINK_FATAL;
     }
@@ -789,7 +681,7 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
             snprintf(errbuf, errbuf_size,
                      "kafka sink: no broker of bootstrap.servers=%s could be used within %lld ms "
                      "(%s)%s",
-                     servers, open_timeout, s->last_error, hint);
+                     servers, (long long)open_timeout, s->last_error, hint);
             free_sink(s);
             return OUTBOX_SINK_RETRY;
         }
@@ -814,9 +706,13 @@ static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
 static int produce_alone(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                          size_t errbuf_size);
 
-/* Produces one event. Returns OK when librdkafka took it (or has it from
- * before), or when it was acked FATAL here; RETRY or FATAL (with errbuf)
- * when publish must stop. */
+/* What produce returns when librdkafka's queue is full: publish_some stops
+ * there with OK (outboxd polls, then offers the rest again). */
+#define KAFKA_QUEUE_FULL (-1)
+
+/* Produces one event. Returns OK when librdkafka took it, or when it was
+ * acked FATAL here; KAFKA_QUEUE_FULL; RETRY or FATAL (with errbuf) when
+ * publish_some must stop. */
 static int produce_one(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                        size_t errbuf_size) {
     char error[600], why[96];
@@ -829,13 +725,11 @@ static int produce_one(kafka_sink_t *s, const outbox_sink_event_t *ev, char *err
                  "kafka sink: event of type \"%s\": its route expanded to topic \"%s\", which "
                  "%s: not a valid Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not . or ..)",
                  type, topic, why);
+        s->n_failed++;
         ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
         return OUTBOX_SINK_OK;
     }
-    /* Still in librdkafka from before a RETRY: its delivery report will
-     * ack it (see inflight_t). */
-    if (inflight_has(&s->inflight, ev->seq)) return OUTBOX_SINK_OK;
-    if (inflight_has(&s->suspects, ev->seq)) return produce_alone(s, ev, errbuf, errbuf_size);
+    if (s->n_suspects > 0 && suspect_take(s, ev->seq)) return produce_alone(s, ev, errbuf, errbuf_size);
     return produce(s, ev, errbuf, errbuf_size);
 }
 
@@ -845,12 +739,10 @@ static int produce_one(kafka_sink_t *s, const outbox_sink_event_t *ev, char *err
  * only after the broker refused a batch, and for a round trip per event. */
 static int produce_alone(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                          size_t errbuf_size) {
-    uint64_t seq;
-    inflight_take(&s->suspects, (uintptr_t)ev->seq, &seq);
     rd_kafka_flush(s->rk, ISOLATE_WAIT_MS);
     /* Still something in flight (a slow broker): send it as usual; if the
      * batch is refused again it becomes a suspect again. */
-    s->isolating = s->inflight.count == 0;
+    s->isolating = s->in_flight == 0;
     s->isolated_seq = ev->seq;
     int rc = produce(s, ev, errbuf, errbuf_size);
     if (rc == OUTBOX_SINK_OK && s->isolating) rd_kafka_flush(s->rk, ISOLATE_WAIT_MS);
@@ -861,54 +753,45 @@ static int produce_alone(kafka_sink_t *s, const outbox_sink_event_t *ev, char *e
 /* Hands one event to librdkafka. Returns as produce_one. */
 static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                    size_t errbuf_size) {
-    char error[600], created[64];
+    char error[600], created[OUTBOX_SINK_TIME_SIZE];
     const char *key = ev->key;
     if (key == NULL && s->null_key == NULL_KEY_TYPE) key = ev->type;
     size_t key_len = key != NULL ? strlen(key) : 0;
 
     rd_kafka_headers_t *headers = rd_kafka_headers_new(3 + ev->n_headers);
-    format_time(ev->created_ms, created, sizeof created);
+    outbox_sink_format_time(ev->created_ms, created);
     rd_kafka_header_add(headers, "outbox-id", -1, ev->id, -1);
     rd_kafka_header_add(headers, "outbox-type", -1, ev->type, -1);
     rd_kafka_header_add(headers, "outbox-created", -1, created, -1);
     for (size_t i = 0; i < ev->n_headers; i++)
         rd_kafka_header_add(headers, ev->headers[i].name, -1, ev->headers[i].value, -1);
 
-    if (inflight_add(&s->inflight, ev->seq) != 0) {
-        rd_kafka_headers_destroy(headers);
-        snprintf(errbuf, errbuf_size, "kafka sink: out of memory (%zu events in flight)",
-                 s->inflight.count);
-        return OUTBOX_SINK_RETRY;
-    }
-    /* The opaque carries the seq's low bits, which find it in the table. */
+    /* The opaque carries the seq (see seq_of). */
     rd_kafka_resp_err_t err = rd_kafka_producev(
         s->rk, RD_KAFKA_V_TOPIC(ev->destination), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key, key_len),
         RD_KAFKA_V_VALUE((void *)ev->payload, ev->payload_len), RD_KAFKA_V_HEADERS(headers),
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ev->seq), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        s->in_flight++;
+        if (ev->seq > s->max_seq) s->max_seq = ev->seq;
         s->flush_timed_out = 0;
         return OUTBOX_SINK_OK;
     }
 
     /* Not taken: no delivery report will come, and the headers are ours. */
-    uint64_t seq;
-    inflight_take(&s->inflight, (uintptr_t)ev->seq, &seq);
     rd_kafka_headers_destroy(headers);
     switch (err) {
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
-        snprintf(errbuf, errbuf_size,
-                 "kafka sink: librdkafka's queue is full (%zu events waiting for delivery; "
-                 "queue.buffering.max.messages / queue.buffering.max.kbytes)",
-                 s->inflight.count);
-        return OUTBOX_SINK_RETRY;
+        /* queue.buffering.max.messages / .kbytes: outboxd offers the
+         * event again once poll has served some deliveries. */
+        return KAFKA_QUEUE_FULL;
     case RD_KAFKA_RESP_ERR__FATAL: {
         char fatal[512];
         rd_kafka_resp_err_t code = rd_kafka_fatal_error(s->rk, fatal, sizeof fatal);
-        char clean[512];
         if (!s->fatal)
-            snprintf(s->fatal_reason, sizeof s->fatal_reason, "%s (%s)",
-                     redact(s, fatal, clean, sizeof clean), rd_kafka_err2name(code));
+            snprintf(s->fatal_reason, sizeof s->fatal_reason, "%s (%s)", fatal,
+                     rd_kafka_err2name(code));
         s->fatal = 1;
         snprintf(errbuf, errbuf_size, "kafka sink: fatal producer error: %s (recreating the producer)",
                  s->fatal_reason);
@@ -920,12 +803,14 @@ static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                  "on top) is over message.max.bytes=%lld",
                  ev->destination, rd_kafka_err2str(err), rd_kafka_err2name(err), ev->payload_len,
                  s->message_max_bytes);
+        s->n_failed++;
         ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
         return OUTBOX_SINK_OK;
     default:
         if (is_permanent(err)) {
             snprintf(error, sizeof error, "kafka: topic %s: %s (%s)", ev->destination,
                      rd_kafka_err2str(err), rd_kafka_err2name(err));
+            s->n_failed++;
             ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
             return OUTBOX_SINK_OK;
         }
@@ -935,15 +820,15 @@ static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
     }
 }
 
-/* Queues the batch in librdkafka and returns: the acks come from the
- * delivery reports, served by poll and flush. It stops at the first event
- * librdkafka cannot take (queue full: RETRY); the events before it are
- * produced and will be acked by their reports, the rest are published
- * again by outboxd. */
-static int kafka_publish(void *state, const outbox_sink_event_t *events, size_t n, char *errbuf,
-                         size_t errbuf_size) {
+/* Hands events to librdkafka until its queue is full, and says how many
+ * it took: those are acked later by their delivery reports (or were acked
+ * FATAL here, for a topic Kafka would refuse); outboxd offers the others
+ * again after a poll has made room, so no event is produced twice. */
+static int kafka_publish_some(void *state, const outbox_sink_event_t *events, size_t n,
+                              size_t *taken, char *errbuf, size_t errbuf_size) {
     kafka_sink_t *s = state;
 
+    *taken = 0;
     if (s->fatal) {
         snprintf(errbuf, errbuf_size, "kafka sink: fatal producer error: %s (recreating the producer)",
                  s->fatal_reason);
@@ -951,7 +836,12 @@ static int kafka_publish(void *state, const outbox_sink_event_t *events, size_t 
     }
     for (size_t i = 0; i < n; i++) {
         int rc = produce_one(s, &events[i], errbuf, errbuf_size);
+        if (rc == KAFKA_QUEUE_FULL) {
+            s->n_queue_full++;
+            return OUTBOX_SINK_OK;
+        }
         if (rc != OUTBOX_SINK_OK) return rc;
+        *taken = i + 1;
     }
     return OUTBOX_SINK_OK;
 }
@@ -981,10 +871,10 @@ static int kafka_flush(void *state, int timeout_ms, char *errbuf, size_t errbuf_
     /* rd_kafka_flush serves the delivery reports (the acks) as they come. */
     rd_kafka_flush(s->rk, timeout_ms);
     rd_kafka_poll(s->rk, 0);
-    if (s->inflight.count == 0) return OUTBOX_SINK_OK;
+    if (s->in_flight == 0) return OUTBOX_SINK_OK;
     s->flush_timed_out = 1;
     snprintf(errbuf, errbuf_size, "kafka sink: %zu events not delivered within %d ms%s%s",
-             s->inflight.count, timeout_ms, s->last_error[0] ? "; last error: " : "", s->last_error);
+             s->in_flight, timeout_ms, s->last_error[0] ? "; last error: " : "", s->last_error);
     return OUTBOX_SINK_RETRY;
 }
 
@@ -993,12 +883,12 @@ static int kafka_flush(void *state, int timeout_ms, char *errbuf, size_t errbuf_
 static void kafka_close(void *state) {
     kafka_sink_t *s = state;
 
-    if (s->inflight.count > 0 && !s->fatal && !s->flush_timed_out)
+    if (s->in_flight > 0 && !s->fatal && !s->flush_timed_out)
         rd_kafka_flush(s->rk, s->flush_timeout_ms);
-    if (s->inflight.count > 0) {
+    if (s->in_flight > 0) {
         s->host->log(s->host->ctx, OUTBOX_SINK_LOG_WARNING,
                      "closing with %zu events not delivered: outboxd publishes them again",
-                     s->inflight.count);
+                     s->in_flight);
         /* Their delivery reports come with __PURGE_QUEUE/_INFLIGHT:
          * RETRY acks. Purging also keeps rd_kafka_destroy from waiting for
          * them. */
@@ -1008,7 +898,30 @@ static void kafka_close(void *state) {
     free_sink(s);
 }
 
-OUTBOX_SINK_PLUGIN(.name = "kafka", .version = "1.0.0",
+/* Figures for outboxd's metrics. Called from the sink's thread, like the
+ * delivery reports that move the counters. */
+static void kafka_stats(void *state, outbox_sink_stat_fn emit, void *ctx) {
+    const kafka_sink_t *s = state;
+    emit(ctx, "kafka_outq", OUTBOX_SINK_STAT_GAUGE, (double)rd_kafka_outq_len(s->rk),
+         "messages and requests in librdkafka's queues (rd_kafka_outq_len)");
+    emit(ctx, "kafka_in_flight", OUTBOX_SINK_STAT_GAUGE, (double)s->in_flight,
+         "events handed to librdkafka whose delivery report has not come");
+    emit(ctx, "kafka_delivered_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_delivered,
+         "events the broker confirmed (acked OK)");
+    emit(ctx, "kafka_delivery_retries_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_retried,
+         "delivery failures that may pass (acked RETRY)");
+    emit(ctx, "kafka_delivery_failures_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_failed,
+         "events Kafka will never take (acked FATAL)");
+    emit(ctx, "kafka_queue_full_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_queue_full,
+         "times publish stopped at librdkafka's full queue");
+    emit(ctx, "kafka_fatal_errors_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_fatal_errors,
+         "fatal producer errors (the producer is recreated)");
+}
+
+OUTBOX_SINK_PLUGIN(.name = "kafka", .version = "1.1.0",
                    .description = "one Kafka message per event (librdkafka, idempotent producer)",
-                   .options = kafka_options, .open = kafka_open, .publish = kafka_publish,
-                   .poll = kafka_poll, .flush = kafka_flush, .close = kafka_close)
+                   .options = kafka_options,
+                   .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON,
+                   .check = kafka_check, .open = kafka_open, .publish_some = kafka_publish_some,
+                   .poll = kafka_poll, .flush = kafka_flush, .close = kafka_close,
+                   .stats = kafka_stats)

@@ -18,9 +18,9 @@ if HAVE_CMOCKA
 # and take a lock so that they never run at once: the outboxd test stops
 # and starts the broker.
 #
-# test_kafka_sink dlopen()s the built module as outboxd would and drives it
-# through a test host; it defines its own rd_kafka_new() to reach the
-# plugin's producer, hence -export-dynamic.
+# test_kafka_sink loads the built module through tests/sinkhost.h (outboxd's
+# own loader, option code and check) and drives it; it defines its own
+# rd_kafka_new() to reach the plugin's producer, hence -export-dynamic.
 #
 # test_kafka_outboxd runs the real outboxd with the module.
 KAFKA_TEST_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(MONGOC_CFLAGS) $(PCRE2_CFLAGS) $(CMOCKA_CFLAGS) $(RDKAFKA_CFLAGS)
@@ -32,7 +32,7 @@ sinks_kafka_test_kafka_sink_SOURCES = sinks/kafka/test_kafka_sink.c \
 	sinks/kafka/kafka_testlib.c sinks/kafka/kafka_testlib.h
 sinks_kafka_test_kafka_sink_CFLAGS = $(KAFKA_TEST_CFLAGS)
 sinks_kafka_test_kafka_sink_LDFLAGS = $(AM_LDFLAGS) -export-dynamic
-sinks_kafka_test_kafka_sink_LDADD = $(KAFKA_TEST_LDADD) -ldl
+sinks_kafka_test_kafka_sink_LDADD = $(SINKHOST_LIBS) $(KAFKA_TEST_LDADD) -ldl
 EXTRA_sinks_kafka_test_kafka_sink_DEPENDENCIES = sinks/kafka/kafka.la
 
 sinks_kafka_test_kafka_outboxd_SOURCES = sinks/kafka/test_kafka_outboxd.c \
