@@ -70,6 +70,36 @@ outboxd_testplugins_short_struct_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
 outboxd_testplugins_bad_tag_la_SOURCES = outboxd/testplugins/testplugin.c
 outboxd_testplugins_bad_tag_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_BAD_TAG
 outboxd_testplugins_bad_tag_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+# ABI 1.1: the struct checks, publish_some, init and fini.
+check_LTLIBRARIES += \
+	outboxd/testplugins/small_1_1.la outboxd/testplugins/small_options.la \
+	outboxd/testplugins/publish_some_only.la outboxd/testplugins/init_fini.la \
+	outboxd/testplugins/init_fatal.la
+outboxd_testplugins_small_1_1_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_small_1_1_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_SMALL_1_1
+outboxd_testplugins_small_1_1_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_small_options_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_small_options_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_SMALL_OPTIONS
+outboxd_testplugins_small_options_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_publish_some_only_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_publish_some_only_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_PUBLISH_SOME_ONLY
+outboxd_testplugins_publish_some_only_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_init_fini_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_init_fini_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_INIT_FINI
+outboxd_testplugins_init_fini_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_init_fatal_la_SOURCES = outboxd/testplugins/testplugin.c
+outboxd_testplugins_init_fatal_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_INIT_FATAL
+outboxd_testplugins_init_fatal_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+
+# For the daemon tests: an ABI 1.1 plugin with a check (checker), and a
+# plugin built against the ABI 1.0 header, kept in tests/abi/1.0 and found
+# as <outbox/sink.h> before include/ (abi10: AM_CPPFLAGS left out).
+check_LTLIBRARIES += outboxd/testplugins/checker.la outboxd/testplugins/abi10.la
+outboxd_testplugins_checker_la_SOURCES = outboxd/testplugins/checker.c
+outboxd_testplugins_checker_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
+outboxd_testplugins_abi10_la_SOURCES = tests/abi/plugin_1_0.c tests/abi/1.0/outbox/sink.h
+outboxd_testplugins_abi10_la_CPPFLAGS = -I$(top_srcdir)/tests/abi/1.0
+outboxd_testplugins_abi10_la_LDFLAGS = $(TESTPLUGIN_LDFLAGS)
 
 check_PROGRAMS += outboxd/test_conffile
 TESTS += outboxd/test_conffile
@@ -92,7 +122,7 @@ EXTRA_outboxd_test_plugin_load_DEPENDENCIES = $(check_LTLIBRARIES)
 
 # Daemon-level tests: they run the real outboxd (tests/daemonlib.c) against
 # the harness's servers.
-OUTBOXD_DAEMON_TESTS = outboxd/test_outboxd_start_stop
+OUTBOXD_DAEMON_TESTS = outboxd/test_outboxd_start_stop outboxd/test_sink_abi_daemon
 if WITH_KAFKA
 if WITH_REDIS
 if WITH_NATS
@@ -114,4 +144,10 @@ outboxd_test_outboxd_start_stop_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
 outboxd_test_outboxd_start_stop_CFLAGS = $(TEST_CFLAGS)
 outboxd_test_outboxd_start_stop_LDADD = $(TEST_LDADD)
 EXTRA_outboxd_test_outboxd_start_stop_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
+outboxd_test_sink_abi_daemon_SOURCES = outboxd/test_sink_abi_daemon.c tests/daemonlib.h tests/daemonlib.c
+outboxd_test_sink_abi_daemon_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+outboxd_test_sink_abi_daemon_CFLAGS = $(TEST_CFLAGS)
+outboxd_test_sink_abi_daemon_LDADD = $(TEST_LDADD)
+EXTRA_outboxd_test_sink_abi_daemon_DEPENDENCIES = outboxd/outboxd$(EXEEXT) \
+	outboxd/testplugins/checker.la outboxd/testplugins/abi10.la
 endif

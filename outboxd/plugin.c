@@ -26,6 +26,7 @@ typedef struct {
     char *path;
     lt_dlhandle handle;
     const outbox_sink_plugin_t *plugin;
+    bool inited; /* init succeeded: fini is owed at the end */
 } loaded_t;
 
 struct outboxd_plugins {
@@ -49,6 +50,11 @@ outboxd_plugins_t *outboxd_plugins_new(const char *plugin_dir) {
 void outboxd_plugins_free(outboxd_plugins_t *set) {
     if (!set)
         return;
+    /* sink.h: fini after every instance is closed (the caller stopped
+     * them all), then the module is closed. */
+    for (size_t i = set->n; i-- > 0;)
+        if (set->items[i].inited)
+            set->items[i].plugin->fini();
     pthread_mutex_lock(&ltdl_lock);
     for (size_t i = 0; i < set->n; i++) {
         lt_dlclose(set->items[i].handle);
@@ -121,7 +127,26 @@ static bool check_plugin(const outboxd_plugins_t *set, const char *path, const o
             return false;
         }
     }
-    const char *missing = !p->open ? "open" : !p->publish ? "publish" : !p->close ? "close" : NULL;
+    /* A plugin that says 1.1 promises the 1.1 members: reading them from a
+     * shorter struct would read past it. */
+    if (p->abi_minor >= 1 && p->struct_size < OUTBOX_SINK_PLUGIN_SIZE_1_1) {
+        snprintf(errbuf, errbuf_size,
+                 "%s: plugin struct too small for the ABI it declares: ABI %u.%u needs at least %zu bytes "
+                 "(OUTBOX_SINK_PLUGIN_SIZE_1_1), plugin has %u (rebuild it against outbox/sink.h)",
+                 path, p->abi_major, p->abi_minor, (size_t)OUTBOX_SINK_PLUGIN_SIZE_1_1, p->struct_size);
+        return false;
+    }
+    if (OUTBOXD_PLUGIN_HAS(p, option_size) && p->option_size != 0 &&
+        p->option_size < OUTBOX_SINK_OPTION_SIZE_1_0) {
+        snprintf(errbuf, errbuf_size,
+                 "%s: plugin option table entries too small: outboxd needs at least %zu bytes (ABI %d.0), "
+                 "plugin has option_size %u", path, (size_t)OUTBOX_SINK_OPTION_SIZE_1_0, OUTBOX_SINK_ABI_MAJOR,
+                 p->option_size);
+        return false;
+    }
+    /* ABI 1.1: publish_some replaces publish, which may then be NULL. */
+    bool publishes = p->publish || (OUTBOXD_PLUGIN_HAS(p, publish_some) && p->publish_some);
+    const char *missing = !p->open ? "open" : !publishes ? "publish (or publish_some)" : !p->close ? "close" : NULL;
     if (missing) {
         snprintf(errbuf, errbuf_size, "%s: plugin \"%s\" has no %s callback, which is required", path,
                  p->name, missing);
@@ -303,11 +328,29 @@ const outbox_sink_plugin_t *outboxd_plugins_load(outboxd_plugins_t *set, const c
         pthread_mutex_unlock(&ltdl_lock);
         return NULL;
     }
+    pthread_mutex_unlock(&ltdl_lock);
+    /* Once per process, before any check or open (ABI 1.1). Not under the
+     * ltdl lock: a client library's set-up may take its time. */
+    bool inited = false;
+    if (OUTBOXD_PLUGIN_HAS(p, init) && p->init) {
+        char why[1024] = "";
+        int rc = p->init(why, sizeof why);
+        why[sizeof why - 1] = '\0';
+        if (rc != OUTBOX_SINK_OK) {
+            snprintf(errbuf, errbuf_size, "%s: plugin \"%s\" refused to start: init failed: %s", path, p->name,
+                     why[0] ? why : "(no message)");
+            pthread_mutex_lock(&ltdl_lock);
+            lt_dlclose(h);
+            pthread_mutex_unlock(&ltdl_lock);
+            return NULL;
+        }
+        inited = OUTBOXD_PLUGIN_HAS(p, fini) && p->fini;
+    }
     set->items = realloc(set->items, (set->n + 1) * sizeof *set->items);
     set->items[set->n].path = strdup(path);
     set->items[set->n].handle = h;
     set->items[set->n].plugin = p;
+    set->items[set->n].inited = inited;
     set->n++;
-    pthread_mutex_unlock(&ltdl_lock);
     return p;
 }

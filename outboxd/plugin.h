@@ -32,7 +32,13 @@ void outboxd_plugins_free(outboxd_plugins_t *set);
  * exists; struct_size covers at least the identification; abi_major
  * equals outboxd's; struct_size covers the ABI 1.0 callbacks; the build tag
  * matches; the plugin has a name, and no other loaded file has that name;
- * open, publish and close are set. */
+ * a plugin that declares abi_minor >= 1 has a struct of at least
+ * OUTBOX_SINK_PLUGIN_SIZE_1_1 (both sizes named otherwise); option_size,
+ * when set, covers a 1.0 option entry; open, publish (or, in 1.1,
+ * publish_some) and close are set. Then, once per plugin, its init (ABI
+ * 1.1) when it has one: a failure refuses the plugin with init's message.
+ * outboxd_plugins_free calls fini for each plugin whose init succeeded
+ * (after the caller closed every instance), then unloads. */
 const outbox_sink_plugin_t *outboxd_plugins_load(outboxd_plugins_t *set, const char *name,
                                                  char *errbuf, size_t errbuf_size);
 

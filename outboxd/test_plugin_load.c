@@ -79,7 +79,80 @@ static void wrong_build_tag_is_refused(void **state) {
 }
 
 static void missing_required_callback_is_refused(void **state) {
-    expect_refused("no_publish", "plugin \"no_publish\" has no publish callback, which is required");
+    expect_refused("no_publish", "plugin \"no_publish\" has no publish (or publish_some) callback, which is required");
+}
+
+/* ABI 1.1: a plugin that declares minor 1 must have the 1.1 members;
+ * outboxd would read past its struct otherwise. */
+static void a_1_1_plugin_with_a_1_0_struct_is_refused_naming_both_sizes(void **state) {
+    char want[300];
+    snprintf(want, sizeof want,
+             "plugin struct too small for the ABI it declares: ABI 1.%d needs at least %zu bytes "
+             "(OUTBOX_SINK_PLUGIN_SIZE_1_1), plugin has %zu", OUTBOX_SINK_ABI_MINOR,
+             (size_t)OUTBOX_SINK_PLUGIN_SIZE_1_1, (size_t)OUTBOX_SINK_PLUGIN_MIN_SIZE);
+    expect_refused("small_1_1", want);
+}
+
+static void option_entries_smaller_than_1_0_are_refused(void **state) {
+    char want[300];
+    snprintf(want, sizeof want, "plugin option table entries too small: outboxd needs at least %zu bytes (ABI 1.0), "
+             "plugin has option_size 16", (size_t)OUTBOX_SINK_OPTION_SIZE_1_0);
+    expect_refused("small_options", want);
+}
+
+static void publish_some_may_replace_publish(void **state) {
+    char err[2048];
+    outboxd_plugins_t *set = outboxd_plugins_new(dir);
+    const outbox_sink_plugin_t *p = outboxd_plugins_load(set, "publish_some_only", err, sizeof err);
+    if (!p)
+        fail_msg("%s", err);
+    assert_null(p->publish);
+    outboxd_plugins_free(set);
+}
+
+static char *init_log(char *path, size_t size) {
+    snprintf(path, size, "/tmp/outboxd-init-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    setenv("OUTBOX_TEST_INIT_LOG", path, 1);
+    return path;
+}
+
+static void init_runs_once_and_fini_at_the_end(void **state) {
+    char path[64], err[2048];
+    init_log(path, sizeof path);
+    outboxd_plugins_t *set = outboxd_plugins_new(dir);
+    const outbox_sink_plugin_t *p = outboxd_plugins_load(set, "init_fini", err, sizeof err);
+    if (!p)
+        fail_msg("%s", err);
+    assert_ptr_equal(outboxd_plugins_load(set, "init_fini", err, sizeof err), p);
+    char text[64] = "";
+    FILE *f = fopen(path, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    assert_string_equal(text, "init\n");
+    outboxd_plugins_free(set);
+    f = fopen(path, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    assert_string_equal(text, "init\nfini\n");
+    unlink(path);
+    unsetenv("OUTBOX_TEST_INIT_LOG");
+}
+
+static void a_failing_init_refuses_the_plugin_with_its_message(void **state) {
+    char path[64];
+    init_log(path, sizeof path);
+    expect_refused("init_fatal", "plugin \"init_fatal\" refused to start: init failed: the client library is too old");
+    /* init ran; fini is not owed for a failed init. */
+    char text[64] = "";
+    FILE *f = fopen(path, "r");
+    text[fread(text, 1, sizeof text - 1, f)] = '\0';
+    fclose(f);
+    assert_string_equal(text, "init\n");
+    unlink(path);
+    unsetenv("OUTBOX_TEST_INIT_LOG");
 }
 
 static void two_plugins_with_one_name_are_refused(void **state) {
@@ -327,6 +400,11 @@ int main(void) {
         cmocka_unit_test(missing_entry_symbol_is_refused),
         cmocka_unit_test(wrong_build_tag_is_refused),
         cmocka_unit_test(missing_required_callback_is_refused),
+        cmocka_unit_test(a_1_1_plugin_with_a_1_0_struct_is_refused_naming_both_sizes),
+        cmocka_unit_test(option_entries_smaller_than_1_0_are_refused),
+        cmocka_unit_test(publish_some_may_replace_publish),
+        cmocka_unit_test(init_runs_once_and_fini_at_the_end),
+        cmocka_unit_test(a_failing_init_refuses_the_plugin_with_its_message),
         cmocka_unit_test(two_plugins_with_one_name_are_refused),
         cmocka_unit_test(a_missing_file_is_reported),
         cmocka_unit_test(an_installed_plugin_loads_from_plugin_dir),
