@@ -138,7 +138,8 @@ outboxd_test_secrets_never_printed_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tes
 outboxd_test_secrets_never_printed_CFLAGS = $(TEST_CFLAGS)
 outboxd_test_secrets_never_printed_LDADD = $(TEST_LDADD)
 EXTRA_outboxd_test_secrets_never_printed_DEPENDENCIES = outboxd/outboxd$(EXEEXT) outboxctl/outboxctl$(EXEEXT) \
-	sinks/file/file.la sinks/redis/redis.la sinks/nats/nats.la sinks/kafka/kafka.la
+	sinks/file/file.la sinks/redis/redis.la sinks/nats/nats.la sinks/kafka/kafka.la \
+	outboxd/testplugins/checker.la
 outboxd_test_outboxd_start_stop_SOURCES = outboxd/test_outboxd_start_stop.c tests/daemonlib.h tests/daemonlib.c
 outboxd_test_outboxd_start_stop_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
 outboxd_test_outboxd_start_stop_CFLAGS = $(TEST_CFLAGS)

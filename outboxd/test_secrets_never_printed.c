@@ -3,7 +3,9 @@
  * uses every kind of secret reaches anything outboxd or outboxctl prints:
  * `outboxd --check`, outboxd's log while every sink fails to log in and
  * while the MongoDB client misreads a password with a raw '@', the
- * checkpoint messages, and `outboxctl status` (text and --json).
+ * checkpoint messages, and `outboxctl status` (text and --json). And an
+ * ABI 1.1 SECRET option given as KEY_file, which a careless test plugin
+ * quotes in every message it can.
  *
  * The secrets come inline, from {file:} and from {env:}; some hold '/',
  * '@' or ':' raw (issue 13: such a password passed the redaction and was
@@ -287,9 +289,105 @@ static void secrets_of_every_kind_are_never_printed(void **state) {
     outbox_destroy(ob);
 }
 
+/* Whether text holds secret (case-insensitive, as above); fails naming the line. */
+static void assert_not_printed(const char *all, const char *secret) {
+    const char *hit = strcasestr(all, secret);
+    if (hit) {
+        const char *line = hit;
+        while (line > all && line[-1] != '\n')
+            line--;
+        fail_msg("secret \"%s\" was printed: %.*s", secret, (int)strcspn(line, "\n"), line);
+    }
+}
+
+#define CHECKER_TOKEN "ChkFileS3CRETtoken"
+
+/* ABI 1.1: a SECRET option given as KEY_file (token_file), in the hands of
+ * a careless plugin (outboxd/testplugins/checker.c with leak: yes) that
+ * puts the value into its check's log line and error, its open's log line
+ * and RETRY error, and the error of a FATAL ack (which stops the sink and
+ * lands in its checkpoint message). Nothing outboxd or outboxctl prints
+ * holds it. */
+static void a_secret_option_from_key_file_is_never_printed_even_by_a_careless_plugin(void **state) {
+    outbox_t *ob = test_outbox("secretfile");
+    char *dir = test_tmpdir("secretfile");
+    char path[700], sinks[2048], cmd[2048], log[700], plugins[600], *all = NULL, *out;
+    snprintf(path, sizeof path, "%s/token", dir);
+    write_text(path, CHECKER_TOKEN "\n", 0600);
+    snprintf(plugins, sizeof plugins, "%s/outboxd/testplugins", builddir());
+
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --plugin-dir '%s' --plugin-help checker", builddir(), plugins);
+    out = run(cmd);
+    collect(&all, "outboxd --plugin-help checker", out);
+    assert_non_null(strstr(out, "token              secret (or token_file: PATH; never printed)"));
+    free(out);
+
+    /* --check with a value check refuses: its error quotes the token. */
+    snprintf(sinks, sizeof sinks,
+             "  - name: c\n    plugin: checker\n    route: orders\n    options:\n      path: \"%s/c.txt\"\n"
+             "      token_file: token\n      leak: yes\n      valid: no\n", dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --check --config '%s' --plugin-dir '%s'", builddir(), config,
+             plugins);
+    out = run(cmd);
+    collect(&all, "outboxd --check (refused)", out);
+    if (!strstr(out, ":16:7: sink c: valid: refused by check (token *****) (plugin checker)"))
+        fail_msg("--check did not refuse as expected:\n%s", out);
+    free(out);
+    free(config);
+
+    /* The daemon: open fails once quoting it (RETRY), then the first
+     * event's FATAL ack quotes it and stops the sink (on_error: stop). */
+    snprintf(sinks, sizeof sinks,
+             "  - name: c\n    plugin: checker\n    route: orders\n    options:\n      path: \"%s/c.txt\"\n"
+             "      token_file: token\n      leak: yes\n", dir);
+    config = test_daemon_config(dir, ob, sinks);
+    out = run(cmd);
+    collect(&all, "outboxd --check", out);
+    if (!strstr(out, ": ok"))
+        fail_msg("outboxd --check refused the configuration:\n%s", out);
+    free(out);
+    test_put_order(ob, 1, "k");
+    snprintf(log, sizeof log, "%s/outboxd.log", dir);
+    test_daemon_t d;
+    test_daemon_spawn(&d, config, plugins, log);
+    const char *const stopped[] = {"this sink stops, the others go on"};
+    wait_log(log, stopped, 1, 30000);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    out = test_read_file(log);
+    collect(&all, "outboxd run", out);
+    /* The careless lines were there, scrubbed: the test saw what it claims. */
+    if (!strstr(out, "sink c: connecting with token *****") || !strstr(out, "the server refused token *****") ||
+        !strstr(out, "wants token *****"))
+        fail_msg("the plugin's lines are missing from the log:\n%s", out);
+    free(out);
+
+    snprintf(cmd, sizeof cmd, "'%s/outboxctl/outboxctl' --uri '%s' --db %s --outbox %s status", builddir(),
+             test_mongodb_uri(), TEST_DB, outbox_name(ob));
+    out = run(cmd);
+    collect(&all, "outboxctl status", out);
+    free(out);
+    strcat(cmd, " --json");
+    out = run(cmd);
+    collect(&all, "outboxctl status --json", out);
+    if (!strstr(out, "wants token *****"))
+        fail_msg("the checkpoint message is not in the status:\n%s", out);
+    free(out);
+
+    assert_not_printed(all, CHECKER_TOKEN);
+    if (getenv("OUTBOX_TEST_VERBOSE"))
+        fputs(all, stderr);
+    free(all);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(secrets_of_every_kind_are_never_printed),
+        cmocka_unit_test(a_secret_option_from_key_file_is_never_printed_even_by_a_careless_plugin),
     };
     return TEST_RUN("secrets_never_printed", tests);
 }

@@ -150,10 +150,44 @@ static void a_reload_failing_check_keeps_the_running_sink_and_one_failing_open_s
     test_outbox_drop(ob);
 }
 
+/* `outboxd --check` runs what start and SIGHUP run: the payload the
+ * plugin declares it takes, then the plugin's check. */
+static void check_refuses_a_payload_the_plugin_does_not_take_and_what_its_check_refuses(void **state) {
+    outbox_t *ob = test_outbox("abicheck");
+    char *dir = test_tmpdir("abicheck");
+    char sinks[1024], cmd[2048], want[1024];
+    snprintf(sinks, sizeof sinks,
+             "  - name: c\n    plugin: checker\n    route: orders\n    payload: bson\n    options:\n"
+             "      path: \"%s/c.txt\"\n", dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --check --config '%s' --plugin-dir '%s/" PLUGINS "' 2>&1",
+             b ? b : ".", config, b ? b : ".");
+    char *out = NULL;
+    assert_int_equal(test_run_command(cmd, &out), 2);
+    snprintf(want, sizeof want, "%s:12:14: sink c: payload bson: plugin checker accepts only json", config);
+    if (!strstr(out, want))
+        fail_msg("expected \"%s\", got: %s", want, out);
+    free(out);
+    free(config);
+    config = test_daemon_config(dir, ob, "  - name: c\n    plugin: checker\n    route: orders\n    options:\n"
+                                         "      path: /dev/null\n      label: v1\n      valid: off\n");
+    assert_int_equal(test_run_command(cmd, &out), 2);
+    snprintf(want, sizeof want, "%s:15:7: sink c: valid: no is refused by this plugin's check (plugin checker)", config);
+    if (!strstr(out, want))
+        fail_msg("expected \"%s\", got: %s", want, out);
+    free(out);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_plugin_built_against_abi_1_0_loads_and_publishes),
         cmocka_unit_test(a_reload_failing_check_keeps_the_running_sink_and_one_failing_open_stops_it),
+        cmocka_unit_test(check_refuses_a_payload_the_plugin_does_not_take_and_what_its_check_refuses),
     };
     return TEST_RUN("sink_abi_daemon", tests);
 }
