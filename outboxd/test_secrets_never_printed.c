@@ -320,6 +320,7 @@ static void a_secret_option_from_key_file_is_never_printed_even_by_a_careless_pl
     out = run(cmd);
     collect(&all, "outboxd --plugin-help checker", out);
     assert_non_null(strstr(out, "token              secret (or token_file: PATH; never printed)"));
+    assert_non_null(strstr(out, "spare              secret (or spare_file: PATH; never printed), default (secret)"));
     free(out);
 
     /* --check with a value check refuses: its error quotes the token. */
@@ -375,6 +376,7 @@ static void a_secret_option_from_key_file_is_never_printed_even_by_a_careless_pl
     free(out);
 
     assert_not_printed(all, CHECKER_TOKEN);
+    assert_not_printed(all, "ChkDefaultS3CRET"); /* checker's default for spare */
     if (getenv("OUTBOX_TEST_VERBOSE"))
         fputs(all, stderr);
     free(all);

@@ -38,6 +38,8 @@ static const outbox_sink_option_t options[] = {
      OUTBOX_SINK_OPTION_AT(config_t, fail_open), .help = "yes: check passes, open fails (FATAL)"},
     {.key = "token", .type = OUTBOX_SINK_OPT_SECRET, OUTBOX_SINK_OPTION_AT(config_t, token),
      .help = "a credential"},
+    {.key = "spare", .type = OUTBOX_SINK_OPT_SECRET, .default_value = "ChkDefaultS3CRET",
+     .help = "a secret with a default, which --plugin-help must not show"},
     {.key = "leak", .type = OUTBOX_SINK_OPT_BOOL, .default_value = "no", OUTBOX_SINK_OPTION_AT(config_t, leak),
      .help = "yes: put the token into log lines and error texts, as a careless plugin would"},
     {.key = "label", .type = OUTBOX_SINK_OPT_STRING, .default_value = "v1", OUTBOX_SINK_OPTION_AT(config_t, label),
