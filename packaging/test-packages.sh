@@ -8,7 +8,8 @@
 # and the order example against the installed liboutbox-dev alone, and runs
 # the demo flow (outboxctl init/put against the test MongoDB, the installed
 # outboxd as user outboxd publishing through the file sink and through one
-# sink per installed sink package). Then purges the packages and checks that
+# sink per installed sink package), and runs the installed
+# outbox-sink-conformance on the out-of-tree sink. Then purges the packages and checks that
 # nothing of theirs is left, and builds the RPMs from the `make dist`
 # tarball with rpmbuild -bb (Debian's rpm, --nodeps).
 #
@@ -20,12 +21,13 @@
 #
 # Environment:
 #   OUTBOX_PKG_REF=HEAD      the commit to export
-#   OUTBOX_PKG_SINKS=auto    the sink packages to build: "auto" builds a sink
-#                            when the exported tree builds it (Makefile.am
-#                            includes sinks/NAME/local.mk); or a list, e.g.
-#                            "kafka redis nats", or "" for none. The others
-#                            get the build profile pkg.service-outbox.noNAME
-#                            (Debian) and --without NAME (rpmbuild).
+#   OUTBOX_PKG_SINKS=auto    the sink packages to build: "auto" builds each
+#                            sink with a package in the exported tree's sink
+#                            list (m4/outbox-sinks.m4, through
+#                            scripts/sinks.sh); or a list, e.g. "kafka
+#                            redis", or "" for none. The others get the build
+#                            profile pkg.service-outbox.noNAME (Debian) and
+#                            --without NAME (rpmbuild).
 #   OUTBOX_PKG_KEEP=1        keep the temporary folder (the packages, logs)
 #   OUTBOX_TEST_REQUIRE_SERVERS=1  a missing test server fails, not skips
 set -uo pipefail
@@ -33,8 +35,13 @@ export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive
 top=$(cd "$(dirname "$0")/.." && pwd)
 ref=${OUTBOX_PKG_REF:-HEAD}
 sinks_wanted=${OUTBOX_PKG_SINKS-auto}
-all_sinks="kafka redis nats"
-plan=20
+# The sinks with a package of their own: this tree's sink list. One test
+# each below (installed, loaded; published to its server when this script
+# knows how to reach one).
+all_sinks=$(sh "$top/scripts/sinks.sh" packaged | tr '\n' ' ')
+[[ -n $all_sinks ]] || { echo "Bail out! no packaged sink in $top/m4/outbox-sinks.m4"; exit 1; }
+n_sinks=$(wc -w <<<"$all_sinks")
+plan=$((18 + n_sinks))
 start=$(date +%s)
 
 echo "1..$plan"
@@ -131,10 +138,10 @@ fi
 sinks=() profiles=() rpm_without=()
 for s in $all_sinks; do
   if [[ $sinks_wanted == auto ]]; then
-    if $exported && [[ -f $src/sinks/$s/local.mk ]] && grep -q "sinks/$s/local.mk" "$src/Makefile.am"; then
+    if $exported && OUTBOX_SRCDIR=$src sh "$top/scripts/sinks.sh" packaged 2>/dev/null | grep -qx "$s"; then
       sinks+=("$s")
     else
-      echo "# sink $s: not built by $ref yet (Makefile.am does not include sinks/$s/local.mk): no outbox-sink-$s package"
+      echo "# sink $s: not in $ref's sink list (m4/outbox-sinks.m4): no outbox-sink-$s package"
     fi
   elif [[ " $sinks_wanted " == *" $s "* ]]; then
     sinks+=("$s")
@@ -188,6 +195,10 @@ else
   for s in "${sinks[@]}"; do
     dep=$(field "outbox-sink-$s" Depends)
     [[ $dep == *"outboxd"* && $dep == *"outbox-sink-abi-$abi"* ]] || problems+=("outbox-sink-$s Depends: $dep")
+  done
+  # outboxd suggests every sink package of the list (debian/rules fills it).
+  for s in $all_sinks; do
+    [[ $(field outboxd Suggests) == *"outbox-sink-$s"* ]] || problems+=("outboxd Suggests: '$(field outboxd Suggests)' lacks outbox-sink-$s")
   done
   # The sink packages the profiles dropped are still declared, for the full build.
   for s in $all_sinks; do
@@ -309,7 +320,24 @@ YAML
   fi
 fi
 
-# --- 10: a program against the installed liboutbox --------------------------------
+# --- 10: the installed outbox-sink-conformance on that sink -------------------------
+# The plugin author's next step (docs/plugin-guide.md): the contract checker
+# from liboutbox-dev, on the sink just built, as an author would run it.
+if ! $inst_ok; then
+  skip "outbox-sink-conformance on the out-of-tree sink: not installed"
+elif [[ ! -f $oot/file.so ]]; then
+  skip "outbox-sink-conformance on the out-of-tree sink: it did not build"
+elif ! dpkg -S /usr/bin/outbox-sink-conformance 2>/dev/null | grep -q '^liboutbox-dev:'; then
+  notok "liboutbox-dev has no /usr/bin/outbox-sink-conformance"
+elif out=$(inst outbox-sink-conformance "$oot/file.so" --route "$tmp/run/conformance/{type}.jsonl" 2>&1) \
+     && ! grep -q '^not ok' <<<"$out" && grep -q '^1\.\.[1-9]' <<<"$out"; then
+  ok "outbox-sink-conformance (liboutbox-dev) passes the out-of-tree file sink: $(grep -c '^ok' <<<"$out") checks"
+  diag <<<"$out"
+else
+  notok "outbox-sink-conformance on the out-of-tree file sink"; diag <<<"$out"
+fi
+
+# --- 11: a program against the installed liboutbox --------------------------------
 examples=/usr/share/doc/liboutbox-dev/examples
 example_ok=false
 if ! $inst_ok; then
@@ -323,7 +351,7 @@ else
   notok "order example against the installed liboutbox"; diag <"$tmp/example.log"
 fi
 
-# --- 11..15: the demo flow --------------------------------------------------------
+# --- 12..: the demo flow --------------------------------------------------------
 uri=${OUTBOX_TEST_MONGODB_URI:-}
 run_id="pkgtest_$$_$(date +%s)"
 nats_stream="PKGTEST_$$_$(date +%s)" nats_created=false
@@ -390,7 +418,10 @@ YAML
       ;;
   esac
 }
+# The sink's test server. knows: the sinks this script can publish to (a
+# sink it does not know gets a test that it is installed and loads).
 server_of() { case $1 in kafka) echo "${OUTBOX_TEST_KAFKA_BROKERS:-}" ;; redis) echo "${OUTBOX_TEST_REDIS_URL:-}" ;; nats) echo "${OUTBOX_TEST_NATS_URL:-}" ;; esac; }
+knows() { [[ " kafka redis nats " == *" $1 "* ]]; }
 # Events the sink's server holds, read with an independent client (-1: no client).
 delivered() {
   case $1 in
@@ -499,7 +530,16 @@ for s in $all_sinks; do
   if ! $inst_ok; then
     skip "$s sink: not installed"
   elif ! have_pkg "outbox-sink-$s"; then
-    skip "$s sink: no outbox-sink-$s package (not built: sinks/$s is not in this tree's build yet, or OUTBOX_PKG_SINKS)"
+    skip "$s sink: no outbox-sink-$s package (not built: not in $ref's sink list, or OUTBOX_PKG_SINKS)"
+  elif ! knows "$s"; then
+    # Its package installs the plugin where outboxd looks, and outboxd
+    # loads it from there.
+    so=/usr/lib/$triplet/service-outbox/sinks/$s.so
+    if dpkg -S "$so" 2>/dev/null | grep -q "^outbox-sink-$s:" && out=$(inst outboxd --plugin-help "$s" 2>&1); then
+      ok "outbox-sink-$s: $so installed, outboxd --plugin-help $s loads it (packaging/test-packages.sh has no server for it)"
+    else
+      notok "outbox-sink-$s: $so from the package, loaded by outboxd --plugin-help $s"; echo "${out:-}" | diag
+    fi
   elif [[ -z $(server_of "$s") ]]; then
     noserver "$s sink: no $s test server (tests/services/services.sh up)"
   elif ! $outboxd_ok; then
@@ -516,7 +556,7 @@ for s in $all_sinks; do
   fi
 done
 
-# --- 16, 17: purge, and nothing left ---------------------------------------------
+# --- purge, and nothing left ---------------------------------------------
 if ! $inst_ok; then
   skip "apt-get purge: not installed"
   skip "nothing left after purge: not installed"
@@ -551,7 +591,7 @@ else
   fi
 fi
 
-# --- 18..20: the RPMs from the `make dist` tarball ----------------------------------
+# --- the RPMs from the `make dist` tarball ----------------------------------
 tarball=""
 if ! $exported; then
   skip "make dist: no export"
@@ -574,10 +614,16 @@ else
   t0=$(date +%s)
   mkdir -p "$rpmtop/SOURCES" "$rpmtop/tmp"
   cp "$tarball" "$rpmtop/SOURCES/"
-  if rpmbuild -bb --nodeps --define "_topdir $rpmtop" --define "_tmppath $rpmtop/tmp" \
-       "${rpm_without[@]}" "$top/packaging/rpm/service-outbox.spec" >"$tmp/rpmbuild.log" 2>&1; then
+  # The spec configure made from packaging/rpm/service-outbox.spec.in (with
+  # the sink list's packages), as the tarball carries it.
+  spec=$tmp/service-outbox.spec
+  if ! tar -xzOf "$tarball" --wildcards '*/packaging/rpm/service-outbox.spec' >"$spec" 2>"$tmp/rpmbuild.log" \
+     || [[ ! -s $spec ]]; then
+    notok "rpmbuild -bb: the tarball has no packaging/rpm/service-outbox.spec"; diag <"$tmp/rpmbuild.log"
+  elif rpmbuild -bb --nodeps --define "_topdir $rpmtop" --define "_tmppath $rpmtop/tmp" \
+       "${rpm_without[@]}" "$spec" >"$tmp/rpmbuild.log" 2>&1; then
     rpms_ok=true
-    ok "rpmbuild -bb --nodeps ${rpm_without[*]} packaging/rpm/service-outbox.spec ($(($(date +%s) - t0)) s): $(find "$rpmtop/RPMS" -name '*.rpm' -printf '%f ')"
+    ok "rpmbuild -bb --nodeps ${rpm_without[*]} packaging/rpm/service-outbox.spec from the tarball ($(($(date +%s) - t0)) s): $(find "$rpmtop/RPMS" -name '*.rpm' -printf '%f ')"
   else
     notok "rpmbuild -bb packaging/rpm/service-outbox.spec"; tail -40 "$tmp/rpmbuild.log" | diag
   fi
@@ -595,6 +641,15 @@ else
       || problems+=("outboxd does not provide outbox-sink-abi = $abi")
     rpm -qlp "$(rpmfile outboxd)" 2>/dev/null | grep -q '/service-outbox/sinks/file.so$' || problems+=("outboxd has no file.so")
   fi
+  if [[ -n $(rpmfile liboutbox-devel) ]]; then
+    rpm -qlp "$(rpmfile liboutbox-devel)" 2>/dev/null | grep -q '/bin/outbox-sink-conformance$' \
+      || problems+=("liboutbox-devel has no outbox-sink-conformance")
+  fi
+  for s in $all_sinks; do
+    if [[ " ${sinks[*]} " != *" $s "* && -n $(rpmfile "outbox-sink-$s") ]]; then
+      problems+=("outbox-sink-$s RPM built although --without $s")
+    fi
+  done
   for s in "${sinks[@]}"; do
     f=$(rpmfile "outbox-sink-$s")
     [[ -n $f ]] && { rpm -qp --requires "$f" 2>/dev/null | grep -qx "outbox-sink-abi = $abi" \
