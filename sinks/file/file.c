@@ -4,16 +4,28 @@
  * options and the delivery guarantee).
  *
  * It is also the reference plugin, the one to copy when writing a sink. It
- * uses nothing but <outbox/sink.h> and libc, and it shows the three outcomes
- * every sink deals with:
+ * uses nothing but <outbox/sink.h> and libc, and shows the whole shape of
+ * sink ABI 1.1:
+ *
+ *  - an option table mapped onto a config struct (OUTBOX_SINK_OPTION_AT):
+ *    outboxd parses, range-checks and defaults every value and writes it
+ *    there (host->options_fill), so the sink parses no string itself;
+ *  - one parser, file_parse(), shared by check (outboxd --check, and a
+ *    reload before anything running is stopped) and open, which checks
+ *    what the table cannot say (file_mode's octal digits, the route);
+ *  - payloads: JSON only, so outboxd refuses `payload: bson` for this sink
+ *    when it loads the config, instead of every event failing at run time;
+ *  - stats: a few figures for outboxd's metrics endpoint.
+ *
+ * And the three outcomes every sink deals with:
  *
  *  - OK: the event is where it belongs; ack it with OUTBOX_SINK_OK.
  *  - A transient failure (disk full, directory missing, read-only mount):
  *    publish returns OUTBOX_SINK_RETRY without acking what it could not
  *    write, and outboxd publishes those events again after a backoff.
- *  - A permanent failure of one event (its payload is not JSON): ack that
- *    event with OUTBOX_SINK_FATAL and go on; the sink's on_error policy
- *    decides what happens to it.
+ *  - A permanent failure of one event (its destination would leave the
+ *    route's directory): ack that event with OUTBOX_SINK_FATAL and go on;
+ *    the sink's on_error policy decides what happens to it.
  *
  * The sink acks every event before publish returns, so it needs neither
  * poll nor flush. It keeps no global mutable state: everything lives in the
@@ -47,10 +59,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -66,90 +76,50 @@
  * Options
  * ------------------------------------------------------------------------- */
 
-/* outboxd checks the config against this table before open (types, ranges,
- * enum words), fills in the defaults and prints it for
- * `outboxd --plugin-help file`. */
+/* The options as host->options_fill writes them: each member has the C
+ * type sink.h gives for its option type. */
+typedef struct {
+    const char *fsync;      /* ENUM: one of the choices */
+    int mkdir;              /* BOOL */
+    const char *file_mode;  /* STRING: octal digits, checked by file_parse */
+    int64_t max_open_files; /* INT, within min..max */
+} file_config_t;
+
+/* outboxd checks the config against this table before check and open
+ * (types, ranges, enum words), fills in the defaults, writes each value
+ * into a file_config_t and prints the table for `outboxd --plugin-help
+ * file`. */
 static const outbox_sink_option_t file_options[] = {
     {.key = "fsync",
      .type = OUTBOX_SINK_OPT_ENUM,
      .default_value = "batch",
      .choices = "always|batch|never",
+     OUTBOX_SINK_OPTION_AT(file_config_t, fsync),
      .help = "always: fsync each line before acking it; batch: fsync each file "
              "once per publish call, then ack; never: ack after write(), the OS "
              "writes back when it likes"},
     {.key = "mkdir",
      .type = OUTBOX_SINK_OPT_BOOL,
      .default_value = "true",
+     OUTBOX_SINK_OPTION_AT(file_config_t, mkdir),
      .help = "create missing parent directories (mode 0755, minus the umask)"},
     {.key = "file_mode",
      .type = OUTBOX_SINK_OPT_STRING,
      .default_value = "0644",
+     OUTBOX_SINK_OPTION_AT(file_config_t, file_mode),
      .help = "octal permission bits of created files (minus the umask)"},
     {.key = "max_open_files",
      .type = OUTBOX_SINK_OPT_INT,
      .default_value = "64",
      .min = 1,
      .max = 1024,
+     OUTBOX_SINK_OPTION_AT(file_config_t, max_open_files),
      .help = "files kept open; beyond this the least recently used is closed"},
     OUTBOX_SINK_OPTION_END};
 
+/* fsync's choices, in this order. */
 typedef enum { FSYNC_ALWAYS, FSYNC_BATCH, FSYNC_NEVER } fsync_policy_t;
-
-static const char *fsync_policy_name(fsync_policy_t policy) {
-    switch (policy) {
-    case FSYNC_ALWAYS: return "always";
-    case FSYNC_BATCH: return "batch";
-    case FSYNC_NEVER: return "never";
-    }
-    return "?";
-}
-
-/* The value of an option: the config's, else the table's default. outboxd
- * fills in defaults itself, but a plugin should not rely on that: a test
- * host, or another program loading the plugin, may not. */
-static const char *file_option(const outbox_sink_host_t *host, const char *key) {
-    const char *value = host->option(host->ctx, key);
-    if (value != NULL) return value;
-    for (const outbox_sink_option_t *o = file_options; o->key != NULL; o++) {
-        if (strcmp(o->key, key) == 0) return o->default_value;
-    }
-    return NULL;
-}
-
-/* The parsers below return 0, or -1 for a bad value. outboxd has checked
- * the values already; checking again costs little and keeps the plugin
- * safe with any host. */
-
-static int parse_fsync(const char *value, fsync_policy_t *policy) {
-    if (strcmp(value, "always") == 0) *policy = FSYNC_ALWAYS;
-    else if (strcmp(value, "batch") == 0) *policy = FSYNC_BATCH;
-    else if (strcmp(value, "never") == 0) *policy = FSYNC_NEVER;
-    else return -1;
-    return 0;
-}
-
-/* The words sink.h lists for OUTBOX_SINK_OPT_BOOL. */
-static int parse_bool(const char *value, int *flag) {
-    if (strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0 ||
-        strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0) {
-        *flag = 1;
-    } else if (strcasecmp(value, "false") == 0 || strcasecmp(value, "no") == 0 ||
-               strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0) {
-        *flag = 0;
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_int(const char *value, long long min, long long max, long long *number) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(value, &end, 10);
-    if (end == value || *end != '\0' || errno != 0 || n < min || n > max) return -1;
-    *number = n;
-    return 0;
-}
+static const char *const fsync_words[] = {"always", "batch", "never"};
 
 /* Octal digits only ("0644", "600"), at most 07777. Parsed by hand because
  * strtol would also take signs, spaces and "0x". */
@@ -197,7 +167,6 @@ static void buf_append(buf_t *b, const void *bytes, size_t n) {
 
 static void buf_puts(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
 
-
 /* Appends str as a JSON string, or null when str is NULL. Quotes and
  * backslashes get a backslash, control characters become \u00XX, valid
  * UTF-8 passes through, and each byte that is not part of valid UTF-8
@@ -238,48 +207,10 @@ static void json_string(buf_t *b, const char *str) {
     buf_puts(b, "\"");
 }
 
-/* created_ms as ISO-8601 UTC with milliseconds: 2026-11-26T18:45:25.123Z.
- * Returns -1 when the time cannot be represented. */
-static int format_time(int64_t ms, char *out, size_t size) {
-    int64_t secs = ms / 1000;
-    int millis = (int)(ms % 1000);
-    struct tm tm;
-
-    /* C division truncates toward zero; before 1970 we need the floor, so
-     * that -1 ms is 23:59:59.999 of the day before, not 00:00:00.-001. */
-    if (millis < 0) {
-        millis += 1000;
-        secs -= 1;
-    }
-    time_t t = (time_t)secs;
-    if ((int64_t)t != secs || gmtime_r(&t, &tm) == NULL) return -1;
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-    return 0;
-}
-
-/* True when the payload is a JSON object: its first non-whitespace byte is
- * '{' and its last is '}'. The first test alone is not enough: a BSON
- * document starts with its length as a little-endian int32, and a document
- * of 123 bytes starts with 0x7B, which is '{'. But a BSON document always
- * ends with a 0x00 byte, so the second test tells them apart. */
-static int is_json_space(unsigned char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static int payload_is_json_object(const outbox_sink_event_t *ev) {
-    const unsigned char *p = ev->payload;
-    size_t start = 0, end = ev->payload_len;
-
-    while (start < end && is_json_space(p[start])) start++;
-    while (end > start && is_json_space(p[end - 1])) end--;
-    return end - start >= 2 && p[start] == '{' && p[end - 1] == '}';
-}
-
 /* Builds the event's line, "\n" included, in b. Returns -1 when out of
  * memory. */
 static int format_line(buf_t *b, const outbox_sink_event_t *ev) {
-    char created[64];
+    char created[OUTBOX_SINK_TIME_SIZE];
 
     b->len = 0;
     b->oom = 0;
@@ -290,7 +221,7 @@ static int format_line(buf_t *b, const outbox_sink_event_t *ev) {
     buf_puts(b, ",\"key\":");
     json_string(b, ev->key);
     buf_puts(b, ",\"created\":");
-    if (format_time(ev->created_ms, created, sizeof created) == 0)
+    if (outbox_sink_format_time(ev->created_ms, created) == 0)
         json_string(b, created);
     else
         buf_puts(b, "null");
@@ -345,18 +276,22 @@ typedef struct {
 
 typedef struct {
     const outbox_sink_host_t *host;
+    /* Set by file_parse, from the options and the route. */
     fsync_policy_t fsync_policy;
     int make_dirs;
     mode_t file_mode;
     size_t max_open;
+    char *route_dir;    /* the route's fixed directory, ending in '/' ("" = the
+                           working directory) */
+    size_t route_dir_len;
+    int route_has_type, route_has_key; /* the route uses {type}, {key} */
+    /* The instance. */
     open_file_t *files; /* max_open slots */
     uint64_t clock;     /* counts file uses, for the LRU order */
     buf_t line;         /* the line being written, reused for every event */
     pending_t *pending; /* fsync=batch only */
     size_t n_pending, pending_cap;
-    char *route_dir;    /* the route's fixed directory ("" = the working
-                           directory), or NULL when the host passes no route */
-    int route_has_type, route_has_key; /* the route uses {type}, {key} */
+    uint64_t n_written, n_refused, n_failures; /* for stats */
 } file_sink_t;
 
 /* A note on strerror(): POSIX does not promise it is thread-safe, but glibc
@@ -366,6 +301,8 @@ typedef struct {
  * macros, which is more trouble than it is worth in an example. */
 
 static void ack(file_sink_t *s, uint64_t seq, outbox_sink_status_t status, const char *error) {
+    if (status == OUTBOX_SINK_OK) s->n_written++;
+    else s->n_refused++;
     s->host->ack(s->host->ctx, seq, status, error);
 }
 
@@ -429,28 +366,21 @@ static int file_sync(file_sink_t *s, open_file_t *f, char *errbuf, size_t errbuf
 
 /* Creates the missing directories of dir (the route's fixed directory,
  * which the administrator chose, so links in it are followed), like `mkdir
- * -p`, each with mode 0755 (minus the umask). path is the destination, for
+ * -p`, each with mode 0755 (minus the umask). dir ends with '/', and is cut
+ * after each slash in turn (/a, then /a/b, ...) and mended again; the
+ * leading slash is the root, which exists. path is the destination, for
  * the message. */
-static int make_route_dir(const char *dir, const char *path, char *errbuf, size_t errbuf_size) {
-    char *copy = strdup(dir);
-    if (copy == NULL) {
-        snprintf(errbuf, errbuf_size, "file sink: out of memory");
-        return -1;
-    }
-    /* Cut the path after each slash in turn: /a, then /a/b, ... A leading
-     * slash is the root, which exists. dir ends with '/'. */
-    for (char *p = copy; *p != '\0'; p++) {
-        if (*p != '/' || p == copy) continue;
+static int make_route_dir(char *dir, const char *path, char *errbuf, size_t errbuf_size) {
+    for (char *p = dir; *p != '\0'; p++) {
+        if (*p != '/' || p == dir) continue;
         *p = '\0';
-        if (mkdir(copy, 0755) != 0 && errno != EEXIST) {
-            snprintf(errbuf, errbuf_size, "file sink: cannot create directory %s for %s: %s", copy,
+        int failed = mkdir(dir, 0755) != 0 && errno != EEXIST;
+        if (failed)
+            snprintf(errbuf, errbuf_size, "file sink: cannot create directory %s for %s: %s", dir,
                      path, strerror(errno));
-            free(copy);
-            return -1;
-        }
         *p = '/';
+        if (failed) return -1;
     }
-    free(copy);
     return 0;
 }
 
@@ -535,12 +465,12 @@ static open_file_t *file_free_slot(file_sink_t *s, char *errbuf, size_t errbuf_s
 }
 
 /* Returns the open file for path, opening it (and creating its directories,
- * if mkdir is on) when needed: its first dir_len bytes name the fixed
- * directory, and the rest is opened beneath it (check_destination has
- * checked both). NULL on failure, with errbuf set, and *refused set when
- * the failure is for good (a symbolic link on the way). */
-static open_file_t *file_get(file_sink_t *s, const char *path, size_t dir_len, int *refused,
-                             char *errbuf, size_t errbuf_size) {
+ * if mkdir is on) when needed: it starts with the route's fixed directory,
+ * and the rest is opened beneath it (check_destination has checked both).
+ * NULL on failure, with errbuf set, and *refused set when the failure is
+ * for good (a symbolic link on the way). */
+static open_file_t *file_get(file_sink_t *s, const char *path, int *refused, char *errbuf,
+                             size_t errbuf_size) {
     *refused = 0;
     for (size_t i = 0; i < s->max_open; i++) {
         open_file_t *f = &s->files[i];
@@ -556,13 +486,11 @@ static open_file_t *file_get(file_sink_t *s, const char *path, size_t dir_len, i
     /* The fixed directory is opened afresh for each file the sink opens,
      * so that one created, moved or remounted meanwhile is the one used. */
     char *path_copy = strdup(path);
-    char *dir = strndup(path, dir_len);
-    if (path_copy == NULL || dir == NULL) {
-        free(path_copy);
-        free(dir);
+    if (path_copy == NULL) {
         snprintf(errbuf, errbuf_size, "file sink: out of memory");
         return NULL;
     }
+    char *dir = s->route_dir;
     const char *dir_name = dir[0] != '\0' ? dir : ".";
     int dir_fd = open(dir_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0 && errno == ENOENT && s->make_dirs) {
@@ -576,14 +504,13 @@ static open_file_t *file_get(file_sink_t *s, const char *path, size_t dir_len, i
             snprintf(errbuf, errbuf_size, "file sink: cannot open directory %s for %s: %s", dir_name,
                      path, strerror(errno));
         free(path_copy);
-        free(dir);
         return NULL;
     }
 
     /* O_APPEND: every write() goes to the end of the file, as one piece. */
     int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC;
     int link_found;
-    int fd = open_beneath(dir_fd, path + dir_len, flags, s->file_mode, s->make_dirs, &link_found);
+    int fd = open_beneath(dir_fd, path + s->route_dir_len, flags, s->file_mode, s->make_dirs, &link_found);
     int saved = errno;
     close(dir_fd);
     if (fd < 0) {
@@ -596,10 +523,8 @@ static open_file_t *file_get(file_sink_t *s, const char *path, size_t dir_len, i
             snprintf(errbuf, errbuf_size, "file sink: cannot open %s: %s", path, strerror(saved));
         }
         free(path_copy);
-        free(dir);
         return NULL;
     }
-    free(dir);
     f->path = path_copy;
     f->fd = fd;
     f->dirty = 0;
@@ -657,40 +582,7 @@ static int file_write_line(file_sink_t *s, open_file_t *f, char *errbuf, size_t 
     return 0;
 }
 
-/* The route's fixed directory: its text before the first {type} or {key}
- * (with {{ and }} unescaped, as outboxd expands them), cut after the last
- * '/'; "" when there is no '/' before it (a relative route: outboxd's
- * working directory). Also says which placeholders the route uses. NULL
- * when out of memory. */
-static char *route_fixed_dir(const char *route, int *has_type, int *has_key) {
-    char *dir = malloc(strlen(route) + 1);
-    size_t n = 0, cut = 0;
-    int fixed = 1;
-    if (dir == NULL) return NULL;
-    *has_type = *has_key = 0;
-    for (const char *p = route; *p != '\0';) {
-        char c;
-        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
-            c = p[0];
-            p += 2;
-        } else if (strncmp(p, "{type}", 6) == 0) {
-            *has_type = 1, fixed = 0, p += 6;
-            continue;
-        } else if (strncmp(p, "{key}", 5) == 0) {
-            *has_key = 1, fixed = 0, p += 5;
-            continue;
-        } else {
-            c = *p++;
-        }
-        if (!fixed) continue;
-        dir[n++] = c;
-        if (c == '/') cut = n;
-    }
-    dir[cut] = '\0';
-    return dir;
-}
-
-/* Why value (of placeholder, e.g. "{key}") cannot be part of a path, or
+/* Why value (of a placeholder the route uses) cannot be part of a path, or
  * NULL when it can: it must be one non-empty path component. */
 static const char *bad_value(const char *value) {
     if (value == NULL) return "the event has no key";
@@ -700,72 +592,97 @@ static const char *bad_value(const char *value) {
     return NULL;
 }
 
-/* Checks where ev's destination leads. Returns 0 and sets *dir_len to the
- * length of its fixed directory (possibly 0: the working directory) when
- * the rest stays beneath it; returns -1 with the reason in why when not.
- * Without a route from the host, the directory part of the destination
- * stands in for the fixed directory. No allocation: this runs per event. */
-static int check_destination(const file_sink_t *s, const outbox_sink_event_t *ev,
-                             size_t *dir_len_out, char *why, size_t why_size) {
-    const char *dest = ev->destination;
-    const char *reason, *rel;
-    size_t dir_len;
+/* Why rel, a path beneath the fixed directory, cannot name a file there,
+ * or NULL when it can: every component must be non-empty (no "//", no '/'
+ * at either end, not "" itself) and neither "." nor "..". */
+static const char *bad_path(const char *rel) {
+    for (const char *c = rel;; c++) {
+        size_t len = strcspn(c, "/");
+        if (len == 0) return "it has an empty path component (\"//\", or a \"/\" at the start or end)";
+        if (len == 1 && c[0] == '.') return "it has a \".\" component";
+        if (len == 2 && c[0] == '.' && c[1] == '.') return "it has a \"..\" component";
+        c += len;
+        if (*c == '\0') return NULL;
+    }
+}
 
-    if (s->route_dir != NULL) {
-        if (s->route_has_type && (reason = bad_value(ev->type)) != NULL) {
-            snprintf(why, why_size, "its {type} value \"%s\" cannot be a file name: %s", ev->type,
+/* Reads the route (the config's template, "/srv/out/{type}.jsonl") into s:
+ * its fixed directory, its text before the first {type} or {key} (with {{
+ * and }} unescaped, as outboxd expands them) cut after the last '/' ("" when
+ * there is none: outboxd's working directory), and which placeholders it
+ * uses. What follows the fixed directory must name a file whatever the
+ * values are, which is checked here, once, with each placeholder standing
+ * for one valid component; each event's values are checked by
+ * check_destination. */
+static int route_parse(file_sink_t *s, const char *route, char *errbuf, size_t errbuf_size) {
+    char *text = malloc(strlen(route) + 1);
+    size_t n = 0, cut = 0, first = SIZE_MAX;
+    if (text == NULL) {
+        snprintf(errbuf, errbuf_size, "file sink: out of memory");
+        return OUTBOX_SINK_RETRY;
+    }
+    for (const char *p = route; *p != '\0';) {
+        int type = strncmp(p, "{type}", 6) == 0, key = strncmp(p, "{key}", 5) == 0;
+        if (type || key) {
+            s->route_has_type |= type;
+            s->route_has_key |= key;
+            p += type ? 6 : 5;
+            if (first == SIZE_MAX) first = n;
+            text[n++] = 'v'; /* a value: one non-empty component */
+            continue;
+        }
+        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) p++;
+        text[n++] = *p++;
+    }
+    text[n] = '\0';
+    for (size_t i = 0; i < n && i < first; i++) {
+        if (text[i] == '/') cut = i + 1;
+    }
+    const char *why = bad_path(text + cut);
+    if (why != NULL) {
+        text[cut] = '\0';
+        snprintf(errbuf, errbuf_size, "route: \"%s\" names no file beneath %s: %s", route,
+                 cut > 0 ? text : "the working directory", why);
+        free(text);
+        return OUTBOX_SINK_FATAL;
+    }
+    text[cut] = '\0';
+    s->route_dir = text;
+    s->route_dir_len = cut;
+    return OUTBOX_SINK_OK;
+}
+
+/* Checks where ev's destination leads: beneath the route's fixed
+ * directory, through values that are one component each. Returns 0, or -1
+ * with the reason in why. No allocation: this runs per event. */
+static int check_destination(const file_sink_t *s, const outbox_sink_event_t *ev, char *why,
+                             size_t why_size) {
+    const char *reason;
+
+    if (s->route_has_type && (reason = bad_value(ev->type)) != NULL) {
+        snprintf(why, why_size, "its {type} value \"%s\" cannot be a file name: %s", ev->type,
+                 reason);
+        return -1;
+    }
+    if (s->route_has_key && (reason = bad_value(ev->key)) != NULL) {
+        if (ev->key == NULL)
+            snprintf(why, why_size, "the route uses {key} and the event has no key");
+        else
+            snprintf(why, why_size, "its {key} value \"%s\" cannot be a file name: %s", ev->key,
                      reason);
-            return -1;
-        }
-        if (s->route_has_key && (reason = bad_value(ev->key)) != NULL) {
-            if (ev->key == NULL)
-                snprintf(why, why_size, "the route uses {key} and the event has no key");
-            else
-                snprintf(why, why_size, "its {key} value \"%s\" cannot be a file name: %s", ev->key,
-                         reason);
-            return -1;
-        }
-        dir_len = strlen(s->route_dir);
-        if (strncmp(dest, s->route_dir, dir_len) != 0) {
-            snprintf(why, why_size, "it is not beneath the route's directory %s", s->route_dir);
-            return -1;
-        }
-    } else {
-        const char *slash = strrchr(dest, '/');
-        dir_len = slash != NULL ? (size_t)(slash - dest) + 1 : 0;
-    }
-    /* What follows the fixed directory: components that are neither empty
-     * (a value starting or ending with '/', an absolute value after a
-     * relative route) nor "." or "..". */
-    rel = dest + dir_len;
-    if (*rel == '\0') {
-        snprintf(why, why_size, "its file name is empty");
         return -1;
     }
-    for (const char *c = s->route_dir != NULL ? rel : dest;;) {
-        const char *end = strchr(c, '/');
-        size_t len = end != NULL ? (size_t)(end - c) : strlen(c);
-        if (len == 2 && c[0] == '.' && c[1] == '.') {
-            snprintf(why, why_size, "it has a \"..\" component");
-            return -1;
-        }
-        if (s->route_dir != NULL && len == 0) {
-            snprintf(why, why_size, "it has an empty path component beneath %s (\"//\", or a "
-                     "\"/\" at the start or end)", s->route_dir[0] ? s->route_dir : ".");
-            return -1;
-        }
-        if (s->route_dir != NULL && len == 1 && c[0] == '.') {
-            snprintf(why, why_size, "it has a \".\" component");
-            return -1;
-        }
-        if (end == NULL) break;
-        c = end + 1;
-    }
-    if (dest[strlen(dest) - 1] == '/') {
-        snprintf(why, why_size, "its file name is empty");
+    if (strncmp(ev->destination, s->route_dir, s->route_dir_len) != 0) {
+        snprintf(why, why_size, "it is not beneath the route's directory %s", s->route_dir);
         return -1;
     }
-    *dir_len_out = dir_len;
+    /* Given the route's checks and the values', this holds for every
+     * destination outboxd expands; it is checked again because it is what
+     * keeps the file beneath the directory where openat2 is missing. */
+    if ((reason = bad_path(ev->destination + s->route_dir_len)) != NULL) {
+        snprintf(why, why_size, "%s beneath %s", reason, s->route_dir_len ? s->route_dir : ".");
+        return -1;
+    }
     return 0;
 }
 
@@ -774,32 +691,17 @@ static int check_destination(const file_sink_t *s, const outbox_sink_event_t *ev
  * failed (errbuf says why; the event is not acked). */
 static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                        size_t errbuf_size) {
-    char error[2048];
+    char why[1024], error[2048];
+    int refused = 0;
+    open_file_t *f = NULL;
 
-    if (!payload_is_json_object(ev)) {
-        snprintf(error, sizeof error,
-                 "file sink needs payload: json (got %zu bytes that are not a JSON object)",
-                 ev->payload_len);
-        ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
-        return 0;
-    }
-    /* A destination that leads out of the route's directory, or can never
-     * name a file, fails the same way on every retry: a FATAL ack. */
-    size_t dir_len;
-    char why[1024];
-    if (check_destination(s, ev, &dir_len, why, sizeof why) != 0) {
-        snprintf(error, sizeof error, "file sink: event %s: refusing destination \"%s\": %s", ev->id,
-                 ev->destination, why);
-        ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
-        return 0;
-    }
-    if (format_line(&s->line, ev) != 0) {
-        snprintf(errbuf, errbuf_size, "file sink: out of memory formatting event %s", ev->id);
-        return -1;
-    }
-    int refused;
-    open_file_t *f = file_get(s, ev->destination, dir_len, &refused, why, sizeof why);
-    if (f == NULL && refused) {
+    if (check_destination(s, ev, why, sizeof why) != 0)
+        refused = 1;
+    else
+        f = file_get(s, ev->destination, &refused, why, sizeof why);
+    /* A destination that leads out of the route's directory fails the same
+     * way on every retry: a FATAL ack, and on to the next event. */
+    if (refused) {
         snprintf(error, sizeof error, "file sink: event %s: refusing destination \"%s\": %s", ev->id,
                  ev->destination, why);
         ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
@@ -807,6 +709,10 @@ static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errb
     }
     if (f == NULL) {
         snprintf(errbuf, errbuf_size, "%s", why);
+        return -1;
+    }
+    if (format_line(&s->line, ev) != 0) {
+        snprintf(errbuf, errbuf_size, "file sink: out of memory formatting event %s", ev->id);
         return -1;
     }
     if (file_write_line(s, f, errbuf, errbuf_size) != 0) return -1;
@@ -827,89 +733,72 @@ static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errb
  * The callbacks
  * ------------------------------------------------------------------------- */
 
-/* The sink's route template as the config has it, from a host new enough
- * to pass it (ABI 1.1); NULL from an older one. */
-static const char *host_route(const outbox_sink_host_t *host) {
-#if OUTBOX_SINK_ABI_MAJOR > 1 || OUTBOX_SINK_ABI_MINOR >= 1
-    if (OUTBOX_SINK_HOST_HAS(host, route)) return host->route;
-#endif
-    return NULL;
+/* The one parser, shared by check and open: the options as outboxd wrote
+ * them into a file_config_t, then what the table cannot check (file_mode's
+ * digits, the route), into s. Returns OK, FATAL for a bad configuration
+ * (errbuf starts with the option's key and ": ", so that outboxd names its
+ * line), or RETRY when out of memory. s->route_dir is s's to free. */
+static int file_parse(const outbox_sink_host_t *host, file_sink_t *s, char *errbuf,
+                      size_t errbuf_size) {
+    file_config_t config;
+
+    /* options_fill and route came with ABI 1.1; route lies before
+     * options_fill in the struct, so one test covers both. */
+    if (!OUTBOX_SINK_HOST_HAS(host, options_fill) || host->options_fill == NULL) {
+        snprintf(errbuf, errbuf_size,
+                 "file sink: this host offers sink ABI %u.%u; the file sink needs 1.1 or later "
+                 "(options_fill, route)",
+                 (unsigned)host->abi_major, (unsigned)host->abi_minor);
+        return OUTBOX_SINK_FATAL;
+    }
+    host->options_fill(host->ctx, &config);
+    for (size_t i = 0; i < sizeof fsync_words / sizeof *fsync_words; i++) {
+        if (strcmp(config.fsync, fsync_words[i]) == 0) s->fsync_policy = (fsync_policy_t)i;
+    }
+    s->make_dirs = config.mkdir;
+    s->max_open = (size_t)config.max_open_files;
+    if (parse_mode(config.file_mode, &s->file_mode) != 0) {
+        snprintf(errbuf, errbuf_size, "file_mode: \"%s\" is not an octal mode such as 0644",
+                 config.file_mode);
+        return OUTBOX_SINK_FATAL;
+    }
+    return route_parse(s, host->route, errbuf, errbuf_size);
+}
+
+/* outboxd --check, and a reload before it stops anything: the same parse
+ * as open, nothing opened or created. */
+static int file_check(const outbox_sink_host_t *host, char *errbuf, size_t errbuf_size) {
+    file_sink_t s = {0};
+    int rc = file_parse(host, &s, errbuf, errbuf_size);
+    free(s.route_dir);
+    return rc;
 }
 
 static int file_open(const outbox_sink_host_t *host, void **state, char *errbuf,
                      size_t errbuf_size) {
-    fsync_policy_t fsync_policy;
-    int make_dirs;
-    mode_t file_mode;
-    long long max_open;
-    const char *value;
-
-    /* A bad option value is a configuration error: FATAL, naming the
-     * option, since retrying cannot fix it. */
-    value = file_option(host, "fsync");
-    if (parse_fsync(value, &fsync_policy) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "file sink: option fsync: \"%s\" is not always, batch or never", value);
-        return OUTBOX_SINK_FATAL;
-    }
-    value = file_option(host, "mkdir");
-    if (parse_bool(value, &make_dirs) != 0) {
-        snprintf(errbuf, errbuf_size, "file sink: option mkdir: \"%s\" is not true or false",
-                 value);
-        return OUTBOX_SINK_FATAL;
-    }
-    value = file_option(host, "file_mode");
-    if (parse_mode(value, &file_mode) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "file sink: option file_mode: \"%s\" is not an octal mode such as 0644", value);
-        return OUTBOX_SINK_FATAL;
-    }
-    value = file_option(host, "max_open_files");
-    if (parse_int(value, 1, 1024, &max_open) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "file sink: option max_open_files: \"%s\" is not a whole number from 1 to 1024",
-                 value);
-        return OUTBOX_SINK_FATAL;
-    }
-
     /* Running out of memory may pass: RETRY, and outboxd opens us again. */
     file_sink_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(errbuf, errbuf_size, "file sink: out of memory");
         return OUTBOX_SINK_RETRY;
     }
-    s->files = calloc((size_t)max_open, sizeof *s->files);
-    if (s->files == NULL) {
-        free(s);
+    int rc = file_parse(host, s, errbuf, errbuf_size);
+    if (rc == OUTBOX_SINK_OK && (s->files = calloc(s->max_open, sizeof *s->files)) == NULL) {
         snprintf(errbuf, errbuf_size, "file sink: out of memory");
-        return OUTBOX_SINK_RETRY;
+        rc = OUTBOX_SINK_RETRY;
     }
-    for (long long i = 0; i < max_open; i++) s->files[i].fd = -1;
-    const char *route = host_route(host);
-    if (route != NULL) {
-        s->route_dir = route_fixed_dir(route, &s->route_has_type, &s->route_has_key);
-        if (s->route_dir == NULL) {
-            free(s->files);
-            free(s);
-            snprintf(errbuf, errbuf_size, "file sink: out of memory");
-            return OUTBOX_SINK_RETRY;
-        }
-    } else {
-        host->log(host->ctx, OUTBOX_SINK_LOG_WARNING,
-                  "this host passes no route (sink ABI before 1.1): destinations are checked for "
-                  "\"..\" components and a linked file name only, not kept beneath the route's "
-                  "directory");
+    if (rc != OUTBOX_SINK_OK) {
+        free(s->route_dir);
+        free(s);
+        return rc;
     }
+    for (size_t i = 0; i < s->max_open; i++) s->files[i].fd = -1;
     s->host = host;
-    s->fsync_policy = fsync_policy;
-    s->make_dirs = make_dirs;
-    s->file_mode = file_mode;
-    s->max_open = (size_t)max_open;
-
     host->log(host->ctx, OUTBOX_SINK_LOG_INFO,
-              "appending JSON lines to files: fsync=%s mkdir=%s file_mode=%04o max_open_files=%zu",
-              fsync_policy_name(fsync_policy), make_dirs ? "true" : "false", (unsigned)file_mode,
-              s->max_open);
+              "appending JSON lines to files beneath %s: fsync=%s mkdir=%s file_mode=%04o "
+              "max_open_files=%zu",
+              s->route_dir_len ? s->route_dir : ".", fsync_words[s->fsync_policy],
+              s->make_dirs ? "true" : "false", (unsigned)s->file_mode, s->max_open);
     *state = s;
     return OUTBOX_SINK_OK;
 }
@@ -959,6 +848,7 @@ static int file_publish(void *state, const outbox_sink_event_t *events, size_t n
             failed = 1;
         }
     }
+    s->n_failures += (uint64_t)failed;
     return failed ? OUTBOX_SINK_RETRY : OUTBOX_SINK_OK;
 }
 
@@ -983,8 +873,25 @@ static void file_close_sink(void *state) {
     free(s);
 }
 
+/* Figures for outboxd's metrics endpoint (outbox_sink_NAME there). Called
+ * from the instance's thread, like publish, so no lock is needed. */
+static void file_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
+    file_sink_t *s = state;
+    size_t open_files = 0;
+    for (size_t i = 0; i < s->max_open; i++) open_files += s->files[i].path != NULL;
+    emit(emit_ctx, "file_events_written", OUTBOX_SINK_STAT_COUNTER, (double)s->n_written,
+         "events acked OK: their lines are in their files (fsynced unless fsync: never)");
+    emit(emit_ctx, "file_events_refused", OUTBOX_SINK_STAT_COUNTER, (double)s->n_refused,
+         "events acked FATAL: their destination would leave the route's directory");
+    emit(emit_ctx, "file_write_failures", OUTBOX_SINK_STAT_COUNTER, (double)s->n_failures,
+         "publish calls that failed on a file (open, mkdir, write, fsync) and returned RETRY");
+    emit(emit_ctx, "file_open_files", OUTBOX_SINK_STAT_GAUGE, (double)open_files,
+         "files held open (at most max_open_files)");
+}
+
 /* poll and flush stay NULL: every event is acked before publish returns. */
-OUTBOX_SINK_PLUGIN(.name = "file", .version = "1.0.0",
+OUTBOX_SINK_PLUGIN(.name = "file", .version = "1.1.0",
                    .description = "JSON lines appended to files (the reference sink)",
-                   .options = file_options, .open = file_open, .publish = file_publish,
-                   .close = file_close_sink)
+                   .options = file_options, .payloads = OUTBOX_SINK_PAYLOAD_JSON,
+                   .check = file_check, .open = file_open, .publish = file_publish,
+                   .stats = file_stats, .close = file_close_sink)
