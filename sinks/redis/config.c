@@ -1,26 +1,27 @@
 /*
- * config.c - the Redis sink's option table and the one place that turns
- * options into a redis_sink_t: the url, the user and password, timeouts,
- * the pipeline, trimming, dedupe and TLS (README: Options).
+ * config.c - the Redis sink's option table and its one parser, shared by
+ * check and open: outboxd parses, range-checks and defaults every option
+ * of the table and writes it into a redis_config_t (host->options_fill);
+ * this file adds what the table cannot say: the url's syntax, the user,
+ * where the password comes from, trimming and TLS (README: Options).
  */
 #include "redis_sink.h"
 
-#include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-/* ----------------------------------------------------------------------------
- * Options
- * ------------------------------------------------------------------------- */
+#define OPTION(member) OUTBOX_SINK_OPTION_AT(redis_config_t, member)
 
 const outbox_sink_option_t redis_options[] = {
     {.key = "url",
      .type = OUTBOX_SINK_OPT_STRING,
      .default_value = "redis://127.0.0.1:6379/0",
+     OPTION(url),
 #ifdef HAVE_HIREDIS_SSL
      .help = "redis://[user@]host[:port][/db], rediss://... (TLS) or unix://[user@]/path[?db=N]; "
              "no password here (option password)"},
@@ -30,62 +31,79 @@ const outbox_sink_option_t redis_options[] = {
 #endif
     {.key = "user",
      .type = OUTBOX_SINK_OPT_STRING,
+     OPTION(user),
      .help = "Redis 6 ACL user (AUTH user password); instead of user@ in the url"},
+    /* SECRET: outboxd also takes password_file: PATH, reads the file and
+     * scrubs the value from every line it prints. */
     {.key = "password",
-     .type = OUTBOX_SINK_OPT_STRING,
-     .help = "the password; write it as {file: PATH} or {env: NAME}, never logged"},
-    {.key = "password_file",
-     .type = OUTBOX_SINK_OPT_STRING,
-     .help = "older form: file holding the password (trailing white space ignored)"},
+     .type = OUTBOX_SINK_OPT_SECRET,
+     OPTION(password),
+     .help = "the password (or password_file: PATH, {file: PATH}, {env: NAME}); never logged"},
     {.key = "password_env",
      .type = OUTBOX_SINK_OPT_STRING,
+     OPTION(password_env),
      .help = "older form: environment variable holding the password"},
 #ifdef HAVE_HIREDIS_SSL
     {.key = "tls_ca",
      .type = OUTBOX_SINK_OPT_STRING,
+     OPTION(tls_ca),
      .help = "rediss://: PEM file of the CAs that verify the server (default: the system's)"},
     {.key = "tls_cert",
      .type = OUTBOX_SINK_OPT_STRING,
+     OPTION(tls_cert),
      .help = "rediss://: PEM client certificate (with tls_key)"},
-    {.key = "tls_key", .type = OUTBOX_SINK_OPT_STRING, .help = "rediss://: PEM key of tls_cert"},
+    {.key = "tls_key",
+     .type = OUTBOX_SINK_OPT_STRING,
+     OPTION(tls_key),
+     .help = "rediss://: PEM key of tls_cert"},
     {.key = "tls_server_name",
      .type = OUTBOX_SINK_OPT_STRING,
+     OPTION(tls_server_name),
      .help = "rediss://: the name sent as SNI (default: the url's host)"},
 #endif
+    /* DURATION: a bare number is milliseconds, as these keys always took;
+     * "2s" or "1m" now work too. */
     {.key = "connect_timeout_ms",
-     .type = OUTBOX_SINK_OPT_INT,
+     .type = OUTBOX_SINK_OPT_DURATION,
      .default_value = "2000",
      .min = 1,
      .max = 600000,
-     .help = "how long a connection attempt may take"},
+     OPTION(connect_timeout_ms),
+     .help = "how long a connection attempt may take (ms, or 2s, 1m)"},
     {.key = "command_timeout_ms",
-     .type = OUTBOX_SINK_OPT_INT,
+     .type = OUTBOX_SINK_OPT_DURATION,
      .default_value = "10000",
      .min = 1,
      .max = 600000,
+     OPTION(command_timeout_ms),
      .help = "how long to wait for a reply before dropping the connection (RETRY)"},
     {.key = "pipeline",
      .type = OUTBOX_SINK_OPT_INT,
      .default_value = "500",
      .min = 1,
      .max = 100000,
+     OPTION(pipeline),
      .help = "commands sent before their replies are read"},
     {.key = "maxlen",
      .type = OUTBOX_SINK_OPT_INT,
      .min = 1,
      .max = INT64_MAX,
+     OPTION(maxlen),
      .help = "trim each stream to about this many entries (XADD MAXLEN ~ N)"},
     {.key = "minid",
      .type = OUTBOX_SINK_OPT_STRING,
+     OPTION(minid),
      .help = "trim entries older than a stream id (1700000000000-0) or an age (90s, 30m, 24h, "
              "7d) (XADD MINID ~, Redis >= 6.2)"},
     {.key = "trim_exact",
      .type = OUTBOX_SINK_OPT_BOOL,
      .default_value = "false",
+     OPTION(trim_exact),
      .help = "trim exactly instead of by whole nodes (~), which costs more"},
     {.key = "dedupe",
      .type = OUTBOX_SINK_OPT_BOOL,
      .default_value = "false",
+     OPTION(dedupe),
      .help = "add an event only if its id was not added to that stream within dedupe_ttl "
              "(a Lua script and one key per event)"},
     {.key = "dedupe_ttl",
@@ -93,45 +111,28 @@ const outbox_sink_option_t redis_options[] = {
      .default_value = "86400",
      .min = 1,
      .max = INT32_MAX,
+     OPTION(dedupe_ttl),
      .help = "seconds an event id is remembered for dedupe"},
     {.key = "dedupe_prefix",
      .type = OUTBOX_SINK_OPT_STRING,
      .default_value = "outbox:dedupe:",
+     OPTION(dedupe_prefix),
      .help = "dedupe keys are <prefix><stream>:<event id>"},
     OUTBOX_SINK_OPTION_END};
 
-/* The config's value, else the table's default (a host may not fill in
- * defaults; outboxd does). NULL for an absent option without default. */
-static const char *redis_option(const outbox_sink_host_t *host, const char *key) {
-    const char *value = host->option(host->ctx, key);
-    if (value != NULL) return value;
-    for (const outbox_sink_option_t *o = redis_options; o->key != NULL; o++) {
-        if (strcmp(o->key, key) == 0) return o->default_value;
-    }
-    return NULL;
-}
+/* Writes "KEY: why" into errbuf (check's form: outboxd reports KEY's
+ * line) and returns -1. */
+static int refuse(char *errbuf, size_t errbuf_size, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-/* The words sink.h lists for OUTBOX_SINK_OPT_BOOL. */
-static int parse_bool(const char *value, int *flag) {
-    if (strcasecmp(value, "true") == 0 || strcasecmp(value, "yes") == 0 ||
-        strcasecmp(value, "on") == 0 || strcmp(value, "1") == 0) {
-        *flag = 1;
-    } else if (strcasecmp(value, "false") == 0 || strcasecmp(value, "no") == 0 ||
-               strcasecmp(value, "off") == 0 || strcmp(value, "0") == 0) {
-        *flag = 0;
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-static int parse_int(const char *value, long long min, long long max, long long *number) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(value, &end, 10);
-    if (end == value || *end != '\0' || errno != 0 || n < min || n > max) return -1;
-    *number = n;
-    return 0;
+static int refuse(char *errbuf, size_t errbuf_size, const char *key, const char *fmt, ...) {
+    char why[800];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    snprintf(errbuf, errbuf_size, "%s: %s", key, why);
+    return -1;
 }
 
 /* Digits only, at least one, as a non-negative number that fits. strtoll
@@ -147,18 +148,6 @@ int redis_parse_digits(const char *p, size_t len, long long max, long long *numb
     *number = n;
     return 0;
 }
-/* ----------------------------------------------------------------------------
- * The password
- *
- * The recommended way is option password written as {file: PATH} or
- * {env: NAME}: outboxd resolves it before open and knows it is a secret
- * (it scrubs it from every log line). password_file and password_env are
- * the older forms, still read here, by the same rule as the NATS sink's
- * *_file options: the whole file, at most 64 KiB (more is refused, not
- * cut), trailing white space dropped, not empty, no NUL byte.
- * ------------------------------------------------------------------------- */
-
-#define SECRET_FILE_MAX 65536
 
 /* Frees a password after overwriting it: it should not linger in freed
  * memory (core dumps). explicit_bzero is not optimised away. */
@@ -168,94 +157,33 @@ void redis_password_free(char *password) {
     free(password);
 }
 
-/* Reads the secret held by file path for option key. Returns it (the
- * caller frees it with redis_password_free), or NULL with err naming the
- * option and the file, never the content. */
-static char *secret_file_read(const char *key, const char *path, char *err, size_t err_size) {
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        snprintf(err, err_size, "redis sink: option %s: cannot read %s: %s", key, path,
-                 strerror(errno));
-        return NULL;
-    }
-    char *buf = calloc(1, SECRET_FILE_MAX + 2);
-    size_t len = buf ? fread(buf, 1, SECRET_FILE_MAX + 1, f) : 0;
-    int read_error = ferror(f);
-    fclose(f);
-    if (buf == NULL) {
-        snprintf(err, err_size, "redis sink: out of memory");
-        return NULL;
-    }
-    const char *problem = NULL;
-    if (read_error) problem = "could not be read";
-    else if (len > SECRET_FILE_MAX) problem = "is larger than 64 KiB";
-    else {
-        /* The usual file ends with a newline that is not part of it. */
-        while (len > 0 && strchr("\r\n \t", buf[len - 1]) != NULL) buf[--len] = '\0';
-        if (len == 0) problem = "is empty";
-        else if (strlen(buf) != len) problem = "holds a NUL byte";
-    }
-    if (problem != NULL) {
-        snprintf(err, err_size, "redis sink: option %s: %s %s", key, path, problem);
-        explicit_bzero(buf, SECRET_FILE_MAX + 2);
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
+/* The password from option password (outboxd has read password_file or
+ * {file:}/{env:} into it) or from password_env, the older form, which
+ * this sink reads itself. Keeps a copy in s (wiped at close) and says
+ * where it came from in s->password_source, never what it is. */
+static int password_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
+    const char *password = s->cfg.password, *env = s->cfg.password_env;
 
-/* Reads the password from password, password_file or password_env (at
- * most one may be set). Sets *password (NULL when none is set) and
- * describes its source in source, for messages. Returns 0, or -1 with err
- * naming the option: a missing file or variable is a configuration
- * error. */
-static int password_read(const outbox_sink_host_t *host, char **password, char *source,
-                         size_t source_size, char *err, size_t err_size) {
-    const char *value = redis_option(host, "password");
-    const char *file = redis_option(host, "password_file");
-    const char *env = redis_option(host, "password_env");
-
-    *password = NULL;
-    snprintf(source, source_size, "no password");
-    if ((value != NULL) + (file != NULL) + (env != NULL) > 1) {
-        snprintf(err, err_size, "redis sink: options password, password_file and password_env: "
-                                "set one, not several");
-        return -1;
-    }
-    if (value != NULL) {
-        if (value[0] == '\0') {
-            snprintf(err, err_size, "redis sink: option password: empty");
-            return -1;
-        }
-        *password = strdup(value);
-        snprintf(source, source_size, "password from option password");
+    snprintf(s->password_source, sizeof s->password_source, "no password");
+    if (password != NULL && env != NULL)
+        return refuse(errbuf, errbuf_size, "password_env",
+                      "set password (or password_file) or password_env, not both");
+    if (password != NULL) {
+        if (password[0] == '\0') return refuse(errbuf, errbuf_size, "password", "empty");
+        snprintf(s->password_source, sizeof s->password_source,
+                 "password from option password or password_file");
     } else if (env != NULL) {
-        const char *v = getenv(env);
-        if (v == NULL || v[0] == '\0') {
-            snprintf(err, err_size,
-                     "redis sink: option password_env: environment variable %s is not set or "
-                     "empty",
-                     env);
-            return -1;
-        }
-        *password = strdup(v);
-        snprintf(source, source_size, "password from $%s", env);
-    } else if (file != NULL) {
-        if ((*password = secret_file_read("password_file", file, err, err_size)) == NULL)
-            return -1;
-        snprintf(source, source_size, "password from %s", file);
+        password = getenv(env);
+        if (password == NULL || password[0] == '\0')
+            return refuse(errbuf, errbuf_size, "password_env",
+                          "environment variable %s is not set or empty", env);
+        snprintf(s->password_source, sizeof s->password_source, "password from $%s", env);
     } else {
         return 0;
     }
-    if (*password == NULL) {
-        snprintf(err, err_size, "redis sink: out of memory");
-        return -1;
-    }
+    if ((s->password = strdup(password)) == NULL)
+        return refuse(errbuf, errbuf_size, "password", "out of memory");
     return 0;
-}
-static struct timeval ms_to_timeval(long long ms) {
-    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-    return tv;
 }
 
 /* Parses minid: a stream id (digits, or digits-digits), passed on as it
@@ -293,151 +221,86 @@ static pthread_once_t openssl_once = PTHREAD_ONCE_INIT;
 static void openssl_init(void) { redisInitOpenSSL(); }
 
 /* The TLS context of a rediss:// url, from tls_ca, tls_cert, tls_key and
- * tls_server_name. Returns 0, or -1 with errbuf naming the option. The
- * certificate's name is not checked by hiredis's redisCreateSSLContext
- * (only the chain): README, TLS. */
+ * tls_server_name: reads the files, connects nowhere, so check builds it
+ * too. The certificate's name is not checked by hiredis's
+ * redisCreateSSLContext (only the chain): README, TLS. */
 static int tls_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
-    const outbox_sink_host_t *host = s->host;
-    const char *ca = redis_option(host, "tls_ca");
-    const char *cert = redis_option(host, "tls_cert");
-    const char *key = redis_option(host, "tls_key");
-    const char *sni = redis_option(host, "tls_server_name");
+    const char *ca = s->cfg.tls_ca, *cert = s->cfg.tls_cert, *key = s->cfg.tls_key;
+    const char *sni = s->cfg.tls_server_name;
 
     if (!s->url.tls) {
-        if (ca != NULL || cert != NULL || key != NULL || sni != NULL) {
-            snprintf(errbuf, errbuf_size,
-                     "redis sink: option %s: TLS options need a rediss:// url",
-                     ca ? "tls_ca" : cert ? "tls_cert" : key ? "tls_key" : "tls_server_name");
-            return -1;
-        }
+        if (ca != NULL || cert != NULL || key != NULL || sni != NULL)
+            return refuse(errbuf, errbuf_size,
+                          ca ? "tls_ca" : cert ? "tls_cert" : key ? "tls_key" : "tls_server_name",
+                          "TLS options need a rediss:// url");
         return 0;
     }
-    if ((cert != NULL) != (key != NULL)) {
-        snprintf(errbuf, errbuf_size, "redis sink: option %s: tls_cert and tls_key go together",
-                 cert ? "tls_key" : "tls_cert");
-        return -1;
-    }
+    if ((cert != NULL) != (key != NULL))
+        return refuse(errbuf, errbuf_size, cert ? "tls_key" : "tls_cert",
+                      "tls_cert and tls_key go together");
     pthread_once(&openssl_once, openssl_init);
     redisSSLContextError e = REDIS_SSL_CTX_NONE;
     s->ssl = redisCreateSSLContext(ca, NULL, cert, key, sni ? sni : s->url.host, &e);
-    if (s->ssl == NULL) {
-        snprintf(errbuf, errbuf_size, "redis sink: option %s: cannot set up TLS: %s",
-                 e == REDIS_SSL_CTX_CA_CERT_LOAD_FAILED ? "tls_ca" : "tls_cert",
-                 redisSSLContextGetError(e));
-        return -1;
-    }
+    if (s->ssl == NULL)
+        return refuse(errbuf, errbuf_size,
+                      e == REDIS_SSL_CTX_CA_CERT_LOAD_FAILED ? "tls_ca" : "tls_cert",
+                      "cannot set up TLS: %s", redisSSLContextGetError(e));
     return 0;
 }
 #endif
 
-/* Reads and checks every option into s. Returns 0, or -1 with errbuf
- * naming the option: a configuration error, FATAL. */
+static struct timeval ms_to_timeval(int64_t ms) {
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
 int redis_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
     const outbox_sink_host_t *host = s->host;
+    redis_config_t *cfg = &s->cfg;
     char err[600];
-    long long number;
-    const char *value;
 
-    value = redis_option(host, "url");
-    if (redis_url_parse(value, &s->url, err, sizeof err) != 0) {
-        snprintf(errbuf, errbuf_size, "redis sink: option url: %s", err);
-        return -1;
-    }
+    if (!OUTBOX_SINK_HOST_HAS(host, options_fill))
+        return refuse(errbuf, errbuf_size, "url",
+                      "this plugin needs outboxd with sink ABI 1.1 (host->options_fill); this "
+                      "host has %u.%u", (unsigned)host->abi_major, (unsigned)host->abi_minor);
+    host->options_fill(host->ctx, cfg);
+
+    if (redis_url_parse(cfg->url, &s->url, err, sizeof err) != 0)
+        return refuse(errbuf, errbuf_size, "url", "%s", err);
     /* The ACL user: option user (which may come from {file:} or {env:}),
      * or user@ in the url; both only when they agree. */
-    value = redis_option(host, "user");
-    if (value != NULL) {
-        for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-            if (*p <= ' ' || *p == 0x7f) {
-                snprintf(errbuf, errbuf_size,
-                         "redis sink: option user: a user name has no space or control character");
-                return -1;
-            }
+    if (cfg->user != NULL) {
+        for (const unsigned char *p = (const unsigned char *)cfg->user; *p; p++) {
+            if (*p <= ' ' || *p == 0x7f)
+                return refuse(errbuf, errbuf_size, "user",
+                              "a user name has no space or control character");
         }
-        if (value[0] == '\0') {
-            snprintf(errbuf, errbuf_size, "redis sink: option user: empty");
-            return -1;
-        }
-        if (s->url.user != NULL && strcmp(s->url.user, value) != 0) {
-            snprintf(errbuf, errbuf_size,
-                     "redis sink: option user: the url names another user; name it in one place");
-            return -1;
-        }
+        if (cfg->user[0] == '\0') return refuse(errbuf, errbuf_size, "user", "empty");
+        if (s->url.user != NULL && strcmp(s->url.user, cfg->user) != 0)
+            return refuse(errbuf, errbuf_size, "user",
+                          "the url names another user; name it in one place");
         free(s->url.user);
-        if ((s->url.user = strdup(value)) == NULL) {
-            snprintf(errbuf, errbuf_size, "redis sink: out of memory");
-            return -1;
-        }
+        if ((s->url.user = strdup(cfg->user)) == NULL)
+            return refuse(errbuf, errbuf_size, "user", "out of memory");
     }
-    static const char *const timeouts[] = {"connect_timeout_ms", "command_timeout_ms"};
-    for (int i = 0; i < 2; i++) {
-        value = redis_option(host, timeouts[i]);
-        if (parse_int(value, 1, 600000, &number) != 0) {
-            snprintf(errbuf, errbuf_size,
-                     "redis sink: option %s: \"%s\" is not a whole number from 1 to 600000",
-                     timeouts[i], value);
-            return -1;
-        }
-        *(i == 0 ? &s->connect_timeout : &s->command_timeout) = ms_to_timeval(number);
-    }
-    value = redis_option(host, "pipeline");
-    if (parse_int(value, 1, 100000, &number) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "redis sink: option pipeline: \"%s\" is not a whole number from 1 to 100000",
-                 value);
-        return -1;
-    }
-    s->pipeline = (size_t)number;
+    s->connect_timeout = ms_to_timeval(cfg->connect_timeout_ms);
+    s->command_timeout = ms_to_timeval(cfg->command_timeout_ms);
+    s->pipeline = (size_t)cfg->pipeline;
 
-    const char *maxlen = redis_option(host, "maxlen");
-    const char *minid = redis_option(host, "minid");
-    if (maxlen != NULL && minid != NULL) {
-        snprintf(errbuf, errbuf_size, "redis sink: options maxlen and minid: set one, not both");
-        return -1;
-    }
-    if (maxlen != NULL) {
-        if (parse_int(maxlen, 1, INT64_MAX, &number) != 0) {
-            snprintf(errbuf, errbuf_size,
-                     "redis sink: option maxlen: \"%s\" is not a whole number of at least 1",
-                     maxlen);
-            return -1;
-        }
-        snprintf(s->trim_value, sizeof s->trim_value, "%lld", number);
+    if (cfg->maxlen != 0 && cfg->minid != NULL)
+        return refuse(errbuf, errbuf_size, "minid", "set maxlen or minid, not both");
+    if (cfg->maxlen != 0) {
+        snprintf(s->trim_value, sizeof s->trim_value, "%" PRId64, cfg->maxlen);
         s->trim = TRIM_MAXLEN;
     }
-    if (minid != NULL && parse_minid(s, minid) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "redis sink: option minid: \"%s\" is neither a stream id (1700000000000-0) nor "
-                 "an age (90s, 30m, 24h, 7d)",
-                 minid);
-        return -1;
-    }
-    value = redis_option(host, "trim_exact");
-    if (parse_bool(value, &s->trim_exact) != 0) {
-        snprintf(errbuf, errbuf_size, "redis sink: option trim_exact: \"%s\" is not true or false",
-                 value);
-        return -1;
-    }
-    value = redis_option(host, "dedupe");
-    if (parse_bool(value, &s->dedupe) != 0) {
-        snprintf(errbuf, errbuf_size, "redis sink: option dedupe: \"%s\" is not true or false",
-                 value);
-        return -1;
-    }
-    value = redis_option(host, "dedupe_ttl");
-    if (parse_int(value, 1, INT32_MAX, &number) != 0) {
-        snprintf(errbuf, errbuf_size,
-                 "redis sink: option dedupe_ttl: \"%s\" is not a whole number of seconds from 1 "
-                 "to %d",
-                 value, INT32_MAX);
-        return -1;
-    }
-    snprintf(s->dedupe_ttl, sizeof s->dedupe_ttl, "%lld", number);
-    s->dedupe_prefix = strdup(redis_option(host, "dedupe_prefix"));
+    if (cfg->minid != NULL && parse_minid(s, cfg->minid) != 0)
+        return refuse(errbuf, errbuf_size, "minid",
+                      "\"%s\" is neither a stream id (1700000000000-0) nor an age (90s, 30m, "
+                      "24h, 7d)",
+                      cfg->minid);
+    snprintf(s->dedupe_ttl, sizeof s->dedupe_ttl, "%" PRId64, cfg->dedupe_ttl);
 
-    if (password_read(host, &s->password, s->password_source, sizeof s->password_source, errbuf,
-                      errbuf_size) != 0)
-        return -1;
+    if (password_configure(s, errbuf, errbuf_size) != 0) return -1;
 #ifdef HAVE_HIREDIS_SSL
     return tls_configure(s, errbuf, errbuf_size);
 #else

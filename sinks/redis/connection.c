@@ -1,12 +1,13 @@
 /*
  * connection.c - the Redis sink's connection: connect, AUTH, SELECT, PING,
  * the server check, loading the dedupe script, reconnecting with a short
- * backoff, and SIGPIPE kept from killing outboxd while hiredis writes.
+ * backoff. hiredis 0.14 writes with write(2), so a write to a connection
+ * the server closed raises SIGPIPE: outboxd ignores it process-wide
+ * (sink.h, the host's contract), and the write fails with EPIPE.
  */
 #include "redis_sink.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,41 +16,6 @@ int64_t redis_now_ms(clockid_t clock) {
     struct timespec ts;
     clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ----------------------------------------------------------------------------
- * SIGPIPE
- *
- * hiredis 0.14 writes with write(2), not send(MSG_NOSIGNAL): writing to a
- * connection the server has closed raises SIGPIPE, whose default action
- * kills the whole process (outboxd does not ignore it, and a plugin should
- * not change a process-wide disposition). So SIGPIPE is blocked in this
- * thread while hiredis writes, and one it raised is taken off the pending
- * set before unblocking: the write then just fails with EPIPE. SIGPIPE
- * from write(2) is sent to the writing thread, so others are unaffected.
- * ------------------------------------------------------------------------- */
-
-void redis_sigpipe_block(sigpipe_guard_t *g) {
-    sigset_t pipe_set, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigpending(&pending);
-    g->was_pending = sigismember(&pending, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_set, &g->old);
-}
-
-void redis_sigpipe_unblock(sigpipe_guard_t *g) {
-    sigset_t pipe_set, pending;
-    sigemptyset(&pipe_set);
-    sigaddset(&pipe_set, SIGPIPE);
-    sigpending(&pending);
-    /* Only take what we raised: one pending before belongs to someone. */
-    if (!g->was_pending && sigismember(&pending, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
 /* ----------------------------------------------------------------------------
@@ -298,7 +264,7 @@ int redis_sink_connect(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
     }
     freeReplyObject(r);
 
-    if (s->dedupe && redis_script_load(s, errbuf, errbuf_size) != OUTBOX_SINK_OK) goto fail;
+    if (s->cfg.dedupe && redis_script_load(s, errbuf, errbuf_size) != OUTBOX_SINK_OK) goto fail;
     return OUTBOX_SINK_OK;
 
 fail:
@@ -322,6 +288,7 @@ int redis_sink_ensure_connected(redis_sink_t *s, char *errbuf, size_t errbuf_siz
     int status = redis_sink_connect(s, errbuf, errbuf_size);
     if (status == OUTBOX_SINK_OK) {
         redis_log(s, OUTBOX_SINK_LOG_INFO, "reconnected to %s", s->url.display);
+        s->reconnects++;
         s->backoff_ms = 0;
         return OUTBOX_SINK_OK;
     }

@@ -21,9 +21,9 @@ sinks_redis_redis_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -exp
 if HAVE_CMOCKA
 # Both tests start their own redis-server processes (each on a free port,
 # in a temporary directory) and skip, saying why, when redis-server is not
-# installed. test_redis_sink dlopen()s the built module with a test host
-# (and a scripted fake server for the reply-to-ack mapping); it needs no
-# MongoDB. test_redis_outboxd runs the real outboxd against MongoDB (the
+# installed. test_redis_sink loads the built module through tests/sinkhost.h
+# (outboxd's own loader and option code: $(SINKHOST_LIBS)), with a scripted
+# fake server for the reply-to-ack mapping; it needs no MongoDB. test_redis_outboxd runs the real outboxd against MongoDB (the
 # harness's server) and the test's redis-servers. -I tests/: testlib.h and
 # daemonlib.h.
 REDIS_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
@@ -37,7 +37,7 @@ sinks_redis_test_redis_sink_SOURCES = sinks/redis/test_redis_sink.c \
 	sinks/redis/redis_testlib.h sinks/redis/redis_testlib.c
 sinks_redis_test_redis_sink_CPPFLAGS = $(REDIS_TEST_CPPFLAGS)
 sinks_redis_test_redis_sink_CFLAGS = $(REDIS_TEST_CFLAGS)
-sinks_redis_test_redis_sink_LDADD = $(REDIS_TEST_LDADD) -ldl
+sinks_redis_test_redis_sink_LDADD = $(SINKHOST_LIBS) $(REDIS_TEST_LDADD)
 EXTRA_sinks_redis_test_redis_sink_DEPENDENCIES = sinks/redis/redis.la
 
 sinks_redis_test_redis_outboxd_SOURCES = sinks/redis/test_redis_outboxd.c \
@@ -46,7 +46,9 @@ sinks_redis_test_redis_outboxd_SOURCES = sinks/redis/test_redis_outboxd.c \
 sinks_redis_test_redis_outboxd_CPPFLAGS = $(REDIS_TEST_CPPFLAGS)
 sinks_redis_test_redis_outboxd_CFLAGS = $(REDIS_TEST_CFLAGS)
 sinks_redis_test_redis_outboxd_LDADD = $(REDIS_TEST_LDADD)
-# The plugin and outboxd must be built before the test runs.
-EXTRA_sinks_redis_test_redis_outboxd_DEPENDENCIES = sinks/redis/redis.la outboxd/outboxd$(EXEEXT)
+# The plugin, outboxd and outboxctl (status, read for secrets) must be
+# built before the test runs.
+EXTRA_sinks_redis_test_redis_outboxd_DEPENDENCIES = sinks/redis/redis.la outboxd/outboxd$(EXEEXT) \
+	outboxctl/outboxctl$(EXEEXT)
 endif
 endif

@@ -73,7 +73,7 @@ static void trim_prepare(const redis_sink_t *s, trim_args_t *t) {
     t->argc = 0;
     if (s->trim == TRIM_NONE) return;
     t->argv[t->argc++] = s->trim == TRIM_MAXLEN ? "MAXLEN" : "MINID";
-    if (!s->trim_exact) t->argv[t->argc++] = "~";
+    if (!s->cfg.trim_exact) t->argv[t->argc++] = "~";
     if (s->trim == TRIM_MINID_AGE) {
         int64_t cutoff = redis_now_ms(CLOCK_REALTIME) - s->minid_age_ms;
         snprintf(t->threshold, sizeof t->threshold, "%" PRId64, cutoff > 0 ? cutoff : 0);
@@ -97,19 +97,19 @@ static int append_command(redis_sink_t *s, const outbox_sink_event_t *ev, const 
     size_t bytes = 0, argc = 0;
 
     for (size_t h = 0; h < ev->n_headers; h++) bytes += 3 + strlen(ev->headers[h].name);
-    if (s->dedupe)
-        bytes += strlen(s->dedupe_prefix) + strlen(ev->destination) + strlen(ev->id) + 2;
+    if (s->cfg.dedupe)
+        bytes += strlen(s->cfg.dedupe_prefix) + strlen(ev->destination) + strlen(ev->id) + 2;
     if (reserve(s, 24 + 2 * ev->n_headers, bytes) != 0) return -1;
 
 #define ARG(str, len) (s->argv[argc] = (str), s->argvlen[argc] = (len), argc++)
 #define ARGZ(str) ARG((str), strlen(str))
     char *scratch = s->scratch;
-    if (s->dedupe) {
+    if (s->cfg.dedupe) {
         ARGZ(eval_source ? "EVAL" : "EVALSHA");
         ARGZ(eval_source ? redis_dedupe_script : s->sha);
         ARGZ("2");
         ARGZ(ev->destination);
-        int len = sprintf(scratch, "%s%s:%s", s->dedupe_prefix, ev->destination, ev->id);
+        int len = sprintf(scratch, "%s%s:%s", s->cfg.dedupe_prefix, ev->destination, ev->id);
         ARG(scratch, (size_t)len);
         scratch += len + 1;
         ARGZ(s->dedupe_ttl);
@@ -150,6 +150,7 @@ static int append_command(redis_sink_t *s, const outbox_sink_event_t *ev, const 
 }
 
 static void ack(redis_sink_t *s, uint64_t seq, outbox_sink_status_t status, const char *error) {
+    if (status == OUTBOX_SINK_FATAL) s->refused++;
     s->host->ack(s->host->ctx, seq, status, error);
 }
 
@@ -187,6 +188,7 @@ static pipe_result_t ack_reply(redis_sink_t *s, const outbox_sink_event_t *ev, s
     if (r->type == REDIS_REPLY_ERROR && redis_error_is_transient(r->str)) {
         snprintf(errbuf, errbuf_size, "redis sink: XADD to stream %s on %s: %s", ev->destination,
                  s->url.display, r->str);
+        s->transient++;
         return PIPE_TRANSIENT;
     }
     if (r->type == REDIS_REPLY_ERROR)
@@ -227,6 +229,7 @@ static pipe_result_t send_pipeline(redis_sink_t *s, const outbox_sink_event_t *e
                      s->url.display, s->c->errstr[0] ? s->c->errstr : "no reply", k, count);
             freeReplyObject(r);
             redis_sink_disconnect(s);
+            s->lost++;
             /* Reconnect on the next call without waiting: most losses are
              * a server restart, and the next call comes after outboxd's
              * own backoff anyway. */
@@ -252,14 +255,11 @@ static pipe_result_t send_pipeline(redis_sink_t *s, const outbox_sink_event_t *e
  * reconnect found the configuration no longer works (a changed password):
  * outboxd then reopens the sink, and open says why. */
 int redis_publish(void *state, const outbox_sink_event_t *events, size_t n, char *errbuf,
-                         size_t errbuf_size) {
+                  size_t errbuf_size) {
     redis_sink_t *s = state;
-    sigpipe_guard_t guard;
     trim_args_t trim;
-    int status;
+    int status = redis_sink_ensure_connected(s, errbuf, errbuf_size);
 
-    redis_sigpipe_block(&guard);
-    status = redis_sink_ensure_connected(s, errbuf, errbuf_size);
     trim_prepare(s, &trim);
     for (size_t i = 0; i < n && status == OUTBOX_SINK_OK;) {
         size_t count = 0, n_resend = 0;
@@ -279,12 +279,12 @@ int redis_publish(void *state, const outbox_sink_event_t *events, size_t n, char
             i++;
         }
         if (count == 0) break;
-        int eval_source = s->dedupe && s->sha[0] == '\0';
+        int eval_source = s->cfg.dedupe && s->sha[0] == '\0';
         pipe_result_t result = send_pipeline(s, events, s->sent, count, &trim, eval_source,
                                              s->resend, &n_resend, errbuf, errbuf_size);
         if (result == PIPE_OK && n_resend > 0) {
             redis_log(s, OUTBOX_SINK_LOG_INFO,
-                     "the dedupe script was gone from the server (NOSCRIPT): loading it again");
+                      "the dedupe script was gone from the server (NOSCRIPT): loading it again");
             result = send_pipeline(s, events, s->resend, n_resend, &trim, 1, NULL, NULL, errbuf,
                                    errbuf_size);
             if (result == PIPE_OK && redis_script_load(s, errbuf, errbuf_size) != OUTBOX_SINK_OK) {
@@ -294,6 +294,5 @@ int redis_publish(void *state, const outbox_sink_event_t *events, size_t n, char
         }
         if (result != PIPE_OK) status = OUTBOX_SINK_RETRY;
     }
-    redis_sigpipe_unblock(&guard);
     return status;
 }

@@ -57,7 +57,6 @@ static void sink_free(redis_sink_t *s) {
 #endif
     redis_url_free(&s->url);
     redis_password_free(s->password);
-    free(s->dedupe_prefix);
     free(s->argv);
     free(s->argvlen);
     free(s->scratch);
@@ -66,8 +65,22 @@ static void sink_free(redis_sink_t *s) {
     free(s);
 }
 
+/* The options, parsed and checked by the same code as open's, offline:
+ * nothing connects (a rediss:// url's TLS files are read, as open would). */
+static int redis_check(const outbox_sink_host_t *host, char *errbuf, size_t errbuf_size) {
+    redis_sink_t *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        snprintf(errbuf, errbuf_size, "url: out of memory");
+        return OUTBOX_SINK_FATAL;
+    }
+    s->host = host;
+    int rc = redis_configure(s, errbuf, errbuf_size) == 0 ? OUTBOX_SINK_OK : OUTBOX_SINK_FATAL;
+    sink_free(s);
+    return rc;
+}
+
 static void describe_trim(const redis_sink_t *s, char *out, size_t size) {
-    const char *op = s->trim_exact ? "" : " ~";
+    const char *op = s->cfg.trim_exact ? "" : " ~";
     switch (s->trim) {
     case TRIM_NONE: snprintf(out, size, "none"); break;
     case TRIM_MAXLEN: snprintf(out, size, "MAXLEN%s %s", op, s->trim_value); break;
@@ -78,8 +91,7 @@ static void describe_trim(const redis_sink_t *s, char *out, size_t size) {
 
 static int redis_open(const outbox_sink_host_t *host, void **state, char *errbuf,
                       size_t errbuf_size) {
-    char trim[128];
-    sigpipe_guard_t guard;
+    char trim[128], why[1024];
 
     redis_sink_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -87,49 +99,70 @@ static int redis_open(const outbox_sink_host_t *host, void **state, char *errbuf
         return OUTBOX_SINK_RETRY;
     }
     s->host = host;
-    if (redis_configure(s, errbuf, errbuf_size) != 0) {
+    if (redis_configure(s, why, sizeof why) != 0) {
+        snprintf(errbuf, errbuf_size, "redis sink: option %s", why);
         sink_free(s);
         return OUTBOX_SINK_FATAL;
     }
     s->sent = calloc(s->pipeline, sizeof *s->sent);
     s->resend = calloc(s->pipeline, sizeof *s->resend);
-    if (s->dedupe_prefix == NULL || s->sent == NULL || s->resend == NULL) {
+    if (s->sent == NULL || s->resend == NULL) {
         snprintf(errbuf, errbuf_size, "redis sink: out of memory");
         sink_free(s);
         return OUTBOX_SINK_RETRY;
     }
 
     /* An unreachable server is RETRY: outboxd opens again after a backoff. */
-    redis_sigpipe_block(&guard);
     int status = redis_sink_connect(s, errbuf, errbuf_size);
-    redis_sigpipe_unblock(&guard);
     if (status != OUTBOX_SINK_OK) {
         sink_free(s);
         return status;
     }
     describe_trim(s, trim, sizeof trim);
     redis_log(s, OUTBOX_SINK_LOG_INFO,
-             "adding entries to streams at %s (user %s, %s): pipeline %zu, trim %s, dedupe %s",
-             s->url.display, s->url.user ? s->url.user : "default", s->password_source,
-             s->pipeline, trim, s->dedupe ? (s->sha[0] ? "on (EVALSHA)" : "on (EVAL)") : "off");
+              "adding entries to streams at %s (user %s, %s): pipeline %zu, trim %s, dedupe %s",
+              s->url.display, s->url.user ? s->url.user : "default", s->password_source,
+              s->pipeline, trim, s->cfg.dedupe ? (s->sha[0] ? "on (EVALSHA)" : "on (EVAL)") : "off");
     *state = s;
     return OUTBOX_SINK_OK;
 }
 
+/* Figures for outboxd's metrics (README: Stats). Called from the
+ * instance's thread, as publish is: the counters need no lock. */
+static void redis_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
+    const redis_sink_t *s = state;
+    emit(emit_ctx, "redis_entries_added", OUTBOX_SINK_STAT_COUNTER, (double)s->added,
+         "entries added to streams (XADD replied with an entry id)");
+    emit(emit_ctx, "redis_duplicates", OUTBOX_SINK_STAT_COUNTER, (double)s->duplicates,
+         "events the dedupe script found already added (acked, not added again)");
+    emit(emit_ctx, "redis_refused", OUTBOX_SINK_STAT_COUNTER, (double)s->refused,
+         "events acked FATAL: an error reply (WRONGTYPE, NOPERM, ...) or a refused stream name");
+    emit(emit_ctx, "redis_transient_errors", OUTBOX_SINK_STAT_COUNTER, (double)s->transient,
+         "error replies that may pass (OOM, LOADING, READONLY, ...): the batch is retried");
+    emit(emit_ctx, "redis_connections_lost", OUTBOX_SINK_STAT_COUNTER, (double)s->lost,
+         "connections that broke or timed out while a pipeline waited for replies");
+    emit(emit_ctx, "redis_reconnects", OUTBOX_SINK_STAT_COUNTER, (double)s->reconnects,
+         "successful reconnects after a lost connection");
+    emit(emit_ctx, "redis_connected", OUTBOX_SINK_STAT_GAUGE, s->c != NULL ? 1.0 : 0.0,
+         "1 while the sink holds a connection to the server");
+}
+
 static void redis_close(void *state) {
     redis_sink_t *s = state;
-    if (s->dedupe)
+    if (s->cfg.dedupe)
         redis_log(s, OUTBOX_SINK_LOG_INFO,
-                 "closing: %" PRIu64 " entries added, %" PRIu64 " duplicates not added again",
-                 s->added, s->duplicates);
+                  "closing: %" PRIu64 " entries added, %" PRIu64 " duplicates not added again",
+                  s->added, s->duplicates);
     else
         redis_log(s, OUTBOX_SINK_LOG_INFO, "closing: %" PRIu64 " entries added", s->added);
     sink_free(s);
 }
 
-/* poll and flush stay NULL: every event is acked before publish returns. */
-OUTBOX_SINK_PLUGIN(.name = "redis", .version = "1.0.0",
+/* poll and flush stay NULL: every event is acked before publish returns.
+ * Payloads are bytes to this sink (binary-safe), so JSON and BSON both. */
+OUTBOX_SINK_PLUGIN(.name = "redis", .version = "1.1.0",
                    .description = "entries added to Redis Streams (XADD, pipelined; optional "
                                   "dedupe by event id)",
                    .options = redis_options, .open = redis_open, .publish = redis_publish,
-                   .close = redis_close)
+                   .close = redis_close, .check = redis_check, .stats = redis_stats,
+                   .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON)

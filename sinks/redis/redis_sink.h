@@ -6,7 +6,7 @@
  *   redis.c        the plugin struct: open, close, the instance's life
  *   config.c       the option table and turning options into a redis_sink_t
  *   url.c          parsing the url (never printing what precedes its '@')
- *   connection.c   connecting, the handshake, SIGPIPE, reconnect backoff
+ *   connection.c   connecting, the handshake, reconnect backoff
  *   publish.c      publish: commands, pipelines, replies to acks, dedupe script
  *   stream_name.c  the rule for stream names made from event data
  */
@@ -22,7 +22,6 @@
 #include <hiredis/hiredis_ssl.h>
 #endif
 
-#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
@@ -50,24 +49,33 @@ typedef struct {
  * The sink instance
  * ------------------------------------------------------------------------- */
 
+/* The options as outboxd's options_fill writes them (the table in
+ * config.c maps each one here). Strings belong to outboxd and live until
+ * close (until check returns, in check); NULL or 0 when absent. */
+typedef struct {
+    const char *url, *user, *password, *password_env;
+    const char *tls_ca, *tls_cert, *tls_key, *tls_server_name; /* rediss:// builds only */
+    int64_t connect_timeout_ms, command_timeout_ms;
+    int64_t pipeline, maxlen, dedupe_ttl;
+    const char *minid, *dedupe_prefix;
+    int trim_exact, dedupe;
+} redis_config_t;
+
 typedef enum { TRIM_NONE, TRIM_MAXLEN, TRIM_MINID, TRIM_MINID_AGE } trim_kind_t;
 
 typedef struct {
     const outbox_sink_host_t *host;
+    redis_config_t cfg;
+    /* What config.c made of cfg. */
     redis_url_t url;
     char *password;              /* NULL: no AUTH */
     char password_source[512];   /* "password from ...": for messages, never the password */
     struct timeval connect_timeout, command_timeout;
     size_t pipeline;
-
     trim_kind_t trim;
     char trim_value[64];         /* MAXLEN count or MINID id */
     long long minid_age_ms;      /* TRIM_MINID_AGE */
-    int trim_exact;
-
-    int dedupe;
     char dedupe_ttl[24];
-    char *dedupe_prefix;
 
     redisContext *c;             /* NULL while disconnected */
 #ifdef HAVE_HIREDIS_SSL
@@ -86,14 +94,9 @@ typedef struct {
     size_t *sent;                /* indexes of the events in one pipeline */
     size_t *resend;              /* ...and those to send again with EVAL */
 
-    uint64_t added, duplicates;  /* for the log line at close */
+    /* For stats and the log line at close. */
+    uint64_t added, duplicates, refused, transient, lost, reconnects;
 } redis_sink_t;
-
-/* SIGPIPE blocked while hiredis writes (connection.c). */
-typedef struct {
-    sigset_t old;
-    int was_pending;
-} sigpipe_guard_t;
 
 /* ----------------------------------------------------------------------------
  * Functions, by file
@@ -101,7 +104,9 @@ typedef struct {
 
 /* config.c */
 extern const outbox_sink_option_t redis_options[];
-/* Reads and checks every option into s: 0, or -1 with errbuf naming the option. */
+/* The one parser of check and open: fills s->cfg through s->host's
+ * options_fill and checks what the table cannot. 0, or -1 with errbuf
+ * "KEY: why". s->host must be set. */
 int redis_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size);
 /* Digits only, at least one, as a non-negative number up to max: 0, or -1. */
 int redis_parse_digits(const char *p, size_t len, long long max, long long *number);
@@ -114,8 +119,6 @@ void redis_url_free(redis_url_t *u);
 
 /* connection.c */
 int64_t redis_now_ms(clockid_t clock);
-void redis_sigpipe_block(sigpipe_guard_t *g);
-void redis_sigpipe_unblock(sigpipe_guard_t *g);
 int redis_error_is_transient(const char *text);
 const char *redis_reply_text(const redisReply *r);
 int redis_sink_connect(redis_sink_t *s, char *errbuf, size_t errbuf_size);

@@ -11,15 +11,15 @@
  *
  * Redis keys may be any bytes, but a stream name comes from the event
  * ({type}, {key}), which any producer writes. The rule (README: Stream
- * names): not empty, valid UTF-8, no control character (C0, DEL, C1).
- * Such names would be unreadable in redis-cli and log lines, and break
- * consumers that decode key names as UTF-8 text.
+ * names): valid UTF-8, no control character (C0, DEL, C1). Other names
+ * would be unreadable in redis-cli and log lines, and break consumers
+ * that decode key names as UTF-8 text. An empty name never comes here:
+ * outboxd fails an event whose route expands to "" itself (ABI 1.1).
  * ------------------------------------------------------------------------- */
 
 /* Why name cannot be a stream name, or NULL. */
 const char *redis_stream_name_problem(const char *name) {
     const unsigned char *p = (const unsigned char *)name;
-    if (*p == '\0') return "it is empty (the route gave no stream name)";
     while (*p != '\0') {
         size_t n = outbox_sink_utf8_len(p);
         if (n == 0) return "it is not valid UTF-8";

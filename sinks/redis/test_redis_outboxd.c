@@ -14,9 +14,15 @@
  *  - a wrong password: the sink stops (open FATAL) with a message that
  *    says so and shows no password, while another sink goes on;
  *  - a key of the wrong type: WRONGTYPE is handed to on_error: deadletter
- *    puts the event in N.deadletter with the error, stop stops the sink.
+ *    puts the event in N.deadletter with the error, stop stops the sink;
+ *  - `outboxd --check` refuses a bad url at its file and line, with no
+ *    server anywhere (the plugin's check, ABI 1.1);
+ *  - password_file (read by outboxd for the SECRET option password): the
+ *    sink logs in, and no byte outboxd --check, outboxd or outboxctl
+ *    status prints holds the password, right or wrong.
  *
- * Without MongoDB or redis-server the tests skip, saying why.
+ * Without MongoDB or redis-server the tests skip, saying why (the --check
+ * test needs neither).
  */
 #include "daemonlib.h"
 #include "redis_testlib.h"
@@ -575,9 +581,9 @@ static void wrong_password_stops_the_sink_and_says_why(void **state) {
     unsetenv("OUTBOX_TEST_REDIS_PASS");
 
     snprintf(says, sizeof says,
-             "open failed: redis sink: %s refused the login as user default (password from %s): "
-             "WRONGPASS",
-             r.url, pass_file);
+             "open failed: redis sink: %s refused the login as user default (password from "
+             "option password or password_file): WRONGPASS",
+             r.url);
     char *log = test_read_file(d.log);
     if (strstr(log, "sink wp: plugin redis") == NULL || strstr(log, says) == NULL ||
         strstr(log, "this sink stops, the others go on") == NULL)
@@ -688,6 +694,147 @@ static void wrong_type_goes_to_on_error(void **state) {
     test_redis_stop(&r);
 }
 
+/* ----------------------------------------------------------------------------
+ * outboxd --check, and secrets
+ * ------------------------------------------------------------------------- */
+
+/* Runs `outboxd --check` on config with the build's Redis plugin; returns
+ * its exit status, everything it printed in *out. */
+static int run_check(const char *config, char **out) {
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s/outboxd/outboxd' --check --config '%s' --plugin-dir '%s/sinks/redis' 2>&1",
+             b ? b : ".", config, b ? b : ".");
+    return test_run_command(cmd, out);
+}
+
+/* A url the sink cannot use is refused by `outboxd --check` at its line,
+ * with no Redis and no MongoDB anywhere (the config names ports nothing
+ * listens on): the plugin's check parses it offline. Before sink ABI 1.1
+ * --check passed such a config, and the sink stopped at its first open. */
+static void check_refuses_a_bad_url_at_its_line_without_a_server(void **state) {
+    static const struct {
+        const char *url, *says;
+    } cases[] = {
+        {"redis://127.0.0.1:1/zero",
+         "outboxd.yaml:11:7: sink rs: url: \"redis://127.0.0.1:1/zero\": the database (after the /) is not a number (plugin redis)"},
+        {"http://127.0.0.1:1/0", "outboxd.yaml:11:7: sink rs: url: \"http://127.0.0.1:1/0\" is not redis://"},
+        {"redis://app:Url/S3cret@127.0.0.1:1/0", "outboxd.yaml:11:7: sink rs: url: a password in the url is not accepted"},
+        {"unix://redis.sock", "outboxd.yaml:11:7: sink rs: url: \"unix://redis.sock\": unix:// needs an absolute socket path"},
+    };
+    char *dir = test_tmpdir("rcheck");
+    char path[600], *out;
+    snprintf(path, sizeof path, "%s/outboxd.yaml", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "mongodb:\n  uri: \"mongodb://127.0.0.1:1/\"\n  database: d\noutbox: o\nsinks:\n"
+                "  - name: rs\n    plugin: redis\n    route: \"s\"\n    options:\n"
+                "      pipeline: 10\n      url: \"%s\"\n",
+                cases[i].url);
+        fclose(f);
+        int status = run_check(path, &out);
+        print_message("# %s -> %d: %s", cases[i].url, status, out);
+        if (status != 2 || strstr(out, cases[i].says) == NULL)
+            fail_msg("outboxd --check on url %s exited %d, expected 2 saying \"%s\":\n%s",
+                     cases[i].url, status, cases[i].says, out);
+        assert_null(strstr(out, "S3cret"));
+        free(out);
+    }
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Appends what a program printed to all, under a label. */
+static void collect(char **all, const char *label, const char *text) {
+    size_t have = *all ? strlen(*all) : 0, add = strlen(label) + strlen(text ? text : "") + 8;
+    *all = realloc(*all, have + add);
+    snprintf(*all + have, add, "== %s\n%s\n", label, text ? text : "");
+}
+
+/* password_file, as the README documented it since the sink's first
+ * release, now read by outboxd for the SECRET option password (relative
+ * to the config file's folder, like every {file:}): the right one logs in
+ * and delivers, a wrong one stops its sink. Neither password is in
+ * anything outboxd --check, outboxd's log or outboxctl status (text and
+ * --json) print. The harness's shared Redis has no password, so this
+ * runs a redis-server of its own with requirepass. */
+static void password_file_logs_in_and_is_printed_nowhere(void **state) {
+#define RIGHT_PW "Rd/File@S3cret-right"
+#define WRONG_PW "Rd:File/S3cret-wrong"
+    test_redis_t r = {0};
+    test_redis_require(); /* before the outbox: a skip leaves nothing behind */
+    outbox_t *ob = test_outbox("r_pwfile");
+    test_redis_start(&r, "requirepass " RIGHT_PW, RIGHT_PW);
+    char *dir = test_tmpdir("rpwfile");
+    char sinks[2048], file[700], cmd[2048], state_buf[32] = "", *out = NULL, *all = NULL;
+    put_t put;
+
+    snprintf(file, sizeof file, "%s/redis.pass", dir);
+    FILE *f = fopen(file, "w");
+    fputs(RIGHT_PW "\n", f);
+    fclose(f);
+    snprintf(file, sizeof file, "%s/wrong.pass", dir);
+    f = fopen(file, "w");
+    fputs(WRONG_PW "\n", f);
+    fclose(f);
+    snprintf(sinks, sizeof sinks,
+             "  - name: pf\n    plugin: redis\n    route: \"pf\"\n"
+             "    options:\n      url: \"%s\"\n      password_file: redis.pass\n"
+             "  - name: wp\n    plugin: redis\n    route: \"wp\"\n"
+             "    options:\n      url: \"%s\"\n      password_file: wrong.pass\n",
+             r.url, r.url);
+    char *config = test_daemon_config(dir, ob, sinks);
+    put_orders(ob, 1, 50, &put);
+
+    assert_int_equal(run_check(config, &out), 0);
+    collect(&all, "outboxd --check", out);
+    free(out);
+
+    test_daemon_t d;
+    daemon_start(&d, config, dir);
+    assert_true(wait_for_last(&r, "pf", put.ids[49], 30000));
+    for (int i = 0; i < 300 && strcmp(state_buf, "stopped") != 0; i++) {
+        test_checkpoint(ob, "wp", NULL, state_buf, sizeof state_buf);
+        sleep_ms(100);
+    }
+    assert_string_equal(state_buf, "stopped");
+    assert_int_equal(daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(check_complete(&r, "pf", &put), 0);
+    out = test_read_file(d.log);
+    collect(&all, "outboxd", out);
+    free(out);
+
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    snprintf(cmd, sizeof cmd, "'%s/outboxctl/outboxctl' --uri '%s' --db %s --outbox %s status 2>&1",
+             b ? b : ".", test_mongodb_uri(), TEST_DB, outbox_name(ob));
+    test_run_command(cmd, &out);
+    collect(&all, "outboxctl status", out);
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "'%s/outboxctl/outboxctl' --uri '%s' --db %s --outbox %s status --json 2>&1",
+             b ? b : ".", test_mongodb_uri(), TEST_DB, outbox_name(ob));
+    test_run_command(cmd, &out);
+    collect(&all, "outboxctl status --json", out);
+    free(out);
+
+    /* The wrong password's refusal was printed, without the password. */
+    if (strstr(all, "refused the login as user default") == NULL)
+        fail_msg("nothing says why sink wp stopped:\n%s", all);
+    if (strstr(all, "S3cret") != NULL) fail_msg("a password was printed:\n%s", all);
+    free(all);
+    free(put.ids);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+    test_redis_stop(&r);
+#undef RIGHT_PW
+#undef WRONG_PW
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(fifty_thousand_events_in_order_with_every_field, teardown),
@@ -696,6 +843,8 @@ int main(void) {
         cmocka_unit_test_teardown(wrong_address_retries_until_the_server_is_there, teardown),
         cmocka_unit_test_teardown(wrong_password_stops_the_sink_and_says_why, teardown),
         cmocka_unit_test_teardown(wrong_type_goes_to_on_error, teardown),
+        cmocka_unit_test_teardown(check_refuses_a_bad_url_at_its_line_without_a_server, teardown),
+        cmocka_unit_test_teardown(password_file_logs_in_and_is_printed_nowhere, teardown),
     };
     /* REDIS_TEST_ONLY=pattern runs only the matching tests (cmocka's
      * filter), when working on one. */
