@@ -7,16 +7,11 @@
  */
 #include "nats.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Copies a libnats text to out with the credentials of any URL in it
@@ -129,234 +124,128 @@ int nats_close_connection(nats_sink_t *s) {
     return closed;
 }
 
-/* The libnats options from ours. Returns OK, or FATAL with errbuf naming
- * the option. Secrets are read here and wiped as soon as libnats has its
- * copy. */
-int nats_configure(nats_sink_t *s, const outbox_sink_host_t *host, char *errbuf,
-                   size_t errbuf_size) {
-    long long connect_timeout, max_reconnect, reconnect_wait;
-    const char *value;
-    char **servers = NULL;
-    int n_servers;
-    natsStatus st;
+/* Says what went wrong in a libnats call about option key: "KEY: what: libnats's text". */
+static int option_error(natsStatus st, const char *key, const char *what, char *errbuf, size_t size) {
+    char text[512];
+    nats_error_text(st, text, sizeof text);
+    snprintf(errbuf, size, "%s: %s%s%s", key, what, what[0] ? ": " : "", text);
+    return OUTBOX_SINK_FATAL;
+}
 
-    value = nats_option(host, "servers");
-    n_servers = value ? split_list(value, &servers) : -1;
-    if (n_servers <= 0) {
-        snprintf(errbuf, errbuf_size, "nats sink: option servers: expected a comma-separated list of URLs");
-        return OUTBOX_SINK_FATAL;
-    }
-    list_shown(servers, n_servers, s->servers_shown, sizeof s->servers_shown);
-    char first_host[256];
-    int tls_url = 0;
-    url_host(servers[0], first_host, sizeof first_host);
-    for (int i = 0; i < n_servers; i++) tls_url |= strncasecmp(servers[i], "tls://", 6) == 0;
-    for (int i = 0; i < n_servers; i++) {
-        if (!valid_server_url(servers[i])) {
-            char shown[512];
-            server_shown(servers[i], shown, sizeof shown);
-            snprintf(errbuf, errbuf_size,
-                     "nats sink: option servers: \"%s\" is not a server URL (nats://host:port or "
-                     "tls://host:port)",
-                     shown);
-            free_list(servers, n_servers);
-            return OUTBOX_SINK_FATAL;
-        }
-    }
-    if (int_option(host, "connect_timeout_ms", &connect_timeout, errbuf, errbuf_size) != 0 ||
-        int_option(host, "max_reconnect", &max_reconnect, errbuf, errbuf_size) != 0 ||
-        int_option(host, "reconnect_wait_ms", &reconnect_wait, errbuf, errbuf_size) != 0) {
-        free_list(servers, n_servers);
-        return OUTBOX_SINK_FATAL;
-    }
+int nats_build_options(const nats_config_t *c, const char *sink_name, nats_sink_t *s, natsOptions **out,
+                       char *errbuf, size_t errbuf_size) {
+    natsOptions *o = NULL;
+    int n_servers = 0;
+    char name[300], first_host[256];
+    int rc = OUTBOX_SINK_FATAL;
 
-    char name[300];
-    snprintf(name, sizeof name, "outboxd sink %s", host->sink_name ? host->sink_name : "?");
-    st = natsOptions_Create(&s->opts);
-    if (st == NATS_OK) st = natsOptions_SetServers(s->opts, (const char **)servers, n_servers);
-    free_list(servers, n_servers);
+    while (c->servers[n_servers] != NULL) n_servers++;
+    snprintf(name, sizeof name, "outboxd sink %s", sink_name ? sink_name : "?");
+    natsStatus st = natsOptions_Create(&o);
+    if (st == NATS_OK) st = natsOptions_SetServers(o, (const char **)c->servers, n_servers);
     if (st != NATS_OK) {
-        char text[512];
-        nats_error_text(st, text, sizeof text);
-        snprintf(errbuf, errbuf_size, "nats sink: option servers: %s", text);
-        return OUTBOX_SINK_FATAL;
+        rc = option_error(st, "servers", "", errbuf, errbuf_size);
+        goto fail;
     }
-    if (st == NATS_OK) st = natsOptions_SetName(s->opts, name);
-    if (st == NATS_OK) st = natsOptions_SetTimeout(s->opts, connect_timeout);
-    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(s->opts, (int)max_reconnect);
-    if (st == NATS_OK) st = natsOptions_SetReconnectWait(s->opts, reconnect_wait);
+    if (st == NATS_OK) st = natsOptions_SetName(o, name);
+    if (st == NATS_OK) st = natsOptions_SetTimeout(o, c->connect_timeout_ms);
+    if (st == NATS_OK) st = natsOptions_SetMaxReconnect(o, (int)c->max_reconnect);
+    if (st == NATS_OK) st = natsOptions_SetReconnectWait(o, c->reconnect_wait_ms);
     /* No buffering while disconnected: a publish then fails at once instead
      * of being sent later ahead of older events (see nats.h). */
-    if (st == NATS_OK) st = natsOptions_SetReconnectBufSize(s->opts, 0);
+    if (st == NATS_OK) st = natsOptions_SetReconnectBufSize(o, 0);
     /* A stream lookup must not hang on a dead connection. */
-    if (st == NATS_OK) st = natsOptions_SetFailRequestsOnDisconnect(s->opts, true);
-    if (st == NATS_OK) st = natsOptions_SetDisconnectedCB(s->opts, on_disconnected, s);
-    if (st == NATS_OK) st = natsOptions_SetReconnectedCB(s->opts, on_reconnected, s);
-    if (st == NATS_OK) st = natsOptions_SetClosedCB(s->opts, on_closed, s);
-    if (st == NATS_OK) st = natsOptions_SetErrorHandler(s->opts, on_error, s);
+    if (st == NATS_OK) st = natsOptions_SetFailRequestsOnDisconnect(o, true);
+    if (st == NATS_OK && s != NULL) st = natsOptions_SetDisconnectedCB(o, on_disconnected, s);
+    if (st == NATS_OK && s != NULL) st = natsOptions_SetReconnectedCB(o, on_reconnected, s);
+    if (st == NATS_OK && s != NULL) st = natsOptions_SetClosedCB(o, on_closed, s);
+    if (st == NATS_OK && s != NULL) st = natsOptions_SetErrorHandler(o, on_error, s);
     if (st != NATS_OK) {
         char text[512];
         nats_error_text(st, text, sizeof text);
-        snprintf(errbuf, errbuf_size, "nats sink: setting up the connection: %s", text);
-        return OUTBOX_SINK_RETRY; /* out of memory, most likely */
+        snprintf(errbuf, errbuf_size, "setting up the connection: %s", text);
+        rc = OUTBOX_SINK_RETRY; /* out of memory, most likely */
+        goto fail;
     }
 
-    /* Authentication: one way at a time, so that it is clear which one the
-     * server sees. A secret comes as a value (password, token: outboxd
-     * resolves {file: PATH} and {env: NAME} before open) or, the older
-     * form, from a file the sink reads (password_file, token_file); files
-     * libnats reads itself at each connect (creds_file, nkey_seed_file)
-     * are checked for readability here, so that a wrong path is a clear
-     * FATAL. */
-    const char *creds = nats_option_set(host, "creds_file");
-    const char *user = nats_option_set(host, "user");
-    const char *password = nats_option_set(host, "password");
-    const char *password_file = nats_option_set(host, "password_file");
-    const char *token = nats_option_set(host, "token");
-    const char *token_file = nats_option_set(host, "token_file");
-    const char *nkey = nats_option_set(host, "nkey");
-    const char *seed_file = nats_option_set(host, "nkey_seed_file");
-    int ways = (creds != NULL) + (user != NULL || password != NULL || password_file != NULL) +
-               (token != NULL || token_file != NULL) + (nkey != NULL || seed_file != NULL);
-    if (ways > 1) {
-        snprintf(errbuf, errbuf_size,
-                 "nats sink: option %s: use one way to authenticate: creds_file, user with "
-                 "password (or password_file), token (or token_file), or nkey with "
-                 "nkey_seed_file",
-                 creds ? "creds_file" : nkey ? "nkey" : seed_file ? "nkey_seed_file" : "token");
-        return OUTBOX_SINK_FATAL;
+    /* Authentication (nats_config_parse let one way through). The secrets
+     * are outboxd's (password, token: also given as KEY_file); libnats
+     * keeps its own copy. Files libnats reads itself at each connect
+     * (creds_file, nkey_seed_file) are checked for readability here, so
+     * that a wrong path is refused by check. */
+    if (c->creds_file != NULL) {
+        if (access(c->creds_file, R_OK) != 0) {
+            snprintf(errbuf, errbuf_size, "creds_file: cannot read %s: %s", c->creds_file, strerror(errno));
+            goto fail;
+        }
+        if ((st = natsOptions_SetUserCredentialsFromFiles(o, c->creds_file, NULL)) != NATS_OK) {
+            rc = option_error(st, "creds_file", "", errbuf, errbuf_size);
+            goto fail;
+        }
     }
-    if (password != NULL && password_file != NULL) {
-        snprintf(errbuf, errbuf_size, "nats sink: option password_file: set password or "
-                                      "password_file, not both");
-        return OUTBOX_SINK_FATAL;
-    }
-    if (token != NULL && token_file != NULL) {
-        snprintf(errbuf, errbuf_size, "nats sink: option token_file: set token or token_file, "
-                                      "not both");
-        return OUTBOX_SINK_FATAL;
-    }
-    if ((user != NULL) != (password != NULL || password_file != NULL)) {
-        snprintf(errbuf, errbuf_size, "nats sink: option %s: user and password go together",
-                 user ? "password" : password ? "user" : "password_file");
-        return OUTBOX_SINK_FATAL;
-    }
-    if ((nkey != NULL) != (seed_file != NULL)) {
-        snprintf(errbuf, errbuf_size, "nats sink: option %s: nkey and nkey_seed_file go together",
-                 nkey ? "nkey_seed_file" : "nkey");
-        return OUTBOX_SINK_FATAL;
-    }
-    if (creds != NULL) {
-        if (access(creds, R_OK) != 0) {
-            snprintf(errbuf, errbuf_size, "nats sink: option creds_file: cannot read %s: %s", creds,
+    if (c->nkey != NULL) {
+        if (access(c->nkey_seed_file, R_OK) != 0) {
+            snprintf(errbuf, errbuf_size, "nkey_seed_file: cannot read %s: %s", c->nkey_seed_file,
                      strerror(errno));
-            return OUTBOX_SINK_FATAL;
+            goto fail;
         }
-        st = natsOptions_SetUserCredentialsFromFiles(s->opts, creds, NULL);
-        if (st != NATS_OK) {
-            snprintf(errbuf, errbuf_size, "nats sink: option creds_file: %s", natsStatus_GetText(st));
-            return OUTBOX_SINK_FATAL;
-        }
-    }
-    if (nkey != NULL) {
-        /* A user's public NKey is 56 characters of base32 starting with U. */
-        if (nkey[0] != 'U' || strlen(nkey) != 56 ||
-            strspn(nkey, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != 56) {
-            snprintf(errbuf, errbuf_size,
-                     "nats sink: option nkey: not a user's public NKey (56 characters, U...); the "
-                     "seed (SU...) goes into the file nkey_seed_file names");
-            return OUTBOX_SINK_FATAL;
-        }
-        if (access(seed_file, R_OK) != 0) {
-            snprintf(errbuf, errbuf_size, "nats sink: option nkey_seed_file: cannot read %s: %s",
-                     seed_file, strerror(errno));
-            return OUTBOX_SINK_FATAL;
-        }
-        st = natsOptions_SetNKeyFromSeed(s->opts, nkey, seed_file);
-        if (st != NATS_OK) {
-            snprintf(errbuf, errbuf_size, "nats sink: option nkey: %s", natsStatus_GetText(st));
-            return OUTBOX_SINK_FATAL;
+        if ((st = natsOptions_SetNKeyFromSeed(o, c->nkey, c->nkey_seed_file)) != NATS_OK) {
+            rc = option_error(st, "nkey", "", errbuf, errbuf_size);
+            goto fail;
         }
     }
-    if (user != NULL) {
-        char *secret = password != NULL ? strdup(password)
-                                        : read_secret("password_file", password_file, errbuf, errbuf_size);
-        if (secret == NULL) {
-            if (password != NULL) snprintf(errbuf, errbuf_size, "nats sink: out of memory");
-            return password != NULL ? OUTBOX_SINK_RETRY : OUTBOX_SINK_FATAL;
-        }
-        st = natsOptions_SetUserInfo(s->opts, user, secret);
-        free_secret(secret);
-        if (st != NATS_OK) {
-            snprintf(errbuf, errbuf_size, "nats sink: option user: %s", natsStatus_GetText(st));
-            return OUTBOX_SINK_FATAL;
-        }
+    if (c->user != NULL && (st = natsOptions_SetUserInfo(o, c->user, c->password)) != NATS_OK) {
+        rc = option_error(st, "user", "", errbuf, errbuf_size);
+        goto fail;
     }
-    if (token != NULL || token_file != NULL) {
-        char *secret = token != NULL ? strdup(token)
-                                     : read_secret("token_file", token_file, errbuf, errbuf_size);
-        if (secret == NULL) {
-            if (token != NULL) snprintf(errbuf, errbuf_size, "nats sink: out of memory");
-            return token != NULL ? OUTBOX_SINK_RETRY : OUTBOX_SINK_FATAL;
-        }
-        st = natsOptions_SetToken(s->opts, secret);
-        free_secret(secret);
-        if (st != NATS_OK) {
-            snprintf(errbuf, errbuf_size, "nats sink: option %s: %s", token ? "token" : "token_file",
-                     natsStatus_GetText(st));
-            return OUTBOX_SINK_FATAL;
-        }
+    if (c->token != NULL && (st = natsOptions_SetToken(o, c->token)) != NATS_OK) {
+        rc = option_error(st, "token", "", errbuf, errbuf_size);
+        goto fail;
     }
 
     /* TLS: tls_ca or tls_cert turns it on (a tls:// URL does too). */
-    const char *ca = nats_option_set(host, "tls_ca");
-    const char *cert = nats_option_set(host, "tls_cert");
-    const char *key = nats_option_set(host, "tls_key");
-    const char *tls_hostname = nats_option_set(host, "tls_hostname");
-    if ((cert != NULL) != (key != NULL)) {
-        snprintf(errbuf, errbuf_size, "nats sink: option %s: tls_cert and tls_key go together",
-                 cert ? "tls_key" : "tls_cert");
-        return OUTBOX_SINK_FATAL;
-    }
-    if (ca != NULL || cert != NULL || tls_url) {
-        char text[512];
-        st = natsOptions_SetSecure(s->opts, true);
-        if (st != NATS_OK) {
-            nats_error_text(st, text, sizeof text);
-            snprintf(errbuf, errbuf_size, "nats sink: option %s: TLS: %s", ca ? "tls_ca" : "tls_cert", text);
-            return OUTBOX_SINK_FATAL;
+    if (c->tls) {
+        const char *hostname = c->tls_hostname;
+        if ((st = natsOptions_SetSecure(o, true)) != NATS_OK) {
+            rc = option_error(st, c->tls_ca ? "tls_ca" : "tls_cert", "TLS", errbuf, errbuf_size);
+            goto fail;
         }
-        if (ca != NULL && (st = natsOptions_LoadCATrustedCertificates(s->opts, ca)) != NATS_OK) {
-            nats_error_text(st, text, sizeof text);
-            snprintf(errbuf, errbuf_size, "nats sink: option tls_ca: cannot load %s: %s", ca, text);
-            return OUTBOX_SINK_FATAL;
+        if (c->tls_ca != NULL && (st = natsOptions_LoadCATrustedCertificates(o, c->tls_ca)) != NATS_OK) {
+            char what[600];
+            snprintf(what, sizeof what, "cannot load %s", c->tls_ca);
+            rc = option_error(st, "tls_ca", what, errbuf, errbuf_size);
+            goto fail;
         }
-        if (cert != NULL && (st = natsOptions_LoadCertificatesChain(s->opts, cert, key)) != NATS_OK) {
-            nats_error_text(st, text, sizeof text);
-            snprintf(errbuf, errbuf_size,
-                     "nats sink: option tls_cert: cannot load %s with tls_key %s: %s", cert, key, text);
-            return OUTBOX_SINK_FATAL;
+        if (c->tls_cert != NULL &&
+            (st = natsOptions_LoadCertificatesChain(o, c->tls_cert, c->tls_key)) != NATS_OK) {
+            char what[1200];
+            snprintf(what, sizeof what, "cannot load %s with tls_key %s", c->tls_cert, c->tls_key);
+            rc = option_error(st, "tls_cert", what, errbuf, errbuf_size);
+            goto fail;
         }
         /* libnats 3.4 checks the certificate's name only when given one. */
-        if (tls_hostname == NULL && !is_ip_address(first_host)) tls_hostname = first_host;
-        if (tls_hostname != NULL && (st = natsOptions_SetExpectedHostname(s->opts, tls_hostname)) != NATS_OK) {
-            nats_error_text(st, text, sizeof text);
-            snprintf(errbuf, errbuf_size, "nats sink: option tls_hostname: %s", text);
-            return OUTBOX_SINK_FATAL;
+        url_host(c->servers[0], first_host, sizeof first_host);
+        int ip = strchr(first_host, ':') != NULL || strspn(first_host, "0123456789.") == strlen(first_host);
+        if (hostname == NULL && !ip) hostname = first_host;
+        if (hostname != NULL && (st = natsOptions_SetExpectedHostname(o, hostname)) != NATS_OK) {
+            rc = option_error(st, "tls_hostname", "", errbuf, errbuf_size);
+            goto fail;
         }
-    } else if (tls_hostname != NULL) {
-        snprintf(errbuf, errbuf_size,
-                 "nats sink: option tls_hostname: TLS is off (no tls_ca, tls_cert or tls:// server)");
-        return OUTBOX_SINK_FATAL;
     }
+    *out = o;
     return OUTBOX_SINK_OK;
+fail:
+    natsOptions_Destroy(o);
+    return rc;
 }
 
 /* Makes sure the stream named by option stream exists: created with
  * stream_subjects and duplicate_window_s when missing, left as it is (and
  * described in the log) when it exists. */
-int nats_ensure_stream(nats_sink_t *s, const outbox_sink_host_t *host, long long window_s,
-                       char *errbuf, size_t errbuf_size) {
+int nats_ensure_stream(nats_sink_t *s, char *errbuf, size_t errbuf_size) {
+    const outbox_sink_host_t *host = s->host;
+    long long window_s = s->cfg.duplicate_window_s;
+    const char *const *subjects = s->cfg.stream_subjects;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     char text[512];
@@ -381,13 +270,14 @@ int nats_ensure_stream(nats_sink_t *s, const outbox_sink_host_t *host, long long
         return OUTBOX_SINK_RETRY;
     }
 
-    const char *list = nats_option_set(host, "stream_subjects");
-    char **subjects = NULL;
-    int n = list ? split_list(list, &subjects) : 0;
-    if (n <= 0) {
+    int n = 0;
+    char list[1024] = "";
+    for (size_t o = 0; subjects[n] != NULL; n++)
+        if (o < sizeof list) o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", n ? ", " : "", subjects[n]);
+    if (n == 0) {
         snprintf(errbuf, errbuf_size,
                  "nats sink: option stream_subjects: stream %s does not exist, and creating it needs "
-                 "its subjects (a comma-separated list)",
+                 "its subjects (a list)",
                  s->stream);
         return OUTBOX_SINK_FATAL;
     }
@@ -399,7 +289,6 @@ int nats_ensure_stream(nats_sink_t *s, const outbox_sink_host_t *host, long long
     cfg.Storage = js_FileStorage;
     cfg.Duplicates = (int64_t)window_s * 1000000000;
     st = js_AddStream(&si, s->js, &cfg, NULL, &jerr);
-    free_list(subjects, n);
     if (st == NATS_OK) {
         host->log(host->ctx, OUTBOX_SINK_LOG_INFO,
                   "created stream %s (subjects %s, file storage, duplicate window %lld s)", s->stream,

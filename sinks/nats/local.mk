@@ -22,8 +22,9 @@ sinks_nats_nats_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -Wl,-z
 if HAVE_CMOCKA
 # Both tests start their own nats-server processes (free ports, stores in
 # temporary directories) and skip, saying why, when there is no nats-server.
-# test_nats_sink loads the built module with dlopen and drives it through a
-# test host (no MongoDB needed); test_nats_outboxd runs the real outboxd.
+# test_nats_sink drives the built module through tests/sinkhost.h, the
+# shared test host on outboxd's own loader and option code (no MongoDB
+# needed); test_nats_outboxd runs the real outboxd.
 NATS_TEST_CFLAGS = -I$(top_srcdir)/tests $(AM_CFLAGS) $(MONGOC_CFLAGS) $(PCRE2_CFLAGS) $(CMOCKA_CFLAGS) $(NATS_CFLAGS)
 NATS_TEST_LDADD = tests/libtestlib.la liboutbox/liboutbox-core.la $(MONGOC_LIBS) $(CMOCKA_LIBS) $(NATS_LIBS)
 
@@ -33,7 +34,7 @@ TESTS += sinks/nats/test_nats_sink sinks/nats/test_nats_outboxd
 sinks_nats_test_nats_sink_SOURCES = sinks/nats/test_nats_sink.c \
 	sinks/nats/natstest.h sinks/nats/natstest.c
 sinks_nats_test_nats_sink_CFLAGS = $(NATS_TEST_CFLAGS)
-sinks_nats_test_nats_sink_LDADD = $(NATS_TEST_LDADD) -ldl
+sinks_nats_test_nats_sink_LDADD = $(SINKHOST_LIBS) $(NATS_TEST_LDADD)
 EXTRA_sinks_nats_test_nats_sink_DEPENDENCIES = sinks/nats/nats.la
 
 sinks_nats_test_nats_outboxd_SOURCES = sinks/nats/test_nats_outboxd.c \

@@ -53,6 +53,24 @@
 #include <stdint.h>
 #include <time.h>
 
+/* The options, as outboxd's options_fill writes them (options.c has the
+ * table) and nats_config_parse completes them. The strings are outboxd's:
+ * they live until close returns (until check returns, in check). */
+typedef struct {
+    const char *const *servers; /* never empty after parsing */
+    const char *mode;
+    const char *creds_file, *user, *password, *token, *nkey, *nkey_seed_file;
+    const char *tls_ca, *tls_cert, *tls_key, *tls_hostname;
+    int64_t connect_timeout_ms, max_reconnect, reconnect_wait_ms, max_pending, ack_timeout_ms;
+    const char *stream;
+    const char *const *stream_subjects;
+    int64_t duplicate_window_s;
+    /* Set by nats_config_parse: */
+    int core;    /* mode core */
+    int tls_url; /* some server is tls:// */
+    int tls;     /* TLS on: tls_ca, tls_cert or a tls:// server */
+} nats_config_t;
+
 /* A message in flight: libnats owns it and will hand it back to the ack
  * handler with its PubAck. NULL msg: a free slot. */
 typedef struct {
@@ -69,10 +87,11 @@ typedef struct {
 
 typedef struct {
     const outbox_sink_host_t *host;
-    int core;                /* mode: core */
+    nats_config_t cfg;
+    int core;                /* cfg.core */
     char servers_shown[1024]; /* the servers as list_shown() gives them: for messages */
-    char *stream;            /* option stream, or NULL */
-    int64_t ack_timeout_ms;
+    const char *stream;      /* cfg.stream: option stream, or NULL */
+    int64_t ack_timeout_ms;  /* cfg.ack_timeout_ms */
 
     natsOptions *opts;
     natsConnection *nc;
@@ -121,21 +140,15 @@ static inline void wait_ms(nats_sink_t *s, int64_t ms) {
     pthread_cond_timedwait(&s->cond, &s->mu, &ts);
 }
 
-/* options.c: the option table and reading values */
+/* options.c: the option table and the one parser of check and open */
 extern const outbox_sink_option_t nats_options[];
-const char *nats_option(const outbox_sink_host_t *host, const char *key);
-const char *nats_option_set(const outbox_sink_host_t *host, const char *key);
-int int_option(const outbox_sink_host_t *host, const char *key, long long *number, char *errbuf, size_t errbuf_size);
-int split_list(const char *list, char ***items_out);
-void free_list(char **items, int n);
-int valid_server_url(const char *url);
+/* host->options_fill into c, then what the table cannot say. Returns 0;
+ * -1 with errbuf "KEY: what is wrong" (check's form: outboxd shows KEY's
+ * line); -2 when the host has no options_fill. */
+int nats_config_parse(const outbox_sink_host_t *host, nats_config_t *c, char *errbuf, size_t size);
 void url_host(const char *url, char *out, size_t size);
 void server_shown(const char *url, char *out, size_t size);
-void list_shown(char **servers, int n, char *out, size_t size);
-int is_ip_address(const char *host);
-char *read_secret(const char *key, const char *path, char *errbuf, size_t errbuf_size);
-void free_secret(char *secret);
-int valid_stream_name(const char *name);
+void list_shown(const char *const *servers, char *out, size_t size);
 
 /* subject.c: an event becomes a message */
 int nats_build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size_t why_size);
@@ -143,12 +156,20 @@ int nats_build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size
 /* connection.c: the connection, authentication, TLS, the stream */
 void nats_error_text(natsStatus st, char *out, size_t size);
 int nats_close_connection(nats_sink_t *s);
-int nats_configure(nats_sink_t *s, const outbox_sink_host_t *host, char *errbuf, size_t errbuf_size);
-int nats_ensure_stream(nats_sink_t *s, const outbox_sink_host_t *host, long long window_s, char *errbuf, size_t errbuf_size);
+/* libnats's options from c, into *out: OK; FATAL with errbuf "KEY: ..."
+ * (check's form) for a bad option or a file that cannot be loaded; RETRY
+ * (out of memory). s gets the connection callbacks; NULL in check, which
+ * builds the options and drops them, never connecting. */
+int nats_build_options(const nats_config_t *c, const char *sink_name, nats_sink_t *s, natsOptions **out,
+                       char *errbuf, size_t errbuf_size);
+/* Makes sure the stream named by option stream exists (see connection.c). */
+int nats_ensure_stream(nats_sink_t *s, char *errbuf, size_t errbuf_size);
 
 /* publish.c: publishing and acks */
 void nats_on_puback(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure);
-int nats_publish(void *state, const outbox_sink_event_t *events, size_t n, char *errbuf, size_t errbuf_size);
+int nats_publish_some(void *state, const outbox_sink_event_t *events, size_t n, size_t *taken, char *errbuf,
+                      size_t errbuf_size);
+void nats_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx);
 int nats_poll(void *state, int timeout_ms, char *errbuf, size_t errbuf_size);
 int nats_flush(void *state, int timeout_ms, char *errbuf, size_t errbuf_size);
 size_t nats_take_back_all(nats_sink_t *s);

@@ -4,17 +4,10 @@
  */
 #include "nats.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ----------------------------------------------------------------------------
  * open
@@ -28,46 +21,50 @@ static void sink_free(nats_sink_t *s) {
     for (size_t i = 0; i < s->n_suspects; i++) free(s->suspects[i].subject);
     free(s->suspects);
     free(s->table);
-    free(s->stream);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
+/* Everything open checks before it connects: the options and libnats's
+ * options object built from them (files loaded), then dropped. Never
+ * connects, so `outboxd --check` and a reload refuse a bad URL or a
+ * missing CA file with no server running. */
+static int nats_check(const outbox_sink_host_t *host, char *errbuf, size_t errbuf_size) {
+    nats_config_t c;
+    natsOptions *opts = NULL;
+    if (nats_config_parse(host, &c, errbuf, errbuf_size) != 0) return OUTBOX_SINK_FATAL;
+    int rc = nats_build_options(&c, host->sink_name, NULL, &opts, errbuf, errbuf_size);
+    natsOptions_Destroy(opts);
+    return rc;
+}
+
+/* libnats's process-wide set-up (its timer, callback and garbage-collector
+ * threads), once, from outboxd's main thread, so that a failure refuses
+ * the plugin at load instead of failing each open. There is no fini: the
+ * matching nats_Close() would, once TLS was used, make libnats 3.4.1's
+ * exit handler free OpenSSL's compression methods that OpenSSL 3 frees
+ * again (a double free at exit; README: What libnats ... cannot do). The
+ * module is never unmapped (-z nodelete), and libnats's own atexit
+ * handler stops its threads. */
+static int nats_init(char *errbuf, size_t errbuf_size) {
+    natsStatus st = nats_Open(-1);
+    if (st == NATS_OK) return OUTBOX_SINK_OK;
+    snprintf(errbuf, errbuf_size, "nats sink: libnats cannot start: %s", natsStatus_GetText(st));
+    return OUTBOX_SINK_FATAL;
+}
+
 static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
                      size_t errbuf_size) {
-    long long max_pending, ack_timeout, window_s;
-    const char *mode = nats_option(host, "mode");
-    const char *stream = nats_option_set(host, "stream");
+    nats_config_t c;
+    char why[1024];
     int rc;
 
-    /* Options first: a bad value is FATAL, naming the option. */
-    if (mode == NULL || (strcmp(mode, "jetstream") != 0 && strcmp(mode, "core") != 0)) {
-        snprintf(errbuf, errbuf_size, "nats sink: option mode: \"%s\" is not jetstream or core",
-                 mode ? mode : "");
+    /* Options first, by check's rules: a bad value is FATAL, naming the option. */
+    if ((rc = nats_config_parse(host, &c, why, sizeof why)) != 0) {
+        snprintf(errbuf, errbuf_size, "%s%s", rc == -1 ? "nats sink: option " : "", why);
         return OUTBOX_SINK_FATAL;
     }
-    if (int_option(host, "max_pending", &max_pending, errbuf, errbuf_size) != 0 ||
-        int_option(host, "ack_timeout_ms", &ack_timeout, errbuf, errbuf_size) != 0 ||
-        int_option(host, "duplicate_window_s", &window_s, errbuf, errbuf_size) != 0)
-        return OUTBOX_SINK_FATAL;
-    if (stream != NULL && !valid_stream_name(stream)) {
-        snprintf(errbuf, errbuf_size,
-                 "nats sink: option stream: \"%s\" is not a stream name (no spaces, '.', '*', '>', "
-                 "'/' or '\\')",
-                 stream);
-        return OUTBOX_SINK_FATAL;
-    }
-    if (stream == NULL && nats_option_set(host, "stream_subjects") != NULL) {
-        snprintf(errbuf, errbuf_size,
-                 "nats sink: option stream_subjects: needs option stream (the stream to create)");
-        return OUTBOX_SINK_FATAL;
-    }
-    if (stream != NULL && strcmp(mode, "core") == 0) {
-        snprintf(errbuf, errbuf_size, "nats sink: option stream: only with mode jetstream");
-        return OUTBOX_SINK_FATAL;
-    }
-
     nats_sink_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(errbuf, errbuf_size, "nats sink: out of memory");
@@ -80,15 +77,14 @@ static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&s->mu, NULL);
     s->host = host;
-    s->core = strcmp(mode, "core") == 0;
-    s->ack_timeout_ms = ack_timeout;
-    if (stream != NULL && (s->stream = strdup(stream)) == NULL) {
-        sink_free(s);
-        snprintf(errbuf, errbuf_size, "nats sink: out of memory");
-        return OUTBOX_SINK_RETRY;
-    }
+    s->cfg = c;
+    s->core = c.core;
+    s->stream = c.stream;
+    s->ack_timeout_ms = c.ack_timeout_ms;
+    list_shown(c.servers, s->servers_shown, sizeof s->servers_shown);
 
-    if ((rc = nats_configure(s, host, errbuf, errbuf_size)) != OUTBOX_SINK_OK) {
+    if ((rc = nats_build_options(&s->cfg, host->sink_name, s, &s->opts, why, sizeof why)) != OUTBOX_SINK_OK) {
+        snprintf(errbuf, errbuf_size, "nats sink: %s%s", rc == OUTBOX_SINK_FATAL ? "option " : "", why);
         sink_free(s);
         return rc;
     }
@@ -124,8 +120,8 @@ static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
         jsErrCode jerr = 0;
         char text[512];
         jsOptions_Init(&jo);
-        jo.Wait = ack_timeout;
-        jo.PublishAsync.MaxPending = max_pending;
+        jo.Wait = c.ack_timeout_ms;
+        jo.PublishAsync.MaxPending = c.max_pending;
         jo.PublishAsync.AckHandler = nats_on_puback;
         jo.PublishAsync.AckHandlerClosure = s;
         /* When max_pending are in flight, wait this long for room, then hand
@@ -148,7 +144,7 @@ static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
             return OUTBOX_SINK_RETRY;
         }
         jsAccountInfo_Destroy(ai);
-        if (s->stream != NULL && (rc = nats_ensure_stream(s, host, window_s, errbuf, errbuf_size)) != OUTBOX_SINK_OK) {
+        if (s->stream != NULL && (rc = nats_ensure_stream(s, errbuf, errbuf_size)) != OUTBOX_SINK_OK) {
             if (nats_close_connection(s)) sink_free(s);
             return rc;
         }
@@ -164,9 +160,9 @@ static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
                   shown, s->servers_shown);
     else
         host->log(host->ctx, OUTBOX_SINK_LOG_INFO,
-                  "connected to %s (servers %s); mode jetstream: max_pending %lld, ack_timeout_ms "
-                  "%lld%s%s",
-                  shown, s->servers_shown, max_pending, ack_timeout, s->stream ? ", stream " : "",
+                  "connected to %s (servers %s); mode jetstream: max_pending %" PRId64 ", ack_timeout_ms "
+                  "%" PRId64 "%s%s",
+                  shown, s->servers_shown, c.max_pending, c.ack_timeout_ms, s->stream ? ", stream " : "",
                   s->stream ? s->stream : "");
     *state = s;
     return OUTBOX_SINK_OK;
@@ -210,7 +206,11 @@ static void nats_close(void *state) {
     sink_free(s);
 }
 
-OUTBOX_SINK_PLUGIN(.name = "nats", .version = "1.0.0",
+/* publish is NULL: outboxd calls publish_some, which says how much of a
+ * batch it took. The payload goes out byte for byte, JSON or BSON. */
+OUTBOX_SINK_PLUGIN(.name = "nats", .version = "1.1.0",
                    .description = "NATS: JetStream (de-duplicated by Nats-Msg-Id) or core NATS",
-                   .options = nats_options, .open = nats_open, .publish = nats_publish,
-                   .poll = nats_poll, .flush = nats_flush, .close = nats_close)
+                   .options = nats_options, .open = nats_open, .publish_some = nats_publish_some,
+                   .poll = nats_poll, .flush = nats_flush, .close = nats_close, .check = nats_check,
+                   .stats = nats_stats, .init = nats_init,
+                   .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON)

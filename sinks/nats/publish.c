@@ -7,17 +7,10 @@
  */
 #include "nats.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ---- the in-flight table ------------------------------------------------- */
 
@@ -364,45 +357,35 @@ static int connection_state(nats_sink_t *s, char *errbuf, size_t errbuf_size) {
     return OUTBOX_SINK_RETRY;
 }
 
-/* Stops a batch at event first (not sent, nor any after it) for reason
- * why. When nothing of the batch is in flight the whole batch goes back
- * with RETRY (outboxd logs it and backs off). Otherwise the events already
- * sent keep their coming PubAcks: the rest is acked RETRY here and the call
- * returns OK, so that outboxd does not send those in flight a second time. */
-static int stop_batch(nats_sink_t *s, const outbox_sink_event_t *events, size_t first, size_t n,
-                      size_t in_flight, const char *why, char *errbuf, size_t errbuf_size) {
-    if (in_flight == 0) {
-        snprintf(errbuf, errbuf_size, "%s", why);
-        return OUTBOX_SINK_RETRY;
-    }
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = first; i < n; i++) ack_retry(s, events[i].seq, why);
-    pthread_mutex_unlock(&s->mu);
-    return OUTBOX_SINK_OK;
-}
-
-static int publish_jetstream(nats_sink_t *s, const outbox_sink_event_t *events, size_t n,
+/* JetStream: sends each event asynchronously; its PubAck acks it later.
+ * Takes events[0..*taken): each of them is in flight or acked (FATAL when
+ * it can never be a message). Stops short when max_pending publishes are
+ * in flight (OK: outboxd polls, then offers the rest again), and on a
+ * reconnect or a failed send (RETRY: outboxd backs off first). */
+static int publish_jetstream(nats_sink_t *s, const outbox_sink_event_t *events, size_t n, size_t *taken,
                              char *errbuf, size_t errbuf_size) {
     char why[900];
-    size_t in_flight = 0; /* events of this batch sent and not yet taken back */
 
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; *taken = ++i) {
         const outbox_sink_event_t *ev = &events[i];
         natsMsg *m = NULL;
 
         /* Before each send: a reconnect since the last one means the events
          * in flight go again first (this batch's included). */
         if (take_back_after_reconnect(s) > 0) {
-            snprintf(why, sizeof why, "nats sink: reconnected to NATS: publishing again from the "
-                                      "first event that was in flight");
-            return stop_batch(s, events, i, n, 0, why, errbuf, errbuf_size);
+            snprintf(errbuf, errbuf_size, "nats sink: reconnected to NATS: publishing again from the "
+                                          "first event that was in flight");
+            return OUTBOX_SINK_RETRY;
         }
         int rc = nats_build_msg(ev, &m, why, sizeof why);
         if (rc > 0) {
             fail_event(s, ev->seq, why);
             continue;
         }
-        if (rc < 0) return stop_batch(s, events, i, n, in_flight, why, errbuf, errbuf_size);
+        if (rc < 0) {
+            snprintf(errbuf, errbuf_size, "%s", why);
+            return OUTBOX_SINK_RETRY;
+        }
 
         jsPubOptions po;
         jsPubOptions_Init(&po);
@@ -415,7 +398,8 @@ static int publish_jetstream(nats_sink_t *s, const outbox_sink_event_t *events, 
         pthread_mutex_unlock(&s->mu);
         if (rc != 0) {
             natsMsg_Destroy(m);
-            return stop_batch(s, events, i, n, in_flight, "nats sink: out of memory", errbuf, errbuf_size);
+            snprintf(errbuf, errbuf_size, "nats sink: out of memory");
+            return OUTBOX_SINK_RETRY;
         }
         /* Not under mu: when max_pending are in flight this waits for the
          * ack handler, which takes mu. */
@@ -424,7 +408,6 @@ static int publish_jetstream(nats_sink_t *s, const outbox_sink_event_t *events, 
             pthread_mutex_lock(&s->mu);
             s->published++;
             pthread_mutex_unlock(&s->mu);
-            in_flight++;
             continue;
         }
         /* Not taken: the message is still ours and never reached the ack
@@ -442,28 +425,29 @@ static int publish_jetstream(nats_sink_t *s, const outbox_sink_event_t *events, 
             fail_event(s, ev->seq, why);
             continue;
         }
-        rc = connection_state(s, why, sizeof why);
-        if (rc == OUTBOX_SINK_FATAL) {
-            snprintf(errbuf, errbuf_size, "%s", why);
-            return OUTBOX_SINK_FATAL;
-        }
-        if (rc == OUTBOX_SINK_OK) {
-            char text[512];
-            nats_error_text(st, text, sizeof text);
-            snprintf(why, sizeof why, "nats sink: cannot publish to \"%s\" now: %s", ev->destination,
-                     text);
-        }
-        return stop_batch(s, events, i, n, in_flight, why, errbuf, errbuf_size);
+        rc = connection_state(s, errbuf, errbuf_size);
+        if (rc != OUTBOX_SINK_OK) return rc;
+        /* libnats waited StallWait for room under max_pending: full for now. */
+        if (st == NATS_TIMEOUT) return OUTBOX_SINK_OK;
+        char text[512];
+        nats_error_text(st, text, sizeof text);
+        snprintf(errbuf, errbuf_size, "nats sink: cannot publish to \"%s\" now: %s", ev->destination, text);
+        return OUTBOX_SINK_RETRY;
     }
     return OUTBOX_SINK_OK;
 }
 
-static int publish_core(nats_sink_t *s, const outbox_sink_event_t *events, size_t n, char *errbuf,
-                        size_t errbuf_size) {
+/* Core: publishes the batch and acks it once a flush shows the server read
+ * it; all of it or none (*taken stays 0, nothing acked) when a send or the
+ * flush fails. An event that can never be a message is acked FATAL with
+ * the rest, so that a batch that goes again acks nothing twice. */
+static int publish_core(nats_sink_t *s, const outbox_sink_event_t *events, size_t n, size_t *taken,
+                        char *errbuf, size_t errbuf_size) {
     char why[900];
     uint64_t before = 0, after = 0;
-    unsigned char *sent = calloc(n ? n : 1, 1); /* which events went out */
-    if (sent == NULL) {
+    char **bad = calloc(n ? n : 1, sizeof *bad); /* why an event cannot be sent; NULL: sent */
+    int rc = OUTBOX_SINK_RETRY;
+    if (bad == NULL) {
         snprintf(errbuf, errbuf_size, "nats sink: out of memory");
         return OUTBOX_SINK_RETRY;
     }
@@ -472,36 +456,28 @@ static int publish_core(nats_sink_t *s, const outbox_sink_event_t *events, size_
 
     for (size_t i = 0; i < n; i++) {
         natsMsg *m = NULL;
-        int rc = nats_build_msg(&events[i], &m, why, sizeof why);
-        if (rc > 0) {
-            fail_event(s, events[i].seq, why);
-            continue;
-        }
-        natsStatus st = rc == 0 ? natsConnection_PublishMsg(s->nc, m) : NATS_NO_MEMORY;
+        int built = nats_build_msg(&events[i], &m, why, sizeof why);
+        natsStatus st = built > 0 ? NATS_INVALID_ARG : built == 0 ? natsConnection_PublishMsg(s->nc, m) : NATS_NO_MEMORY;
         natsMsg_Destroy(m);
-        if (st == NATS_OK) {
-            sent[i] = 1;
-            continue;
-        }
-        if (st == NATS_MAX_PAYLOAD) {
+        if (st == NATS_MAX_PAYLOAD)
             snprintf(why, sizeof why,
                      "nats sink: the event (%zu bytes of payload) is larger than the server's "
                      "max_payload (%" PRId64 " bytes)",
                      events[i].payload_len, natsConnection_GetMaxPayload(s->nc));
-            fail_event(s, events[i].seq, why);
-            continue;
+        if (built > 0 || st == NATS_MAX_PAYLOAD) {
+            if ((bad[i] = strdup(why)) != NULL) continue;
+            st = NATS_NO_MEMORY;
         }
-        /* Nothing is acked before the flush, so the whole batch goes back:
-         * what was sent may reach subscribers twice (at least once). */
-        free(sent);
+        if (st == NATS_OK) continue;
+        /* What was sent may reach subscribers twice (at least once). */
         rc = connection_state(s, errbuf, errbuf_size);
         if (rc == OUTBOX_SINK_OK) {
             char text[512];
             nats_error_text(st, text, sizeof text);
             snprintf(errbuf, errbuf_size, "nats sink: cannot publish to \"%s\": %s", events[i].destination, text);
-            return OUTBOX_SINK_RETRY;
+            rc = OUTBOX_SINK_RETRY;
         }
-        return rc;
+        goto done;
     }
 
     /* The flush is a PING after the batch: its PONG means the server has
@@ -515,29 +491,59 @@ static int publish_core(nats_sink_t *s, const outbox_sink_event_t *events, size_
         if (st != NATS_OK) nats_error_text(st, text, sizeof text);
         else snprintf(text, sizeof text, "the connection was lost and re-established during the batch");
         snprintf(errbuf, errbuf_size, "nats sink: flush to %s: %s", s->servers_shown, text);
-        free(sent);
-        return connection_state(s, why, sizeof why) == OUTBOX_SINK_FATAL ? OUTBOX_SINK_FATAL
-                                                                         : OUTBOX_SINK_RETRY;
+        rc = connection_state(s, why, sizeof why) == OUTBOX_SINK_FATAL ? OUTBOX_SINK_FATAL : OUTBOX_SINK_RETRY;
+        goto done;
     }
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < n; i++) {
-        if (!sent[i]) continue;
+        if (bad[i] != NULL) {
+            ack_fatal(s, events[i].seq, bad[i]);
+            continue;
+        }
         s->published++;
         s->acked_ok++;
         ack(s, events[i].seq, OUTBOX_SINK_OK, NULL);
     }
     pthread_mutex_unlock(&s->mu);
-    free(sent);
-    return OUTBOX_SINK_OK;
+    *taken = n;
+    rc = OUTBOX_SINK_OK;
+done:
+    for (size_t i = 0; i < n; i++) free(bad[i]);
+    free(bad);
+    return rc;
 }
 
-int nats_publish(void *state, const outbox_sink_event_t *events, size_t n, char *errbuf,
-                 size_t errbuf_size) {
+int nats_publish_some(void *state, const outbox_sink_event_t *events, size_t n, size_t *taken,
+                      char *errbuf, size_t errbuf_size) {
     nats_sink_t *s = state;
+    *taken = 0;
     int rc = connection_state(s, errbuf, errbuf_size);
     if (rc != OUTBOX_SINK_OK) return rc;
-    return s->core ? publish_core(s, events, n, errbuf, errbuf_size)
-                   : publish_jetstream(s, events, n, errbuf, errbuf_size);
+    return s->core ? publish_core(s, events, n, taken, errbuf, errbuf_size)
+                   : publish_jetstream(s, events, n, taken, errbuf, errbuf_size);
+}
+
+/* Figures for outboxd's metrics endpoint (sink thread, between callbacks). */
+void nats_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
+    nats_sink_t *s = state;
+    uint64_t reconnects = 0;
+    if (natsConnection_GetStats(s->nc, s->stats) == NATS_OK)
+        natsStatistics_GetCounts(s->stats, NULL, NULL, NULL, NULL, &reconnects);
+    pthread_mutex_lock(&s->mu);
+    double in_flight = (double)(s->count + s->n_suspects);
+    double published = (double)s->published, acked = (double)s->acked_ok, dup = (double)s->duplicates;
+    double retried = (double)s->retried, failed = (double)s->failed;
+    pthread_mutex_unlock(&s->mu);
+    emit(emit_ctx, "in_flight", OUTBOX_SINK_STAT_GAUGE, in_flight,
+         "jetstream: publishes sent and still without their PubAck");
+    emit(emit_ctx, "published_total", OUTBOX_SINK_STAT_COUNTER, published, "messages NATS took");
+    emit(emit_ctx, "acked_total", OUTBOX_SINK_STAT_COUNTER, acked, "events acked OK (stored, or read in core mode)");
+    emit(emit_ctx, "duplicates_total", OUTBOX_SINK_STAT_COUNTER, dup,
+         "PubAcks saying the stream already had the event (Nats-Msg-Id)");
+    emit(emit_ctx, "retried_total", OUTBOX_SINK_STAT_COUNTER, retried, "events handed back to be published again");
+    emit(emit_ctx, "failed_total", OUTBOX_SINK_STAT_COUNTER, failed, "events acked FATAL");
+    emit(emit_ctx, "reconnects_total", OUTBOX_SINK_STAT_COUNTER, (double)reconnects,
+         "times the connection to NATS was re-established");
 }
 
 /* ----------------------------------------------------------------------------

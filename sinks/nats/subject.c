@@ -6,17 +6,10 @@
  */
 #include "nats.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 /* ----------------------------------------------------------------------------
  * Checking an event before it becomes a message
@@ -34,7 +27,6 @@
  * space or control character (C0, DEL, C1); valid UTF-8; at most
  * SUBJECT_MAX bytes. Returns NULL or what is wrong. */
 static const char *subject_problem(const char *subject) {
-    if (*subject == '\0') return "it is empty (the route could not be expanded?)";
     if (strlen(subject) > SUBJECT_MAX) return "it is longer than 3072 bytes";
     const unsigned char *token = (const unsigned char *)subject;
     for (const unsigned char *p = token;;) {
@@ -78,22 +70,6 @@ static int header_value_ok(const char *value) {
     return 1;
 }
 
-/* created_ms as ISO-8601 UTC with milliseconds (as the file sink writes it). */
-static int format_time(int64_t ms, char *out, size_t size) {
-    int64_t secs = ms / 1000;
-    int millis = (int)(ms % 1000);
-    struct tm tm;
-    if (millis < 0) {
-        millis += 1000;
-        secs -= 1;
-    }
-    time_t t = (time_t)secs;
-    if ((int64_t)t != secs || gmtime_r(&t, &tm) == NULL) return -1;
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
-    return 0;
-}
-
 /* ----------------------------------------------------------------------------
  * Building a message
  * ------------------------------------------------------------------------- */
@@ -129,7 +105,7 @@ int nats_build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size
         }
     }
 
-    char created[64];
+    char created[OUTBOX_SINK_TIME_SIZE];
     natsMsg *m = NULL;
     natsStatus st = natsMsg_Create(&m, ev->destination, NULL, (const char *)ev->payload,
                                    (int)ev->payload_len);
@@ -152,7 +128,7 @@ int nats_build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size
             return 1;
         }
     }
-    if (st == NATS_OK && format_time(ev->created_ms, created, sizeof created) == 0)
+    if (st == NATS_OK && outbox_sink_format_time(ev->created_ms, created) == 0)
         st = natsMsgHeader_Set(m, "Outbox-Created", created);
     if (st != NATS_OK) {
         natsMsg_Destroy(m);

@@ -13,12 +13,16 @@
  *  - core mode delivers to a live subscriber, in order, with headers;
  *  - a subject no stream covers: FATAL with a message naming it, and the
  *    sink's on_error policy (stop, deadletter) applies, while a sink with a
- *    good route goes on.
+ *    good route goes on;
+ *  - `outboxd --check` refuses a bad server URL, naming file and line, with
+ *    no server running.
  */
 #include "daemonlib.h"
 #include "natstest.h"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -460,8 +464,69 @@ static void subject_without_stream_is_fatal_and_on_error_applies(void **state) {
     free(config);
 }
 
+/* Runs `outboxd --check` on config with the NATS plugin; returns its exit
+ * status, everything it printed in out. */
+static int outboxd_check(const char *config, char *out, size_t out_size) {
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --check --config '%s' --plugin-dir '%s/sinks/nats' 2>&1",
+             b ? b : ".", config, b ? b : ".");
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, out_size - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* `outboxd --check` refuses a bad NATS server URL, naming the file and the
+ * line of option servers, with no server anywhere (MongoDB and NATS point
+ * at ports nothing listens on: check never connects), and never shows the
+ * password; the same file with the URL fixed passes. Before sink ABI 1.1
+ * --check said ok, and the sink failed at open, in the running daemon. */
+static void check_refuses_a_bad_server_url_offline(void **state) {
+    char *dir = test_tmpdir("nats-check");
+    char path[600], out[8192], where[700];
+    snprintf(path, sizeof path, "%s/outboxd.yaml", dir);
+    for (int good = 0; good < 2; good++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "mongodb:\n"
+                "  uri: \"mongodb://127.0.0.1:1/\"\n"
+                "  database: shop\n"
+                "outbox: events\n"
+                "sinks:\n"
+                "  - name: to-nats\n"
+                "    plugin: nats\n"
+                "    route: \"orders.{type}\"\n"
+                "    options:\n"
+                "      servers: \"nats://127.0.0.1:1, %s\"\n"
+                "      user: outboxd\n"
+                "      password: \"N4ts/S3CRET\"\n",
+                good ? "nats://nats2.invalid:4222" : "nats://nats2.invalid:4222x");
+        fclose(f);
+        chmod(path, 0600); /* an inline secret in a file others can read is warned about */
+        int rc = outboxd_check(path, out, sizeof out);
+        print_message("# outboxd --check (%s URL): exit %d\n%s", good ? "good" : "bad", rc, out);
+        assert_null(strstr(out, "S3CRET"));
+        if (good) {
+            assert_int_equal(rc, 0);
+            continue;
+        }
+        assert_int_not_equal(rc, 0);
+        snprintf(where, sizeof where, "%s:10:", path);
+        assert_non_null(strstr(out, where));
+        assert_non_null(strstr(out, "servers: \"nats://nats2.invalid:4222x\" is not a server URL"));
+        assert_non_null(strstr(out, "its port is not 1 to 65535"));
+    }
+    test_rmtree(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(check_refuses_a_bad_server_url_offline),
         cmocka_unit_test_setup_teardown(fifty_thousand_events_stored_in_order_with_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(kill_9_of_outboxd_mid_stream_stores_nothing_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(nats_server_restart_mid_stream_loses_nothing, setup, teardown),
