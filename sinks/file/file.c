@@ -510,7 +510,8 @@ static open_file_t *file_get(file_sink_t *s, const char *path, int *refused, cha
     /* O_APPEND: every write() goes to the end of the file, as one piece. */
     int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC;
     int link_found;
-    int fd = open_beneath(dir_fd, path + s->route_dir_len, flags, s->file_mode, s->make_dirs, &link_found);
+    int fd = open_beneath(dir_fd, path + s->route_dir_len, flags, s->file_mode, s->make_dirs,
+                          &link_found);
     int saved = errno;
     close(dir_fd);
     if (fd < 0) {
@@ -598,7 +599,8 @@ static const char *bad_value(const char *value) {
 static const char *bad_path(const char *rel) {
     for (const char *c = rel;; c++) {
         size_t len = strcspn(c, "/");
-        if (len == 0) return "it has an empty path component (\"//\", or a \"/\" at the start or end)";
+        if (len == 0)
+            return "it has an empty path component (\"//\", or a \"/\" at the start or end)";
         if (len == 1 && c[0] == '.') return "it has a \".\" component";
         if (len == 2 && c[0] == '.' && c[1] == '.') return "it has a \"..\" component";
         c += len;
@@ -616,7 +618,8 @@ static const char *bad_path(const char *rel) {
  * check_destination. */
 static int route_parse(file_sink_t *s, const char *route, char *errbuf, size_t errbuf_size) {
     char *text = malloc(strlen(route) + 1);
-    size_t n = 0, cut = 0, first = SIZE_MAX;
+    size_t n = 0, cut = 0;
+    int fixed = 1; /* still before the first placeholder */
     if (text == NULL) {
         snprintf(errbuf, errbuf_size, "file sink: out of memory");
         return OUTBOX_SINK_RETRY;
@@ -627,17 +630,15 @@ static int route_parse(file_sink_t *s, const char *route, char *errbuf, size_t e
             s->route_has_type |= type;
             s->route_has_key |= key;
             p += type ? 6 : 5;
-            if (first == SIZE_MAX) first = n;
+            fixed = 0;
             text[n++] = 'v'; /* a value: one non-empty component */
             continue;
         }
         if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) p++;
+        if (fixed && *p == '/') cut = n + 1;
         text[n++] = *p++;
     }
     text[n] = '\0';
-    for (size_t i = 0; i < n && i < first; i++) {
-        if (text[i] == '/') cut = i + 1;
-    }
     const char *why = bad_path(text + cut);
     if (why != NULL) {
         text[cut] = '\0';
