@@ -183,8 +183,11 @@ typedef struct outbox_sink_host {
      * outboxd, as the C type of its option type (see outbox_sink_option_type_t).
      * Strings and lists belong to outboxd and live until close returns (until
      * check returns, in check). An option that is absent and has no default
-     * is written as NULL or 0; host->option tells absent from given. Returns
-     * 0. Lets open and check share one parser: the plugin's. */
+     * is written as NULL (a string) or 0 (a number), except a LIST, which is
+     * then an empty list, never NULL; host->option tells absent from given.
+     * Returns 0. Lets open and check share one parser: the plugin's. Every
+     * host whose struct covers this member sets it (outboxd, the test host,
+     * outbox-sink-conformance). */
     int (*options_fill)(void *ctx, void *config);
 } outbox_sink_host_t;
 
@@ -209,7 +212,10 @@ typedef enum outbox_sink_option_type {
     OUTBOX_SINK_OPT_SECRET = 7    /* const char *; a password, token or key: also accepted as
                                    * KEY_file: PATH (outboxd reads the file, one trailing
                                    * newline dropped); never printed by outboxd, scrubbed
-                                   * from every line it prints, shown as "(secret)" */
+                                   * from every line it prints, shown as "(secret)". The
+                                   * table declares KEY only (never KEY_file); option(KEY)
+                                   * and options_fill give the value, whichever way it came;
+                                   * KEY and KEY_file together are refused */
 } outbox_sink_option_type_t;
 
 /* One option a sink accepts. outboxd checks the config against the table
@@ -224,7 +230,7 @@ typedef struct outbox_sink_option {
     outbox_sink_option_type_t type;
     const char *default_value; /* NULL: no default (required if required) */
     int required;
-    int64_t min, max;          /* OUTBOX_SINK_OPT_INT only */
+    int64_t min, max;          /* OUTBOX_SINK_OPT_INT, and DURATION (in ms) */
     const char *choices;       /* OUTBOX_SINK_OPT_ENUM only: "a|b|c" */
     const char *help;
     /* -- ABI 1.1: read by outboxd only when the plugin's option_size covers
@@ -363,8 +369,9 @@ typedef struct outbox_sink_plugin {
      * published, in log order, fully built (destination, payload). The
      * plugin reads back what the destinations hold (bounded by n: the tail
      * of a topic, stream or file), sets held[i] = 1 for each event that is
-     * already there (by its id) and leaves the others 0. outboxd then acks
-     * the held ones without publishing them. Returns OK; RETRY when the
+     * already there (by its id) and leaves the others 0; it acks none of
+     * them (they are not published). outboxd then settles the held ones
+     * itself and publishes the rest. Returns OK; RETRY when the
      * destination cannot be read now (outboxd publishes nothing until a
      * recover succeeds). Called after open, before the first publish. */
     int (*recover)(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held,
