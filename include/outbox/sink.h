@@ -184,7 +184,8 @@ typedef struct outbox_sink_host {
      * Strings and lists belong to outboxd and live until close returns (until
      * check returns, in check). An option that is absent and has no default
      * is written as NULL (a string) or 0 (a number), except a LIST, which is
-     * then an empty list, never NULL; host->option tells absent from given.
+     * then an empty list, never NULL (host->option returns NULL only for
+     * an option that is neither given nor defaulted).
      * Returns 0. Lets open and check share one parser: the plugin's. Every
      * host whose struct covers this member sets it (outboxd, the test host,
      * outbox-sink-conformance). */
