@@ -14,6 +14,7 @@
 #include "outboxd/conffile.h"
 #include "outboxd/options.h"
 #include "outboxd/plugin.h"
+#include "outboxd/secrets.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -40,8 +41,17 @@ typedef struct {
 
 typedef enum { PHASE_CLOSED, PHASE_OPENING, PHASE_OPEN, PHASE_CLOSING } phase_t;
 
-struct sinkhost {
+/* The loaded plugin, shared by the hosts sinkhost_another made: loaded
+ * (and init called) once, unloaded (after fini) with the last host. */
+typedef struct {
     outboxd_plugins_t *plugins;
+    size_t refs;
+} loaded_t;
+
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct sinkhost {
+    loaded_t *loaded;
     const outbox_sink_plugin_t *plugin;
     char *origin;
     bool quiet;
@@ -181,8 +191,10 @@ static void host_log(void *ctx, outbox_sink_log_level_t level, const char *fmt, 
     h->log[h->log_len] = '\0';
     bool quiet = h->quiet;
     pthread_mutex_unlock(&h->lock);
-    if (!quiet)
+    if (!quiet) {
+        outboxd_secrets_scrub(line, sizeof line);
         fprintf(stderr, "# sink log (%d): %s\n", (int)level, line);
+    }
 }
 
 static void host_ack(void *ctx, uint64_t seq, outbox_sink_status_t status, const char *error) {
@@ -201,7 +213,7 @@ static void host_ack(void *ctx, uint64_t seq, outbox_sink_status_t status, const
                   h->phase == PHASE_OPENING ? "during open" : rec ? "after close returned"
                                                                   : "before any open");
     } else if (!rec) {
-        violation(h, SINKHOST_ACK_NOT_TAKEN, "event %llu acked %s but was never published", s,
+        violation(h, SINKHOST_ACK_UNKNOWN, "event %llu acked %s but was never published", s,
                   status_name(status));
     } else if (rec->state == EV_ACKED) {
         violation(h, SINKHOST_DOUBLE_ACK, "event %llu acked twice: %s, then %s", s,
@@ -273,11 +285,16 @@ sinkhost_t *sinkhost_load(const char *plugin_name, char *errbuf, size_t size) {
     sinkhost_t *h = calloc(1, sizeof *h);
     if (!h)
         abort();
-    h->plugins = outboxd_plugins_new(dir);
-    h->plugin = outboxd_plugins_load(h->plugins, name, errbuf, size);
+    h->loaded = calloc(1, sizeof *h->loaded);
+    if (!h->loaded)
+        abort();
+    h->loaded->plugins = outboxd_plugins_new(dir);
+    h->loaded->refs = 1;
+    h->plugin = outboxd_plugins_load(h->loaded->plugins, name, errbuf, size);
     free(dir);
     if (!h->plugin) {
-        outboxd_plugins_free(h->plugins);
+        outboxd_plugins_free(h->loaded->plugins);
+        free(h->loaded);
         free(h);
         free(name);
         return NULL;
@@ -295,6 +312,33 @@ sinkhost_t *sinkhost_load(const char *plugin_name, char *errbuf, size_t size) {
     h->log = xstrdup("");
     h->log_cap = 1;
     return h;
+}
+
+sinkhost_t *sinkhost_another(sinkhost_t *h) {
+    sinkhost_t *o = calloc(1, sizeof *o);
+    if (!o)
+        abort();
+    pthread_mutex_lock(&loaded_lock);
+    h->loaded->refs++;
+    pthread_mutex_unlock(&loaded_lock);
+    o->loaded = h->loaded;
+    o->plugin = h->plugin;
+    pthread_mutex_init(&o->lock, NULL);
+    pthread_cond_init(&o->acked, NULL);
+    o->origin = xstrdup(h->origin);
+    o->quiet = h->quiet;
+    o->conf.name = xstrdup(h->conf.name);
+    o->conf.plugin = xstrdup(h->conf.plugin);
+    o->conf.route = xstrdup(h->conf.route);
+    o->conf.payload = h->conf.payload;
+    o->conf.line = o->conf.column = 1;
+    o->payload_name = xstrdup(h->payload_name);
+    for (size_t i = 0; i < h->conf.n_options; i++)
+        sinkhost_set(o, h->conf.options[i].key, h->conf.options[i].value);
+    o->phase = PHASE_CLOSED;
+    o->log = xstrdup("");
+    o->log_cap = 1;
+    return o;
 }
 
 sinkhost_t *sinkhost_new(const char *plugin_name) {
@@ -356,7 +400,7 @@ const outbox_sink_plugin_t *sinkhost_plugin(sinkhost_t *h) {
 }
 
 const char *sinkhost_plugin_path(sinkhost_t *h) {
-    return outboxd_plugins_path(h->plugins, h->plugin);
+    return outboxd_plugins_path(h->loaded->plugins, h->plugin);
 }
 
 void *sinkhost_state(sinkhost_t *h) {
@@ -405,6 +449,9 @@ int sinkhost_open(sinkhost_t *h, char *errbuf, size_t size) {
     if (!outboxd_options_resolve(h->origin, &h->conf, h->plugin, &h->opts, errbuf, size))
         return OUTBOX_SINK_FATAL;
     h->resolved = true;
+    /* As outboxd does, so that what the host prints is scrubbed; the
+     * recorded log (sinkhost_log) stays as the plugin wrote it. */
+    outboxd_secrets_add_options(&h->opts);
 
     memset(&h->host, 0, sizeof h->host);
     h->host.struct_size = sizeof h->host;
@@ -660,8 +707,15 @@ void sinkhost_free(sinkhost_t *h) {
     sinkhost_close(h);
     if (h->resolved)
         outboxd_options_free(&h->opts);
-    /* Unloading runs the plugin's fini (outboxd does it at exit). */
-    outboxd_plugins_free(h->plugins);
+    /* Unloading runs the plugin's fini (outboxd does it at exit), after
+     * every host of the plugin closed. */
+    pthread_mutex_lock(&loaded_lock);
+    bool last = --h->loaded->refs == 0;
+    pthread_mutex_unlock(&loaded_lock);
+    if (last) {
+        outboxd_plugins_free(h->loaded->plugins);
+        free(h->loaded);
+    }
     for (size_t i = 0; i < h->conf.n_options; i++) {
         free(h->conf.options[i].key);
         free(h->conf.options[i].value);

@@ -54,6 +54,11 @@ sinkhost_t *sinkhost_new(const char *plugin_name);
  * NUL-terminated) instead of stderr. */
 sinkhost_t *sinkhost_load(const char *plugin_name, char *errbuf, size_t size);
 
+/* Another host for the same loaded plugin (a second sink of one plugin in
+ * outboxd: init ran once, fini runs when the last host is freed), with a
+ * copy of h's configuration. */
+sinkhost_t *sinkhost_another(sinkhost_t *h);
+
 /* Configuration, used by the next check or open. Options keep the order
  * they were first set in (their "line" in messages is that order, from 1);
  * setting a key again replaces its value. The strings are copied. */
@@ -134,13 +139,14 @@ const char *sinkhost_log(sinkhost_t *h);
 /* The rules of sink.h that the host can see broken. */
 typedef enum {
     SINKHOST_DOUBLE_ACK = 0,   /* an event acked more than once per publish */
-    SINKHOST_ACK_NOT_TAKEN,    /* an ack for an event never published, or given back
-                                  (beyond publish_some's *taken, or left unacked when
-                                  publish returned RETRY/FATAL) */
+    SINKHOST_ACK_NOT_TAKEN,    /* an ack for an event the plugin gave back: beyond
+                                  publish_some's *taken, or left unacked when publish
+                                  returned RETRY/FATAL */
     SINKHOST_ACK_OUTSIDE_OPEN, /* an ack before open returned OK or after close returned */
     SINKHOST_TAKEN_OVER_N,     /* publish_some set *taken > n */
     SINKHOST_FLUSH_EARLY,      /* flush returned OK (or there is none) with acks outstanding */
     SINKHOST_BAD_STATUS,       /* a callback's result or an ack's status not OK/RETRY/FATAL */
+    SINKHOST_ACK_UNKNOWN,      /* an ack (while open) for a seq that was never published */
     SINKHOST_N_RULES
 } sinkhost_rule_t;
 
@@ -148,7 +154,8 @@ typedef enum {
  * into first (may be NULL; "" when never). Thread-safe. */
 size_t sinkhost_violations(sinkhost_t *h, sinkhost_rule_t rule, char *first, size_t size);
 
-/* Closes if open, then unloads. NULL is ignored. */
+/* Closes if open, then unloads (after the plugin's fini) unless another
+ * host of sinkhost_another still uses the plugin. NULL is ignored. */
 void sinkhost_free(sinkhost_t *h);
 
 #endif
