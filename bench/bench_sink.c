@@ -25,6 +25,7 @@
 #include "bench.h"
 #include "outboxd/options.h"
 #include "outboxd/plugin.h"
+#include "outboxd/secrets.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -116,11 +117,12 @@ static const char *host_option(void *ctx, const char *key) {
 
 static const char *host_option_next(void *ctx, size_t *cursor, const char **value) {
     bench_t *b = ctx;
-    if (*cursor >= b->options.n)
-        return NULL;
-    if (value)
-        *value = b->options.values[*cursor];
-    return b->options.keys[(*cursor)++];
+    return outboxd_options_next(&b->options, cursor, value);
+}
+
+static int host_options_fill(void *ctx, void *config) {
+    bench_t *b = ctx;
+    return outboxd_options_fill(&b->options, config);
 }
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -150,6 +152,7 @@ static void resolve_options(bench_t *b, int argc, char **argv) {
     free(opts);
     if (!ok)
         bench_die("%s", err);
+    outboxd_secrets_add_options(&b->options); /* as outboxd: a secret is never printed */
 }
 
 static void make_messages(bench_t *b) {
@@ -176,6 +179,8 @@ static void open_plugin(bench_t *b) {
         .option = host_option,
         .option_next = host_option_next,
         .route = b->route, /* a literal route: the destination itself */
+        .payload = "json",
+        .options_fill = host_options_fill,
     };
     int rc = b->plugin->open(&b->host, &b->state, err, sizeof err);
     err[sizeof err - 1] = '\0';
@@ -217,19 +222,34 @@ static int publish_pending(bench_t *b, size_t *count, char *err, size_t errsize)
         return OUTBOX_SINK_OK;
 
     err[0] = '\0';
-    int rc = b->plugin->publish(b->state, events, n, err, errsize);
-    err[errsize - 1] = '\0';
-    if (rc != OUTBOX_SINK_OK) {
-        /* What the plugin did not ack during the call it did not take. */
+    int rc;
+    size_t taken = n;
+    if (OUTBOXD_PLUGIN_HAS(b->plugin, publish_some) && b->plugin->publish_some) {
+        /* As outboxd's runner: what the plugin did not take goes back. */
+        rc = b->plugin->publish_some(b->state, events, n, &taken, err, errsize);
+        if (taken > n)
+            bench_die("plugin %s: publish_some took %zu of %zu events", b->plugin->name, taken, n);
         pthread_mutex_lock(&b->lock);
-        for (size_t i = 0; i < n; i++) {
-            if (b->ev[events[i].seq] == EV_PUBLISHED) {
+        for (size_t i = taken; i < n; i++)
+            if (b->ev[events[i].seq] == EV_PUBLISHED)
                 b->ev[events[i].seq] = EV_PENDING;
-                b->retries++;
-            }
-        }
         pthread_mutex_unlock(&b->lock);
+        *count = taken;
+    } else {
+        rc = b->plugin->publish(b->state, events, n, err, errsize);
+        if (rc != OUTBOX_SINK_OK) {
+            /* What the plugin did not ack during the call it did not take. */
+            pthread_mutex_lock(&b->lock);
+            for (size_t i = 0; i < n; i++) {
+                if (b->ev[events[i].seq] == EV_PUBLISHED) {
+                    b->ev[events[i].seq] = EV_PENDING;
+                    b->retries++;
+                }
+            }
+            pthread_mutex_unlock(&b->lock);
+        }
     }
+    err[errsize - 1] = '\0';
     return rc == OUTBOX_SINK_OK || rc == OUTBOX_SINK_RETRY ? rc : OUTBOX_SINK_FATAL;
 }
 

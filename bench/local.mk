@@ -25,9 +25,9 @@ bench_bench_read_LDADD = $(BENCH_LDADD)
 
 # The sink ceiling: any sink plugin, loaded as outboxd loads it, fed from memory.
 noinst_PROGRAMS += bench/bench_sink
-bench_bench_sink_SOURCES = bench/bench_sink.c outboxd/plugin.h outboxd/plugin.c outboxd/options.h outboxd/options.c
+bench_bench_sink_SOURCES = bench/bench_sink.c
 bench_bench_sink_CFLAGS = $(BENCH_CFLAGS)
-bench_bench_sink_LDADD = $(BENCH_LDADD) $(LTDL_LIBS)
+bench_bench_sink_LDADD = outboxd/libhost.la $(BENCH_LDADD) $(LTDL_LIBS)
 
 if WITH_KAFKA
 if WITH_REDIS
