@@ -40,8 +40,9 @@ sinks_kafka_test_kafka_outboxd_SOURCES = sinks/kafka/test_kafka_outboxd.c \
 	tests/daemonlib.c tests/daemonlib.h
 sinks_kafka_test_kafka_outboxd_CFLAGS = $(KAFKA_TEST_CFLAGS)
 sinks_kafka_test_kafka_outboxd_LDADD = $(KAFKA_TEST_LDADD)
-# outboxd and the module must exist before the test runs.
-EXTRA_sinks_kafka_test_kafka_outboxd_DEPENDENCIES = sinks/kafka/kafka.la outboxd/outboxd$(EXEEXT)
+# outboxd, outboxctl and the module must exist before the test runs.
+EXTRA_sinks_kafka_test_kafka_outboxd_DEPENDENCIES = sinks/kafka/kafka.la outboxd/outboxd$(EXEEXT) \
+	outboxctl/outboxctl$(EXEEXT)
 endif
 endif
 EXTRA_DIST += sinks/kafka/README.md sinks/kafka/.gitignore

@@ -474,14 +474,81 @@ static void kill_9_mid_stream_loses_nothing(void **state) {
     test_outbox_drop(ob);
 }
 
-/* A property librdkafka does not know: open fails FATAL naming it; outboxd
- * logs it, stops that sink (state "stopped" in its checkpoint, with the
- * message) and keeps running. */
-static void unknown_property_stops_the_sink_naming_it(void **state) {
+/* Runs outboxd (with --check when check) on config with the build tree's
+ * Kafka sink; returns its exit status, everything it printed in out. */
+static int run_outboxd(const char *config, bool check, char **out) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd'%s --config '%s' --plugin-dir '%s/sinks/kafka' 2>&1",
+             getenv("OUTBOX_TEST_BUILDDIR"), check ? " --check" : "", config, getenv("OUTBOX_TEST_BUILDDIR"));
+    return test_run_command(cmd, out);
+}
+
+/* A config whose Kafka sink has `property: value` on line 11, with
+ * neither a broker nor MongoDB where it points (127.0.0.1:1). */
+static char *offline_config(const char *dir, const char *property, const char *value) {
+    char *path = malloc(600);
+    snprintf(path, 600, "%s/outboxd.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "mongodb:\n"
+            "  uri: \"mongodb://127.0.0.1:1/\"\n"
+            "  database: shop\n"
+            "outbox: events\n"
+            "sinks:\n"
+            "  - name: k\n"
+            "    plugin: kafka\n"
+            "    route: \"orders\"\n"
+            "    options:\n"
+            "      bootstrap.servers: \"127.0.0.1:1\"\n"
+            "      %s: \"%s\"\n",
+            property, value);
+    fclose(f);
+    return path;
+}
+
+/* `outboxd --check` runs the sink's check: a property librdkafka does not
+ * know is refused, naming the file, the line and the property, with no
+ * broker (nor MongoDB) anywhere, and outboxd started on that file stops at
+ * once with the same message. A good one passes --check just as offline. */
+static void check_refuses_an_unknown_property_naming_file_and_line(void **state) {
+    char *dir = test_tmpdir("kcheck"), *out = NULL, want[700];
+    char *config = offline_config(dir, "linger.mss", "5");
+    snprintf(want, sizeof want, "%s:11:7: sink k: linger.mss: No such configuration property", config);
+    for (int check = 1; check >= 0; check--) {
+        int status = run_outboxd(config, check, &out);
+        print_message("# outboxd%s on a config with linger.mss: exit %d: %s", check ? " --check" : "", status, out);
+        assert_int_equal(status, 2);
+        if (!strstr(out, want)) fail_msg("outboxd%s does not say \"%s\":\n%s", check ? " --check" : "", want, out);
+        free(out);
+    }
+    free(config);
+
+    config = offline_config(dir, "sasl.mechanism", "SCRAM-SHA-1");
+    snprintf(want, sizeof want, "%s:11:7: sink k: sasl.mechanism: \"SCRAM-SHA-1\" is not one of", config);
+    assert_int_equal(run_outboxd(config, true, &out), 2);
+    if (!strstr(out, want)) fail_msg("outboxd --check does not say \"%s\":\n%s", want, out);
+    free(out);
+    free(config);
+
+    config = offline_config(dir, "linger.ms", "5");
+    int status = run_outboxd(config, true, &out);
+    if (status != 0 || !strstr(out, ": ok")) fail_msg("outboxd --check refused a good config (%d):\n%s", status, out);
+    free(out);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Properties that contradict each other (acks=1 with idempotence on) pass
+ * check (only rd_kafka_new finds them): open fails FATAL naming them;
+ * outboxd logs it, stops that sink (state "stopped" in its checkpoint,
+ * with the message) and keeps running. */
+static void contradicting_properties_stop_the_sink_naming_them(void **state) {
     kt_brokers();
     outbox_t *ob = test_outbox("k_badprop");
     char *dir = test_tmpdir("kbadprop"), sinks[2048];
-    kafka_sink_yaml(sinks, sizeof sinks, "outbox-test-never", "", "      linger.mss: \"5\"\n");
+    kafka_sink_yaml(sinks, sizeof sinks, "outbox-test-never", "", "      acks: \"1\"\n");
     char *config = test_daemon_config(dir, ob, sinks);
     test_daemon_t d;
     daemon_start(&d, config, dir);
@@ -494,8 +561,8 @@ static void unknown_property_stops_the_sink_naming_it(void **state) {
     assert_string_equal(st, "stopped");
     assert_int_equal(daemon_stop(&d, SIGTERM), 0);
     char *log = test_read_file(d.log);
-    if (!strstr(log, "sink k: plugin kafka") || !strstr(log, "open failed: kafka sink: option linger.mss: No such "
-                                                                "configuration property"))
+    if (!strstr(log, "sink k: plugin kafka") || !strstr(log, "open failed: kafka sink: cannot create the producer: "
+                                                                "`acks` must be set to `all`"))
         fail_msg("the log does not name the property:\n%s", log);
     free(log);
     free(config);
@@ -621,10 +688,13 @@ static void sasl_listener(char *brokers, char *user, char *password, char *ca, s
     snprintf(ca, size, "%s/ca.pem", test_service("OUTBOX_TEST_TLS_DIR"));
 }
 
-/* outboxd over SASL_SSL, the password read from a file ({file: PATH}):
- * everything delivered (read back by an independent consumer), and the
- * password in no line of outboxd's log. SCRAM-SHA-512 where librdkafka can
- * use it with Kafka 4.x (>= 2.6.1), else PLAIN (sinks/kafka/README.md). */
+/* outboxd over SASL_SSL, the password read from a file
+ * (sasl.password_file: PATH, the SECRET option's KEY_file): everything
+ * delivered (read back by an independent consumer), and the password in
+ * nothing outboxd or outboxctl printed: not in --check's output, not in
+ * outboxd's log, not in `outboxctl status` (text or --json). SCRAM-SHA-512
+ * where librdkafka can use it with Kafka 4.x (>= 2.6.1), else PLAIN
+ * (sinks/kafka/README.md). */
 static void sasl_ssl_with_the_password_in_a_file_delivers_and_never_shows_it(void **state) {
     int total = 200;
     char brokers[512], user[512], password[512], ca[512];
@@ -652,11 +722,15 @@ static void sasl_ssl_with_the_password_in_a_file_delivers_and_never_shows_it(voi
              "      security.protocol: SASL_SSL\n"
              "      sasl.mechanisms: %s\n"
              "      sasl.username: %s\n"
-             "      sasl.password: {file: \"%s\"}\n"
+             "      sasl.password_file: \"%s\"\n"
              "      ssl.ca.location: \"%s\"\n",
              topic, brokers, mechanism, user, pwfile, ca);
     char *config = test_daemon_config(dir, ob, sinks);
     chmod(config, 0600);
+    char *out = NULL;
+    int status = run_outboxd(config, true, &out);
+    if (status != 0 || strstr(out, password)) fail_msg("outboxd --check (exit %d):\n%s", status, out);
+    free(out);
     test_daemon_t d;
     daemon_start(&d, config, dir);
     wait_checkpoint(&e, "k", total, 60000, &d);
@@ -668,6 +742,15 @@ static void sasl_ssl_with_the_password_in_a_file_delivers_and_never_shows_it(voi
     char *log = test_read_file(d.log);
     assert_non_null(strstr(log, brokers));
     if (strstr(log, password)) fail_msg("the password is in outboxd's log:\n%s", log);
+    for (int json = 0; json <= 1; json++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "'%s/outboxctl/outboxctl' --uri '%s' --db %s --outbox %s status%s 2>&1",
+                 getenv("OUTBOX_TEST_BUILDDIR"), test_mongodb_uri(), TEST_DB, outbox_name(ob), json ? " --json" : "");
+        test_run_command(cmd, &out);
+        if (!strstr(out, "k")) fail_msg("outboxctl status shows no sink k:\n%s", out);
+        if (strstr(out, password)) fail_msg("the password is in outboxctl status:\n%s", out);
+        free(out);
+    }
     print_message("# outboxd over SASL_SSL (%s, password from a file): %d events delivered\n", mechanism, total);
     free(log);
     free(c.seen);
@@ -757,7 +840,8 @@ int main(void) {
         cmocka_unit_test_teardown(fifty_thousand_events_twenty_keys_all_delivered_in_order, cleanup),
         cmocka_unit_test_teardown(broker_outage_mid_stream_loses_nothing_and_checkpoint_stays_behind, cleanup),
         cmocka_unit_test_teardown(kill_9_mid_stream_loses_nothing, cleanup),
-        cmocka_unit_test_teardown(unknown_property_stops_the_sink_naming_it, cleanup),
+        cmocka_unit_test_teardown(check_refuses_an_unknown_property_naming_file_and_line, cleanup),
+        cmocka_unit_test_teardown(contradicting_properties_stop_the_sink_naming_them, cleanup),
         cmocka_unit_test_teardown(unreachable_broker_at_start_is_retried, cleanup),
         cmocka_unit_test_teardown(message_over_max_bytes_is_dead_lettered, cleanup),
         cmocka_unit_test_teardown(sasl_ssl_with_the_password_in_a_file_delivers_and_never_shows_it, cleanup),
