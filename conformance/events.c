@@ -4,7 +4,8 @@
  * encoded once, as relaxed extended JSON or raw BSON by libbson; the
  * destination is the route expanded by outboxd's own code. Ids are unique
  * per run (time and pid), so a destination that keeps earlier runs' events
- * tells them apart.
+ * tells them apart. Header names avoid an "outbox-" prefix, which sinks
+ * may keep for their own headers (the NATS sink refuses such names).
  */
 #include "conformance.h"
 
@@ -81,8 +82,8 @@ conformance_events_t *conformance_events_new(sinkhost_t *h, const char *payload,
         }
         bson_destroy(&data);
         snprintf(s->header_value, sizeof s->header_value, "%zu", i + 1);
-        s->headers[0] = (outbox_sink_header_t){"outbox-conformance", "1"};
-        s->headers[1] = (outbox_sink_header_t){"outbox-conformance-n", s->header_value};
+        s->headers[0] = (outbox_sink_header_t){"conformance-check", "1"};
+        s->headers[1] = (outbox_sink_header_t){"conformance-n", s->header_value};
         ev->seq = i + 1;
         ev->id = s->id;
         ev->type = TYPE;

@@ -47,3 +47,9 @@ conformance_testplugins_flush_early_la_LDFLAGS = $(CONFORMANCE_TESTPLUGIN_LDFLAG
 TESTS += conformance/test_conformance.sh
 endif
 EXTRA_DIST += conformance/test_conformance.sh
+
+# The tool on the Kafka, Redis and NATS sinks with the harness's servers
+# (each skipped, saying why, without its server or when configure left the
+# sink out).
+TESTS += conformance/test_conformance_sinks.sh
+EXTRA_DIST += conformance/test_conformance_sinks.sh
