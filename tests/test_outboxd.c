@@ -255,17 +255,26 @@ static void a_gap_stops_only_that_sink(void **state) {
     test_outbox_drop(ob);
 }
 
-/* The file sink refuses BSON payloads with a FATAL ack: a way to make
- * every event fail permanently, to watch each on_error policy. */
+/* The file sink acks FATAL an event whose destination goes through a
+ * symbolic link beneath its route's directory (here a dangling one, where
+ * each failing sink's file would be): a way to make every event fail
+ * permanently, to watch each on_error policy. */
 static void on_error_policies_stop_skip_and_deadletter(void **state) {
     outbox_t *ob = test_outbox("d_onerr");
     char *dir = test_tmpdir("onerr");
     char sinks[2048], path[600], coll[256];
     snprintf(sinks, sizeof sinks,
-             SINK("stopper", "%s/stop.jsonl", "    payload: bson\n")
-             SINK("skipper", "%s/skip.jsonl", "    payload: bson\n    on_error: skip\n")
-             SINK("dead", "%s/dead.jsonl", "    payload: bson\n    on_error: deadletter\n")
+             SINK("stopper", "%s/stop/{type}.jsonl", "")
+             SINK("skipper", "%s/skip/{type}.jsonl", "    on_error: skip\n")
+             SINK("dead", "%s/dead/{type}.jsonl", "    on_error: deadletter\n")
              SINK("fine", "%s/fine.jsonl", ""), dir, dir, dir, dir);
+    static const char *const failing[] = {"stop", "skip", "dead"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, failing[i]);
+        assert_int_equal(mkdir(path, 0755), 0);
+        strncat(path, "/order.created.jsonl", sizeof path - strlen(path) - 1);
+        assert_int_equal(symlink("/nonexistent", path), 0);
+    }
     char *config = test_daemon_config(dir, ob, sinks);
     put_range(ob, 1, 20);
     test_daemon_t d;
@@ -291,7 +300,7 @@ static void on_error_policies_stop_skip_and_deadletter(void **state) {
     assert_true(bson_iter_init_find(&it, doc, "sink"));
     assert_string_equal(bson_iter_utf8(&it, NULL), "dead");
     assert_true(bson_iter_init_find(&it, doc, "error"));
-    assert_non_null(strstr(bson_iter_utf8(&it, NULL), "file sink needs payload: json"));
+    assert_non_null(strstr(bson_iter_utf8(&it, NULL), "goes through a symbolic link"));
     assert_true(bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "event.data.ordernr", &it));
     mongoc_cursor_destroy(cur);
     mongoc_collection_destroy(c);
