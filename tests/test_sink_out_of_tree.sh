@@ -2,10 +2,10 @@
 # test_sink_out_of_tree.sh - a third party's view of the sink ABI: install
 # service-outbox into a scratch root, build a copy of the file sink there
 # with nothing but the installed <outbox/sink.h> and `pkg-config
-# outbox-sink`, load it with outboxd --check, and publish through it.
-# Prints TAP.
+# outbox-sink`, load it with outboxd --check, run the installed
+# outbox-sink-conformance on it, and publish through it. Prints TAP.
 set -u
-echo "1..4"
+echo "1..5"
 builddir=${OUTBOX_TEST_BUILDDIR:-.}
 env_file=${OUTBOX_SERVICES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/service-outbox}/services.env
 # shellcheck disable=SC1090
@@ -54,12 +54,26 @@ else
   echo "not ok 3 - outboxd --check loads the out-of-tree plugin"; echo "$out" | sed 's/^/# /'
 fi
 
+# The author's check: the installed conformance tool on the plugin. It
+# links the installed liboutbox, which lives in the scratch root.
+tool=$(find "$tmp/root" -name outbox-sink-conformance -type f | head -1)
+libdir=$(dirname "$(find "$tmp/root" -name 'liboutbox.so*' | head -1)")
+if [ -z "$tool" ]; then
+  echo "not ok 4 - outbox-sink-conformance passes the out-of-tree plugin: make install did not install it"
+elif LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$tool" "$tmp/mysink/file.so" \
+       --route "$tmp/conformance/{type}.jsonl" >"$tmp/conformance.tap" 2>&1; then
+  echo "ok 4 - outbox-sink-conformance (installed) passes the out-of-tree plugin"
+else
+  echo "not ok 4 - outbox-sink-conformance (installed) passes the out-of-tree plugin"
+  sed 's/^/# /' "$tmp/conformance.tap"
+fi
+
 # And it publishes: three events through outboxd into the plugin's file.
 if [ -z "${OUTBOX_TEST_MONGODB_URI:-}" ]; then
   if [ -n "${OUTBOX_TEST_REQUIRE_SERVERS:-}" ]; then
-    echo "not ok 4 - publish through the out-of-tree plugin: no MongoDB test server"
+    echo "not ok 5 - publish through the out-of-tree plugin: no MongoDB test server"
   else
-    echo "ok 4 # SKIP publish through the out-of-tree plugin: no MongoDB test server (tests/services/services.sh up)"
+    echo "ok 5 # SKIP publish through the out-of-tree plugin: no MongoDB test server (tests/services/services.sh up)"
   fi
   exit 0
 fi
@@ -75,8 +89,8 @@ for _ in $(seq 1 300); do
 done
 kill -TERM "$pid"; wait "$pid"; status=$?
 if [ "$lines" -eq 3 ] && [ "$status" -eq 0 ] && grep -q '"ordernr" : 3' "$tmp/out/order.shipped.jsonl"; then
-  echo "ok 4 - outboxd publishes through the out-of-tree plugin"
+  echo "ok 5 - outboxd publishes through the out-of-tree plugin"
 else
-  echo "not ok 4 - outboxd publishes through the out-of-tree plugin ($lines lines, exit $status)"
+  echo "not ok 5 - outboxd publishes through the out-of-tree plugin ($lines lines, exit $status)"
   sed 's/^/# /' "$tmp/outboxd.log"
 fi
