@@ -77,8 +77,8 @@ static int check_options_fill(void *ctx, void *config) {
     return outboxd_options_fill(c->opts, config);
 }
 
-/* Where the message points: option KEY's line (or KEY_file's) when it
- * starts with "KEY: ", else the sink's. */
+/* Where the message points: the route's value for "route: ...", option
+ * KEY's line (or KEY_file's) when it starts with "KEY: ", else the sink's. */
 static void position_of(const outboxd_sink_conf_t *sink, const char *msg, int *line, int *column) {
     *line = sink->line;
     *column = sink->column;
@@ -86,6 +86,13 @@ static void position_of(const outboxd_sink_conf_t *sink, const char *msg, int *l
     if (!colon)
         return;
     size_t len = (size_t)(colon - msg);
+    if (len == 5 && strncmp(msg, "route", 5) == 0 && sink->route_line > 0) {
+        /* A plugin's check may judge the route too (the file sink's fixed
+         * directory): point at the route's value. */
+        *line = sink->route_line;
+        *column = sink->route_column;
+        return;
+    }
     for (size_t i = 0; i < sink->n_options; i++) {
         const char *k = sink->options[i].key;
         size_t klen = strlen(k);

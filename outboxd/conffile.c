@@ -692,6 +692,8 @@ static int load_sink(loader_t *ld, yaml_node_t *map, size_t number, outboxd_sink
     if (read_string(ld, f[ROUTE].value, "route", &sink->route) < 0 ||
         check_route(ld, f[ROUTE].value, sink->route) < 0)
         return -1;
+    sink->route_line = (int)f[ROUTE].value->start_mark.line + 1;
+    sink->route_column = (int)f[ROUTE].value->start_mark.column + 1;
 
     if ((v = given(&f[TYPES])) && load_types(ld, v, sink) < 0)
         return -1;

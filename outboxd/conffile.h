@@ -50,6 +50,7 @@ typedef struct {
     size_t n_options;
     int line, column; /* where the sink's mapping starts */
     int payload_line, payload_column; /* where payload's value is; 0 when not written */
+    int route_line, route_column;     /* where route's value is */
 } outboxd_sink_conf_t;
 
 typedef struct {

@@ -79,7 +79,7 @@ static void check_refuses_a_route_without_a_file_and_payload_bson(void **state) 
     char *dir = test_tmpdir("file-check");
     char yaml[1024], want[1024];
     snprintf(yaml, sizeof yaml, "  - name: audit\n    plugin: file\n    route: \"%s/{type}/\"\n", dir);
-    snprintf(want, sizeof want, "outboxd.yaml:6:5: sink audit: route: \"%s/{type}/\" names no file", dir);
+    snprintf(want, sizeof want, "outboxd.yaml:8:12: sink audit: route: \"%s/{type}/\" names no file", dir);
     expect(dir, yaml, 2, want);
 
     snprintf(yaml, sizeof yaml,
