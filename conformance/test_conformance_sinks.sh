@@ -24,7 +24,7 @@ done
 tool="$builddir/conformance/outbox-sink-conformance"
 tmp=$(mktemp -d /tmp/outbox-conformance-sinks-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-echo "1..3"
+echo "1..4"
 
 run() {
   if [ -n "${OUTBOX_TEST_VALGRIND:-}" ]; then
@@ -73,3 +73,23 @@ sink redis OUTBOX_TEST_REDIS_URL Redis -- \
 sink nats OUTBOX_TEST_NATS_URL NATS -- \
   --option "servers=${OUTBOX_TEST_NATS_URL:-}" --option stream=CONFORMANCE \
   --option 'stream_subjects=conformance.>' --route 'conformance.{type}' --events 200
+
+# A server that is not there: open's RETRY is the failing check, with its
+# message, and nothing is published after it (no server needed).
+n=$((n + 1))
+so="$builddir/sinks/redis/.libs/redis.so"
+if [ ! -f "$so" ]; then
+  echo "ok $n # SKIP a failed open is reported and nothing is published after it: the redis sink is not built"
+else
+  run "$so" --option url=redis://127.0.0.1:1/0 --option connect_timeout_ms=500 >"$tmp/out" 2>"$tmp/err"
+  status=$?
+  failing=$(sed -n 's/^not ok \([0-9]*\) .*/\1/p' "$tmp/out" | tr '\n' ' ' | sed 's/ $//')
+  if [ "$status" -eq 1 ] && [ "$failing" = "4" ] \
+     && grep -q '^not ok 4 - open returns OK .* # open returned RETRY after [0-9]* ms: .*127.0.0.1:1' "$tmp/out" \
+     && grep -q '^ok 5 - .* # SKIP open failed: nothing is published after a failed open' "$tmp/out"; then
+    echo "ok $n - a failed open is reported and nothing is published after it"
+  else
+    echo "not ok $n - a failed open is reported and nothing is published after it (exit $status, failing \"$failing\")"
+    sed 's/^/# /' "$tmp/out" "$tmp/err"
+  fi
+fi
