@@ -259,11 +259,7 @@ int redis_configure(redis_sink_t *s, char *errbuf, size_t errbuf_size) {
     redis_config_t *cfg = &s->cfg;
     char err[600];
 
-    if (!OUTBOX_SINK_HOST_HAS(host, options_fill))
-        return refuse(errbuf, errbuf_size, "url",
-                      "this plugin needs outboxd with sink ABI 1.1 (host->options_fill); this "
-                      "host has %u.%u", (unsigned)host->abi_major, (unsigned)host->abi_minor);
-    host->options_fill(host->ctx, cfg);
+    host->options_fill(host->ctx, cfg); /* open made sure the host has it */
 
     if (redis_url_parse(cfg->url, &s->url, err, sizeof err) != 0)
         return refuse(errbuf, errbuf_size, "url", "%s", err);

@@ -93,6 +93,14 @@ static int redis_open(const outbox_sink_host_t *host, void **state, char *errbuf
                       size_t errbuf_size) {
     char trim[128], why[1024];
 
+    /* check exists only in 1.1 hosts; open may meet an older outboxd. */
+    if (!OUTBOX_SINK_HOST_HAS(host, options_fill)) {
+        snprintf(errbuf, errbuf_size,
+                 "redis sink: this plugin needs outboxd with sink ABI 1.1 or later (this one "
+                 "offers %u.%u)",
+                 (unsigned)host->abi_major, (unsigned)host->abi_minor);
+        return OUTBOX_SINK_FATAL;
+    }
     redis_sink_t *s = calloc(1, sizeof *s);
     if (s == NULL) {
         snprintf(errbuf, errbuf_size, "redis sink: out of memory");
