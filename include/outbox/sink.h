@@ -336,9 +336,10 @@ typedef struct outbox_sink_plugin {
      * configuration is loaded, naming the file and line. */
     uint32_t payloads;
 
-    /* Validates a configuration without connecting or touching anything
-     * outside the process: parses the options (options_fill), builds what
-     * it can offline (a client library's config object), and returns OK,
+    /* Validates a configuration without connecting anywhere (it may read
+     * the local files its options name, e.g. a CA): parses the options
+     * (options_fill), builds what it can offline (a client library's config
+     * object), creates nothing, and returns OK,
      * or FATAL with errbuf saying what is wrong. Start the message with
      * the option's key and ": " ("bootstrap.servers: ...") and outboxd
      * reports that option's line. Called for each sink by `outboxd --check`,
