@@ -1,10 +1,16 @@
 /*
  * cmd_status.c - outboxctl status: per sink, its checkpoint, state and lag
- * (in events, counted in natural order, and in seconds).
+ * (in events, counted in natural order, and in seconds), and the figures
+ * its plugin reports (plugin_stats in the checkpoint document: sink ABI
+ * 1.1's stats callback, as of the sink's last checkpoint write). --json
+ * gives them per sink as "plugin_stats": {NAME: number, ...}, or null when
+ * the plugin reports none; the text output adds one short line per sink
+ * that has any.
  */
 #include "outboxctl.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +33,7 @@ typedef struct {
     bool gap;
     int64_t lag_events;   /* -1: unknown (gap) */
     int64_t lag_ms;       /* -1: unknown */
+    bson_t *plugin_stats; /* the checkpoint's plugin_stats, NULL when absent */
 } sink_status_t;
 
 typedef struct {
@@ -41,6 +48,8 @@ static void free_sinks(sink_status_t *sinks, size_t n) {
         bson_free(sinks[i].state);
         bson_free(sinks[i].message);
         bson_free(sinks[i].last_malformed);
+        if (sinks[i].plugin_stats)
+            bson_destroy(sinks[i].plugin_stats);
     }
     bson_free(sinks);
 }
@@ -79,6 +88,12 @@ static bool read_checkpoints(store_t *s, sink_status_t **out, size_t *n_out) {
         k->last_malformed = last_malformed ? bson_strdup(last_malformed) : NULL;
         k->updated_ms = doc_date(doc, "updated");
         k->created_ms = -1;
+        if (bson_iter_init_find(&it, doc, "plugin_stats") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            const uint8_t *data;
+            uint32_t len;
+            bson_iter_document(&it, &len, &data);
+            k->plugin_stats = bson_new_from_data(data, len);
+        }
     }
     bool ok = !mongoc_cursor_error(cur, &berr);
     if (!ok) {
@@ -213,6 +228,57 @@ static void compute_lag(const log_status_t *log, sink_status_t *sinks, size_t n)
     }
 }
 
+/* Whether name is one outboxd writes: [a-z][a-z0-9_]*, at most 64 bytes.
+ * The document is anyone's with write access to the database: another name
+ * is not printed. */
+static bool stat_name_ok(const char *name) {
+    size_t i = 0;
+    if (!(name[0] >= 'a' && name[0] <= 'z'))
+        return false;
+    for (i = 1; name[i]; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+            return false;
+    return i <= 64;
+}
+
+/* A figure as JSON: the shortest of %.15g and %.17g that reads back the
+ * same (42, 0.5, 1e+21), null for NaN and the infinities (JSON has none). */
+static void stat_number(FILE *f, double v) {
+    char text[40];
+    if (!isfinite(v)) {
+        fputs("null", f);
+        return;
+    }
+    snprintf(text, sizeof text, "%.15g", v);
+    if (strtod(text, NULL) != v)
+        snprintf(text, sizeof text, "%.17g", v);
+    fputs(text, f);
+}
+
+/* Calls fn for each figure of the sink's plugin_stats that outboxctl
+ * shows: a number under a valid name. */
+static void each_stat(const sink_status_t *k, void (*fn)(void *ctx, const char *name, double value, bool first),
+                      void *ctx) {
+    bson_iter_t it;
+    bool first = true;
+    if (!k->plugin_stats || !bson_iter_init(&it, k->plugin_stats))
+        return;
+    while (bson_iter_next(&it)) {
+        if (!BSON_ITER_HOLDS_NUMBER(&it) || !stat_name_ok(bson_iter_key(&it)))
+            continue;
+        fn(ctx, bson_iter_key(&it), bson_iter_as_double(&it), first);
+        first = false;
+    }
+}
+
+static void stat_json(void *ctx, const char *name, double value, bool first) {
+    (void)ctx;
+    fputs(first ? "" : ",", stdout);
+    json_string(stdout, name);
+    fputc(':', stdout);
+    stat_number(stdout, value);
+}
+
 static void print_status_json(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
                               size_t n, bool any_gap) {
     char hex[25], iso[40];
@@ -275,9 +341,45 @@ static void print_status_json(const store_t *s, const log_status_t *log, const s
         }
         fputs(",\"message\":", stdout);
         json_string(stdout, k->message);
+        fputs(",\"plugin_stats\":", stdout);
+        if (k->plugin_stats) {
+            fputc('{', stdout);
+            each_stat(k, stat_json, NULL);
+            fputc('}', stdout);
+        } else {
+            fputs("null", stdout);
+        }
         fputc('}', stdout);
     }
     fputs("]}\n", stdout);
+}
+
+/* The text line of a sink's figures: "NAME=VALUE, ..." cut with ", ..."
+ * after about STATS_LINE_MAX bytes, so that it stays one short line. */
+#define STATS_LINE_MAX 160
+typedef struct {
+    char text[STATS_LINE_MAX + 80];
+    size_t len;
+    bool cut;
+} stats_line_t;
+
+static void stat_text(void *ctx, const char *name, double value, bool first) {
+    stats_line_t *l = ctx;
+    char number[40];
+    if (l->cut)
+        return;
+    if (l->len >= STATS_LINE_MAX) {
+        snprintf(l->text + l->len, sizeof l->text - l->len, ", ...");
+        l->cut = true;
+        return;
+    }
+    if (!isfinite(value))
+        snprintf(number, sizeof number, "%s", isnan(value) ? "nan" : value > 0 ? "inf" : "-inf");
+    else if (snprintf(number, sizeof number, "%.15g", value), strtod(number, NULL) != value)
+        snprintf(number, sizeof number, "%.17g", value);
+    int w = snprintf(l->text + l->len, sizeof l->text - l->len, "%s%s=%s", first ? "" : ", ", name, number);
+    if (w > 0)
+        l->len += (size_t)w < sizeof l->text - l->len ? (size_t)w : sizeof l->text - l->len - 1;
 }
 
 /* The text table: one row per sink, columns padded to line up. */
@@ -357,6 +459,14 @@ static void print_status_text(const store_t *s, const log_status_t *log, const s
         putchar('\n');
     }
     bson_free(cells);
+    /* Then one line per sink whose plugin reports figures. */
+    for (size_t i = 0; i < n; i++) {
+        stats_line_t line = {.len = 0};
+        line.text[0] = '\0';
+        each_stat(&sinks[i], stat_text, &line);
+        if (line.len)
+            printf("plugin stats of %s: %s\n", sinks[i].name, line.text);
+    }
 }
 
 /* status: where each sink of outboxd is, and how far behind. */

@@ -66,7 +66,20 @@ bool outboxd_checkpoint_write(mongoc_client_pool_t *pool, const char *db, const 
     outboxd_secrets_scrub(message, sizeof message);
     BSON_APPEND_UTF8(&set, "message", message);
     BSON_APPEND_DATE_TIME(&set, "updated", (int64_t)time(NULL) * 1000);
+    if (cp->has_stats) {
+        bson_t stats;
+        BSON_APPEND_DOCUMENT_BEGIN(&set, "plugin_stats", &stats);
+        for (size_t i = 0; i < cp->n_stats && i < OUTBOXD_STATS_MAX; i++)
+            BSON_APPEND_DOUBLE(&stats, cp->stats[i].name, cp->stats[i].value);
+        bson_append_document_end(&set, &stats);
+    }
     bson_append_document_end(&update, &set);
+    if (!cp->has_stats) {
+        bson_t unset;
+        BSON_APPEND_DOCUMENT_BEGIN(&update, "$unset", &unset);
+        BSON_APPEND_UTF8(&unset, "plugin_stats", "");
+        bson_append_document_end(&update, &unset);
+    }
     BSON_APPEND_BOOL(&opts, "upsert", true);
     mongoc_client_t *client = mongoc_client_pool_pop(pool);
     mongoc_collection_t *c = mongoc_client_get_collection(client, db, coll);

@@ -1,7 +1,16 @@
 /*
  * checkpoint.h - a sink's position in N.checkpoints: one document per
  * sink, { _id: <sink name>, last_id: ObjectId, events: long, updated: date,
- * state: "running" | "gap" | "stopped", message: string }.
+ * state: "running" | "gap" | "stopped", message: string,
+ * plugin_stats: { NAME: number, ... } }.
+ *
+ * plugin_stats holds the figures the sink's plugin reported through its
+ * stats callback (ABI 1.1), as of the last checkpoint write: outboxd asks
+ * for them at most once a second and writes the latest set with every
+ * checkpoint write, so they are as fresh as `updated`. Names are
+ * [a-z][a-z0-9_]* of at most 64 bytes (outboxd drops any other, with one log
+ * line); values are doubles. The field is absent when the plugin offers no
+ * stats. outboxctl status shows it.
  */
 #ifndef OUTBOXD_CHECKPOINT_H
 #define OUTBOXD_CHECKPOINT_H
@@ -9,12 +18,28 @@
 #include <mongoc/mongoc.h>
 #include <stdbool.h>
 
+/* At most this many figures of a plugin are kept (more are dropped, with one
+ * log line), each named by at most OUTBOXD_STAT_NAME_MAX bytes. */
+#define OUTBOXD_STATS_MAX 128
+#define OUTBOXD_STAT_NAME_MAX 64
+
+typedef struct {
+    char name[OUTBOXD_STAT_NAME_MAX + 1];
+    double value;
+} outboxd_stat_t;
+
 typedef struct {
     bool has_last;
     bson_oid_t last_id;
     int64_t events;       /* events this sink has handled, in all */
     char state[16];
     char message[512];
+    /* The plugin's latest figures. has_stats: the plugin offers stats, so
+     * plugin_stats is written (else it is removed: no stale figures from an
+     * earlier plugin). Not read back by outboxd_checkpoint_read. */
+    bool has_stats;
+    size_t n_stats;
+    outboxd_stat_t stats[OUTBOXD_STATS_MAX];
 } outboxd_checkpoint_t;
 
 /* Reads the sink's checkpoint; *found false when there is none yet.

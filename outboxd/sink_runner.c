@@ -26,7 +26,12 @@
 #include "log.h"
 #include "secrets.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +49,13 @@
 #define SLOW_READ_MS 5000    /* a read of the log that took this much longer than
                               * its wait is said in the log (a huge event, a
                               * struggling server) */
+#define STATS_EVERY_MS 1000  /* the plugin's stats callback, at most this often */
+#define BAD_STATS_KEPT 64    /* bad stat names remembered, each logged once */
+
+/* True when the plugin's struct, as the plugin built it, has member m: a
+ * plugin built against an older minor has a shorter struct, and the host
+ * reads only what its struct_size covers (sink.h). */
+#define PLUGIN_HAS(p, m) ((p)->struct_size >= offsetof(outbox_sink_plugin_t, m) + sizeof((p)->m))
 
 /* SLOT_MALFORMED: a document of the log that is not an envelope (liboutbox's
  * parser said why); never published, settled by on_error like a FATAL. */
@@ -91,6 +103,22 @@ struct outboxd_sink_runner {
     /* Counters for the line logged at stop (and the benchmarks). */
     int64_t n_publish_calls, n_publish_failed, n_checkpoint_writes;
     int64_t n_malformed;        /* malformed documents met in this run */
+
+    /* The route template's shape, for the exact size of each destination. */
+    size_t route_literal, route_n_type, route_n_key;
+
+    /* The plugin's stats (ABI 1.1), asked for on the runner thread only. */
+    int64_t last_stats_ms;
+    outboxd_stat_t stats_next[OUTBOXD_STATS_MAX]; /* filled by stats_emit */
+    size_t n_stats_next;
+    char *bad_stats[BAD_STATS_KEPT]; /* names already said to be bad, quoted */
+    size_t n_bad_stats;
+    bool bad_stats_full_said, stats_full_said;
+
+    /* Until engineer A's outboxd_options_fill() lands: lists written by
+     * options_fill, freed at join. */
+    char **fill_lists;
+    size_t n_fill_lists;
 };
 
 /* A copy of text from a plugin (ack, callback errbuf) with every known
@@ -150,6 +178,98 @@ static const char *host_option(void *ctx, const char *key) {
     return outboxd_options_get(&r->p.options, key);
 }
 
+/* ---- options_fill, option_next: local stand-ins ----------------------------
+ * The host->options_fill and host->option_next services are engineer A's
+ * outboxd_options_fill() and outboxd_options_next() (options.h, issue 16).
+ * Until they are in git, these stand-ins serve the same contract from the
+ * resolved options (already checked and defaulted by
+ * outboxd_options_resolve) and the plugin's table; the switch is two lines
+ * in host_options_fill and host_option_next. */
+
+/* The stride of the plugin's option table: the 1.1 entry grew, and a 1.0
+ * plugin's table has the 1.0 stride (option_size absent or 0). */
+static size_t option_stride(const outbox_sink_plugin_t *p) {
+    if (PLUGIN_HAS(p, option_size) && p->option_size)
+        return p->option_size;
+    return OUTBOX_SINK_OPTION_SIZE_1_0;
+}
+
+static int64_t parse_duration_ms(const char *v) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    while (*end == ' ')
+        end++;
+    int64_t unit = !*end || !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000
+                   : !strcmp(end, "h") ? 3600000 : 1;
+    return (int64_t)n * unit;
+}
+
+/* A list option's value "a, b, c" as a NULL-terminated array in one block,
+ * owned by the runner (until join). Called with r->lock held. */
+static const char *const *fill_list(outboxd_sink_runner_t *r, const char *v) {
+    size_t items = 1, len = v ? strlen(v) : 0;
+    for (size_t i = 0; i < len; i++)
+        items += v[i] == ',';
+    char **block = malloc((items + 1) * sizeof(char *) + len + 1);
+    if (!block)
+        abort();
+    char *text = (char *)(block + items + 1);
+    memcpy(text, v ? v : "", len + 1);
+    size_t n = 0;
+    for (char *save = NULL, *item = strtok_r(text, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*item))
+            item++;
+        char *end = item + strlen(item);
+        while (end > item && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*item)
+            block[n++] = item;
+    }
+    block[n] = NULL;
+    char **lists = realloc(r->fill_lists, (r->n_fill_lists + 1) * sizeof *lists);
+    if (!lists)
+        abort();
+    r->fill_lists = lists;
+    r->fill_lists[r->n_fill_lists++] = (char *)block;
+    return (const char *const *)block;
+}
+
+static int runner_options_fill(outboxd_sink_runner_t *r, void *config) {
+    const outbox_sink_plugin_t *p = r->p.plugin;
+    size_t stride = option_stride(p);
+    if (!p->options || !config || stride < offsetof(outbox_sink_option_t, flags) + sizeof(unsigned))
+        return 0;
+    pthread_mutex_lock(&r->lock);
+    for (const char *e = (const char *)p->options;; e += stride) {
+        const outbox_sink_option_t *o = (const outbox_sink_option_t *)(const void *)e;
+        if (!o->key)
+            break;
+        if (!(o->flags & OUTBOX_SINK_OPTION_MAPPED))
+            continue;
+        const char *v = outboxd_options_get(&r->p.options, o->key);
+        char *at = (char *)config + o->offset;
+        if (o->type == OUTBOX_SINK_OPT_INT || o->type == OUTBOX_SINK_OPT_DURATION) {
+            int64_t n = !v ? 0 : o->type == OUTBOX_SINK_OPT_INT ? (int64_t)strtoll(v, NULL, 10) : parse_duration_ms(v);
+            memcpy(at, &n, sizeof n);
+        } else if (o->type == OUTBOX_SINK_OPT_BOOL) {
+            int b = v && (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1"));
+            memcpy(at, &b, sizeof b);
+        } else if (o->type == OUTBOX_SINK_OPT_LIST) {
+            const char *const *list = fill_list(r, v);
+            memcpy(at, &list, sizeof list);
+        } else {
+            memcpy(at, &v, sizeof v);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+static int host_options_fill(void *ctx, void *config) {
+    return runner_options_fill(ctx, config);
+}
+
 static const char *host_option_next(void *ctx, size_t *cursor, const char **value) {
     outboxd_sink_runner_t *r = ctx;
     if (*cursor >= r->p.options.n)
@@ -157,6 +277,87 @@ static const char *host_option_next(void *ctx, size_t *cursor, const char **valu
     if (value)
         *value = r->p.options.values[*cursor];
     return r->p.options.keys[(*cursor)++];
+}
+
+/* ---- stats (ABI 1.1) --------------------------------------------------------- */
+
+static bool stat_name_valid(const char *name) {
+    if (!name || !(name[0] >= 'a' && name[0] <= 'z'))
+        return false;
+    size_t i = 1;
+    for (; name[i] && i <= OUTBOXD_STAT_NAME_MAX; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '_'))
+            return false;
+    return i <= OUTBOXD_STAT_NAME_MAX;
+}
+
+/* Logs that the plugin's figure named name was dropped and why, once per
+ * name (the first BAD_STATS_KEPT names; then one line saying that further
+ * ones are dropped unsaid). Runner thread only. */
+static void stat_dropped(outboxd_sink_runner_t *r, const char *name, const char *why) {
+    char shown[300];
+    outbox_sink_quote(name ? name : "(null)", 80, shown, sizeof shown);
+    for (size_t i = 0; i < r->n_bad_stats; i++)
+        if (strcmp(r->bad_stats[i], shown) == 0)
+            return;
+    if (r->n_bad_stats == BAD_STATS_KEPT) {
+        if (!r->bad_stats_full_said)
+            LOG_WARN("%splugin %s: more than %d bad stat names; further ones are dropped without a log line",
+                     r->prefix, r->p.plugin->name, BAD_STATS_KEPT);
+        r->bad_stats_full_said = true;
+        return;
+    }
+    r->bad_stats[r->n_bad_stats++] = scrubbed_dup(shown);
+    LOG_WARN("%splugin %s: stat \"%s\" dropped: %s", r->prefix, r->p.plugin->name, shown, why);
+}
+
+/* The emit function handed to the plugin's stats: checks one figure and
+ * keeps it for the snapshot being built. */
+static void stats_emit(void *emit_ctx, const char *name, outbox_sink_stat_kind_t kind, double value,
+                       const char *help) {
+    outboxd_sink_runner_t *r = emit_ctx;
+    (void)help;
+    if (!stat_name_valid(name)) {
+        stat_dropped(r, name, "a name is [a-z][a-z0-9_]* of at most 64 bytes");
+        return;
+    }
+    if (kind != OUTBOX_SINK_STAT_COUNTER && kind != OUTBOX_SINK_STAT_GAUGE) {
+        stat_dropped(r, name, "its kind is neither OUTBOX_SINK_STAT_COUNTER nor OUTBOX_SINK_STAT_GAUGE");
+        return;
+    }
+    for (size_t i = 0; i < r->n_stats_next; i++) {
+        if (strcmp(r->stats_next[i].name, name) == 0) {
+            stat_dropped(r, name, "the plugin reported it twice in one call (the first value is kept)");
+            return;
+        }
+    }
+    if (r->n_stats_next == OUTBOXD_STATS_MAX) {
+        if (!r->stats_full_said)
+            LOG_WARN("%splugin %s: more than %d stats; the rest are dropped", r->prefix, r->p.plugin->name,
+                     OUTBOXD_STATS_MAX);
+        r->stats_full_said = true;
+        return;
+    }
+    outboxd_stat_t *st = &r->stats_next[r->n_stats_next++];
+    snprintf(st->name, sizeof st->name, "%s", name);
+    st->value = value;
+}
+
+/* Asks the plugin for its figures, at most once a second, between other
+ * callbacks on the runner thread (sink.h); the latest set goes into the
+ * checkpoint, and so with the next checkpoint write into plugin_stats. */
+static void collect_stats(outboxd_sink_runner_t *r) {
+    const outbox_sink_plugin_t *p = r->p.plugin;
+    if (!r->open || !PLUGIN_HAS(p, stats) || !p->stats)
+        return;
+    int64_t now = now_ms();
+    if (r->last_stats_ms && now - r->last_stats_ms < STATS_EVERY_MS)
+        return;
+    r->last_stats_ms = now;
+    r->n_stats_next = 0;
+    p->stats(r->state, stats_emit, r);
+    memcpy(r->cp.stats, r->stats_next, r->n_stats_next * sizeof r->stats_next[0]);
+    r->cp.n_stats = r->n_stats_next;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -413,10 +614,84 @@ static bool settle(outboxd_sink_runner_t *r) {
     return retry;
 }
 
+/* The route template's shape: its literal bytes and how many {type} and
+ * {key} it holds, read the way outboxd_route_expand() reads it ("{{" and
+ * "}}" are one literal byte each, any other byte one). The size of each
+ * expanded destination is then exact, whatever the values: a guess (the
+ * template's length plus four times each value's) fell short for a
+ * template that repeats a placeholder, and the event got an empty
+ * destination. */
+static void route_shape(outboxd_sink_runner_t *r) {
+    const char *route = r->p.sink->route ? r->p.sink->route : "";
+    r->route_literal = r->route_n_type = r->route_n_key = 0;
+    for (const char *p = route; *p;) {
+        if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
+            r->route_literal++;
+            p += 2;
+        } else if (!strncmp(p, "{type}", 6)) {
+            r->route_n_type++;
+            p += 6;
+        } else if (!strncmp(p, "{key}", 5)) {
+            r->route_n_key++;
+            p += 5;
+        } else {
+            r->route_literal++;
+            p++;
+        }
+    }
+}
+
+/* n * len + total, or SIZE_MAX when that does not fit a size_t. */
+static size_t add_product(size_t total, size_t n, size_t len) {
+    if (len && n > (SIZE_MAX - total) / len)
+        return SIZE_MAX;
+    return total + n * len;
+}
+
+/* The bytes of the event's destination, its NUL included. */
+static size_t destination_size(const outboxd_sink_runner_t *r, const char *type, const char *key) {
+    size_t size = add_product(r->route_literal, r->route_n_type, strlen(type));
+    size = add_product(size, r->route_n_key, key ? strlen(key) : 0);
+    if (size == SIZE_MAX)
+        abort(); /* beyond memory anyway: values are at most 16 MB, templates 1 MB */
+    return size + 1;
+}
+
+/* Why the event's route expanded to "": an event outboxd fails itself
+ * (sink.h: a plugin never sees an empty destination). Caller frees. */
+static char *empty_destination_reason(const outboxd_sink_runner_t *r, const slot_t *s, const char *type,
+                                      const char *key) {
+    char why[200];
+    if (r->route_n_key && !key)
+        snprintf(why, sizeof why, "event %s has a null key", s->id_hex);
+    else if (r->route_n_key && !*key)
+        snprintf(why, sizeof why, "event %s has an empty key", s->id_hex);
+    else if (r->route_n_type && !*type)
+        snprintf(why, sizeof why, "event %s has an empty type", s->id_hex);
+    else
+        snprintf(why, sizeof why, "the route is empty");
+    const char *route = r->p.sink->route ? r->p.sink->route : "";
+    size_t size = strlen(route) + strlen(why) + 64;
+    char *text = malloc(size);
+    if (!text)
+        abort();
+    snprintf(text, size, "route %s expanded to an empty destination: %s", route, why);
+    outboxd_secrets_scrub(text, size);
+    return text;
+}
+
+static bool has_publish_some(const outbox_sink_plugin_t *p) {
+    return PLUGIN_HAS(p, publish_some) && p->publish_some;
+}
+
 /* Builds outbox_sink_event_t for up to BATCH unpublished events and hands
- * them to the plugin; *sent is how many. Returns the plugin's status (OK
- * with nothing to do too). */
-static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf, size_t errbuf_size) {
+ * them to the plugin; *sent is how many it took, *full whether it said OK
+ * but took fewer than it was offered (publish_some: "full for now").
+ * Returns the plugin's status (OK with nothing to do too). An event whose
+ * route expands to "" is failed here, like a FATAL ack, and settle()
+ * applies on_error to it; with on_error: stop nothing after it is
+ * published. */
+static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, char *errbuf, size_t errbuf_size) {
     outbox_sink_event_t events[BATCH];
     outbox_sink_header_t *headers[BATCH];
     char *payloads[BATCH];
@@ -443,6 +718,17 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
          * the envelope: only valid envelopes reach this point). */
         const outbox_event_t *ev = s->ev;
         const char *type = outbox_event_type(ev), *key = outbox_event_key(ev);
+        size_t dsize = destination_size(r, type, key);
+        if (dsize == 1) {
+            /* Nothing to send it to: failed by outboxd, never offered. */
+            s->state = SLOT_FATAL;
+            free(s->error);
+            s->error = empty_destination_reason(r, s, type, key);
+            r->changes++;
+            if (r->p.sink->on_error != OUTBOXD_ON_ERROR_SKIP && r->p.sink->on_error != OUTBOXD_ON_ERROR_DEADLETTER)
+                break;
+            continue;
+        }
         int64_t created = outbox_event_created_ms(ev);
         const bson_t *data = outbox_event_data(ev), *hdrs = outbox_event_headers(ev);
         outbox_sink_event_t *e = &events[n];
@@ -471,10 +757,10 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
             bson_free(json);
         }
         e->payload = (const unsigned char *)payloads[n];
-        size_t dcap = strlen(r->p.sink->route) + strlen(type) * 4 + (key ? strlen(key) * 4 : 0) + 16;
-        destinations[n] = malloc(dcap);
-        if (outboxd_route_expand(r->p.sink->route, type, key, destinations[n], dcap) < 0)
-            destinations[n][0] = '\0';
+        destinations[n] = malloc(dsize);
+        if (!destinations[n] || outboxd_route_expand(r->p.sink->route, type, key, destinations[n], dsize) !=
+                                    (long)(dsize - 1))
+            abort(); /* out of memory, or route_shape() and outboxd_route_expand() disagree */
         e->destination = destinations[n];
         headers[n] = NULL;
         if (hdrs) {
@@ -500,26 +786,44 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, char *errbuf,
         n++;
     }
     pthread_mutex_unlock(&r->lock);
-    *sent = n;
+    *sent = 0;
+    *full = false;
     if (n == 0)
         return OUTBOX_SINK_OK;
 
     r->n_publish_calls++;
     errbuf[0] = '\0';
-    int rc = r->p.plugin->publish(r->state, events, n, errbuf, errbuf_size);
+    size_t taken;
+    int rc;
+    if (has_publish_some(r->p.plugin)) {
+        /* events[0..taken) are the plugin's; the rest go back. */
+        taken = 0;
+        rc = r->p.plugin->publish_some(r->state, events, n, &taken, errbuf, errbuf_size);
+        if (taken > n) {
+            snprintf(errbuf, errbuf_size, "publish_some said it took %zu of the %zu events it was given (a bug "
+                     "in plugin %s, %s): treated as FATAL", taken, n, r->p.plugin->name, r->p.plugin_path);
+            rc = OUTBOX_SINK_FATAL;
+            taken = 0;
+        }
+    } else {
+        /* publish: RETRY or FATAL means it took none of the batch that it
+         * has not acked; those are published again later. */
+        rc = r->p.plugin->publish(r->state, events, n, errbuf, errbuf_size);
+        taken = rc == OUTBOX_SINK_OK ? n : 0;
+    }
     errbuf[errbuf_size - 1] = '\0';
     outboxd_secrets_scrub(errbuf, errbuf_size);
-    if (rc != OUTBOX_SINK_OK) {
-        /* RETRY or FATAL: the plugin took none of the batch that it has
-         * not acked; those are published again later. */
+    if (taken < n) {
         pthread_mutex_lock(&r->lock);
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = taken; i < n; i++) {
             slot_t *s = &r->slots[seqs[i] % WINDOW];
             if (s->published && s->state == SLOT_PENDING)
                 s->published = false;
         }
         pthread_mutex_unlock(&r->lock);
     }
+    *sent = taken;
+    *full = rc == OUTBOX_SINK_OK && taken < n;
     for (size_t i = 0; i < n; i++) {
         free(payloads[i]);
         free(destinations[i]);
@@ -677,6 +981,20 @@ static void stop_reader(outboxd_sink_runner_t *r) {
     r->reader_running = false;
 }
 
+/* After publish_some took only part of a batch: a short poll of the plugin
+ * (POLL_WAIT_MS), or, for a plugin without poll, a wait of as long for an
+ * ack (its queue drains by its own threads). */
+static void wait_for_room(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_size) {
+    if (r->p.plugin->poll) {
+        r->p.plugin->poll(r->state, POLL_WAIT_MS, errbuf, errbuf_size);
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    if (r->changes == r->changes_seen)
+        outboxd_cond_wait_ms(&r->work, &r->lock, POLL_WAIT_MS);
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* What the runner does when publish_pending found nothing to publish:
  * serve the plugin while events are in flight, else sleep until something
  * changes (an event read, an ack, a gap). The change counter, checked under
@@ -725,6 +1043,8 @@ static void *run(void *arg) {
         LOG_INFO("%sstopped before its checkpoint could be read; nothing was published", r->prefix);
         return NULL;
     }
+    /* (The read cleared cp: whether plugin_stats is written is set here.) */
+    r->cp.has_stats = PLUGIN_HAS(r->p.plugin, stats) && r->p.plugin->stats;
     r->cpw = outboxd_checkpoint_writer_start(r->p.pool, r->p.conf->database, coll, r->p.sink->name, r->prefix);
     if (found && strcmp(r->cp.state, "gap") == 0) {
         /* A sink stopped at a gap stays stopped until an operator moves its
@@ -765,7 +1085,8 @@ static void *run(void *arg) {
             continue;
         }
         size_t sent = 0;
-        int rc = publish_pending(r, &sent, errbuf, sizeof errbuf);
+        bool full = false;
+        int rc = publish_pending(r, &sent, &full, errbuf, sizeof errbuf);
         if (rc != OUTBOX_SINK_OK)
             r->n_publish_failed++;
         if (rc == OUTBOX_SINK_RETRY) {
@@ -785,7 +1106,12 @@ static void *run(void *arg) {
         /* Wait (for acks, for events) only when there is nothing to
          * publish: a poll that blocked after every batch would cap the rate
          * at a batch per poll timeout (measured: 50k events/s to Kafka). */
-        if (sent > 0 && rc == OUTBOX_SINK_OK) {
+        if (full) {
+            /* publish_some took part of the batch: "full for now". Let the
+             * plugin drain (poll, or an ack) briefly, then offer the rest
+             * again, with no backoff. */
+            wait_for_room(r, errbuf, sizeof errbuf);
+        } else if (sent > 0 && rc == OUTBOX_SINK_OK) {
             if (r->p.plugin->poll)
                 r->p.plugin->poll(r->state, 0, errbuf, sizeof errbuf);
         } else if (rc == OUTBOX_SINK_OK) {
@@ -795,6 +1121,7 @@ static void *run(void *arg) {
             nap(r, retry_backoff);
             retry_backoff = next_backoff(retry_backoff);
         }
+        collect_stats(r);
         if (r->cp_dirty && (r->since_write >= r->p.conf->checkpoint_every_events ||
                             now_ms() - r->last_write_ms >= r->p.conf->checkpoint_every_ms))
             write_checkpoint(r);
@@ -812,6 +1139,7 @@ static void *run(void *arg) {
             }
         }
         settle(r);
+        collect_stats(r); /* the final checkpoint's figures, if a second has passed */
         close_plugin(r);
     }
     bool final = r->cp_dirty || !atomic_load(&r->stopped);
@@ -845,7 +1173,11 @@ outboxd_sink_runner_t *outboxd_sink_runner_start(outboxd_sink_params_t *params) 
     r->host.ack = host_ack;
     r->host.option = host_option;
     r->host.option_next = host_option_next;
-    r->host.route = r->p.sink->route ? r->p.sink->route : ""; /* ABI 1.1 */
+    /* ABI 1.1 */
+    r->host.route = r->p.sink->route ? r->p.sink->route : "";
+    r->host.payload = r->p.sink->payload == OUTBOXD_PAYLOAD_BSON ? "bson" : "json";
+    r->host.options_fill = host_options_fill;
+    route_shape(r);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->room, NULL);
@@ -871,6 +1203,11 @@ void outboxd_sink_runner_join(outboxd_sink_runner_t *r) {
             bson_destroy(s->raw);
         free(s->error);
     }
+    for (size_t i = 0; i < r->n_bad_stats; i++)
+        free(r->bad_stats[i]);
+    for (size_t i = 0; i < r->n_fill_lists; i++)
+        free(r->fill_lists[i]);
+    free(r->fill_lists);
     pthread_cond_destroy(&r->work);
     pthread_cond_destroy(&r->room);
     pthread_mutex_destroy(&r->lock);
