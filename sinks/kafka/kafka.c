@@ -173,9 +173,9 @@ typedef struct {
 
     /* Events of a batch the broker refused as a whole (see
      * is_batch_refusal), to be sent again one at a time when outboxd
-     * offers them again; and the one being sent alone right now, whose
-     * refusal is its own. Few, and only after such a refusal: a plain
-     * array. */
+     * offers them again (produce_one); and the one on its lone trip now,
+     * whose refusal is its own. Few, and only after such a refusal: a
+     * plain array. */
     uint64_t *suspects;
     size_t n_suspects, suspects_cap;
     int isolating;
@@ -212,7 +212,6 @@ typedef struct {
 } kafka_sink_t;
 
 #define FAILURE_LOG_INTERVAL_MS 10000
-#define ISOLATE_WAIT_MS 5000 /* for a suspect's lone trip to the broker */
 
 static int64_t now_ms(void) {
     struct timespec ts;
@@ -234,13 +233,19 @@ static uint64_t seq_of(const kafka_sink_t *s, void *opaque) {
     return s->max_seq - (uint64_t)(uintptr_t)((uintptr_t)s->max_seq - low);
 }
 
-static int suspect_take(kafka_sink_t *s, uint64_t seq) {
+static int is_suspect(const kafka_sink_t *s, uint64_t seq) {
+    for (size_t i = 0; i < s->n_suspects; i++) {
+        if (s->suspects[i] == seq) return 1;
+    }
+    return 0;
+}
+
+static void suspect_take(kafka_sink_t *s, uint64_t seq) {
     for (size_t i = 0; i < s->n_suspects; i++) {
         if (s->suspects[i] != seq) continue;
         s->suspects[i] = s->suspects[--s->n_suspects];
-        return 1;
+        return;
     }
-    return 0;
 }
 
 /* Out of memory only makes the event a plain retry (sent as usual). */
@@ -703,20 +708,27 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
 
 static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                    size_t errbuf_size);
-static int produce_alone(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
-                         size_t errbuf_size);
 
-/* What produce returns when librdkafka's queue is full: publish_some stops
- * there with OK (outboxd polls, then offers the rest again). */
-#define KAFKA_QUEUE_FULL (-1)
+/* What produce_one returns when it cannot take the event now: librdkafka's
+ * queue is full, or a suspect must travel alone. publish_some stops there
+ * with OK (outboxd polls, which serves delivery reports, then offers the
+ * rest again): never a wait inside publish. */
+#define KAFKA_NOT_NOW (-1)
 
 /* Produces one event. Returns OK when librdkafka took it, or when it was
- * acked FATAL here; KAFKA_QUEUE_FULL; RETRY or FATAL (with errbuf) when
- * publish_some must stop. */
+ * acked FATAL here; KAFKA_NOT_NOW; RETRY or FATAL (with errbuf) when
+ * publish_some must stop.
+ *
+ * A suspect (see is_batch_refusal) is sent alone, so that librdkafka
+ * cannot batch it with anything and its refusal is its own: only when
+ * nothing else is in flight, and nothing else is taken until its delivery
+ * report has come. */
 static int produce_one(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                        size_t errbuf_size) {
     char error[600], why[96];
 
+    if (s->isolating && s->in_flight > 0) return KAFKA_NOT_NOW;
+    s->isolating = 0;
     if (!check_topic_name(ev->destination, why, sizeof why)) {
         char topic[300], type[100];
         outbox_sink_quote(ev->destination, 100, topic, sizeof topic);
@@ -729,24 +741,14 @@ static int produce_one(kafka_sink_t *s, const outbox_sink_event_t *ev, char *err
         ack(s, ev->seq, OUTBOX_SINK_FATAL, error);
         return OUTBOX_SINK_OK;
     }
-    if (s->n_suspects > 0 && suspect_take(s, ev->seq)) return produce_alone(s, ev, errbuf, errbuf_size);
-    return produce(s, ev, errbuf, errbuf_size);
-}
-
-/* Sends a suspect (see is_batch_refusal) on its own: waits until nothing
- * else is in flight, so that librdkafka cannot batch it with anything,
- * produces it and waits for its delivery report. This blocks publish, but
- * only after the broker refused a batch, and for a round trip per event. */
-static int produce_alone(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
-                         size_t errbuf_size) {
-    rd_kafka_flush(s->rk, ISOLATE_WAIT_MS);
-    /* Still something in flight (a slow broker): send it as usual; if the
-     * batch is refused again it becomes a suspect again. */
-    s->isolating = s->in_flight == 0;
-    s->isolated_seq = ev->seq;
+    int suspect = s->n_suspects > 0 && is_suspect(s, ev->seq);
+    if (suspect && s->in_flight > 0) return KAFKA_NOT_NOW;
     int rc = produce(s, ev, errbuf, errbuf_size);
-    if (rc == OUTBOX_SINK_OK && s->isolating) rd_kafka_flush(s->rk, ISOLATE_WAIT_MS);
-    s->isolating = 0;
+    if (suspect && rc == OUTBOX_SINK_OK) {
+        suspect_take(s, ev->seq);
+        s->isolating = 1;
+        s->isolated_seq = ev->seq;
+    }
     return rc;
 }
 
@@ -785,7 +787,8 @@ static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
     case RD_KAFKA_RESP_ERR__QUEUE_FULL:
         /* queue.buffering.max.messages / .kbytes: outboxd offers the
          * event again once poll has served some deliveries. */
-        return KAFKA_QUEUE_FULL;
+        s->n_queue_full++;
+        return KAFKA_NOT_NOW;
     case RD_KAFKA_RESP_ERR__FATAL: {
         char fatal[512];
         rd_kafka_resp_err_t code = rd_kafka_fatal_error(s->rk, fatal, sizeof fatal);
@@ -836,10 +839,7 @@ static int kafka_publish_some(void *state, const outbox_sink_event_t *events, si
     }
     for (size_t i = 0; i < n; i++) {
         int rc = produce_one(s, &events[i], errbuf, errbuf_size);
-        if (rc == KAFKA_QUEUE_FULL) {
-            s->n_queue_full++;
-            return OUTBOX_SINK_OK;
-        }
+        if (rc == KAFKA_NOT_NOW) return OUTBOX_SINK_OK;
         if (rc != OUTBOX_SINK_OK) return rc;
         *taken = i + 1;
     }
