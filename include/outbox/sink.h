@@ -354,8 +354,9 @@ typedef struct outbox_sink_plugin {
      * one ack, now or later) and events[k..n) are not (never acked; outboxd
      * offers them again). OK with k < n means "full for now": outboxd polls
      * and offers the rest again without a backoff; RETRY backs off first;
-     * FATAL reopens the sink (events taken and not acked are published
-     * again after the reopen). When set, outboxd calls it instead of
+     * FATAL reopens the sink (events taken and not acked may still be
+     * acked until close returns; the rest are published again after the
+     * reopen). When set, outboxd calls it instead of
      * publish, which may then be NULL. */
     int (*publish_some)(void *state, const outbox_sink_event_t *events, size_t n, size_t *taken,
                         char *errbuf, size_t errbuf_size);
