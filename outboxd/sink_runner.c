@@ -26,10 +26,6 @@
 #include "log.h"
 #include "secrets.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <inttypes.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,11 +110,6 @@ struct outboxd_sink_runner {
     char *bad_stats[BAD_STATS_KEPT]; /* names already said to be bad, quoted */
     size_t n_bad_stats;
     bool bad_stats_full_said, stats_full_said;
-
-    /* Until engineer A's outboxd_options_fill() lands: lists written by
-     * options_fill, freed at join. */
-    char **fill_lists;
-    size_t n_fill_lists;
 };
 
 /* A copy of text from a plugin (ack, callback errbuf) with every known
@@ -178,105 +169,17 @@ static const char *host_option(void *ctx, const char *key) {
     return outboxd_options_get(&r->p.options, key);
 }
 
-/* ---- options_fill, option_next: local stand-ins ----------------------------
- * The host->options_fill and host->option_next services are engineer A's
- * outboxd_options_fill() and outboxd_options_next() (options.h, issue 16).
- * Until they are in git, these stand-ins serve the same contract from the
- * resolved options (already checked and defaulted by
- * outboxd_options_resolve) and the plugin's table; the switch is two lines
- * in host_options_fill and host_option_next. */
-
-/* The stride of the plugin's option table: the 1.1 entry grew, and a 1.0
- * plugin's table has the 1.0 stride (option_size absent or 0). */
-static size_t option_stride(const outbox_sink_plugin_t *p) {
-    if (PLUGIN_HAS(p, option_size) && p->option_size)
-        return p->option_size;
-    return OUTBOX_SINK_OPTION_SIZE_1_0;
-}
-
-static int64_t parse_duration_ms(const char *v) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    while (*end == ' ')
-        end++;
-    int64_t unit = !*end || !strcmp(end, "ms") ? 1 : !strcmp(end, "s") ? 1000 : !strcmp(end, "m") ? 60000
-                   : !strcmp(end, "h") ? 3600000 : 1;
-    return (int64_t)n * unit;
-}
-
-/* A list option's value "a, b, c" as a NULL-terminated array in one block,
- * owned by the runner (until join). Called with r->lock held. */
-static const char *const *fill_list(outboxd_sink_runner_t *r, const char *v) {
-    size_t items = 1, len = v ? strlen(v) : 0;
-    for (size_t i = 0; i < len; i++)
-        items += v[i] == ',';
-    char **block = malloc((items + 1) * sizeof(char *) + len + 1);
-    if (!block)
-        abort();
-    char *text = (char *)(block + items + 1);
-    memcpy(text, v ? v : "", len + 1);
-    size_t n = 0;
-    for (char *save = NULL, *item = strtok_r(text, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*item))
-            item++;
-        char *end = item + strlen(item);
-        while (end > item && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (*item)
-            block[n++] = item;
-    }
-    block[n] = NULL;
-    char **lists = realloc(r->fill_lists, (r->n_fill_lists + 1) * sizeof *lists);
-    if (!lists)
-        abort();
-    r->fill_lists = lists;
-    r->fill_lists[r->n_fill_lists++] = (char *)block;
-    return (const char *const *)block;
-}
-
-static int runner_options_fill(outboxd_sink_runner_t *r, void *config) {
-    const outbox_sink_plugin_t *p = r->p.plugin;
-    size_t stride = option_stride(p);
-    if (!p->options || !config || stride < offsetof(outbox_sink_option_t, flags) + sizeof(unsigned))
-        return 0;
-    pthread_mutex_lock(&r->lock);
-    for (const char *e = (const char *)p->options;; e += stride) {
-        const outbox_sink_option_t *o = (const outbox_sink_option_t *)(const void *)e;
-        if (!o->key)
-            break;
-        if (!(o->flags & OUTBOX_SINK_OPTION_MAPPED))
-            continue;
-        const char *v = outboxd_options_get(&r->p.options, o->key);
-        char *at = (char *)config + o->offset;
-        if (o->type == OUTBOX_SINK_OPT_INT || o->type == OUTBOX_SINK_OPT_DURATION) {
-            int64_t n = !v ? 0 : o->type == OUTBOX_SINK_OPT_INT ? (int64_t)strtoll(v, NULL, 10) : parse_duration_ms(v);
-            memcpy(at, &n, sizeof n);
-        } else if (o->type == OUTBOX_SINK_OPT_BOOL) {
-            int b = v && (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1"));
-            memcpy(at, &b, sizeof b);
-        } else if (o->type == OUTBOX_SINK_OPT_LIST) {
-            const char *const *list = fill_list(r, v);
-            memcpy(at, &list, sizeof list);
-        } else {
-            memcpy(at, &v, sizeof v);
-        }
-    }
-    pthread_mutex_unlock(&r->lock);
-    return 0;
+/* host->option_next and host->options_fill (ABI 1.1): the options as
+ * options.c resolved, parsed and defaulted them before the runner started;
+ * read-only from then on, so any thread may call them. */
+static const char *host_option_next(void *ctx, size_t *cursor, const char **value) {
+    outboxd_sink_runner_t *r = ctx;
+    return outboxd_options_next(&r->p.options, cursor, value);
 }
 
 static int host_options_fill(void *ctx, void *config) {
-    return runner_options_fill(ctx, config);
-}
-
-static const char *host_option_next(void *ctx, size_t *cursor, const char **value) {
     outboxd_sink_runner_t *r = ctx;
-    if (*cursor >= r->p.options.n)
-        return NULL;
-    if (value)
-        *value = r->p.options.values[*cursor];
-    return r->p.options.keys[(*cursor)++];
+    return outboxd_options_fill(&r->p.options, config);
 }
 
 /* ---- stats (ABI 1.1) --------------------------------------------------------- */
@@ -1205,9 +1108,6 @@ void outboxd_sink_runner_join(outboxd_sink_runner_t *r) {
     }
     for (size_t i = 0; i < r->n_bad_stats; i++)
         free(r->bad_stats[i]);
-    for (size_t i = 0; i < r->n_fill_lists; i++)
-        free(r->fill_lists[i]);
-    free(r->fill_lists);
     pthread_cond_destroy(&r->work);
     pthread_cond_destroy(&r->room);
     pthread_mutex_destroy(&r->lock);
