@@ -749,6 +749,9 @@ static void sasl_ssl_with_the_password_in_a_file_delivers_and_never_shows_it(voi
         test_run_command(cmd, &out);
         if (!strstr(out, "k")) fail_msg("outboxctl status shows no sink k:\n%s", out);
         if (strstr(out, password)) fail_msg("the password is in outboxctl status:\n%s", out);
+        /* The plugin's figures (stats) reach the checkpoint. */
+        if (json && !strstr(out, "\"kafka_delivered_total\":"))
+            fail_msg("outboxctl status --json shows no kafka_delivered_total:\n%s", out);
         free(out);
     }
     print_message("# outboxd over SASL_SSL (%s, password from a file): %d events delivered\n", mechanism, total);
