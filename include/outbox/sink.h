@@ -264,9 +264,12 @@ typedef enum outbox_sink_stat_kind {
 } outbox_sink_stat_kind_t;
 
 /* Receives one figure from stats: name is [a-z][a-z0-9_]* of at most 64
- * bytes and unique within the plugin (outboxd shows it as
- * outbox_sink_<name> with labels sink and plugin); help is one line of
- * plain text, or NULL. Copied by outboxd. */
+ * bytes, unique within the plugin, best prefixed with the plugin's name and
+ * a counter's ending in _total (Prometheus's conventions: "kafka_outq",
+ * "kafka_delivered_total"). outboxd keeps the latest figures of each sink
+ * in its checkpoint document (`outboxctl status --json` shows them as
+ * plugin_stats); help is one line of plain text, or NULL. Copied by
+ * outboxd. */
 typedef void (*outbox_sink_stat_fn)(void *emit_ctx, const char *name, outbox_sink_stat_kind_t kind,
                                     double value, const char *help);
 
@@ -346,7 +349,7 @@ typedef struct outbox_sink_plugin {
      * at start and on reload (SIGHUP) before anything running is stopped:
      * a reload whose new configuration fails a check changes nothing. The
      * host struct offers log, option, option_next, options_fill, route and
-     * payload; ack must not be called. */
+     * payload (and sink_name); ack must not be called. */
     int (*check)(const outbox_sink_host_t *host, char *errbuf, size_t errbuf_size);
 
     /* Like publish, but says how much of the batch it took: sets *taken to
