@@ -880,11 +880,11 @@ static void file_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
     file_sink_t *s = state;
     size_t open_files = 0;
     for (size_t i = 0; i < s->max_open; i++) open_files += s->files[i].path != NULL;
-    emit(emit_ctx, "file_events_written", OUTBOX_SINK_STAT_COUNTER, (double)s->n_written,
+    emit(emit_ctx, "file_events_written_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_written,
          "events acked OK: their lines are in their files (fsynced unless fsync: never)");
-    emit(emit_ctx, "file_events_refused", OUTBOX_SINK_STAT_COUNTER, (double)s->n_refused,
+    emit(emit_ctx, "file_events_refused_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_refused,
          "events acked FATAL: their destination would leave the route's directory");
-    emit(emit_ctx, "file_write_failures", OUTBOX_SINK_STAT_COUNTER, (double)s->n_failures,
+    emit(emit_ctx, "file_write_failures_total", OUTBOX_SINK_STAT_COUNTER, (double)s->n_failures,
          "publish calls that failed on a file (open, mkdir, write, fsync) and returned RETRY");
     emit(emit_ctx, "file_open_files", OUTBOX_SINK_STAT_GAUGE, (double)open_files,
          "files held open (at most max_open_files)");

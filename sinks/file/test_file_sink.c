@@ -937,9 +937,9 @@ static void stat_seen(void *ctx, const char *name, outbox_sink_stat_kind_t kind,
     assert_non_null(help);
     seen->n++;
     seen->counters += kind == OUTBOX_SINK_STAT_COUNTER;
-    if (strcmp(name, "file_events_written") == 0) seen->written = value;
-    else if (strcmp(name, "file_events_refused") == 0) seen->refused = value;
-    else if (strcmp(name, "file_write_failures") == 0) seen->failures = value;
+    if (strcmp(name, "file_events_written_total") == 0) seen->written = value;
+    else if (strcmp(name, "file_events_refused_total") == 0) seen->refused = value;
+    else if (strcmp(name, "file_write_failures_total") == 0) seen->failures = value;
     else if (strcmp(name, "file_open_files") == 0) seen->open_files = value;
     else fail_msg("unexpected figure %s", name);
 }

@@ -534,15 +534,15 @@ void nats_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
     double published = (double)s->published, acked = (double)s->acked_ok, dup = (double)s->duplicates;
     double retried = (double)s->retried, failed = (double)s->failed;
     pthread_mutex_unlock(&s->mu);
-    emit(emit_ctx, "in_flight", OUTBOX_SINK_STAT_GAUGE, in_flight,
+    emit(emit_ctx, "nats_in_flight", OUTBOX_SINK_STAT_GAUGE, in_flight,
          "jetstream: publishes sent and still without their PubAck");
-    emit(emit_ctx, "published_total", OUTBOX_SINK_STAT_COUNTER, published, "messages NATS took");
-    emit(emit_ctx, "acked_total", OUTBOX_SINK_STAT_COUNTER, acked, "events acked OK (stored, or read in core mode)");
-    emit(emit_ctx, "duplicates_total", OUTBOX_SINK_STAT_COUNTER, dup,
+    emit(emit_ctx, "nats_published_total", OUTBOX_SINK_STAT_COUNTER, published, "messages NATS took");
+    emit(emit_ctx, "nats_acked_total", OUTBOX_SINK_STAT_COUNTER, acked, "events acked OK (stored, or read in core mode)");
+    emit(emit_ctx, "nats_duplicates_total", OUTBOX_SINK_STAT_COUNTER, dup,
          "PubAcks saying the stream already had the event (Nats-Msg-Id)");
-    emit(emit_ctx, "retried_total", OUTBOX_SINK_STAT_COUNTER, retried, "events handed back to be published again");
-    emit(emit_ctx, "failed_total", OUTBOX_SINK_STAT_COUNTER, failed, "events acked FATAL");
-    emit(emit_ctx, "reconnects_total", OUTBOX_SINK_STAT_COUNTER, (double)reconnects,
+    emit(emit_ctx, "nats_retried_total", OUTBOX_SINK_STAT_COUNTER, retried, "events handed back to be published again");
+    emit(emit_ctx, "nats_failed_total", OUTBOX_SINK_STAT_COUNTER, failed, "events acked FATAL");
+    emit(emit_ctx, "nats_reconnects_total", OUTBOX_SINK_STAT_COUNTER, (double)reconnects,
          "times the connection to NATS was re-established");
 }
 

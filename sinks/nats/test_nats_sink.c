@@ -1316,13 +1316,13 @@ static void test_stats_count_what_happened(void **state) {
     wait_acks(fx->th, 4, 10000);
     make_event(&e[0], 5, "silent.x", 5); /* no PubAck ever: in flight */
     publish_ok(fx->th, &e[0].ev, 1);
-    assert_true(stat_of(fx->th, "in_flight", OUTBOX_SINK_STAT_GAUGE) == 1);
-    assert_true(stat_of(fx->th, "published_total", OUTBOX_SINK_STAT_COUNTER) == 4);
-    assert_true(stat_of(fx->th, "acked_total", OUTBOX_SINK_STAT_COUNTER) == 3);
-    assert_true(stat_of(fx->th, "duplicates_total", OUTBOX_SINK_STAT_COUNTER) == 1);
-    assert_true(stat_of(fx->th, "failed_total", OUTBOX_SINK_STAT_COUNTER) == 1);
-    assert_true(stat_of(fx->th, "retried_total", OUTBOX_SINK_STAT_COUNTER) == 0);
-    assert_true(stat_of(fx->th, "reconnects_total", OUTBOX_SINK_STAT_COUNTER) == 0);
+    assert_true(stat_of(fx->th, "nats_in_flight", OUTBOX_SINK_STAT_GAUGE) == 1);
+    assert_true(stat_of(fx->th, "nats_published_total", OUTBOX_SINK_STAT_COUNTER) == 4);
+    assert_true(stat_of(fx->th, "nats_acked_total", OUTBOX_SINK_STAT_COUNTER) == 3);
+    assert_true(stat_of(fx->th, "nats_duplicates_total", OUTBOX_SINK_STAT_COUNTER) == 1);
+    assert_true(stat_of(fx->th, "nats_failed_total", OUTBOX_SINK_STAT_COUNTER) == 1);
+    assert_true(stat_of(fx->th, "nats_retried_total", OUTBOX_SINK_STAT_COUNTER) == 0);
+    assert_true(stat_of(fx->th, "nats_reconnects_total", OUTBOX_SINK_STAT_COUNTER) == 0);
     close_sink(fx->th);
     natsSubscription_Destroy(silent);
 }

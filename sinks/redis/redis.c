@@ -139,17 +139,17 @@ static int redis_open(const outbox_sink_host_t *host, void **state, char *errbuf
  * instance's thread, as publish is: the counters need no lock. */
 static void redis_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
     const redis_sink_t *s = state;
-    emit(emit_ctx, "redis_entries_added", OUTBOX_SINK_STAT_COUNTER, (double)s->added,
+    emit(emit_ctx, "redis_entries_added_total", OUTBOX_SINK_STAT_COUNTER, (double)s->added,
          "entries added to streams (XADD replied with an entry id)");
-    emit(emit_ctx, "redis_duplicates", OUTBOX_SINK_STAT_COUNTER, (double)s->duplicates,
+    emit(emit_ctx, "redis_duplicates_total", OUTBOX_SINK_STAT_COUNTER, (double)s->duplicates,
          "events the dedupe script found already added (acked, not added again)");
-    emit(emit_ctx, "redis_refused", OUTBOX_SINK_STAT_COUNTER, (double)s->refused,
+    emit(emit_ctx, "redis_refused_total", OUTBOX_SINK_STAT_COUNTER, (double)s->refused,
          "events acked FATAL: an error reply (WRONGTYPE, NOPERM, ...) or a refused stream name");
-    emit(emit_ctx, "redis_transient_errors", OUTBOX_SINK_STAT_COUNTER, (double)s->transient,
+    emit(emit_ctx, "redis_transient_errors_total", OUTBOX_SINK_STAT_COUNTER, (double)s->transient,
          "error replies that may pass (OOM, LOADING, READONLY, ...): the batch is retried");
-    emit(emit_ctx, "redis_connections_lost", OUTBOX_SINK_STAT_COUNTER, (double)s->lost,
+    emit(emit_ctx, "redis_connections_lost_total", OUTBOX_SINK_STAT_COUNTER, (double)s->lost,
          "connections that broke or timed out while a pipeline waited for replies");
-    emit(emit_ctx, "redis_reconnects", OUTBOX_SINK_STAT_COUNTER, (double)s->reconnects,
+    emit(emit_ctx, "redis_reconnects_total", OUTBOX_SINK_STAT_COUNTER, (double)s->reconnects,
          "successful reconnects after a lost connection");
     emit(emit_ctx, "redis_connected", OUTBOX_SINK_STAT_GAUGE, s->c != NULL ? 1.0 : 0.0,
          "1 while the sink holds a connection to the server");

@@ -1354,18 +1354,18 @@ static void test_stats(void **state) {
     events[1].destination = "notastream";
     publish_ok(fx, events, 3);
     publish_ok(fx, events, 3); /* a replay: two duplicates, one more refusal */
-    assert_int_equal(figure(fx, "redis_entries_added", OUTBOX_SINK_STAT_COUNTER), 2);
-    assert_int_equal(figure(fx, "redis_duplicates", OUTBOX_SINK_STAT_COUNTER), 2);
-    assert_int_equal(figure(fx, "redis_refused", OUTBOX_SINK_STAT_COUNTER), 2);
-    assert_int_equal(figure(fx, "redis_transient_errors", OUTBOX_SINK_STAT_COUNTER), 0);
+    assert_int_equal(figure(fx, "redis_entries_added_total", OUTBOX_SINK_STAT_COUNTER), 2);
+    assert_int_equal(figure(fx, "redis_duplicates_total", OUTBOX_SINK_STAT_COUNTER), 2);
+    assert_int_equal(figure(fx, "redis_refused_total", OUTBOX_SINK_STAT_COUNTER), 2);
+    assert_int_equal(figure(fx, "redis_transient_errors_total", OUTBOX_SINK_STAT_COUNTER), 0);
 
     test_redis_kill(&fx->redis, SIGKILL);
     assert_int_equal(publish(fx, events, 1), OUTBOX_SINK_RETRY);
-    assert_int_equal(figure(fx, "redis_connections_lost", OUTBOX_SINK_STAT_COUNTER), 1);
+    assert_int_equal(figure(fx, "redis_connections_lost_total", OUTBOX_SINK_STAT_COUNTER), 1);
     assert_int_equal(figure(fx, "redis_connected", OUTBOX_SINK_STAT_GAUGE), 0);
     test_redis_restart(&fx->redis);
     publish_ok(fx, events, 1);
-    assert_int_equal(figure(fx, "redis_reconnects", OUTBOX_SINK_STAT_COUNTER), 1);
+    assert_int_equal(figure(fx, "redis_reconnects_total", OUTBOX_SINK_STAT_COUNTER), 1);
     assert_int_equal(figure(fx, "redis_connected", OUTBOX_SINK_STAT_GAUGE), 1);
 }
 
