@@ -67,6 +67,14 @@ typedef struct {
     enum slot_state state;
     char *error;        /* FATAL text from the plugin or why a document is
                          * malformed, owned, secrets scrubbed */
+    /* The event as the plugin gets it, built at its first offer and kept
+     * until it is retired: a publish_some that took part of a batch, or a
+     * RETRY, offers the rest again without encoding them again. */
+    bool built;
+    outbox_sink_event_t out;  /* seq set at each offer */
+    char *payload;            /* owned: out.payload */
+    char *destination;        /* owned: out.destination */
+    outbox_sink_header_t *headers; /* owned: out.headers (strings in ev) */
 } slot_t;
 
 struct outboxd_sink_runner {
@@ -350,6 +358,18 @@ static void dead_letter(outboxd_sink_runner_t *r, const slot_t *s) {
 
 /* ---- the window ---------------------------------------------------------------- */
 
+/* Frees what a slot owns and clears it. */
+static void slot_free(slot_t *s) {
+    outbox_event_destroy(s->ev);
+    if (s->raw)
+        bson_destroy(s->raw);
+    free(s->error);
+    free(s->payload);
+    free(s->destination);
+    free(s->headers);
+    memset(s, 0, sizeof *s);
+}
+
 static void add_event(outboxd_sink_runner_t *r, const outbox_event_t *ev) {
     outbox_event_t *copy = outbox_event_copy(ev); /* outside the lock */
     pthread_mutex_lock(&r->lock);
@@ -442,11 +462,7 @@ static void retire_done(outboxd_sink_runner_t *r) {
             r->cp.events++;
         r->cp_dirty = true;
         r->since_write++;
-        outbox_event_destroy(s->ev);
-        if (s->raw)
-            bson_destroy(s->raw);
-        free(s->error);
-        memset(s, 0, sizeof *s);
+        slot_free(s);
         r->head++;
         pthread_cond_signal(&r->room);
     }
@@ -583,6 +599,69 @@ static char *empty_destination_reason(const outboxd_sink_runner_t *r, const slot
     return text;
 }
 
+/* Builds the event as the plugin gets it (s->out), once: the payload
+ * encoded (JSON or BSON, per the sink's config, whatever the plugin), the
+ * route expanded into exactly dsize bytes, the headers listed. */
+static void build_event(outboxd_sink_runner_t *r, slot_t *s, size_t dsize) {
+    /* Parsed once, by liboutbox, when it was read (the one parser of the
+     * envelope: only valid envelopes reach this point). */
+    const outbox_event_t *ev = s->ev;
+    const char *type = outbox_event_type(ev), *key = outbox_event_key(ev);
+    const bson_t *data = outbox_event_data(ev), *hdrs = outbox_event_headers(ev);
+    outbox_sink_event_t *e = &s->out;
+    memset(e, 0, sizeof *e);
+    e->id = s->id_hex;
+    e->type = type;
+    e->key = key;
+    e->created_ms = outbox_event_created_ms(ev);
+    if (r->p.sink->payload == OUTBOXD_PAYLOAD_BSON) {
+        s->payload = malloc(data->len ? data->len : 1);
+        if (!s->payload)
+            abort();
+        memcpy(s->payload, bson_get_data(data), data->len);
+        e->payload_len = data->len;
+    } else {
+        /* The parser checked depth and UTF-8, so libbson encodes every
+         * envelope it let through; the length is the encoder's (a NUL
+         * inside a string is escaped, never a terminator). */
+        size_t len = 0;
+        char *json = bson_as_relaxed_extended_json(data, &len);
+        if (!json)
+            abort(); /* out of memory: libbson aborts itself elsewhere */
+        s->payload = malloc(len + 1);
+        if (!s->payload)
+            abort();
+        memcpy(s->payload, json, len + 1);
+        e->payload_len = len;
+        bson_free(json);
+    }
+    e->payload = (const unsigned char *)s->payload;
+    s->destination = malloc(dsize);
+    if (!s->destination || outboxd_route_expand(r->p.sink->route, type, key, s->destination, dsize) != (long)(dsize - 1))
+        abort(); /* out of memory, or route_shape() and outboxd_route_expand() disagree */
+    e->destination = s->destination;
+    if (hdrs) {
+        /* Every value is a UTF-8 string: the parser refuses an envelope
+         * with any other (docs/envelope.md), so nothing is dropped here. */
+        size_t cnt = 0;
+        bson_iter_t h;
+        bson_iter_init(&h, hdrs);
+        while (bson_iter_next(&h))
+            cnt++;
+        s->headers = calloc(cnt ? cnt : 1, sizeof *s->headers);
+        if (!s->headers)
+            abort();
+        bson_iter_init(&h, hdrs);
+        while (bson_iter_next(&h)) {
+            s->headers[e->n_headers].name = bson_iter_key(&h);
+            s->headers[e->n_headers].value = bson_iter_utf8(&h, NULL);
+            e->n_headers++;
+        }
+        e->headers = e->n_headers ? s->headers : NULL;
+    }
+    s->built = true;
+}
+
 static bool has_publish_some(const outbox_sink_plugin_t *p) {
     return PLUGIN_HAS(p, publish_some) && p->publish_some;
 }
@@ -596,9 +675,6 @@ static bool has_publish_some(const outbox_sink_plugin_t *p) {
  * published. */
 static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, char *errbuf, size_t errbuf_size) {
     outbox_sink_event_t events[BATCH];
-    outbox_sink_header_t *headers[BATCH];
-    char *payloads[BATCH];
-    char *destinations[BATCH];
     uint64_t seqs[BATCH];
     size_t n = 0;
     /* No batch larger than the checkpoint interval, so that a crash
@@ -632,57 +708,10 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
                 break;
             continue;
         }
-        int64_t created = outbox_event_created_ms(ev);
-        const bson_t *data = outbox_event_data(ev), *hdrs = outbox_event_headers(ev);
-        outbox_sink_event_t *e = &events[n];
-        memset(e, 0, sizeof *e);
-        e->seq = seq;
-        e->id = s->id_hex;
-        e->type = type;
-        e->key = key;
-        e->created_ms = created;
-        /* The payload is encoded once, here, whatever the plugin. */
-        if (r->p.sink->payload == OUTBOXD_PAYLOAD_BSON) {
-            payloads[n] = malloc(data->len);
-            memcpy(payloads[n], bson_get_data(data), data->len);
-            e->payload_len = data->len;
-        } else {
-            /* The parser checked depth and UTF-8, so libbson encodes every
-             * envelope it let through; the length is the encoder's (a NUL
-             * inside a string is escaped, never a terminator). */
-            size_t len = 0;
-            char *json = bson_as_relaxed_extended_json(data, &len);
-            if (!json)
-                abort(); /* out of memory: libbson aborts itself elsewhere */
-            payloads[n] = malloc(len + 1);
-            memcpy(payloads[n], json, len + 1);
-            e->payload_len = len;
-            bson_free(json);
-        }
-        e->payload = (const unsigned char *)payloads[n];
-        destinations[n] = malloc(dsize);
-        if (!destinations[n] || outboxd_route_expand(r->p.sink->route, type, key, destinations[n], dsize) !=
-                                    (long)(dsize - 1))
-            abort(); /* out of memory, or route_shape() and outboxd_route_expand() disagree */
-        e->destination = destinations[n];
-        headers[n] = NULL;
-        if (hdrs) {
-            /* Every value is a UTF-8 string: the parser refuses an envelope
-             * with any other (docs/envelope.md), so nothing is dropped here. */
-            size_t cnt = 0;
-            bson_iter_t h;
-            bson_iter_init(&h, hdrs);
-            while (bson_iter_next(&h))
-                cnt++;
-            headers[n] = calloc(cnt ? cnt : 1, sizeof *headers[n]);
-            bson_iter_init(&h, hdrs);
-            while (bson_iter_next(&h)) {
-                headers[n][e->n_headers].name = bson_iter_key(&h);
-                headers[n][e->n_headers].value = bson_iter_utf8(&h, NULL);
-                e->n_headers++;
-            }
-            e->headers = e->n_headers ? headers[n] : NULL;
-        }
+        if (!s->built)
+            build_event(r, s, dsize);
+        events[n] = s->out;
+        events[n].seq = seq;
         /* Marked before the call: the plugin may ack from inside publish. */
         s->published = true;
         seqs[n] = seq;
@@ -727,11 +756,6 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
     }
     *sent = taken;
     *full = rc == OUTBOX_SINK_OK && taken < n;
-    for (size_t i = 0; i < n; i++) {
-        free(payloads[i]);
-        free(destinations[i]);
-        free(headers[i]);
-    }
     return rc == OUTBOX_SINK_RETRY ? OUTBOX_SINK_RETRY : rc == OUTBOX_SINK_OK ? OUTBOX_SINK_OK : OUTBOX_SINK_FATAL;
 }
 
@@ -1099,13 +1123,8 @@ void outboxd_sink_runner_join(outboxd_sink_runner_t *r) {
     if (!r)
         return;
     pthread_join(r->thread, NULL);
-    for (uint64_t seq = r->head; seq < r->tail_seq; seq++) {
-        slot_t *s = &r->slots[seq % WINDOW];
-        outbox_event_destroy(s->ev);
-        if (s->raw)
-            bson_destroy(s->raw);
-        free(s->error);
-    }
+    for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
+        slot_free(&r->slots[seq % WINDOW]);
     for (size_t i = 0; i < r->n_bad_stats; i++)
         free(r->bad_stats[i]);
     pthread_cond_destroy(&r->work);
