@@ -676,6 +676,7 @@ static bool has_publish_some(const outbox_sink_plugin_t *p) {
 static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, char *errbuf, size_t errbuf_size) {
     outbox_sink_event_t events[BATCH];
     uint64_t seqs[BATCH];
+    size_t sizes[BATCH]; /* of each destination, NUL included */
     size_t n = 0;
     /* No batch larger than the checkpoint interval, so that a crash
      * re-publishes about every_events at most (plus what async sinks had
@@ -693,10 +694,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
             break;
         if (s->state != SLOT_PENDING || s->published)
             continue;
-        /* Parsed once, by liboutbox, when it was read (the one parser of
-         * the envelope: only valid envelopes reach this point). */
-        const outbox_event_t *ev = s->ev;
-        const char *type = outbox_event_type(ev), *key = outbox_event_key(ev);
+        const char *type = outbox_event_type(s->ev), *key = outbox_event_key(s->ev);
         size_t dsize = destination_size(r, type, key);
         if (dsize == 1) {
             /* Nothing to send it to: failed by outboxd, never offered. */
@@ -708,16 +706,23 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
                 break;
             continue;
         }
-        if (!s->built)
-            build_event(r, s, dsize);
-        events[n] = s->out;
-        events[n].seq = seq;
         /* Marked before the call: the plugin may ack from inside publish. */
         s->published = true;
         seqs[n] = seq;
+        sizes[n] = dsize;
         n++;
     }
     pthread_mutex_unlock(&r->lock);
+    /* Built outside the lock, which a client library's ack thread needs:
+     * only this thread touches what a slot holds for the plugin, and the
+     * slot stays until this thread retires it. */
+    for (size_t i = 0; i < n; i++) {
+        slot_t *s = &r->slots[seqs[i] % WINDOW];
+        if (!s->built)
+            build_event(r, s, sizes[i]);
+        events[i] = s->out;
+        events[i].seq = seqs[i];
+    }
     *sent = 0;
     *full = false;
     if (n == 0)
