@@ -5,6 +5,7 @@
  * handed:
  *  - publish_some that takes a few events at a time: every event arrives
  *    exactly once and in log order (the rest of each batch is offered again);
+ *    one that says it took more than it was given is a FATAL, logged;
  *  - an event whose route expands to "" (route {key}, a null key) is failed
  *    by outboxd itself, with the reason, under on_error (here deadletter):
  *    the plugin never sees an empty destination (it used to get one);
@@ -192,6 +193,41 @@ static void publish_some_taking_three_at_a_time_delivers_each_event_once_in_orde
         assert_string_equal(rec.destinations[i], "orders.order.created");
     }
     record_free(&rec);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+static void publish_some_taking_more_than_offered_is_a_logged_fatal_and_nothing_is_lost(void **state) {
+    (void)state;
+    char ids[1][25];
+    const char *types[1] = {"order.created"}, *keys[1] = {"k"};
+    outbox_t *ob = test_outbox("rb_overtake");
+    char *dir = test_tmpdir("rb-overtake");
+    put_events(ob, 1, types, keys, ids);
+    test_daemon_t d;
+    start_probe(&d, dir, ob, "orders.{type}", "", "      overtake: true\n");
+    const char *said = "publish_some said it took 2 of the 1 events it was given (a bug in plugin probe";
+    char *log = NULL;
+    for (int waited = 0; !(log = test_read_file(d.log)) || !strstr(log, said); waited += 50) {
+        if (waited >= WAIT_MS)
+            fail_msg("outboxd did not say \"%s\" within %d ms: %s", said, WAIT_MS, log ? log : "");
+        free(log);
+        nap_ms(50);
+    }
+    /* FATAL: the sink is reopened (and offers the event again). */
+    assert_non_null(strstr(strstr(log, said), "treated as FATAL (reopening the sink)"));
+    free(log);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    /* Not acked, so not passed: it is published again after a restart. */
+    bson_oid_t last;
+    memset(&last, 0, sizeof last);
+    char state_text[32] = "";
+    assert_true(test_checkpoint(ob, "probe", &last, state_text, sizeof state_text));
+    char hex[25];
+    bson_oid_to_string(&last, hex);
+    assert_string_not_equal(hex, ids[0]);
+    assert_string_equal(state_text, "running");
     test_rmtree(dir);
     free(dir);
     test_outbox_drop(ob);
@@ -429,6 +465,7 @@ static void plugin_stats_reach_checkpoint_and_outboxctl_status_bad_name_logged_o
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(publish_some_taking_three_at_a_time_delivers_each_event_once_in_order),
+        cmocka_unit_test(publish_some_taking_more_than_offered_is_a_logged_fatal_and_nothing_is_lost),
         cmocka_unit_test(null_key_under_route_key_is_dead_lettered_by_outboxd_never_an_empty_destination),
         cmocka_unit_test(route_with_eight_placeholders_and_200_byte_types_and_keys_expands_exactly),
         cmocka_unit_test(plugin_stats_reach_checkpoint_and_outboxctl_status_bad_name_logged_once),

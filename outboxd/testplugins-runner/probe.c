@@ -13,7 +13,8 @@
  * small max_take the runner meets "took fewer than offered" again and again
  * and must offer the rest once more. With `stats: true` it reports
  * events_taken and stats_calls, and with `bad_stat: true` also a figure
- * whose name breaks the rule (outboxd drops it, saying so once).
+ * whose name breaks the rule (outboxd drops it, saying so once). With
+ * `overtake: true` publish_some claims one event more than it was given.
  *
  * Options are read through host->options_fill into probe_config_t (through
  * host->option on a host without it).
@@ -29,6 +30,7 @@ typedef struct {
     int64_t max_take;
     int stats;
     int bad_stat;
+    int overtake;
 } probe_config_t;
 
 static const outbox_sink_option_t probe_options[] = {
@@ -41,6 +43,9 @@ static const outbox_sink_option_t probe_options[] = {
      OUTBOX_SINK_OPTION_AT(probe_config_t, stats), .help = "report events_taken and stats_calls"},
     {.key = "bad_stat", .type = OUTBOX_SINK_OPT_BOOL, .default_value = "false",
      OUTBOX_SINK_OPTION_AT(probe_config_t, bad_stat), .help = "also report a figure named Bad-Name"},
+    {.key = "overtake", .type = OUTBOX_SINK_OPT_BOOL, .default_value = "false",
+     OUTBOX_SINK_OPTION_AT(probe_config_t, overtake),
+     .help = "publish_some says it took one event more than it was given (a plugin bug), and acks none"},
     OUTBOX_SINK_OPTION_END,
 };
 
@@ -68,6 +73,7 @@ static int probe_open(const outbox_sink_host_t *host, void **state, char *errbuf
         p->conf.max_take = (v = host->option(host->ctx, "max_take")) ? strtoll(v, NULL, 10) : 0;
         p->conf.stats = (v = host->option(host->ctx, "stats")) && !strcmp(v, "true");
         p->conf.bad_stat = (v = host->option(host->ctx, "bad_stat")) && !strcmp(v, "true");
+        p->conf.overtake = (v = host->option(host->ctx, "overtake")) && !strcmp(v, "true");
     }
     if (!p->conf.out || !(p->out = fopen(p->conf.out, "a"))) {
         snprintf(errbuf, errbuf_size, "out: cannot open %s", p->conf.out ? p->conf.out : "(none)");
@@ -117,6 +123,12 @@ static int probe_publish_some(void *state, const outbox_sink_event_t *events, si
     probe_t *p = state;
     (void)errbuf;
     (void)errbuf_size;
+    if (p->conf.overtake) {
+        fprintf(p->out, "overtake %zu\n", n);
+        fflush(p->out);
+        *taken = n + 1;
+        return OUTBOX_SINK_OK;
+    }
     size_t k = n;
     if (p->cap)
         k = p->cap - p->n_inflight < n ? p->cap - p->n_inflight : n;
