@@ -73,6 +73,14 @@ bool outboxd_checkpoint_write(mongoc_client_pool_t *pool, const char *db, const 
             BSON_APPEND_DOUBLE(&stats, cp->stats[i].name, cp->stats[i].value);
         bson_append_document_end(&set, &stats);
     }
+    if (cp->has_reader) {
+        bson_t reader;
+        BSON_APPEND_DOCUMENT_BEGIN(&set, "reader", &reader);
+        BSON_APPEND_INT64(&reader, "shared_tails", cp->shared_tails);
+        bson_append_document_end(&set, &reader);
+        BSON_APPEND_INT64(&set, "catchup_tails", cp->catchup_tails);
+        BSON_APPEND_INT64(&set, "catchups", cp->catchups);
+    }
     bson_append_document_end(&update, &set);
     if (!cp->has_stats) {
         bson_t unset;

@@ -11,6 +11,14 @@
  * [a-z][a-z0-9_]* of at most 64 bytes (outboxd drops any other, with one log
  * line); values are doubles. The field is absent when the plugin offers no
  * stats. outboxctl status shows it.
+ *
+ * The reading figures of this outboxd run (issue 17), with every write:
+ * reader: { shared_tails: N } the tails the outbox's shared reader opened
+ * (1 unless its own tail lost events), catchup_tails: the tails of its own
+ * this sink opened to catch up (it fell behind the shared reader's ring,
+ * its checkpoint was not on it, or the ring marked a gap), catchups: how
+ * often it came back onto the ring from one. They count from outboxd's
+ * start; none is read back.
  */
 #ifndef OUTBOXD_CHECKPOINT_H
 #define OUTBOXD_CHECKPOINT_H
@@ -40,6 +48,9 @@ typedef struct {
     bool has_stats;
     size_t n_stats;
     outboxd_stat_t stats[OUTBOXD_STATS_MAX];
+    /* The reading figures; written when has_reader. */
+    bool has_reader;
+    int64_t shared_tails, catchup_tails, catchups;
 } outboxd_checkpoint_t;
 
 /* Reads the sink's checkpoint; *found false when there is none yet.

@@ -528,6 +528,46 @@ static int load_checkpoint(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf)
     return 0;
 }
 
+/* A size in bytes: plain digits, optionally followed by KiB, MiB or GiB
+ * (64MiB, 64 MiB), from min to max. */
+static int read_size(loader_t *ld, yaml_node_t *v, const char *label, int64_t min, int64_t max, int64_t *out) {
+    const char *s = text(v);
+    char *end;
+    errno = 0;
+    long long n = s ? strtoll(s, &end, 10) : 0;
+    long long unit = 0;
+    if (s && *s >= '0' && *s <= '9' && !errno) {
+        while (*end == ' ')
+            end++;
+        unit = !*end ? 1 : !strcmp(end, "KiB") ? 1024LL : !strcmp(end, "MiB") ? 1024LL * 1024
+                                                : !strcmp(end, "GiB") ? 1024LL * 1024 * 1024 : 0;
+    }
+    if (!unit || n > max / unit || n * unit < min)
+        return fail(ld, at(v), "%s: expected a size from %lld KiB to %lld GiB (bytes, or a number with KiB, MiB or "
+                    "GiB), got \"%s\"", label, (long long)min / 1024, (long long)max / (1024LL * 1024 * 1024),
+                    s ? shown(ld, s, strlen(s)) : "");
+    *out = n * unit;
+    return 0;
+}
+
+/* reader: the shared reader's ring. */
+static int load_reader(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
+    enum { EVENTS, BYTES, N };
+    field_t f[N] = {{"ring_events"}, {"ring_bytes"}};
+    yaml_node_t *v;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "reader: expected a mapping");
+    if (read_fields(ld, map, f, N, " in reader") < 0)
+        return -1;
+    if ((v = given(&f[EVENTS])) &&
+        read_count(ld, v, "reader.ring_events", OUTBOXD_RING_EVENTS_MAX, &conf->ring_events) < 0)
+        return -1;
+    if ((v = given(&f[BYTES])) && read_size(ld, v, "reader.ring_bytes", OUTBOXD_RING_BYTES_MIN,
+                                            OUTBOXD_RING_BYTES_MAX, &conf->ring_bytes) < 0)
+        return -1;
+    return 0;
+}
+
 /* The route template, checked once here so that outboxd_route_expand()
  * can stay a plain copy loop. The rules are those of Python's
  * str.format(): a single "}" is as much a mistake as an unclosed "{". */
@@ -744,8 +784,8 @@ static int load_sinks(loader_t *ld, yaml_node_t *seq, outboxd_conf_t *conf) {
 }
 
 static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
-    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, SINKS, N };
-    field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"sinks"}};
+    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, READER, SINKS, N };
+    field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"reader"}, {"sinks"}};
     yaml_node_t *root = yaml_document_get_root_node(&ld->doc), *v;
     yaml_mark_t start = {0};
 
@@ -753,6 +793,8 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     conf->path = xstrdup(ld->path);
     conf->checkpoint_every_events = DEFAULT_EVERY_EVENTS;
     conf->checkpoint_every_ms = DEFAULT_EVERY_MS;
+    conf->ring_events = OUTBOXD_RING_EVENTS_DEFAULT;
+    conf->ring_bytes = OUTBOXD_RING_BYTES_DEFAULT;
 
     if (!root)
         return fail(ld, &start, "empty configuration (expected mongodb, outbox and sinks)");
@@ -778,6 +820,8 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
         free(dir);
     }
     if ((v = given(&f[CHECKPOINT])) && load_checkpoint(ld, v, conf) < 0)
+        return -1;
+    if ((v = given(&f[READER])) && load_reader(ld, v, conf) < 0)
         return -1;
     if (!f[SINKS].key)
         return fail(ld, at(root), "missing \"sinks\"");

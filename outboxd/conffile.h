@@ -62,6 +62,8 @@ typedef struct {
                            folder), or NULL for the built-in default */
     int64_t checkpoint_every_events; /* checkpoint.every_events, default 1000 */
     int64_t checkpoint_every_ms;     /* checkpoint.every_ms, default 1000 */
+    int64_t ring_events;             /* reader.ring_events, default OUTBOXD_RING_EVENTS_DEFAULT */
+    int64_t ring_bytes;              /* reader.ring_bytes, default OUTBOXD_RING_BYTES_DEFAULT */
     outboxd_sink_conf_t *sinks;
     size_t n_sinks;
     /* The first secret written in the file itself (a password in
@@ -80,6 +82,14 @@ typedef struct {
 #define OUTBOXD_SECRET_MAX_BYTES (64 * 1024)     /* a {file:} or uri_file */
 #define OUTBOXD_EVERY_EVENTS_MAX 1000000         /* checkpoint.every_events */
 #define OUTBOXD_EVERY_MS_MAX 3600000             /* checkpoint.every_ms: an hour */
+/* The shared reader's ring (reader.ring_events, reader.ring_bytes). The
+ * defaults keep outboxd with three sinks under 40 MB resident (measured:
+ * docs/performance.md); the ring holds whichever limit comes first. */
+#define OUTBOXD_RING_EVENTS_DEFAULT 8192
+#define OUTBOXD_RING_EVENTS_MAX 1000000
+#define OUTBOXD_RING_BYTES_DEFAULT (16LL * 1024 * 1024)
+#define OUTBOXD_RING_BYTES_MIN 1024LL
+#define OUTBOXD_RING_BYTES_MAX (16LL * 1024 * 1024 * 1024)
 
 /* Whether an option of this name holds a credential, so that its value is
  * secret even when written inline: a part (split at '.', '_' and '-') of

@@ -4,11 +4,22 @@ outboxd_outboxd_SOURCES = \
 	outboxd/main.c \
 	outboxd/checkpoint.h outboxd/checkpoint.c \
 	outboxd/checkpoint_writer.h outboxd/checkpoint_writer.c outboxd/condwait.h \
+	outboxd/deadletter_writer.h outboxd/deadletter_writer.c \
+	outboxd/reader.h outboxd/reader.c \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
 	outboxd/sinkset.h outboxd/sinkset.c
 outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
 outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS)
-outboxd_outboxd_LDADD = outboxd/libhost.la outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
+outboxd_outboxd_LDADD = outboxd/libring.la outboxd/libhost.la outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
+
+# The shared events and their ring, apart so that test_ring links them
+# alone (no server, no threads of outboxd's).
+noinst_LTLIBRARIES += outboxd/libring.la
+outboxd_libring_la_SOURCES = \
+	outboxd/shared_event.h outboxd/shared_event.c \
+	outboxd/ring.h outboxd/ring.c
+outboxd_libring_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
+outboxd_libring_la_LIBADD = outboxd/libhost.la liboutbox/liboutbox.la $(MONGOC_LIBS)
 
 # The host side of the sink ABI, apart so that tests, tests/sinkhost.c and
 # outbox-sink-conformance run the very code outboxd runs: the log, the
@@ -106,6 +117,12 @@ TESTS += outboxd/test_conffile
 outboxd_test_conffile_SOURCES = outboxd/test_conffile.c
 outboxd_test_conffile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MONGOC_CFLAGS)
 outboxd_test_conffile_LDADD = outboxd/libconffile.la $(CMOCKA_LIBS)
+
+check_PROGRAMS += outboxd/test_ring
+TESTS += outboxd/test_ring
+outboxd_test_ring_SOURCES = outboxd/test_ring.c
+outboxd_test_ring_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MONGOC_CFLAGS)
+outboxd_test_ring_LDADD = outboxd/libring.la $(CMOCKA_LIBS)
 
 check_PROGRAMS += outboxd/test_options
 TESTS += outboxd/test_options

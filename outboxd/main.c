@@ -1,7 +1,8 @@
 /*
- * main.c - outboxd: tails one outbox and publishes every event to each
- * configured sink, each with its own thread and checkpoint; moves committed
- * transactional events from N.pending into the log (the promoter).
+ * main.c - outboxd: tails one outbox (one shared reader, reader.h) and
+ * publishes every event to each configured sink, each with its own threads,
+ * position and checkpoint; moves committed transactional events from
+ * N.pending into the log (the promoter).
  *
  *   outboxd --config FILE           run until SIGTERM/SIGINT
  *   outboxd --check --config FILE   check the config and load every plugin
@@ -19,6 +20,7 @@
 #include "log.h"
 #include "options.h"
 #include "plugin.h"
+#include "reader.h"
 #include "secrets.h"
 #include "sinkset.h"
 
@@ -213,7 +215,7 @@ static mongoc_client_pool_t *pool_new(const mongoc_uri_t *uri, const char *confi
  * change without a restart (the server, the outbox, the plugin directory)
  * and any mistake in the new file keep the running configuration. */
 static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, outboxd_plugins_t *plugins,
-                                 outbox_t *outbox, mongoc_client_pool_t *pool) {
+                                 outbox_t *outbox, mongoc_client_pool_t *pool, outboxd_reader_t *reader) {
     char errbuf[2048];
     const outboxd_conf_t *cur = outboxd_sinkset_conf(sinks);
     LOG_INFO("SIGHUP: reloading %s", path);
@@ -236,13 +238,18 @@ static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, out
         outboxd_conf_free(conf);
         return sinks;
     }
+    /* The shared reader keeps running through a reload: its ring stays as
+     * it was started. */
+    if (conf->ring_events != cur->ring_events || conf->ring_bytes != cur->ring_bytes)
+        LOG_WARN("reload: reader.ring_events or reader.ring_bytes changed, which takes effect at the next start "
+                 "of outboxd; the running ring stays as it is");
     outboxd_sinkset_t *next = outboxd_sinkset_prepare(conf, path, plugins, errbuf, sizeof errbuf);
     if (!next) {
         LOG_ERR("reload: %s; the running configuration stays", errbuf);
         outboxd_conf_free(conf);
         return sinks;
     }
-    sinks = outboxd_sinkset_reload(sinks, next, outbox, pool);
+    sinks = outboxd_sinkset_reload(sinks, next, outbox, pool, reader);
     LOG_INFO("reload: done");
     return sinks;
 }
@@ -368,7 +375,15 @@ int main(int argc, char **argv) {
         LOG_INFO("outbox %s.%s at %s, %zu sinks, plugins from %s", conf->database, conf->outbox, shown,
                  conf->n_sinks, plugin_dir);
         outbox_free(shown);
-        outboxd_sinkset_start(sinks, outbox, pool);
+        /* One reader for the outbox, whatever the number of sinks: it
+         * waits for the sinks' checkpoints and starts at the oldest. */
+        char logcoll[200];
+        snprintf(logcoll, sizeof logcoll, "%s", conf->outbox);
+        outboxd_reader_t *reader = outboxd_reader_new(outbox, pool, conf->database, logcoll,
+                                                      (size_t)conf->ring_events, (size_t)conf->ring_bytes);
+        outboxd_sinkset_start(sinks, outbox, pool, reader);
+        if (!outboxd_reader_start(reader))
+            LOG_ERR("cannot start the thread of the shared reader: the sinks read on tails of their own");
         promoter_t pr = {.outbox = outbox};
         pthread_t promoter;
         pthread_create(&promoter, NULL, promote_loop, &pr);
@@ -384,7 +399,7 @@ int main(int argc, char **argv) {
             }
             if (sig == SIGHUP) {
                 notify("RELOADING=1");
-                sinks = reload(sinks, config_path, plugins, outbox, pool);
+                sinks = reload(sinks, config_path, plugins, outbox, pool, reader);
                 notify("READY=1\nSTATUS=publishing");
                 continue;
             }
@@ -394,9 +409,11 @@ int main(int argc, char **argv) {
         notify("STOPPING=1\nSTATUS=flushing sinks, writing checkpoints");
         atomic_store(&stopping, true);
         outboxd_sinkset_request_stop(sinks); /* all at once, not one after the other */
+        outboxd_reader_stop(reader);         /* stop reading; the ring stays while sinks flush */
         pthread_join(promoter, NULL);
         outboxd_sinkset_stop(sinks);
         sinks = NULL;
+        outboxd_reader_free(reader);
         outbox_destroy(outbox);
         LOG_INFO("stopped");
     }

@@ -9,22 +9,33 @@
  * type), so a crash never loses an event: at worst the events after the
  * last written checkpoint are published again (at-least-once).
  *
- * Two threads per sink. The reader thread tails the log into the window
- * while there is room; the runner thread publishes what the window holds,
+ * Two threads per sink. The feeder thread takes events into the window
+ * while there is room: from the outbox's shared reader (reader.h), at the
+ * sink's own position in its ring, or, while the sink is not on the ring
+ * (it fell behind it, its checkpoint is not on it, the ring marked a gap),
+ * from a catch-up tail of its own, until the event it read there is on
+ * the ring again. The runner thread publishes what the window holds,
  * serves the plugin (poll), settles acks and writes the checkpoint. Reading
  * and publishing overlap, so an event is handed to the plugin as soon as it
  * is read (a runner that alternated between reading and publishing had to
  * cut its reads into slices, which held each trickled event back by up to
  * a slice), and a backlog drains at the rate of the slower of the two
  * rather than their sum.
+ *
+ * The window holds references to shared events (shared_event.h): parsed
+ * and encoded once by the shared reader for every sink. A dead letter is
+ * written by the sink's dead-letter writer thread (deadletter_writer.h);
+ * its event counts as done only once it is written.
  */
 #include "sink_runner.h"
 
 #include "checkpoint.h"
 #include "checkpoint_writer.h"
 #include "condwait.h"
+#include "deadletter_writer.h"
 #include "log.h"
 #include "secrets.h"
+#include "shared_event.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -54,15 +65,13 @@
 #define PLUGIN_HAS(p, m) ((p)->struct_size >= offsetof(outbox_sink_plugin_t, m) + sizeof((p)->m))
 
 /* SLOT_MALFORMED: a document of the log that is not an envelope (liboutbox's
- * parser said why); never published, settled by on_error like a FATAL. */
-enum slot_state { SLOT_PENDING = 0, SLOT_DONE, SLOT_RETRY, SLOT_FATAL, SLOT_MALFORMED };
+ * parser said why); never published, settled by on_error like a FATAL.
+ * SLOT_DEADLETTER: handed to the dead-letter writer, done once written. */
+enum slot_state { SLOT_PENDING = 0, SLOT_DONE, SLOT_RETRY, SLOT_FATAL, SLOT_MALFORMED, SLOT_DEADLETTER };
 
 typedef struct {
-    outbox_event_t *ev; /* the parsed envelope, owned; NULL when malformed */
-    bson_t *raw;        /* a malformed document, owned; NULL otherwise */
-    bool has_id;        /* id is an ObjectId (a position the checkpoint can hold) */
-    bson_oid_t id;
-    char id_hex[25];
+    outboxd_shared_event_t *se; /* a reference, owned: the event (se->ev), or a
+                                 * malformed document (se->raw); its id */
     bool published;     /* handed to the plugin and not yet asked back */
     enum slot_state state;
     char *error;        /* FATAL text from the plugin or why a document is
@@ -72,10 +81,14 @@ typedef struct {
      * RETRY, offers the rest again without encoding them again. */
     bool built;
     outbox_sink_event_t out;  /* seq set at each offer */
-    char *payload;            /* owned: out.payload */
+    char *own_payload;        /* owned: out.payload when the shared event has no
+                               * encoding in this sink's format (read while no
+                               * sink used it); else out.payload points into se */
     char *destination;        /* owned: out.destination */
-    outbox_sink_header_t *headers; /* owned: out.headers (strings in ev) */
 } slot_t;
+
+/* Where the feeder takes events from. */
+enum feed_mode { FEED_RING = 0, FEED_WAIT, FEED_PRIVATE };
 
 struct outboxd_sink_runner {
     outboxd_sink_params_t p;
@@ -93,10 +106,28 @@ struct outboxd_sink_runner {
     uint64_t changes;           /* bumped with every signal of work */
     uint64_t changes_seen;      /* what publish_pending last looked at */
 
-    pthread_t reader;
+    pthread_t reader;           /* the feeder */
     bool reader_running;
-    outbox_tail_t *tail;        /* the reader's own once it runs */
-    char gap[600];              /* under lock: a gap the reader met (on_gap: stop) */
+    char gap[600];              /* under lock: a gap the feeder met (on_gap: stop) */
+    unsigned format;            /* OUTBOXD_FORMAT_* of payload */
+
+    /* The feeder's own (after it started). */
+    outboxd_reader_member_t *member;
+    enum feed_mode mode;
+    uint64_t ring_pos;          /* RING: the next position; WAIT: the next to scan */
+    outbox_tail_t *tail;        /* PRIVATE: the catch-up tail */
+    bool has_pos;               /* the last event with an ObjectId taken (or the
+                                 * checkpoint's): where a catch-up tail starts */
+    bson_oid_t pos_id;
+    int64_t noid_since;         /* documents without an ObjectId _id taken after it */
+    int64_t skip_noid;          /* RING after a catch-up: that many to pass over */
+    int64_t pass_over;          /* PRIVATE: malformed reports to pass over (taken already) */
+    int64_t private_read;       /* taken from the current catch-up tail */
+    atomic_llong n_catchup_tails, n_catchups;
+
+    outboxd_deadletter_writer_t *dlw; /* on_error: deadletter */
+    outboxd_shared_event_t **retired; /* [WINDOW] under lock: to release unlocked */
+    size_t n_retired;
     outboxd_checkpoint_t cp;    /* the position; last handed to cpw */
     outboxd_checkpoint_writer_t *cpw; /* NULL: written inline */
     bool cp_dirty;
@@ -105,7 +136,7 @@ struct outboxd_sink_runner {
     atomic_bool stopped;        /* on_error/on_gap stop: idle until shutdown */
     int64_t last_read_warn_ms;  /* the reader's rate limit for "reading the log" warnings */
     /* Counters for the line logged at stop (and the benchmarks). */
-    int64_t n_publish_calls, n_publish_failed, n_checkpoint_writes;
+    int64_t n_publish_calls, n_publish_failed, n_checkpoint_writes, n_dead_letters;
     int64_t n_malformed;        /* malformed documents met in this run */
 
     /* The route template's shape, for the exact size of each destination. */
@@ -302,6 +333,10 @@ static bool type_selected(const outboxd_sink_conf_t *sink, const char *type) {
 /* Hands the checkpoint to the writer thread (checkpoint_writer.h says
  * why); inline only if that thread could not start. */
 static void write_checkpoint(outboxd_sink_runner_t *r) {
+    r->cp.has_reader = true;
+    r->cp.shared_tails = outboxd_reader_shared_tails(r->p.reader);
+    r->cp.catchup_tails = atomic_load(&r->n_catchup_tails);
+    r->cp.catchups = atomic_load(&r->n_catchups);
     r->cp_dirty = false;
     r->since_write = 0;
     r->last_write_ms = now_ms();
@@ -329,90 +364,82 @@ static void stop_sink(outboxd_sink_runner_t *r, const char *state, const char *m
     write_checkpoint(r);
 }
 
-/* Into N.deadletter: { sink, event_id (null when the document has no
- * ObjectId _id), error, at, event (the document as it was in the log),
- * malformed: true for a document that is not an envelope }. */
-static void dead_letter(outboxd_sink_runner_t *r, const slot_t *s) {
-    bson_error_t berr;
-    char coll[300];
-    snprintf(coll, sizeof coll, "%s.deadletter", r->p.conf->outbox);
-    bson_t *doc = bson_new();
-    BSON_APPEND_UTF8(doc, "sink", r->p.sink->name);
-    if (s->has_id)
-        BSON_APPEND_OID(doc, "event_id", &s->id);
-    else
-        BSON_APPEND_NULL(doc, "event_id");
-    BSON_APPEND_UTF8(doc, "error", s->error ? s->error : "");
-    BSON_APPEND_DATE_TIME(doc, "at", (int64_t)time(NULL) * 1000);
-    BSON_APPEND_DOCUMENT(doc, "event", s->ev ? outbox_event_document(s->ev) : s->raw);
-    if (s->state == SLOT_MALFORMED)
-        BSON_APPEND_BOOL(doc, "malformed", true);
-    mongoc_client_t *client = mongoc_client_pool_pop(r->p.pool);
-    mongoc_collection_t *c = mongoc_client_get_collection(client, r->p.conf->database, coll);
-    if (!mongoc_collection_insert_one(c, doc, NULL, NULL, &berr))
-        LOG_ERR("%scannot dead-letter %s: %s", r->prefix, s->id_hex, berr.message);
-    mongoc_collection_destroy(c);
-    mongoc_client_pool_push(r->p.pool, client);
-    bson_destroy(doc);
+/* The dead-letter writer's word that the event at seq is in N.deadletter
+ * (its thread): now it is done, and the checkpoint may pass it. */
+static void dead_letter_done(void *ctx, uint64_t seq) {
+    outboxd_sink_runner_t *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    if (seq >= r->head && seq < r->tail_seq && r->slots[seq % WINDOW].state == SLOT_DEADLETTER) {
+        r->slots[seq % WINDOW].state = SLOT_DONE;
+        r->n_dead_letters++;
+        r->changes++;
+        pthread_cond_signal(&r->work);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Hands the slot's event to the dead-letter writer (lock held: no round
+ * trip here, the writer's thread does it). */
+static void dead_letter(outboxd_sink_runner_t *r, slot_t *s, uint64_t seq, bool malformed) {
+    s->state = SLOT_DEADLETTER;
+    outboxd_deadletter_writer_submit(r->dlw, seq, s->se, s->error ? s->error : "", malformed);
 }
 
 /* ---- the window ---------------------------------------------------------------- */
 
-/* Frees what a slot owns and clears it. */
-static void slot_free(slot_t *s) {
-    outbox_event_destroy(s->ev);
-    if (s->raw)
-        bson_destroy(s->raw);
+/* Frees what a slot owns and clears it; its shared event is released
+ * now, or kept in r->retired for release_retired() when keep is set (the
+ * window's lock is held: a last reference frees the event's copy and
+ * encodings, no work for a lock that ack threads take). */
+static void slot_free(outboxd_sink_runner_t *r, slot_t *s, bool keep) {
+    if (keep && s->se)
+        r->retired[r->n_retired++] = s->se;
+    else
+        outboxd_shared_event_unref(s->se);
     free(s->error);
-    free(s->payload);
+    free(s->own_payload);
     free(s->destination);
-    free(s->headers);
     memset(s, 0, sizeof *s);
 }
 
-static void add_event(outboxd_sink_runner_t *r, const outbox_event_t *ev) {
-    outbox_event_t *copy = outbox_event_copy(ev); /* outside the lock */
+/* Releases what retire_done() kept; called without the lock. Only the
+ * runner thread retires, so r->retired is its own between the two. */
+static void release_retired(outboxd_sink_runner_t *r) {
     pthread_mutex_lock(&r->lock);
-    slot_t *s = &r->slots[r->tail_seq % WINDOW];
-    s->ev = copy;
-    s->raw = NULL;
-    s->has_id = true;
-    bson_oid_copy(outbox_event_id(ev), &s->id);
-    bson_oid_to_string(&s->id, s->id_hex);
-    s->published = false;
-    s->state = type_selected(r->p.sink, outbox_event_type(ev)) ? SLOT_PENDING : SLOT_DONE;
-    s->error = NULL;
-    r->tail_seq++;
-    r->changes++;
-    pthread_cond_signal(&r->work);
+    size_t n = r->n_retired;
+    r->n_retired = 0;
     pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < n; i++)
+        outboxd_shared_event_unref(r->retired[i]);
 }
 
-/* A document of the log that is not an envelope: it takes its place in the
- * window like an event (so the checkpoint passes it only in order) and is
- * settled by on_error. Whatever the sink's type filter: its type is
- * unknown. */
-static void add_malformed(outboxd_sink_runner_t *r, const bson_t *doc, const char *why) {
-    bson_t *raw = bson_copy(doc);
-    char *error = scrubbed_dup(why);
-    bson_iter_t it;
+/* Takes se (the caller's reference) into the window. An event whose type
+ * the sink does not select is done at once (the checkpoint passes it in
+ * order); a document that is not an envelope takes its place like an
+ * event and is settled by on_error, whatever the type filter. */
+static void add_to_window(outboxd_sink_runner_t *r, outboxd_shared_event_t *se) {
+    char *error = se->ev ? NULL : scrubbed_dup(se->error ? se->error : "not a valid envelope");
     pthread_mutex_lock(&r->lock);
     slot_t *s = &r->slots[r->tail_seq % WINDOW];
     memset(s, 0, sizeof *s);
-    s->raw = raw;
+    s->se = se;
     s->error = error;
-    s->has_id = bson_iter_init_find(&it, raw, "_id") && BSON_ITER_HOLDS_OID(&it);
-    if (s->has_id) {
-        bson_oid_copy(bson_iter_oid(&it), &s->id);
-        bson_oid_to_string(&s->id, s->id_hex);
-    } else {
-        snprintf(s->id_hex, sizeof s->id_hex, "(no ObjectId _id)");
-    }
-    s->state = SLOT_MALFORMED;
+    if (se->ev)
+        s->state = type_selected(r->p.sink, outbox_event_type(se->ev)) ? SLOT_PENDING : SLOT_DONE;
+    else
+        s->state = SLOT_MALFORMED;
     r->tail_seq++;
     r->changes++;
     pthread_cond_signal(&r->work);
     pthread_mutex_unlock(&r->lock);
+    /* The feeder's position, for a catch-up tail. */
+    if (se->has_id) {
+        r->has_pos = true;
+        bson_oid_copy(&se->id, &r->pos_id);
+        r->noid_since = 0;
+    } else {
+        r->noid_since++;
+    }
 }
 
 /* Counts a malformed document in the sink's checkpoint document
@@ -454,15 +481,15 @@ static void retire_done(outboxd_sink_runner_t *r) {
         /* A document without an ObjectId _id cannot be a position (the
          * tail resumes by _id): the checkpoint stays on the event before
          * it, and a restart meets it again. */
-        if (s->has_id) {
+        if (s->se->has_id) {
             r->cp.has_last = true;
-            bson_oid_copy(&s->id, &r->cp.last_id);
+            bson_oid_copy(&s->se->id, &r->cp.last_id);
         }
-        if (s->ev)
+        if (s->se->ev)
             r->cp.events++;
         r->cp_dirty = true;
         r->since_write++;
-        slot_free(s);
+        slot_free(r, s, true);
         r->head++;
         pthread_cond_signal(&r->room);
     }
@@ -492,6 +519,7 @@ static bool settle(outboxd_sink_runner_t *r) {
             char msg[900];
             snprintf(msg, sizeof msg, "%s", s->error);
             pthread_mutex_unlock(&r->lock);
+            release_retired(r);
             count_malformed(r, msg);
             switch (r->p.sink->on_error) {
             case OUTBOXD_ON_ERROR_SKIP:
@@ -499,17 +527,19 @@ static bool settle(outboxd_sink_runner_t *r) {
                 break;
             case OUTBOXD_ON_ERROR_DEADLETTER:
                 LOG_WARN("%s%s (on_error: deadletter, into %s.deadletter)", r->prefix, msg, r->p.conf->outbox);
-                dead_letter(r, s);
                 break;
             default:
                 stop_sink(r, "stopped", msg);
                 return false;
             }
             pthread_mutex_lock(&r->lock);
-            s->state = SLOT_DONE;
+            if (r->p.sink->on_error == OUTBOXD_ON_ERROR_DEADLETTER)
+                dead_letter(r, s, seq, true);
+            else
+                s->state = SLOT_DONE;
         } else if (s->state == SLOT_FATAL) {
             char msg[700];
-            snprintf(msg, sizeof msg, "event %s: %s", s->id_hex, s->error);
+            snprintf(msg, sizeof msg, "event %s: %s", s->se->id_hex, s->error);
             switch (r->p.sink->on_error) {
             case OUTBOXD_ON_ERROR_SKIP:
                 LOG_WARN("%s%s (on_error: skip, event not delivered)", r->prefix, msg);
@@ -517,12 +547,12 @@ static bool settle(outboxd_sink_runner_t *r) {
                 break;
             case OUTBOXD_ON_ERROR_DEADLETTER:
                 LOG_WARN("%s%s (on_error: deadletter, into %s.deadletter)", r->prefix, msg, r->p.conf->outbox);
-                dead_letter(r, s);
-                s->state = SLOT_DONE;
+                dead_letter(r, s, seq, false);
                 break;
             default:
                 retire_done(r);
                 pthread_mutex_unlock(&r->lock);
+                release_retired(r);
                 stop_sink(r, "stopped", msg);
                 return false;
             }
@@ -530,6 +560,7 @@ static bool settle(outboxd_sink_runner_t *r) {
     }
     retire_done(r);
     pthread_mutex_unlock(&r->lock);
+    release_retired(r);
     return retry;
 }
 
@@ -582,11 +613,11 @@ static char *empty_destination_reason(const outboxd_sink_runner_t *r, const slot
                                       const char *key) {
     char why[200];
     if (r->route_n_key && !key)
-        snprintf(why, sizeof why, "event %s has a null key", s->id_hex);
+        snprintf(why, sizeof why, "event %s has a null key", s->se->id_hex);
     else if (r->route_n_key && !*key)
-        snprintf(why, sizeof why, "event %s has an empty key", s->id_hex);
+        snprintf(why, sizeof why, "event %s has an empty key", s->se->id_hex);
     else if (r->route_n_type && !*type)
-        snprintf(why, sizeof why, "event %s has an empty type", s->id_hex);
+        snprintf(why, sizeof why, "event %s has an empty type", s->se->id_hex);
     else
         snprintf(why, sizeof why, "the route is empty");
     const char *route = r->p.sink->route ? r->p.sink->route : "";
@@ -599,66 +630,38 @@ static char *empty_destination_reason(const outboxd_sink_runner_t *r, const slot
     return text;
 }
 
-/* Builds the event as the plugin gets it (s->out), once: the payload
- * encoded (JSON or BSON, per the sink's config, whatever the plugin), the
- * route expanded into exactly dsize bytes, the headers listed. */
+/* Builds the event as the plugin gets it (s->out), once: the payload the
+ * shared reader encoded in the sink's format (JSON or BSON, per the sink's
+ * config, whatever the plugin), the route expanded into exactly dsize
+ * bytes, the headers the shared event lists. */
 static void build_event(outboxd_sink_runner_t *r, slot_t *s, size_t dsize) {
     /* Parsed once, by liboutbox, when it was read (the one parser of the
      * envelope: only valid envelopes reach this point). */
-    const outbox_event_t *ev = s->ev;
+    const outboxd_shared_event_t *se = s->se;
+    const outbox_event_t *ev = se->ev;
     const char *type = outbox_event_type(ev), *key = outbox_event_key(ev);
-    const bson_t *data = outbox_event_data(ev), *hdrs = outbox_event_headers(ev);
     outbox_sink_event_t *e = &s->out;
     memset(e, 0, sizeof *e);
-    e->id = s->id_hex;
+    e->id = se->id_hex;
     e->type = type;
     e->key = key;
     e->created_ms = outbox_event_created_ms(ev);
-    if (r->p.sink->payload == OUTBOXD_PAYLOAD_BSON) {
-        s->payload = malloc(data->len ? data->len : 1);
-        if (!s->payload)
-            abort();
-        memcpy(s->payload, bson_get_data(data), data->len);
-        e->payload_len = data->len;
-    } else {
-        /* The parser checked depth and UTF-8, so libbson encodes every
-         * envelope it let through; the length is the encoder's (a NUL
-         * inside a string is escaped, never a terminator). */
-        size_t len = 0;
-        char *json = bson_as_relaxed_extended_json(data, &len);
-        if (!json)
-            abort(); /* out of memory: libbson aborts itself elsewhere */
-        s->payload = malloc(len + 1);
-        if (!s->payload)
-            abort();
-        memcpy(s->payload, json, len + 1);
-        e->payload_len = len;
-        bson_free(json);
+    size_t len = 0;
+    const unsigned char *payload = outboxd_shared_event_payload(se, r->format, &len);
+    if (!payload) {
+        /* Read while no sink used this format (a sink that uses it came
+         * with a reload): encoded here, for this sink alone. */
+        s->own_payload = outboxd_payload_encode_json(outbox_event_data(ev), &len);
+        payload = (const unsigned char *)s->own_payload;
     }
-    e->payload = (const unsigned char *)s->payload;
+    e->payload = payload;
+    e->payload_len = len;
     s->destination = malloc(dsize);
     if (!s->destination || outboxd_route_expand(r->p.sink->route, type, key, s->destination, dsize) != (long)(dsize - 1))
         abort(); /* out of memory, or route_shape() and outboxd_route_expand() disagree */
     e->destination = s->destination;
-    if (hdrs) {
-        /* Every value is a UTF-8 string: the parser refuses an envelope
-         * with any other (docs/envelope.md), so nothing is dropped here. */
-        size_t cnt = 0;
-        bson_iter_t h;
-        bson_iter_init(&h, hdrs);
-        while (bson_iter_next(&h))
-            cnt++;
-        s->headers = calloc(cnt ? cnt : 1, sizeof *s->headers);
-        if (!s->headers)
-            abort();
-        bson_iter_init(&h, hdrs);
-        while (bson_iter_next(&h)) {
-            s->headers[e->n_headers].name = bson_iter_key(&h);
-            s->headers[e->n_headers].value = bson_iter_utf8(&h, NULL);
-            e->n_headers++;
-        }
-        e->headers = e->n_headers ? s->headers : NULL;
-    }
+    e->n_headers = se->n_headers;
+    e->headers = se->n_headers ? se->headers : NULL;
     s->built = true;
 }
 
@@ -694,7 +697,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
             break;
         if (s->state != SLOT_PENDING || s->published)
             continue;
-        const char *type = outbox_event_type(s->ev), *key = outbox_event_key(s->ev);
+        const char *type = outbox_event_type(s->se->ev), *key = outbox_event_key(s->se->ev);
         size_t dsize = destination_size(r, type, key);
         if (dsize == 1) {
             /* Nothing to send it to: failed by outboxd, never offered. */
@@ -834,24 +837,165 @@ static void close_plugin(outboxd_sink_runner_t *r) {
     pthread_mutex_unlock(&r->lock);
 }
 
-static void open_tail(outboxd_sink_runner_t *r) {
-    outbox_error_t err;
-    r->tail = r->cp.has_last ? outbox_tail_new(r->p.outbox, OUTBOX_TAIL_AFTER, &r->cp.last_id, &err)
-                             : outbox_tail_new(r->p.outbox, OUTBOX_TAIL_FROM_START, NULL, &err);
-}
-
 static bool reading(outboxd_sink_runner_t *r) {
     return !atomic_load(r->p.stop) && !atomic_load(&r->stopped);
 }
 
-/* The reader thread: tails the log into the window while it has room. A
- * gap is handed to the runner (which owns the checkpoint) unless the sink
- * says on_gap: continue; server trouble is retried (the tail reconnects by
- * itself), and said at most every 10 s. */
-static void *read_loop(void *arg) {
-    outboxd_sink_runner_t *r = arg;
+static void warn_read(outboxd_sink_runner_t *r, const char *message) {
+    if (now_ms() - r->last_read_warn_ms > 10000) {
+        LOG_WARN("%sreading the log: %s (retrying)", r->prefix, message);
+        r->last_read_warn_ms = now_ms();
+    }
+}
+
+/* Leaves the ring for a catch-up tail of its own, after the last event
+ * with an ObjectId it took (or its checkpoint; or at the log's start).
+ * The documents without one that it took after that event, the new tail
+ * reports again: they are passed over. */
+static void go_private(outboxd_sink_runner_t *r, const char *why) {
+    outbox_error_t err;
+    char hex[25] = "";
+    if (r->has_pos)
+        bson_oid_to_string(&r->pos_id, hex);
+    r->tail = r->has_pos ? outbox_tail_new(r->p.outbox, OUTBOX_TAIL_AFTER, &r->pos_id, &err)
+                         : outbox_tail_new(r->p.outbox, OUTBOX_TAIL_FROM_START, NULL, &err);
+    if (!r->tail)
+        abort(); /* only for bad arguments, which these are not */
+    atomic_fetch_add(&r->n_catchup_tails, 1);
+    r->mode = FEED_PRIVATE;
+    r->pass_over = r->noid_since;
+    r->private_read = 0;
+    LOG_INFO("%s%s: catching up on a tail of its own %s%s", r->prefix, why,
+             r->has_pos ? "after event " : "from the oldest event", hex);
+}
+
+/* After an event taken from the catch-up tail, or when that tail has
+ * nothing new: back onto the ring if the sink's position is on it. */
+static void try_rejoin(outboxd_sink_runner_t *r) {
+    outboxd_place_t place = outboxd_reader_place(r->p.reader, r->has_pos ? &r->pos_id : NULL);
+    if (place.kind != OUTBOXD_PLACE_RING)
+        return;
+    outbox_tail_destroy(r->tail);
+    r->tail = NULL;
+    r->mode = FEED_RING;
+    r->ring_pos = place.seq;
+    r->skip_noid = r->noid_since;
+    atomic_fetch_add(&r->n_catchups, 1);
+    LOG_INFO("%sback on the shared reader after %lld events on its own tail", r->prefix,
+             (long long)r->private_read);
+}
+
+/* The next entry of the ring at the sink's position. */
+static void feed_ring(outboxd_sink_runner_t *r) {
+    outboxd_shared_event_t *se;
+    outboxd_ring_rc_t rc = outboxd_ring_get(outboxd_reader_ring(r->p.reader), r->ring_pos, READ_WAIT_MS, &se);
+    if (rc == OUTBOXD_RING_NOT_YET)
+        return;
+    if (rc == OUTBOXD_RING_EVICTED) {
+        go_private(r, "behind the shared reader (its ring no longer holds this sink's next event)");
+        return;
+    }
+    r->ring_pos++;
+    if (se->gap) {
+        /* The shared reader lost events of its own: whether this sink
+         * did, its own tail tells (and on_gap applies to it). */
+        outboxd_shared_event_unref(se);
+        go_private(r, "the shared reader's stream has a gap here");
+        return;
+    }
+    if (r->skip_noid > 0 && !se->has_id) {
+        r->skip_noid--; /* taken on the catch-up tail already */
+        outboxd_shared_event_unref(se);
+        return;
+    }
+    r->skip_noid = 0;
+    add_to_window(r, se);
+}
+
+/* A sink whose checkpoint is ahead of where the shared reader started:
+ * the ring's entries are passed over until its checkpoint's event. */
+static void feed_wait(outboxd_sink_runner_t *r) {
+    outboxd_shared_event_t *se;
+    outboxd_ring_rc_t rc = outboxd_ring_get(outboxd_reader_ring(r->p.reader), r->ring_pos, READ_WAIT_MS, &se);
+    if (rc == OUTBOXD_RING_NOT_YET)
+        return;
+    if (rc == OUTBOXD_RING_EVICTED) {
+        go_private(r, "its checkpoint's event left the shared reader's ring before this sink saw it");
+        return;
+    }
+    r->ring_pos++;
+    if (se->gap) {
+        go_private(r, "the shared reader's stream has a gap before this sink's checkpoint");
+    } else if (se->has_id && r->has_pos && bson_oid_equal(&se->id, &r->pos_id)) {
+        r->mode = FEED_RING;
+        LOG_DEBUG("%sits checkpoint's event came through the shared reader: reading from the ring", r->prefix);
+    }
+    outboxd_shared_event_unref(se);
+}
+
+/* One read of the catch-up tail. False when the sink stops at a gap. */
+static bool feed_private(outboxd_sink_runner_t *r) {
     outbox_error_t err;
     const outbox_event_t *ev;
+    int64_t started = now_ms();
+    outbox_code_t rc = outbox_tail_next(r->tail, READ_WAIT_MS, &ev, &err);
+    int64_t took = now_ms() - started;
+    if (took > READ_WAIT_MS + SLOW_READ_MS)
+        LOG_WARN("%sone read of the log took %lld ms (waiting at most %d ms for new events): a "
+                 "large event, or a slow or unreachable server, holds back this sink", r->prefix,
+                 (long long)took, READ_WAIT_MS);
+    if (rc == OUTBOX_OK) {
+        /* Encoded here, on this thread, for this sink alone. */
+        add_to_window(r, outboxd_shared_event_new(ev, r->format));
+        r->private_read++;
+        try_rejoin(r);
+    } else if (rc == OUTBOX_ERR_MALFORMED) {
+        /* Never silent: each is settled by on_error (settle()). */
+        const bson_t *doc = outbox_tail_malformed_document(r->tail);
+        if (!doc)
+            return true;
+        outboxd_shared_event_t *se = outboxd_shared_event_malformed(doc, err.message);
+        if (!se->has_id && r->pass_over > 0) {
+            r->pass_over--; /* taken from the ring before this tail opened */
+            outboxd_shared_event_unref(se);
+            return true;
+        }
+        bool has_id = se->has_id;
+        add_to_window(r, se);
+        r->private_read++;
+        if (has_id)
+            try_rejoin(r);
+    } else if (rc == OUTBOX_ERR_TIMED_OUT) {
+        /* Nothing new: the shared reader may hold this place by now. */
+        try_rejoin(r);
+    } else if (rc == OUTBOX_ERR_GAP && r->p.sink->on_gap == OUTBOXD_ON_GAP_CONTINUE) {
+        LOG_ERR("%s%s; on_gap: continue: resuming at the oldest event, the lost events are "
+                "not published", r->prefix, err.message);
+        outbox_tail_destroy(r->tail);
+        r->tail = NULL;
+        r->has_pos = false;
+        r->noid_since = 0;
+        go_private(r, "after a gap");
+    } else if (rc == OUTBOX_ERR_GAP) {
+        pthread_mutex_lock(&r->lock);
+        snprintf(r->gap, sizeof r->gap, "%s", err.message);
+        r->changes++;
+        pthread_cond_signal(&r->work);
+        pthread_mutex_unlock(&r->lock);
+        return false;
+    } else {
+        warn_read(r, err.message);
+    }
+    return true;
+}
+
+/* The feeder thread: takes events into the window while it has room,
+ * from the ring or the sink's catch-up tail. A gap is handed to the runner
+ * (which owns the checkpoint) unless the sink says on_gap: continue;
+ * server trouble is retried (the tail reconnects by itself), and said at
+ * most every 10 s. */
+static void *read_loop(void *arg) {
+    outboxd_sink_runner_t *r = arg;
     while (reading(r)) {
         pthread_mutex_lock(&r->lock);
         while (r->tail_seq - r->head >= WINDOW && reading(r))
@@ -859,38 +1003,12 @@ static void *read_loop(void *arg) {
         pthread_mutex_unlock(&r->lock);
         if (!reading(r))
             break;
-        int64_t started = now_ms();
-        outbox_code_t rc = outbox_tail_next(r->tail, READ_WAIT_MS, &ev, &err);
-        int64_t took = now_ms() - started;
-        if (took > READ_WAIT_MS + SLOW_READ_MS)
-            LOG_WARN("%sone read of the log took %lld ms (waiting at most %d ms for new events): a "
-                     "large event, or a slow or unreachable server, holds back this sink", r->prefix,
-                     (long long)took, READ_WAIT_MS);
-        if (rc == OUTBOX_OK) {
-            add_event(r, ev);
-        } else if (rc == OUTBOX_ERR_MALFORMED) {
-            /* Never silent: each is settled by on_error (settle()). */
-            const bson_t *doc = outbox_tail_malformed_document(r->tail);
-            if (doc)
-                add_malformed(r, doc, err.message);
-        } else if (rc == OUTBOX_ERR_TIMED_OUT) {
-            continue;
-        } else if (rc == OUTBOX_ERR_GAP && r->p.sink->on_gap == OUTBOXD_ON_GAP_CONTINUE) {
-            LOG_ERR("%s%s; on_gap: continue: resuming at the oldest event, the lost events are "
-                    "not published", r->prefix, err.message);
-            outbox_tail_destroy(r->tail);
-            r->tail = outbox_tail_new(r->p.outbox, OUTBOX_TAIL_FROM_START, NULL, &err);
-        } else if (rc == OUTBOX_ERR_GAP) {
-            pthread_mutex_lock(&r->lock);
-            snprintf(r->gap, sizeof r->gap, "%s", err.message);
-            r->changes++;
-            pthread_cond_signal(&r->work);
-            pthread_mutex_unlock(&r->lock);
+        if (r->mode == FEED_RING)
+            feed_ring(r);
+        else if (r->mode == FEED_WAIT)
+            feed_wait(r);
+        else if (!feed_private(r))
             break;
-        } else if (now_ms() - r->last_read_warn_ms > 10000) {
-            LOG_WARN("%sreading the log: %s (retrying)", r->prefix, err.message);
-            r->last_read_warn_ms = now_ms();
-        }
     }
     return NULL;
 }
@@ -973,6 +1091,7 @@ static void *run(void *arg) {
          * nothing may be written (a final write now would put an empty
          * position over the one it could not read). */
         LOG_INFO("%sstopped before its checkpoint could be read; nothing was published", r->prefix);
+        outboxd_reader_join_none(r->p.reader);
         return NULL;
     }
     /* (The read cleared cp: whether plugin_stats is written is set here.) */
@@ -985,6 +1104,7 @@ static void *run(void *arg) {
         atomic_store(&r->stopped, true);
     }
     snprintf(r->cp.state, sizeof r->cp.state, "%s", atomic_load(&r->stopped) ? "gap" : "running");
+    outboxd_place_t place = {OUTBOXD_PLACE_STOPPED, 0};
     if (!atomic_load(&r->stopped)) {
         r->cp.message[0] = '\0';
         char hex[25];
@@ -994,12 +1114,36 @@ static void *run(void *arg) {
         } else {
             LOG_INFO("%sno checkpoint yet: starting at the oldest event", r->prefix);
         }
-        open_tail(r);
+        /* Joined before the plugin opens (which may retry for long): the
+         * shared reader waits for every sink's position to start. */
+        r->has_pos = r->cp.has_last;
+        r->pos_id = r->cp.last_id;
+        r->member = outboxd_reader_join(r->p.reader, r->p.sink->name, r->format,
+                                        r->cp.has_last ? &r->cp.last_id : NULL, r->p.stop, &place);
+    } else {
+        outboxd_reader_join_none(r->p.reader);
     }
-    if (!atomic_load(&r->stopped) && !open_plugin(r))
+    if (!atomic_load(&r->stopped) && r->p.sink->on_error == OUTBOXD_ON_ERROR_DEADLETTER) {
+        char dlcoll[300];
+        snprintf(dlcoll, sizeof dlcoll, "%s.deadletter", r->p.conf->outbox);
+        r->dlw = outboxd_deadletter_writer_start(r->p.pool, r->p.conf->database, dlcoll, r->p.sink->name,
+                                                 r->prefix, dead_letter_done, r);
+        if (!r->dlw)
+            stop_sink(r, "stopped", "cannot start the thread that writes dead letters");
+    }
+    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && !open_plugin(r))
         atomic_store(&r->stopped, true);
-    if (!atomic_load(&r->stopped))
+    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED) {
+        r->ring_pos = place.seq;
+        if (place.kind == OUTBOXD_PLACE_RING)
+            r->mode = FEED_RING;
+        else if (place.kind == OUTBOXD_PLACE_WAIT)
+            r->mode = FEED_WAIT;
+        else
+            go_private(r, r->cp.has_last ? "its checkpoint is not where the shared reader reads"
+                                         : "the shared reader's ring no longer holds the oldest event");
         start_reader(r);
+    }
     r->last_write_ms = now_ms();
     int64_t retry_backoff = BACKOFF_MIN_MS;
 
@@ -1074,6 +1218,16 @@ static void *run(void *arg) {
         collect_stats(r); /* the final checkpoint's figures, if a second has passed */
         close_plugin(r);
     }
+    if (r->dlw) {
+        /* Dead letters still queued get one more try; an event whose dead
+         * letter is not written stays after the checkpoint. */
+        size_t left = outboxd_deadletter_writer_stop(r->dlw);
+        r->dlw = NULL;
+        if (left)
+            LOG_WARN("%s%zu dead letters could not be written; their events are handled again after a restart",
+                     r->prefix, left);
+        settle(r);
+    }
     bool final = r->cp_dirty || !atomic_load(&r->stopped);
     if (r->cpw)
         r->n_checkpoint_writes += outboxd_checkpoint_writer_stop(r->cpw, final ? &r->cp : NULL);
@@ -1083,11 +1237,16 @@ static void *run(void *arg) {
     if (r->cp.has_last)
         bson_oid_to_string(&r->cp.last_id, hex);
     LOG_INFO("%sstopped; checkpoint %s, %lld events in all; this run: %lld publish calls (%lld failed), "
-             "%lld checkpoint writes, %lld malformed documents", r->prefix, hex, (long long)r->cp.events,
+             "%lld checkpoint writes, %lld malformed documents, %lld dead letters, %lld catch-up tails, "
+             "%lld catch-ups", r->prefix, hex, (long long)r->cp.events,
              (long long)r->n_publish_calls, (long long)r->n_publish_failed, (long long)r->n_checkpoint_writes,
-             (long long)r->n_malformed);
+             (long long)r->n_malformed, (long long)r->n_dead_letters, (long long)atomic_load(&r->n_catchup_tails),
+             (long long)atomic_load(&r->n_catchups));
     if (r->tail)
         outbox_tail_destroy(r->tail);
+    r->tail = NULL;
+    outboxd_reader_leave(r->p.reader, r->member);
+    r->member = NULL;
     return NULL;
 }
 
@@ -1108,6 +1267,12 @@ outboxd_sink_runner_t *outboxd_sink_runner_start(outboxd_sink_params_t *params) 
     /* ABI 1.1 */
     r->host.route = r->p.sink->route ? r->p.sink->route : "";
     r->host.payload = r->p.sink->payload == OUTBOXD_PAYLOAD_BSON ? "bson" : "json";
+    r->format = r->p.sink->payload == OUTBOXD_PAYLOAD_BSON ? OUTBOXD_FORMAT_BSON : OUTBOXD_FORMAT_JSON;
+    r->retired = calloc(WINDOW, sizeof *r->retired);
+    if (!r->retired)
+        abort();
+    atomic_init(&r->n_catchup_tails, 0);
+    atomic_init(&r->n_catchups, 0);
     r->host.options_fill = host_options_fill;
     route_shape(r);
     pthread_mutex_init(&r->lock, NULL);
@@ -1118,6 +1283,7 @@ outboxd_sink_runner_t *outboxd_sink_runner_start(outboxd_sink_params_t *params) 
         pthread_cond_destroy(&r->room);
         pthread_mutex_destroy(&r->lock);
         outboxd_options_free(&r->p.options);
+        free(r->retired);
         free(r);
         return NULL;
     }
@@ -1129,7 +1295,9 @@ void outboxd_sink_runner_join(outboxd_sink_runner_t *r) {
         return;
     pthread_join(r->thread, NULL);
     for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
-        slot_free(&r->slots[seq % WINDOW]);
+        slot_free(r, &r->slots[seq % WINDOW], false);
+    release_retired(r);
+    free(r->retired);
     for (size_t i = 0; i < r->n_bad_stats; i++)
         free(r->bad_stats[i]);
     pthread_cond_destroy(&r->work);

@@ -1,14 +1,17 @@
 /*
- * sink_runner.h - one sink, on its own thread: its own tail, its own
- * checkpoint, its own retries. A slow or failing sink never holds back
- * another, because nothing is shared between runners but the (thread-safe)
- * outbox handle and client pool.
+ * sink_runner.h - one sink, on its own threads: its own position, its own
+ * checkpoint, its own retries. Runners share the outbox's reader (reader.h),
+ * whose ring never waits for a sink, so a slow or failing sink never holds
+ * back another: it falls behind the ring and catches up on a tail of its
+ * own.
  */
 #ifndef OUTBOXD_SINK_RUNNER_H
 #define OUTBOXD_SINK_RUNNER_H
 
 #include "conffile.h"
 #include "options.h"
+#include "reader.h"
+
 #include "outbox/outbox.h"
 #include "outbox/sink.h"
 
@@ -23,6 +26,8 @@ typedef struct {
     const char *plugin_path;
     outboxd_options_t options;   /* owned by the runner once started */
     atomic_bool *stop;           /* the daemon's shutdown flag */
+    outboxd_reader_t *reader;    /* borrowed: the outbox's shared reader; the
+                                  * runner joins it (or says it will not) */
 } outboxd_sink_params_t;
 
 typedef struct outboxd_sink_runner outboxd_sink_runner_t;

@@ -123,19 +123,25 @@ void outboxd_sinkset_print(const outboxd_sinkset_t *set, FILE *out) {
     }
 }
 
-static void start_entry(entry_t *e, outbox_t *outbox, mongoc_client_pool_t *pool) {
+static void start_entry(entry_t *e, outbox_t *outbox, mongoc_client_pool_t *pool, outboxd_reader_t *reader) {
     if (!e->runs || e->runner)
         return;
     e->params.outbox = outbox;
     e->params.pool = pool;
+    e->params.reader = reader;
+    /* Before the reader's first read, it waits for this sink's position. */
+    outboxd_reader_expect(reader);
     e->runner = outboxd_sink_runner_start(&e->params);
-    if (!e->runner)
+    if (!e->runner) {
         LOG_ERR("sink %s: cannot start its thread", e->sink->name);
+        outboxd_reader_join_none(reader);
+    }
 }
 
-void outboxd_sinkset_start(outboxd_sinkset_t *set, outbox_t *outbox, mongoc_client_pool_t *pool) {
+void outboxd_sinkset_start(outboxd_sinkset_t *set, outbox_t *outbox, mongoc_client_pool_t *pool,
+                           outboxd_reader_t *reader) {
     for (size_t i = 0; i < set->n; i++)
-        start_entry(set->entries[i], outbox, pool);
+        start_entry(set->entries[i], outbox, pool, reader);
 }
 
 static bool strs_equal(const char *a, const char *b) {
@@ -169,7 +175,8 @@ static bool same_sink(const outboxd_conf_t *ca, const outboxd_sink_conf_t *a, co
 }
 
 outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkset_t *next,
-                                          outbox_t *outbox, mongoc_client_pool_t *pool) {
+                                          outbox_t *outbox, mongoc_client_pool_t *pool,
+                                          outboxd_reader_t *reader) {
     /* Stop what goes away or changes first, so that a changed sink never
      * runs twice at once (two writers of one checkpoint). */
     for (size_t i = 0; i < old->n; i++) {
@@ -199,7 +206,7 @@ outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkse
     for (size_t j = 0; j < next->n; j++) {
         if (!next->entries[j]->runner && next->entries[j]->runs)
             LOG_INFO("reload: starting sink %s", next->entries[j]->sink->name);
-        start_entry(next->entries[j], outbox, pool);
+        start_entry(next->entries[j], outbox, pool, reader);
     }
     free(old->entries);
     ref_release(old->ref);

@@ -8,6 +8,7 @@
 
 #include "conffile.h"
 #include "plugin.h"
+#include "reader.h"
 
 #include "outbox/outbox.h"
 
@@ -26,15 +27,19 @@ const outboxd_conf_t *outboxd_sinkset_conf(const outboxd_sinkset_t *set);
 /* "sink NAME: plugin P V (FILE), ok" for each sink that will run. */
 void outboxd_sinkset_print(const outboxd_sinkset_t *set, FILE *out);
 
-/* Starts a thread per sink. */
-void outboxd_sinkset_start(outboxd_sinkset_t *set, outbox_t *outbox, mongoc_client_pool_t *pool);
+/* Starts each sink's threads; each joins reader (which must outlive the
+ * set's running sinks). */
+void outboxd_sinkset_start(outboxd_sinkset_t *set, outbox_t *outbox, mongoc_client_pool_t *pool,
+                           outboxd_reader_t *reader);
 
 /* Moves from the running set old to the prepared set next: sinks that
  * are gone or changed stop (flushing and writing their checkpoints), sinks
- * that are the same keep running untouched, new and changed ones start.
- * Frees old; returns next. */
+ * that are the same keep running untouched, new and changed ones start
+ * and join the shared reader; stopped ones leave it. Frees old; returns
+ * next. */
 outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkset_t *next,
-                                          outbox_t *outbox, mongoc_client_pool_t *pool);
+                                          outbox_t *outbox, mongoc_client_pool_t *pool,
+                                          outboxd_reader_t *reader);
 
 /* Tells every sink to stop, without waiting: so that sinks and the
  * promoter wind down at once, each bounded by its own database wait. */

@@ -171,7 +171,7 @@ static void unknown_keys_are_named_with_the_keys_expected(void **state) {
                  "8:5: unknown key \"x\" in sink 1 (expected name, plugin, route, types, payload, "
                  "on_error, on_gap, optional, options)");
     expect_error(HEAD SINK("a") "Outbox: e\n",
-                 "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, sinks)");
+                 "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, reader, sinks)");
     expect_error("mongodb:\n  url: x\n",
                  "2:3: unknown key \"url\" in mongodb (expected uri, uri_file, database)");
     expect_error(HEAD SINK("a") "checkpoint:\n  every: 5\n",
@@ -201,6 +201,40 @@ static void checkpoint_counts_must_be_integers_from_one_to_their_maxima(void **s
     assert_int_equal(conf->checkpoint_every_events, OUTBOXD_EVERY_EVENTS_MAX);
     assert_int_equal(conf->checkpoint_every_ms, OUTBOXD_EVERY_MS_MAX);
     outboxd_conf_free(conf);
+}
+
+/* reader: the shared reader's ring (issue 17): events and bytes, with
+ * defaults that keep outboxd small, sizes in bytes or KiB/MiB/GiB. */
+static void reader_ring_limits_take_counts_and_sizes(void **state) {
+    outboxd_conf_t *conf = load_good(HEAD SINK("a"));
+    assert_int_equal(conf->ring_events, OUTBOXD_RING_EVENTS_DEFAULT);
+    assert_int_equal(conf->ring_bytes, OUTBOXD_RING_BYTES_DEFAULT);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "reader: {ring_events: 64, ring_bytes: 64MiB}\n");
+    assert_int_equal(conf->ring_events, 64);
+    assert_int_equal(conf->ring_bytes, 64LL * 1024 * 1024);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "reader:\n  ring_bytes: 2048\n");
+    assert_int_equal(conf->ring_events, OUTBOXD_RING_EVENTS_DEFAULT);
+    assert_int_equal(conf->ring_bytes, 2048);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "reader:\n  ring_bytes: 1 GiB\n");
+    assert_int_equal(conf->ring_bytes, 1024LL * 1024 * 1024);
+    outboxd_conf_free(conf);
+    expect_error(HEAD SINK("a") "reader:\n  ring_events: 0\n",
+                 "10:16: reader.ring_events: expected an integer from 1 to 1000000, got \"0\"");
+    expect_error(HEAD SINK("a") "reader:\n  ring_bytes: 64MB\n",
+                 "10:15: reader.ring_bytes: expected a size from 1 KiB to 16 GiB (bytes, or a number with KiB, "
+                 "MiB or GiB), got \"64MB\"");
+    expect_error(HEAD SINK("a") "reader:\n  ring_bytes: 17GiB\n",
+                 "10:15: reader.ring_bytes: expected a size from 1 KiB to 16 GiB (bytes, or a number with KiB, "
+                 "MiB or GiB), got \"17GiB\"");
+    expect_error(HEAD SINK("a") "reader:\n  ring_bytes: 100\n",
+                 "10:15: reader.ring_bytes: expected a size from 1 KiB to 16 GiB (bytes, or a number with KiB, "
+                 "MiB or GiB), got \"100\"");
+    expect_error(HEAD SINK("a") "reader:\n  ring: 5\n",
+                 "10:3: unknown key \"ring\" in reader (expected ring_events, ring_bytes)");
+    expect_error(HEAD SINK("a") "reader: 5\n", "9:9: reader: expected a mapping");
 }
 
 static void enum_and_bool_values_list_the_choices(void **state) {
@@ -712,6 +746,7 @@ int main(void) {
         cmocka_unit_test(absent_or_null_optional_keys_take_their_defaults),
         cmocka_unit_test(unknown_keys_are_named_with_the_keys_expected),
         cmocka_unit_test(checkpoint_counts_must_be_integers_from_one_to_their_maxima),
+        cmocka_unit_test(reader_ring_limits_take_counts_and_sizes),
         cmocka_unit_test(enum_and_bool_values_list_the_choices),
         cmocka_unit_test(duplicate_sink_names_point_at_both),
         cmocka_unit_test(duplicate_keys_are_refused),

@@ -1,0 +1,451 @@
+/*
+ * reader.c - see reader.h.
+ *
+ * The reader thread first waits until every sink it expects has joined
+ * (each reads its own checkpoint first), then decides where to start: the
+ * log's start if one sink has no checkpoint, else after the checkpoint that
+ * comes first in the log's natural order (one query of the log: the
+ * checkpoints' ids, sorted $natural, projected to _id). The sinks whose
+ * checkpoint is that one start on the ring at its first position; those
+ * whose checkpoint is later wait for it to pass through the ring; those
+ * whose checkpoint is no longer in the log read on a tail of their own,
+ * which reports their gap. Then it tails the log for good, into the ring.
+ */
+#include "reader.h"
+
+#include "condwait.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define READ_WAIT_MS 200     /* one wait of the reader for new events */
+#define SLOW_READ_MS 5000    /* a read that took this much longer is said in the log */
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+
+struct outboxd_reader_member {
+    outboxd_reader_member_t *next;
+    char *name;
+    unsigned formats;
+    bool from_start;
+    bson_oid_t after;
+    bool decided;           /* under lock: place is set */
+    outboxd_place_t place;
+};
+
+struct outboxd_reader {
+    outbox_t *outbox;
+    mongoc_client_pool_t *pool;
+    char *db, *coll;
+    outboxd_ring_t *ring;
+
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+
+    pthread_mutex_t lock;   /* guards what follows */
+    pthread_cond_t changed; /* a join, a decision, a stop */
+    int pending;            /* sinks expected that have not joined yet */
+    outboxd_reader_member_t *members;
+    bool started;           /* the origin is decided: joins are placed at once */
+    bool no_ring;           /* the thread could not start: every sink reads alone */
+    bool origin_from_start; /* the ring began at the log's start... */
+    bson_oid_t origin_after;/* ...or right after this event */
+    uint64_t origin_seq;    /* the ring's first position */
+
+    atomic_uint formats;    /* the payload formats the members use */
+    atomic_llong shared_tails;
+    int64_t events_read, malformed_read, gaps;
+    int64_t last_warn_ms;
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void nap(outboxd_reader_t *r, int64_t ms) {
+    int64_t until = now_ms() + ms;
+    while (!atomic_load(&r->stop) && now_ms() < until) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+outboxd_reader_t *outboxd_reader_new(outbox_t *outbox, mongoc_client_pool_t *pool, const char *db,
+                                     const char *coll, size_t ring_events, size_t ring_bytes) {
+    outboxd_reader_t *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->outbox = outbox;
+    r->pool = pool;
+    r->db = strdup(db);
+    r->coll = strdup(coll);
+    if (!r->db || !r->coll)
+        abort();
+    r->ring = outboxd_ring_new(ring_events, ring_bytes);
+    atomic_init(&r->stop, false);
+    atomic_init(&r->formats, 0);
+    atomic_init(&r->shared_tails, 0);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->changed, NULL);
+    return r;
+}
+
+void outboxd_reader_expect(outboxd_reader_t *r) {
+    pthread_mutex_lock(&r->lock);
+    r->pending++;
+    pthread_mutex_unlock(&r->lock);
+}
+
+void outboxd_reader_join_none(outboxd_reader_t *r) {
+    pthread_mutex_lock(&r->lock);
+    if (r->pending > 0)
+        r->pending--;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void update_formats(outboxd_reader_t *r) {
+    unsigned f = 0;
+    for (outboxd_reader_member_t *m = r->members; m; m = m->next)
+        f |= m->formats;
+    atomic_store(&r->formats, f);
+}
+
+/* Where a sink after `after` goes on, now (lock held, origin decided). */
+static outboxd_place_t place_locked(outboxd_reader_t *r, const bson_oid_t *after) {
+    outboxd_place_t p = {OUTBOXD_PLACE_PRIVATE, 0};
+    uint64_t oldest, next, seq;
+    if (r->no_ring)
+        return p;
+    outboxd_ring_bounds(r->ring, &oldest, &next);
+    if (!after) {
+        /* From the log's start: the ring's first entries, if it began
+         * there and has dropped none of them. */
+        if (r->origin_from_start && oldest == r->origin_seq) {
+            p.kind = OUTBOXD_PLACE_RING;
+            p.seq = r->origin_seq;
+        }
+        return p;
+    }
+    if (outboxd_ring_find(r->ring, after, &seq)) {
+        p.kind = OUTBOXD_PLACE_RING;
+        p.seq = seq + 1;
+    } else if (!r->origin_from_start && bson_oid_equal(after, &r->origin_after) && oldest == r->origin_seq) {
+        p.kind = OUTBOXD_PLACE_RING;
+        p.seq = r->origin_seq;
+    }
+    return p;
+}
+
+outboxd_place_t outboxd_reader_place(outboxd_reader_t *r, const bson_oid_t *after) {
+    outboxd_place_t p = {OUTBOXD_PLACE_PRIVATE, 0};
+    pthread_mutex_lock(&r->lock);
+    if (r->started)
+        p = place_locked(r, after);
+    pthread_mutex_unlock(&r->lock);
+    return p;
+}
+
+outboxd_reader_member_t *outboxd_reader_join(outboxd_reader_t *r, const char *name, unsigned formats,
+                                             const bson_oid_t *after, atomic_bool *stop,
+                                             outboxd_place_t *place) {
+    outboxd_reader_member_t *m = calloc(1, sizeof *m);
+    if (!m || !(m->name = strdup(name)))
+        abort();
+    m->formats = formats;
+    m->from_start = after == NULL;
+    if (after)
+        bson_oid_copy(after, &m->after);
+    pthread_mutex_lock(&r->lock);
+    m->next = r->members;
+    r->members = m;
+    update_formats(r);
+    if (r->started) {
+        m->place = place_locked(r, after);
+        m->decided = true;
+    } else if (r->pending > 0) {
+        r->pending--;
+    }
+    pthread_cond_broadcast(&r->changed);
+    while (!m->decided && !atomic_load(stop) && !atomic_load(&r->stop))
+        outboxd_cond_wait_ms(&r->changed, &r->lock, 200);
+    *place = m->decided ? m->place : (outboxd_place_t){OUTBOXD_PLACE_STOPPED, 0};
+    pthread_mutex_unlock(&r->lock);
+    return m;
+}
+
+void outboxd_reader_leave(outboxd_reader_t *r, outboxd_reader_member_t *m) {
+    if (!m)
+        return;
+    pthread_mutex_lock(&r->lock);
+    for (outboxd_reader_member_t **p = &r->members; *p; p = &(*p)->next) {
+        if (*p == m) {
+            *p = m->next;
+            break;
+        }
+    }
+    update_formats(r);
+    pthread_mutex_unlock(&r->lock);
+    free(m->name);
+    free(m);
+}
+
+/* Which of the ids are still in the log, and which of those comes first
+ * in natural order: present[i], *first (an index into ids, or -1). */
+static bool look_up_positions(outboxd_reader_t *r, const bson_oid_t *ids, size_t n, bool *present, long *first,
+                              char *errbuf, size_t errbuf_size) {
+    bson_t filter = BSON_INITIALIZER, in, inner, opts = BSON_INITIALIZER, sub;
+    BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &inner);
+    BSON_APPEND_ARRAY_BEGIN(&inner, "$in", &in);
+    for (size_t i = 0; i < n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "%zu", i);
+        BSON_APPEND_OID(&in, key, &ids[i]);
+    }
+    bson_append_array_end(&inner, &in);
+    bson_append_document_end(&filter, &inner);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &sub);
+    BSON_APPEND_INT32(&sub, "_id", 1);
+    bson_append_document_end(&opts, &sub);
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sub);
+    BSON_APPEND_INT32(&sub, "$natural", 1);
+    bson_append_document_end(&opts, &sub);
+    *first = -1;
+    memset(present, 0, n * sizeof *present);
+    mongoc_client_t *client = mongoc_client_pool_pop(r->pool);
+    mongoc_collection_t *c = mongoc_client_get_collection(client, r->db, r->coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, &filter, &opts, NULL);
+    const bson_t *doc;
+    bson_error_t berr;
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_OID(&it))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (bson_oid_equal(bson_iter_oid(&it), &ids[i])) {
+                present[i] = true;
+                if (*first < 0)
+                    *first = (long)i;
+            }
+        }
+    }
+    bool ok = !mongoc_cursor_error(cur, &berr);
+    if (!ok)
+        snprintf(errbuf, errbuf_size, "cannot look up the sinks' checkpoints in %s.%s: %s", r->db, r->coll,
+                 berr.message);
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    mongoc_client_pool_push(r->pool, client);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    return ok;
+}
+
+/* Waits for the sinks, decides where the ring begins and where each sink
+ * that joined so far goes on. False when outboxd stops meanwhile. */
+static bool decide_origin(outboxd_reader_t *r) {
+    pthread_mutex_lock(&r->lock);
+    while (r->pending > 0 && !atomic_load(&r->stop))
+        outboxd_cond_wait_ms(&r->changed, &r->lock, 200);
+    /* The positions of the sinks that joined: what the ring starts from. */
+    size_t n = 0, cap = 0;
+    bool any_from_start = false;
+    for (outboxd_reader_member_t *m = r->members; m; m = m->next, cap++)
+        any_from_start |= m->from_start;
+    bson_oid_t *ids = calloc(cap ? cap : 1, sizeof *ids);
+    bool *present = calloc(cap ? cap : 1, sizeof *present);
+    if (!ids || !present)
+        abort();
+    for (outboxd_reader_member_t *m = r->members; m; m = m->next)
+        if (!m->from_start)
+            bson_oid_copy(&m->after, &ids[n++]);
+    pthread_mutex_unlock(&r->lock);
+
+    long first = -1;
+    if (n > 0) {
+        char err[600];
+        int64_t backoff = RETRY_MIN_MS;
+        while (!look_up_positions(r, ids, n, present, &first, err, sizeof err)) {
+            if (atomic_load(&r->stop))
+                break;
+            if (now_ms() - r->last_warn_ms > 10000) {
+                LOG_WARN("shared reader: %s (retrying)", err);
+                r->last_warn_ms = now_ms();
+            }
+            nap(r, backoff);
+            backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
+        }
+    }
+    if (atomic_load(&r->stop)) {
+        free(ids);
+        free(present);
+        return false;
+    }
+
+    pthread_mutex_lock(&r->lock);
+    uint64_t oldest, next;
+    outboxd_ring_bounds(r->ring, &oldest, &next);
+    r->origin_seq = next;
+    r->origin_from_start = any_from_start || first < 0;
+    if (!r->origin_from_start)
+        bson_oid_copy(&ids[first], &r->origin_after);
+    for (outboxd_reader_member_t *m = r->members; m; m = m->next) {
+        m->decided = true;
+        if (m->from_start) {
+            m->place = (outboxd_place_t){OUTBOXD_PLACE_RING, r->origin_seq};
+            continue;
+        }
+        m->place = (outboxd_place_t){OUTBOXD_PLACE_PRIVATE, 0};
+        for (size_t i = 0; i < n; i++) {
+            if (!bson_oid_equal(&ids[i], &m->after))
+                continue;
+            if (!r->origin_from_start && bson_oid_equal(&m->after, &r->origin_after))
+                m->place = (outboxd_place_t){OUTBOXD_PLACE_RING, r->origin_seq};
+            else if (present[i])
+                m->place = (outboxd_place_t){OUTBOXD_PLACE_WAIT, r->origin_seq};
+            break;
+        }
+    }
+    r->started = true;
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+
+    if (r->origin_from_start) {
+        LOG_INFO("shared reader: reading %s.%s from its oldest event%s", r->db, r->coll,
+                 any_from_start ? " (a sink has no checkpoint yet)" : "");
+    } else {
+        char hex[25];
+        bson_oid_to_string(&r->origin_after, hex);
+        LOG_INFO("shared reader: reading %s.%s after event %s (the oldest checkpoint)", r->db, r->coll, hex);
+    }
+    free(ids);
+    free(present);
+    return true;
+}
+
+static outbox_tail_t *open_tail(outboxd_reader_t *r, bool from_start) {
+    outbox_error_t err;
+    outbox_tail_t *t = from_start ? outbox_tail_new(r->outbox, OUTBOX_TAIL_FROM_START, NULL, &err)
+                                  : outbox_tail_new(r->outbox, OUTBOX_TAIL_AFTER, &r->origin_after, &err);
+    if (!t)
+        abort(); /* only for bad arguments, which these are not */
+    atomic_fetch_add(&r->shared_tails, 1);
+    return t;
+}
+
+static void *read_loop(void *arg) {
+    outboxd_reader_t *r = arg;
+    if (!decide_origin(r))
+        return NULL;
+    outbox_tail_t *tail = open_tail(r, r->origin_from_start);
+    outbox_error_t err;
+    const outbox_event_t *ev;
+    while (!atomic_load(&r->stop)) {
+        int64_t started = now_ms();
+        outbox_code_t rc = outbox_tail_next(tail, READ_WAIT_MS, &ev, &err);
+        int64_t took = now_ms() - started;
+        if (took > READ_WAIT_MS + SLOW_READ_MS)
+            LOG_WARN("shared reader: one read of the log took %lld ms (waiting at most %d ms for new events): "
+                     "a large event, or a slow or unreachable server, holds back every sink on the ring",
+                     (long long)took, READ_WAIT_MS);
+        if (rc == OUTBOX_OK) {
+            /* Decoded and encoded here, outside every lock. */
+            outboxd_ring_push(r->ring, outboxd_shared_event_new(ev, atomic_load(&r->formats)));
+            r->events_read++;
+        } else if (rc == OUTBOX_ERR_MALFORMED) {
+            const bson_t *doc = outbox_tail_malformed_document(tail);
+            if (doc) {
+                outboxd_ring_push(r->ring, outboxd_shared_event_malformed(doc, err.message));
+                r->malformed_read++;
+            }
+        } else if (rc == OUTBOX_ERR_TIMED_OUT) {
+            continue;
+        } else if (rc == OUTBOX_ERR_GAP) {
+            /* Not the sinks' gap yet: each that reaches the mark goes on
+             * from its own position on a tail of its own, which tells. */
+            LOG_WARN("shared reader: %s; it goes on from the oldest event, and each sink from its own position "
+                     "(a sink that lost events applies its on_gap)", err.message);
+            outboxd_ring_push(r->ring, outboxd_shared_event_gap(err.message));
+            r->gaps++;
+            outbox_tail_destroy(tail);
+            tail = open_tail(r, true);
+        } else if (now_ms() - r->last_warn_ms > 10000) {
+            LOG_WARN("shared reader: reading the log: %s (retrying)", err.message);
+            r->last_warn_ms = now_ms();
+        }
+    }
+    outbox_tail_destroy(tail);
+    return NULL;
+}
+
+bool outboxd_reader_start(outboxd_reader_t *r) {
+    if (pthread_create(&r->thread, NULL, read_loop, r) == 0) {
+        r->running = true;
+        return true;
+    }
+    /* No shared reader: every sink reads on a tail of its own, as before
+     * there was one, rather than wait for a ring that never fills. */
+    pthread_mutex_lock(&r->lock);
+    r->started = r->no_ring = true;
+    for (outboxd_reader_member_t *m = r->members; m; m = m->next) {
+        m->decided = true;
+        m->place = (outboxd_place_t){OUTBOXD_PLACE_PRIVATE, 0};
+    }
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    return false;
+}
+
+void outboxd_reader_stop(outboxd_reader_t *r) {
+    if (!r)
+        return;
+    atomic_store(&r->stop, true);
+    pthread_mutex_lock(&r->lock);
+    pthread_cond_broadcast(&r->changed);
+    pthread_mutex_unlock(&r->lock);
+    outboxd_ring_wake(r->ring);
+    if (r->running) {
+        pthread_join(r->thread, NULL);
+        r->running = false;
+        size_t events, bytes;
+        uint64_t evicted;
+        outboxd_ring_figures(r->ring, &events, &bytes, &evicted);
+        LOG_INFO("shared reader: stopped; %lld shared tails opened, %lld events and %lld malformed documents "
+                 "read, %lld gaps; the ring dropped %llu entries and holds %zu (%zu bytes)",
+                 (long long)atomic_load(&r->shared_tails), (long long)r->events_read, (long long)r->malformed_read,
+                 (long long)r->gaps, (unsigned long long)evicted, events, bytes);
+    }
+}
+
+void outboxd_reader_free(outboxd_reader_t *r) {
+    if (!r)
+        return;
+    outboxd_reader_stop(r);
+    while (r->members) {
+        outboxd_reader_member_t *m = r->members;
+        r->members = m->next;
+        free(m->name);
+        free(m);
+    }
+    outboxd_ring_free(r->ring);
+    pthread_cond_destroy(&r->changed);
+    pthread_mutex_destroy(&r->lock);
+    free(r->db);
+    free(r->coll);
+    free(r);
+}
+
+outboxd_ring_t *outboxd_reader_ring(outboxd_reader_t *r) {
+    return r->ring;
+}
+
+int64_t outboxd_reader_shared_tails(outboxd_reader_t *r) {
+    return atomic_load(&r->shared_tails);
+}

@@ -1,0 +1,97 @@
+/*
+ * reader.h - the shared reader of one outbox: ONE thread tails the log into
+ * a ring of decoded events (ring.h) that every sink reads at its own
+ * position, so that N sinks cost the database one tailable cursor while
+ * they keep up. The ring never waits for a sink.
+ *
+ * Where the reader starts: after the oldest checkpoint (in the log's
+ * natural order) among the sinks that run at start, or at the log's start
+ * when one of them has none. Every other sink is then at or after the
+ * reader's start and waits for its checkpoint to pass through the ring
+ * instead of opening a tail of its own. docs/design.md says why.
+ *
+ * A sink that joins later (SIGHUP), or whose position is not in the ring
+ * (it fell behind, its checkpoint is gone), reads on a catch-up tail of its
+ * own and rejoins the ring when the event it read is in it
+ * (outboxd_reader_place). A gap in the reader's own stream (its tail lost
+ * events, and it restarted from the oldest event) is a gap mark in the
+ * ring: a sink that reaches it goes on from its own position on a tail of
+ * its own, whose gap (if any) is then the sink's own, under its on_gap.
+ */
+#ifndef OUTBOXD_READER_H
+#define OUTBOXD_READER_H
+
+#include "ring.h"
+
+#include "outbox/outbox.h"
+
+#include <stdatomic.h>
+
+typedef struct outboxd_reader outboxd_reader_t;
+typedef struct outboxd_reader_member outboxd_reader_member_t;
+
+/* Where a sink goes on. */
+typedef enum {
+    OUTBOXD_PLACE_RING = 0,    /* on the ring at position seq */
+    OUTBOXD_PLACE_WAIT = 1,    /* its position is ahead: scan the ring from seq for
+                                * its checkpoint's event, and go on after it */
+    OUTBOXD_PLACE_PRIVATE = 2, /* on a catch-up tail of its own */
+    OUTBOXD_PLACE_STOPPED = 3  /* outboxd stops: nothing to do */
+} outboxd_place_kind_t;
+
+typedef struct {
+    outboxd_place_kind_t kind;
+    uint64_t seq;
+} outboxd_place_t;
+
+/* The reader of outbox (database db, log collection coll) with a ring of
+ * ring_events entries and ring_bytes bytes. Nothing runs until
+ * outboxd_reader_start. */
+outboxd_reader_t *outboxd_reader_new(outbox_t *outbox, mongoc_client_pool_t *pool, const char *db,
+                                     const char *coll, size_t ring_events, size_t ring_bytes);
+
+/* One more sink will join (or say it will not): before the reader has
+ * started reading, it waits for every sink it was told of, to start at
+ * the oldest of their positions. */
+void outboxd_reader_expect(outboxd_reader_t *reader);
+
+/* Starts the reader's thread; false if it could not start. */
+bool outboxd_reader_start(outboxd_reader_t *reader);
+
+/* Stops and joins the thread. The ring stays until outboxd_reader_free
+ * (sinks still read it while they stop). */
+void outboxd_reader_stop(outboxd_reader_t *reader);
+
+/* Frees the reader and its ring; every sink has left. Accepts NULL. */
+void outboxd_reader_free(outboxd_reader_t *reader);
+
+/* A sink joins, after reading its checkpoint: after is its checkpoint's
+ * event, NULL for the log's start; formats the payload formats it uses
+ * (OUTBOXD_FORMAT_*). Blocks until the reader has decided where it starts
+ * (only before the reader's first read), or *stop is set. *place says
+ * where the sink goes on. The member is the sink's until
+ * outboxd_reader_leave. */
+outboxd_reader_member_t *outboxd_reader_join(outboxd_reader_t *reader, const char *name, unsigned formats,
+                                             const bson_oid_t *after, atomic_bool *stop,
+                                             outboxd_place_t *place);
+
+/* A sink that was expected will not join (stopped at a gap, or before its
+ * checkpoint could be read, or its thread did not start). */
+void outboxd_reader_join_none(outboxd_reader_t *reader);
+
+/* The sink leaves (it stops). Accepts NULL. */
+void outboxd_reader_leave(outboxd_reader_t *reader, outboxd_reader_member_t *member);
+
+/* Where a sink that has taken every event up to after (NULL: none yet,
+ * from the log's start) can go on from the ring now: PLACE_RING with the
+ * position of the entry right after that event, or PLACE_PRIVATE when the
+ * ring does not hold that place. (Documents without an ObjectId _id right
+ * after it are the caller's to pass over: they cannot be looked up.) */
+outboxd_place_t outboxd_reader_place(outboxd_reader_t *reader, const bson_oid_t *after);
+
+outboxd_ring_t *outboxd_reader_ring(outboxd_reader_t *reader);
+
+/* How many tails the shared reader opened in this run. */
+int64_t outboxd_reader_shared_tails(outboxd_reader_t *reader);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * shared_event.c - see shared_event.h.
+ */
+#include "shared_event.h"
+
+#include "secrets.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort(); /* out of memory: libbson aborts itself elsewhere */
+    return p;
+}
+
+static char *scrubbed_dup(const char *text) {
+    size_t len = strlen(text);
+    char *copy = malloc(len + 1);
+    if (!copy)
+        abort();
+    memcpy(copy, text, len + 1);
+    outboxd_secrets_scrub(copy, len + 1);
+    return copy;
+}
+
+char *outboxd_payload_encode_json(const bson_t *data, size_t *len) {
+    /* The parser checked depth and UTF-8, so libbson encodes every envelope
+     * it let through; the length is the encoder's (a NUL inside a string is
+     * escaped, never a terminator). bson_free is free(): outboxd never sets
+     * libbson's allocator. */
+    char *json = bson_as_relaxed_extended_json(data, len);
+    if (!json)
+        abort();
+    return json;
+}
+
+outboxd_shared_event_t *outboxd_shared_event_new(const outbox_event_t *ev, unsigned formats) {
+    outboxd_shared_event_t *se = xcalloc(1, sizeof *se);
+    atomic_init(&se->refs, 1);
+    se->ev = outbox_event_copy(ev);
+    if (!se->ev)
+        abort();
+    se->has_id = true;
+    bson_oid_copy(outbox_event_id(se->ev), &se->id);
+    bson_oid_to_string(&se->id, se->id_hex);
+    const bson_t *data = outbox_event_data(se->ev), *hdrs = outbox_event_headers(se->ev);
+    se->bytes = sizeof *se + outbox_event_document(se->ev)->len + 512; /* 512: the event's own struct */
+    if (formats & OUTBOXD_FORMAT_JSON) {
+        se->json = outboxd_payload_encode_json(data, &se->json_len);
+        se->bytes += se->json_len + 1;
+    }
+    if (hdrs) {
+        /* Every value is a UTF-8 string: the parser refuses an envelope
+         * with any other (docs/envelope.md), so nothing is dropped here. */
+        bson_iter_t h;
+        size_t cnt = 0;
+        bson_iter_init(&h, hdrs);
+        while (bson_iter_next(&h))
+            cnt++;
+        if (cnt) {
+            se->headers = xcalloc(cnt, sizeof *se->headers);
+            bson_iter_init(&h, hdrs);
+            while (bson_iter_next(&h)) {
+                se->headers[se->n_headers].name = bson_iter_key(&h);
+                se->headers[se->n_headers].value = bson_iter_utf8(&h, NULL);
+                se->n_headers++;
+            }
+            se->bytes += cnt * sizeof *se->headers;
+        }
+    }
+    return se;
+}
+
+outboxd_shared_event_t *outboxd_shared_event_malformed(const bson_t *doc, const char *why) {
+    outboxd_shared_event_t *se = xcalloc(1, sizeof *se);
+    bson_iter_t it;
+    atomic_init(&se->refs, 1);
+    se->raw = bson_copy(doc);
+    se->error = scrubbed_dup(why);
+    se->has_id = bson_iter_init_find(&it, se->raw, "_id") && BSON_ITER_HOLDS_OID(&it);
+    if (se->has_id) {
+        bson_oid_copy(bson_iter_oid(&it), &se->id);
+        bson_oid_to_string(&se->id, se->id_hex);
+    } else {
+        snprintf(se->id_hex, sizeof se->id_hex, "(no ObjectId _id)");
+    }
+    se->bytes = sizeof *se + se->raw->len + strlen(se->error) + 1 + 128;
+    return se;
+}
+
+outboxd_shared_event_t *outboxd_shared_event_gap(const char *why) {
+    outboxd_shared_event_t *se = xcalloc(1, sizeof *se);
+    atomic_init(&se->refs, 1);
+    se->gap = true;
+    se->error = scrubbed_dup(why);
+    snprintf(se->id_hex, sizeof se->id_hex, "(gap)");
+    se->bytes = sizeof *se + strlen(se->error) + 1;
+    return se;
+}
+
+void outboxd_shared_event_unref(outboxd_shared_event_t *se) {
+    if (!se || atomic_fetch_sub_explicit(&se->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    outbox_event_destroy(se->ev);
+    if (se->raw)
+        bson_destroy(se->raw);
+    free(se->error);
+    bson_free(se->json);
+    free(se->headers);
+    free(se);
+}
+
+const unsigned char *outboxd_shared_event_payload(const outboxd_shared_event_t *se, unsigned format, size_t *len) {
+    if (format == OUTBOXD_FORMAT_BSON) {
+        const bson_t *data = outbox_event_data(se->ev);
+        *len = data->len;
+        return bson_get_data(data);
+    }
+    *len = se->json_len;
+    return (const unsigned char *)se->json;
+}
