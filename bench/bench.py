@@ -38,7 +38,13 @@ CAPPED = str(1 << 30)  # FerretDB counts ~4x the BSON size against a capped size
 TARGETS = {
     "drain": 0.9, "fanout": 0.8, "ceiling": 0.8, "latency_p99_ms_over_raw": 2.0,
     "ckpt_writes_per_100": 1.0, "rss_mb": 30.0, "naive_speedup": 10.0,
+    # issue 17 (one shared reader per outbox)
+    "fanout_db_cpu": 1.2, "vs_base": 0.97, "rss3_mb": 40.0,
 }
+# What --cases takes. The default is what the current targets need and fits
+# in about 15 minutes; "all" adds the latency, checkpoint and naive cases.
+DEFAULT_CASES = ["drain", "fanout", "fanout-files", "base", "ceiling", "json"]
+ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency"]
 
 
 class BenchError(Exception):
@@ -49,11 +55,23 @@ def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def parse_results(text):
+    return [{k: v for k, v in (kv.split("=", 1) for kv in line[7:].split() if "=" in kv)}
+            for line in text.splitlines() if line.startswith("RESULT ")]
+
+
 def parse_result(text, what):
-    for line in text.splitlines():
-        if line.startswith("RESULT "):
-            return {k: v for k, v in (kv.split("=", 1) for kv in line[7:].split())}
-    raise BenchError(f"{what}: no RESULT line")
+    results = parse_results(text)
+    if not results:
+        raise BenchError(f"{what}: no RESULT line")
+    return results[0]
+
+
+def number(v):
+    try:
+        return float(v)
+    except ValueError:
+        return None
 
 
 class Bench:
@@ -64,15 +82,13 @@ class Bench:
         self.uri = self.env["OUTBOX_TEST_MONGODB_URI"]
         self.mongo = pymongo.MongoClient(self.uri)
         self.tmp = tempfile.mkdtemp(prefix="outbox-bench-")
-        self.plugins = os.path.join(self.tmp, "plugins")
-        os.makedirs(self.plugins)
-        for s in ALL_SINKS:
-            so = os.path.join(self.build, "sinks", s, ".libs", s + ".so")
-            if not os.path.exists(so):
-                raise BenchError(f"{so}: not built")
-            # A copy: outboxd refuses a plugin that is a link leading out
-            # of its plugin folder (docs/security.md).
-            shutil.copy2(so, os.path.join(self.plugins, s + ".so"))
+        # Each build of outboxd with its own plugins: "head" is the build
+        # under test, "base" (--base-builddir) the earlier commit it is
+        # measured against in the same run.
+        self.builds = {"head": self.setup_build("head", self.build)}
+        if args.base_builddir:
+            self.builds["base"] = self.setup_build("base", os.path.abspath(args.base_builddir))
+        self.plugins = self.builds["head"]["plugins"]
         self.rows = []      # (case, subject, metric, rep, value, unit)
         self.notes = []
         self.uniq = 0
@@ -81,6 +97,21 @@ class Bench:
         self.run_tag = time.strftime("%H%M%S")
 
     # ---- plumbing ---------------------------------------------------------
+
+    def setup_build(self, label, build):
+        plugins = os.path.join(self.tmp, "plugins-" + label)
+        os.makedirs(plugins)
+        for s in ALL_SINKS:
+            so = os.path.join(build, "sinks", s, ".libs", s + ".so")
+            if not os.path.exists(so):
+                raise BenchError(f"{so}: not built")
+            # A copy: outboxd refuses a plugin that is a link leading out
+            # of its plugin folder (docs/security.md).
+            shutil.copy2(so, os.path.join(plugins, s + ".so"))
+        outboxd = os.path.join(build, "outboxd", "outboxd")
+        if not os.access(outboxd, os.X_OK):
+            raise BenchError(f"{outboxd}: not built")
+        return {"outboxd": outboxd, "plugins": plugins, "dir": build}
 
     def read_services(self):
         path = os.path.expanduser("~/.cache/service-outbox/services.env")
@@ -154,11 +185,12 @@ class Bench:
                         f.write(f'      {k}: "{v}"\n')
         return path
 
-    def start_outboxd(self, conf):
+    def start_outboxd(self, conf, build="head"):
         logpath = conf + ".log"
         logf = open(logpath, "w")
-        p = subprocess.Popen([os.path.join(self.build, "outboxd", "outboxd"), "--config", conf,
-                              "--plugin-dir", self.plugins], stdout=logf, stderr=subprocess.STDOUT,
+        b = self.builds[build]
+        p = subprocess.Popen([b["outboxd"], "--config", conf,
+                              "--plugin-dir", b["plugins"]], stdout=logf, stderr=subprocess.STDOUT,
                              env=dict(os.environ, MONGOC_DISABLE_SHM="1"))
         logf.close()
         return p, logpath
@@ -187,8 +219,7 @@ class Bench:
                                      "ckpt_writes": int(m.group(4))}
         return stats
 
-    SERVERS = {"ferretdb": "MongoDB server (FerretDB)", "mongod": "MongoDB server (mongod)",
-               "java": "Kafka broker", "redis-server": "Redis", "nats-server": "NATS"}
+    SERVERS = {"java": "Kafka broker", "redis-server": "Redis", "nats-server": "NATS"}
 
     def cpu_seconds(self, pids):
         """utime + stime of each process, in seconds."""
@@ -202,8 +233,25 @@ class Bench:
                 pass
         return out
 
+    def base_rev(self, short=True):
+        """The base build as bench/run named it ("SHA (subject)"); short:
+        the SHA alone."""
+        for r in self.rows:
+            if r[0] == "setup" and r[1].startswith("base build "):
+                rev = r[1][len("base build "):]
+                return rev.split(" (")[0] if short and not rev.startswith("this build") else rev
+        return "-"
+
+    def db_label(self):
+        kind = self.env.get("OUTBOX_TEST_MONGODB_KIND", "?")
+        return {"ferretdb": "MongoDB server (FerretDB)", "mongod": "MongoDB server (mongod)"}.get(
+            kind, "MongoDB server")
+
     def server_pids(self):
-        pids = {}
+        # The database's process is the one that serves our URI (it says
+        # its pid), not the first process of that name: a test may run a
+        # private one beside it.
+        pids = {self.db_label(): int(self.mongo.admin.command("serverStatus")["pid"])}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 comm = open(f"/proc/{pid}/comm").read().strip()
@@ -233,11 +281,13 @@ class Bench:
             time.sleep(0.05)
         raise BenchError(f"outboxd: no {count} x '{pattern}' in {logpath}: {open(logpath).read()[-1500:]}")
 
-    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000):
-        """Runs outboxd from an empty checkpoint over a log of n events to
-        the given sinks [(sink, name)], each to a fresh destination. Returns
-        per sink: rate (events/s until the destination held all n), the
-        counters, and outboxd's peak RSS."""
+    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head"):
+        """Runs outboxd (of the given build) from an empty checkpoint over
+        a log of n events to the given sinks [(sink, name)], each to a fresh
+        destination. Returns per sink: rate (events/s until the destination
+        held all n), the counters, outboxd's peak RSS, and the CPU seconds
+        each process used during the run (cpu_s) and the database's use
+        while nothing ran, just before (db_idle_cores)."""
         specs, waiters = [], []
         for sink, name in sinks:
             dargs, route, opts = self.dest_args(sink, name)
@@ -249,10 +299,17 @@ class Bench:
         procs = [subprocess.Popen([self.prog("bench_dest"), "wait", s, "--events", str(n), "--timeout-s", timeout]
                                   + d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for s, _, d in waiters]
-        time.sleep(0.2)  # the waiters connected
+        # The waiters connect meanwhile; they do not touch the database, so
+        # its CPU over this half second is what it spends with nothing of
+        # ours running (another user of the same server shows here).
         pids = self.server_pids()
+        db = self.db_label()
+        idle0, i0 = self.cpu_seconds({db: pids[db]}), time.time()
+        time.sleep(0.5)
+        idle1 = self.cpu_seconds({db: pids[db]})
+        db_idle = (idle1[db] - idle0[db]) / (time.time() - i0) if db in idle0 and db in idle1 else 0.0
         t0 = time.time_ns()
-        p, logpath = self.start_outboxd(conf)
+        p, logpath = self.start_outboxd(conf, build)
         pids["outboxd"] = p.pid
         cpu0 = self.cpu_seconds(pids)
         out = {}
@@ -265,7 +322,8 @@ class Bench:
                 out[name] = {"sink": sink, "rate": n / ((at - t0) / 1e9), "dargs": dargs}
             wall = (time.time_ns() - t0) / 1e9
             cpu1 = self.cpu_seconds(pids)
-            cores = {k: (cpu1[k] - cpu0[k]) / wall for k in cpu1 if k in cpu0}
+            cpu_s = {k: cpu1[k] - cpu0[k] for k in cpu1 if k in cpu0}
+            cores = {k: v / wall for k, v in cpu_s.items()}
             for _, name in sinks:
                 self.wait_checkpoint(outbox, name, n)
             rss = self.peak_rss_kb(p.pid)
@@ -281,6 +339,9 @@ class Bench:
             r.update(stats.get(name, {}))
             r["rss_kb"] = rss
             r["cores"] = cores
+            r["cpu_s"] = cpu_s
+            r["db_idle_cores"] = db_idle
+            r["log"] = logpath
         return out
 
     # ---- the cases --------------------------------------------------------
@@ -295,14 +356,20 @@ class Bench:
         self.record("setup", "liboutbox batch put", "events/s", 0, float(r["rate"]), "events/s")
         log(f"filled {outbox} with {n} events at {float(r['rate']):.0f}/s ({r['bytes']} bytes each)")
 
-    def case_drain_fanout_naive(self, rep):
+    def db_us_per_event(self, r, n):
+        return 1e6 * r["cpu_s"].get(self.db_label(), 0.0) / n
+
+    def case_relays(self, rep, cases):
+        """Cases 1, 2, 2b, 6 and 8: everything that relays the drain log.
+        The single-sink drains run first: they are the baselines of the
+        fan-out ratios, measured minutes before them under the same load."""
         n = self.a.events
         r = self.run([self.prog("bench_read"), "--uri", self.uri, "--db", DB, "--outbox", "drain",
                       "--events", str(n)], "read ceiling")
         read = float(r["rate"])
         self.record("drain", "raw tailable cursor (read ceiling)", "events/s", rep, read, "events/s")
         log(f"rep {rep}: read ceiling {read:.0f}/s")
-        single = {}
+        single, single_db = {}, {}
         for sink in self.sinks:
             name = self.name(f"raw-{sink}-")
             dargs, _, _ = self.dest_args(sink, name)
@@ -312,26 +379,40 @@ class Bench:
             res = self.relay("drain", n, [(sink, self.name(f"d-{sink}-"))])
             (r,) = res.values()
             single[sink] = r["rate"]
+            single_db[sink] = self.db_us_per_event(r, n)
             self.record("drain", f"outboxd -> {sink}", "events/s", rep, r["rate"], "events/s")
             self.record("drain", f"outboxd -> {sink}", "ratio to min(read, write)", rep, r["rate"] / min(read, w), "x")
             self.record("checkpoint", f"default policy, {sink}", "writes per 100 events", rep,
                         100.0 * r.get("ckpt_writes", 0) / n, "writes")
             self.record("memory", f"outboxd -> {sink}", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
-            for proc, c in sorted(r["cores"].items()):
-                self.record("cpu", f"drain to {sink}", proc, rep, c, "cores")
+            self.record_cpu(f"drain to {sink}", rep, r, n)
             log(f"rep {rep}: {sink}: raw write {w:.0f}/s, outboxd {r['rate']:.0f}/s, "
-                f"{r.get('ckpt_writes')} checkpoint writes, peak RSS {r['rss_kb'] / 1024:.1f} MB")
+                f"{r.get('ckpt_writes')} checkpoint writes, peak RSS {r['rss_kb'] / 1024:.1f} MB, "
+                f"database {single_db[sink]:.0f} us CPU per event")
 
-        if len(self.broker_sinks) >= 2:
+        if "fanout" in cases and len(self.broker_sinks) >= 2:
             self.fanout(rep, n, read, single)
-        if "kafka" in self.sinks:
+        if "fanout-files" in cases and "file" in self.sinks:
+            self.fanout_files(rep, n, single["file"], single_db["file"])
+        if "base" in cases and "base" in self.builds:
+            self.versus_base(rep, n)
+        if "naive" in cases and "kafka" in self.sinks:
             self.naive(rep, n, single["kafka"])
 
+    def record_cpu(self, subject, rep, r, n):
+        for proc, c in sorted(r["cores"].items()):
+            self.record("cpu", subject, proc, rep, c, "cores")
+        self.record("cpu", subject, "database CPU per event", rep, self.db_us_per_event(r, n), "us")
+        self.record("cpu", subject, "database, idle just before the run", rep, r["db_idle_cores"], "cores")
+
     def fanout(self, rep, n, read, single):
-        # The server's share of the fan-out: three raw cursors reading the
-        # log at once, each against the single raw cursor above.
+        # The server's share, had each sink its own cursor: bare cursors,
+        # one per sink, reading the log at once, each against the single
+        # bare cursor above. With one shared reader outboxd no longer pays it.
+        # At most 20,000 events each: a rate, and the slowest part of a repetition.
         readers = [subprocess.Popen([self.prog("bench_read"), "--uri", self.uri, "--db", DB, "--outbox", "drain",
-                                     "--events", str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     "--events", str(min(n, 20000))], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
                    for _ in self.broker_sinks]
         rates = []
         for c in readers:
@@ -350,10 +431,62 @@ class Bench:
             self.record("fanout", f"outboxd -> {r['sink']} (all at once)", "ratio to single-sink rate", rep,
                         r["rate"] / single[r["sink"]], "x")
             rss = r["rss_kb"]
-        for proc, c in sorted(r["cores"].items()):
-            self.record("cpu", "fan-out", proc, rep, c, "cores")
+        self.record_cpu("fan-out to " + " + ".join(self.broker_sinks), rep, r, n)
         self.record("memory", "outboxd -> " + " + ".join(self.broker_sinks), "peak RSS", rep, rss / 1024, "MB")
-        log(f"rep {rep}: fan-out " + ", ".join(f"{r['sink']} {r['rate']:.0f}/s" for r in res.values()))
+        log(f"rep {rep}: fan-out " + ", ".join(f"{r['sink']} {r['rate']:.0f}/s" for r in res.values())
+            + f", peak RSS {rss / 1024:.1f} MB")
+
+    def fanout_files(self, rep, n, single_rate, single_db):
+        """Three file sinks from one outbox: what the database spends per
+        event (its process's CPU seconds over the run / events) against
+        the single file sink's run of this repetition. The file sinks take
+        no CPU worth counting, so the database's share is the reading."""
+        res = self.relay("drain", n, [("file", self.name(f"ff{i}-")) for i in (1, 2, 3)])
+        for i, r in enumerate(res.values(), 1):
+            self.record("fanout-files", f"outboxd -> file {i} of 3", "events/s", rep, r["rate"], "events/s")
+            self.record("fanout-files", f"outboxd -> file {i} of 3", "ratio to single-sink rate", rep,
+                        r["rate"] / single_rate, "x")
+        db = self.db_us_per_event(r, n)
+        self.record("fanout-files", "database CPU per event, one file sink", "CPU", rep, single_db, "us")
+        self.record("fanout-files", "database CPU per event, three file sinks", "CPU", rep, db, "us")
+        self.record("fanout-files", "database CPU per event, three file sinks",
+                    "ratio to one file sink", rep, db / single_db, "x")
+        self.record_cpu("fan-out to three files", rep, r, n)
+        self.record("memory", "outboxd -> file x 3", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
+        log(f"rep {rep}: fan-out to 3 files: " + ", ".join(f"{r['rate']:.0f}/s" for r in res.values())
+            + f"; database {db:.0f} us CPU per event against {single_db:.0f} with one sink"
+            + f", peak RSS {r['rss_kb'] / 1024:.1f} MB")
+
+    def versus_base(self, rep, n):
+        """The drain of one sink by this build and by the base build (an
+        earlier commit's outboxd and plugins), in pairs run back to back
+        and in ABBA order (base, this, this, base; the next repetition
+        this, base, base, this), so that a drift of the machine's speed
+        during a repetition favours neither. Each pair gives one ratio; the
+        report takes their median. On a 2-core machine shared with the
+        servers, one drain's rate varies by several percent from run to
+        run: the pairs' spread in the report is the noise to read a ratio
+        against."""
+        for sink in self.a.base_sinks.split(","):
+            first, second = ("base", "head") if rep % 2 else ("head", "base")
+            got = {"base": [], "head": []}
+            for build in [first, second, second, first][:2 * self.a.base_pairs]:
+                res = self.relay("drain", n, [(sink, self.name(f"v{build}-{sink}-"))], build=build)
+                got[build].append(next(iter(res.values())))
+            for build, what in [("base", "base build"), ("head", "this build")]:
+                for r in got[build]:
+                    self.record("base", f"outboxd -> {sink}, {what}", "events/s", rep, r["rate"], "events/s")
+                    self.record("base", f"outboxd -> {sink}, {what}", "database CPU per event", rep,
+                                self.db_us_per_event(r, n), "us")
+                    self.record("base", f"outboxd -> {sink}, {what}", "outboxd CPU per event", rep,
+                                1e6 * r["cpu_s"].get("outboxd", 0.0) / n, "us")
+                    self.record("base", f"outboxd -> {sink}, {what}", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
+            ratios = [h["rate"] / b["rate"] for h, b in zip(got["head"], got["base"])]
+            for x in ratios:
+                self.record("base", f"outboxd -> {sink}, this build", "ratio to the base build (per pair)", rep, x, "x")
+            log(f"rep {rep}: {sink}: this build " + ", ".join(f"{r['rate']:.0f}/s" for r in got["head"])
+                + "; base build " + ", ".join(f"{r['rate']:.0f}/s" for r in got["base"])
+                + "; ratios " + ", ".join(f"{x:.3f}" for x in ratios))
 
     def naive(self, rep, n, outboxd_kafka):
         topic = self.name("naive-")
@@ -383,7 +516,7 @@ class Bench:
 
     def case_sink_ceiling(self, rep):
         n = self.a.ceiling_events
-        for sink in self.sinks:
+        for sink in (self.a.ceiling_sinks or self.a.sinks).split(","):
             name = self.name(f"raw-c-{sink}-")
             dargs, _, _ = self.dest_args(sink, name)
             self.prepare(sink, dargs)
@@ -403,6 +536,54 @@ class Bench:
             self.record("ceiling", f"{sink} plugin via the ABI", "events/s", rep, plug, "events/s")
             self.record("ceiling", f"{sink} plugin via the ABI", "ratio to the raw producer", rep, plug / raw, "x")
             log(f"rep {rep}: ceiling {sink}: raw {raw:.0f}/s, plugin {plug:.0f}/s")
+
+    def case_json(self, rep):
+        """Case 9, the JSON encoders, from bench_json (engineer J's,
+        bench/bench_json.c; built on demand, bench/run asks make for it):
+        outboxd's writer against libbson's printer and jansson, per
+        document, events/s and bytes of JSON. Its RESULT keys are
+        DOC_ENCODER_rate and DOC_ENCODER_bytes; any other shape is
+        tabled as it comes. Not built (no jansson): the case says so."""
+        prog = self.prog("bench_json")
+        if not os.access(prog, os.X_OK):
+            if rep == 1:
+                self.notes.append("case 9 (JSON encoders) not run: bench/bench_json is not built "
+                                  "(`make bench/bench_json` needs libjansson-dev)")
+            return
+        argv = [prog] + (["--n", "2000", "--repeat", "1"] if self.a.quick else [])
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+        if p.returncode != 0:
+            raise BenchError(f"bench_json: exit {p.returncode}: {p.stderr.strip()[-800:]}")
+        res = parse_result(p.stdout, "bench_json")
+        cells = {}
+        for k, v in res.items():
+            m = re.fullmatch(r"([a-z0-9]+)_([a-z0-9-]+)_(rate|bytes)", k)
+            if m and number(v) is not None:
+                cells.setdefault(m.group(1), {}).setdefault(m.group(2), {})[m.group(3)] = number(v)
+            elif k not in ("n", "repeat") and number(v) is not None:
+                self.record("json", "bench_json", k, rep, number(v), "")
+        for doc, encs in cells.items():
+            for enc, f in encs.items():
+                if "rate" in f:
+                    self.record("json", f"{doc}: {enc}", "events/s", rep, f["rate"], "events/s")
+                if "bytes" in f:
+                    self.record("json", f"{doc}: {enc}", "bytes of JSON", rep, f["bytes"], "bytes")
+            ours = encs.get("outboxd", {}).get("rate")
+            for enc, f in encs.items():
+                if enc != "outboxd" and ours and f.get("rate"):
+                    self.record("json", f"{doc}: outboxd", f"rate / {enc}'s", rep, ours / f["rate"], "x")
+        if rep == 1:
+            # "a double as written", the table's last column (stderr): the
+            # point of the writer is 19.95 where libbson writes 17+ digits.
+            shown = []
+            for line in p.stderr.splitlines():
+                w = line.split()
+                if len(w) >= 6 and w[3].replace(".", "").isdigit() and w[4].isdigit():
+                    shown.append(f"{w[0]}/{w[2]}: `{w[5]}`")
+            if shown:
+                self.notes.append("bench_json, the first double of each document as each encoder wrote it: "
+                                  + ", ".join(shown))
+        log(f"rep {rep}: bench_json: " + " ".join(f"{k}={v}" for k, v in res.items()))
 
     def case_latency(self, rep):
         # One sink at a time, each beside its own raw tailable cursor: with
@@ -479,7 +660,7 @@ class Bench:
     def fmt(self, vals, unit):
         if not vals:
             return "-"
-        digits = 0 if unit == "events/s" else 2
+        digits = 0 if unit in ("events/s", "docs/s") else 2
         med = statistics.median(vals)
         if len(vals) == 1:
             return f"{med:,.{digits}f}"
@@ -512,8 +693,31 @@ class Bench:
                     "server's share")
         if kind == "fanout":
             raw = self.med("fanout", "raw tailable cursors, one per sink, at once (each)", "ratio to one raw cursor")
-            return (f"fan-out: each sink reads the log on its own tail; bare cursors, one per sink, reading at once "
-                    f"got {raw:.2f} x the rate of one bare cursor: the server's share, which outboxd's sinks get too")
+            subj = "fan-out to " + " + ".join(self.broker_sinks)
+            cpu = {m: self.med("cpu", subj, m) for m in
+                   ["outboxd", self.db_label(), "Kafka broker", "NATS", "Redis"]}
+            used = ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if v)
+            raw_s = f"; bare cursors, one per sink, reading at once got {raw:.2f} x one bare cursor" if raw else ""
+            return (f"fan-out: CPU in cores during the fan-out: {used} (of {os.cpu_count()}): the brokers' "
+                    f"and outboxd's share of the cores comes out of the database's{raw_s}")
+        if kind == "fanout_db_cpu":
+            one = self.med("fanout-files", "database CPU per event, one file sink", "CPU")
+            three = self.med("fanout-files", "database CPU per event, three file sinks", "CPU")
+            idle = self.med("cpu", "fan-out to three files", "database, idle just before the run")
+            return (f"database CPU per event: {three:.0f} us with three file sinks against {one:.0f} us with "
+                    f"one (the database used {idle:.2f} cores just before, with nothing of ours running): "
+                    "the log is read more than once")
+        if kind == "vs_base":
+            cpu = {b: self.med("base", f"outboxd -> {sink}, {b}", "outboxd CPU per event")
+                   for b in ("this build", "base build")}
+            db = {b: self.med("base", f"outboxd -> {sink}, {b}", "database CPU per event")
+                  for b in ("this build", "base build")}
+            return (f"drain to {sink} against the base build: outboxd CPU per event {cpu['this build']:.1f} us "
+                    f"(base {cpu['base build']:.1f}), database CPU per event {db['this build']:.0f} us "
+                    f"(base {db['base build']:.0f})")
+        if kind == "rss3":
+            return ("peak RSS with three sinks: the ring's events and bytes, the sinks' windows and the "
+                    "client libraries' buffers (section 5)")
         if kind == "latency":
             extra = {"kafka": " (and librdkafka's linger.ms=5, the consumer's fetch wait)",
                      "nats": " (and the JetStream store, the push consumer's delivery)"}.get(sink, "")
@@ -545,7 +749,14 @@ class Bench:
             check(f"fan-out, {s}: rate / single-sink rate",
                   self.values("fanout", f"outboxd -> {s} (all at once)", "ratio to single-sink rate"),
                   TARGETS["fanout"], True, "x", "fanout", s)
-        for s in self.sinks:
+        check("fan-out to three file sinks: database CPU per event / one file sink",
+              self.values("fanout-files", "database CPU per event, three file sinks", "ratio to one file sink"),
+              TARGETS["fanout_db_cpu"], False, "x", "fanout_db_cpu")
+        for s in self.a.base_sinks.split(","):
+            check(f"drain, {s}: this build / the base build ({self.base_rev()})",
+                  self.values("base", f"outboxd -> {s}, this build", "ratio to the base build (per pair)"),
+                  TARGETS["vs_base"], True, "x", "vs_base", s)
+        for s in (self.a.ceiling_sinks or self.a.sinks).split(","):
             check(f"sink ceiling, {s}: plugin / raw producer",
                   self.values("ceiling", f"{s} plugin via the ABI", "ratio to the raw producer"),
                   TARGETS["ceiling"], True, "x", "ceiling", s)
@@ -556,8 +767,11 @@ class Bench:
             check(f"checkpoint writes per 100 events at full speed, {s}",
                   self.values("checkpoint", f"default policy, {s}", "writes per 100 events"),
                   TARGETS["ckpt_writes_per_100"], False, "")
-        rss = [r[4] for r in self.rows if r[0] == "memory"]
-        check("outboxd peak RSS, cases 1 and 2 (largest)", [max(rss)] if rss else [], TARGETS["rss_mb"], False, "MB")
+        rss1 = [r[4] for r in self.rows if r[0] == "memory" and " + " not in r[1] and " x " not in r[1]]
+        rss3 = [r[4] for r in self.rows if r[0] == "memory" and (" + " in r[1] or " x " in r[1])]
+        check("outboxd peak RSS, one sink (largest)", [max(rss1)] if rss1 else [], TARGETS["rss_mb"], False, "MB")
+        check("outboxd peak RSS, three sinks, default ring (largest)", [max(rss3)] if rss3 else [],
+              TARGETS["rss3_mb"], False, "MB", "rss3")
         check("outboxd / naive relay (Kafka)", self.values("naive", "outboxd -> kafka",
               "speed-up over the naive relay"), TARGETS["naive_speedup"], True, "x")
         return out
@@ -580,7 +794,9 @@ class Bench:
         nats = sh("nats-server --version")
         return [
             ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-            ("commit", sh(f"git -C {os.path.dirname(os.path.abspath(__file__))} describe --always --dirty")),
+            ("commit", sh(f"git -C {os.path.dirname(os.path.abspath(__file__))} describe --always --dirty")
+             + " (a dirty tree: files outside what the build uses may be changed)"),
+            ("base build", self.base_rev(False) if self.base_rev() != "-" else "none (case 8 not run)"),
             ("CPU", f"{cpu}, {os.cpu_count()} cores"),
             ("memory", f"{mem:,} MB"),
             ("kernel", platform.release()),
@@ -594,7 +810,7 @@ class Bench:
                            f"{getattr(self, 'envelope_bytes', '?')} bytes (BSON, as stored); sink ceiling "
                            f"{self.a.ceiling_events:,} events; latency {self.a.latency_rate}/s for "
                            f"{self.a.latency_seconds} s; checkpoint case {self.a.ckpt_events:,} events; naive relay "
-                           f"at most {self.a.naive_seconds} s"),
+                           f"at most {self.a.naive_seconds} s; cases run: {self.a.cases}"),
         ]
 
     def write_report(self, outdir):
@@ -608,13 +824,18 @@ class Bench:
         sections = [
             ("1. Drain: a backlog to one sink, beside the read and write ceilings", "drain"),
             ("2. Fan-out: the same backlog to Kafka, Redis and NATS at once", "fanout"),
+            ("2b. Fan-out to three file sinks: the database's CPU per event (its process's CPU seconds / "
+             "events) against one file sink", "fanout-files"),
             ("3. Latency: put to readable at the destination", "latency"),
             ("4. Checkpoint cost", "checkpoint"),
             ("5. Memory: outboxd's peak RSS (VmHWM)", "memory"),
             ("6. Naive relay (per event: publish, wait for the ack, write the checkpoint)", "naive"),
             ("7. Sink ceiling: each plugin fed from memory through the ABI, beside the raw producer", "ceiling"),
+            (f"8. This build against the base build ({self.base_rev()}): the drain of one sink, back to back",
+             "base"),
+            ("9. JSON encoders (bench_json)", "json"),
             ("Where the time goes: CPU used during the drain and fan-out runs (cores = CPU seconds / wall "
-             "seconds; the machine has " + str(os.cpu_count()) + ")", "cpu"),
+             "seconds; the machine has " + str(os.cpu_count()) + "; the database's CPU per event in us)", "cpu"),
         ]
         with open(stem + ".md", "w") as f:
             f.write("# service-outbox benchmark report\n\n")
@@ -649,14 +870,22 @@ def main():
     ap.add_argument("--builddir", required=True)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--events", type=int, default=200000, help="backlog of the drain and fan-out cases")
+    ap.add_argument("--events", type=int, default=60000, help="backlog of the drain, fan-out and base cases")
     ap.add_argument("--ceiling-events", type=int, default=500000)
+    ap.add_argument("--ceiling-sinks", help="comma-separated sinks of the sink-ceiling case (default: --sinks)")
     ap.add_argument("--ckpt-events", type=int, default=10000)
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--latency-seconds", type=int, default=60)
     ap.add_argument("--naive-seconds", type=int, default=30)
-    ap.add_argument("--cases", default="drain,checkpoint,ceiling,latency",
-                    help="comma-separated: drain (cases 1, 2, 5, 6), checkpoint, ceiling, latency")
+    ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
+                    help="comma-separated, or all: " + ", ".join(ALL_CASES) + " (default: "
+                    + ",".join(DEFAULT_CASES) + "; --quick: all)")
+    ap.add_argument("--base-builddir", help="a built tree of an earlier commit: case 8 drains one sink with its "
+                    "outboxd and plugins beside this build's (bench/run --base REV builds one)")
+    ap.add_argument("--base-rev", help="what the base build is (a commit), for the report")
+    ap.add_argument("--base-sinks", default="file", help="comma-separated sinks of case 8")
+    ap.add_argument("--base-pairs", type=int, default=2, choices=[1, 2],
+                    help="pairs of drains (this build, the base build) per repetition in case 8")
     ap.add_argument("--sinks", default=",".join(ALL_SINKS), help="comma-separated sinks to measure")
     ap.add_argument("--report-from", metavar="CSV", help="write the report again from a run's CSV, run nothing")
     ap.add_argument("--quick", action="store_true", help="tiny volumes: checks the harness, measures nothing")
@@ -664,7 +893,17 @@ def main():
     if a.quick:
         a.reps, a.events, a.ceiling_events, a.ckpt_events = 1, 2000, 5000, 500
         a.latency_rate, a.latency_seconds, a.naive_seconds = 200, 3, 2
+        if a.cases == ",".join(DEFAULT_CASES):
+            a.cases = "all"
+        if not a.base_builddir:
+            # The path of case 8 is checked too, against this build itself.
+            a.base_builddir, a.base_rev = a.builddir, "this build (--quick)"
+    if a.cases == "all":
+        a.cases = ",".join(ALL_CASES)
     cases = a.cases.split(",")
+    unknown = [c for c in cases if c not in ALL_CASES]
+    if unknown:
+        ap.error(f"unknown case {', '.join(unknown)}: the cases are {', '.join(ALL_CASES)}")
     b = Bench(a)
     if a.report_from:
         with open(a.report_from) as f:
@@ -677,20 +916,29 @@ def main():
         log(f"report: {stem}.md, raw figures: {stem}.csv")
         shutil.rmtree(b.tmp, ignore_errors=True)  # and nothing else: a run may be going on
         return 0
+    relays = [c for c in cases if c in ("drain", "fanout", "fanout-files", "base", "naive")]
+    if "base" in cases and not a.base_builddir:
+        b.notes.append("case 8 (against an earlier commit) not run: no base build (bench/run --base REV)")
+    if a.base_builddir:
+        b.record("setup", "base build " + (a.base_rev or os.path.abspath(a.base_builddir)), "present", 0, 1.0, "")
     try:
-        if "drain" in cases:
+        if relays:
             b.fill("drain", a.events)
         if "checkpoint" in cases:
             b.fill("ckpt", a.ckpt_events)
         for rep in range(1, a.reps + 1):
-            if "drain" in cases:
-                b.case_drain_fanout_naive(rep)
+            if relays:
+                # The single-sink drains are the other cases' baselines:
+                # they run whenever any of them does.
+                b.case_relays(rep, cases)
             if "checkpoint" in cases:
                 b.case_checkpoint(rep)
             if "ceiling" in cases:
                 b.case_sink_ceiling(rep)
             if "latency" in cases:
                 b.case_latency(rep)
+            if "json" in cases:
+                b.case_json(rep)
         stem = b.write_report(a.out)
         log(f"report: {stem}.md, raw figures: {stem}.csv")
         print(open(stem + ".md").read())

@@ -56,7 +56,10 @@ endif
 EXTRA_DIST += bench/README.md bench/run bench/bench.py bench/results
 
 # The whole benchmark, with this build's programs (bench/run builds its own
-# tree when run by hand).
+# tree when run by hand). `make bench BENCH_BASE=REV` names the commit case
+# 8 compares against (default: the previous one), BENCH_ARGS adds bench.py
+# options (say "--reps 1").
 bench: all
-	$(SHELL) $(top_srcdir)/bench/run --builddir $(abs_top_builddir)
+	$(SHELL) $(top_srcdir)/bench/run --builddir $(abs_top_builddir) \
+	  $${BENCH_BASE:+--base "$$BENCH_BASE"} $${BENCH_ARGS:-}
 .PHONY: bench
