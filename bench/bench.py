@@ -550,7 +550,7 @@ class Bench:
                 self.notes.append("case 9 (JSON encoders) not run: bench/bench_json is not built "
                                   "(`make bench/bench_json` needs libjansson-dev)")
             return
-        argv = [prog] + (["--n", "2000", "--repeat", "1"] if self.a.quick else [])
+        argv = [prog, "--n", str(self.a.json_n), "--repeat", "1" if self.a.quick else "3"]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=900)
         if p.returncode != 0:
             raise BenchError(f"bench_json: exit {p.returncode}: {p.stderr.strip()[-800:]}")
@@ -810,7 +810,8 @@ class Bench:
                            f"{getattr(self, 'envelope_bytes', '?')} bytes (BSON, as stored); sink ceiling "
                            f"{self.a.ceiling_events:,} events; latency {self.a.latency_rate}/s for "
                            f"{self.a.latency_seconds} s; checkpoint case {self.a.ckpt_events:,} events; naive relay "
-                           f"at most {self.a.naive_seconds} s; cases run: {self.a.cases}"),
+                           f"at most {self.a.naive_seconds} s; JSON encoders {self.a.json_n:,} documents x 3 runs; "
+                           f"cases run: {self.a.cases}"),
         ]
 
     def write_report(self, outdir):
@@ -874,6 +875,7 @@ def main():
     ap.add_argument("--ceiling-events", type=int, default=500000)
     ap.add_argument("--ceiling-sinks", help="comma-separated sinks of the sink-ceiling case (default: --sinks)")
     ap.add_argument("--ckpt-events", type=int, default=10000)
+    ap.add_argument("--json-n", type=int, default=20000, help="documents per encoder and run in case 9")
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--latency-seconds", type=int, default=60)
     ap.add_argument("--naive-seconds", type=int, default=30)
@@ -891,7 +893,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="tiny volumes: checks the harness, measures nothing")
     a = ap.parse_args()
     if a.quick:
-        a.reps, a.events, a.ceiling_events, a.ckpt_events = 1, 2000, 5000, 500
+        a.reps, a.events, a.ceiling_events, a.ckpt_events, a.json_n = 1, 2000, 5000, 500, 2000
         a.latency_rate, a.latency_seconds, a.naive_seconds = 200, 3, 2
         if a.cases == ",".join(DEFAULT_CASES):
             a.cases = "all"
