@@ -217,6 +217,13 @@ class Bench:
             if m:
                 stats[m.group(1)] = {"publish_calls": int(m.group(2)), "failed": int(m.group(3)),
                                      "ckpt_writes": int(m.group(4))}
+                # Since the shared reader (issue 17): the sink's own tails.
+                m2 = re.search(r"(\d+) catch-up tails, (\d+) catch-ups", line)
+                if m2:
+                    stats[m.group(1)].update(catchup_tails=int(m2.group(1)), catchups=int(m2.group(2)))
+            m = re.search(r"shared reader: stopped; (\d+) shared tails opened, (\d+) events", line)
+            if m:
+                stats[""] = {"shared_tails": int(m.group(1)), "events_read": int(m.group(2))}
         return stats
 
     SERVERS = {"java": "Kafka broker", "redis-server": "Redis", "nats-server": "NATS"}
@@ -232,6 +239,12 @@ class Bench:
             except OSError:
                 pass
         return out
+
+    def head_rev(self):
+        for r in self.rows:
+            if r[0] == "setup" and r[1].startswith("this build "):
+                return r[1][len("this build "):] + " (built from the commit, by bench/run --commit)"
+        return None
 
     def base_rev(self, short=True):
         """The base build as bench/run named it ("SHA (subject)"); short:
@@ -337,6 +350,7 @@ class Bench:
             if got != n:
                 raise BenchError(f"sink {name}: {got} messages at the destination for {n} events")
             r.update(stats.get(name, {}))
+            r["reader"] = stats.get("")
             r["rss_kb"] = rss
             r["cores"] = cores
             r["cpu_s"] = cpu_s
@@ -386,6 +400,7 @@ class Bench:
                         100.0 * r.get("ckpt_writes", 0) / n, "writes")
             self.record("memory", f"outboxd -> {sink}", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
             self.record_cpu(f"drain to {sink}", rep, r, n)
+            self.record_tails("drain", rep, res, n, f"outboxd -> {sink}: its tails on the log")
             log(f"rep {rep}: {sink}: raw write {w:.0f}/s, outboxd {r['rate']:.0f}/s, "
                 f"{r.get('ckpt_writes')} checkpoint writes, peak RSS {r['rss_kb'] / 1024:.1f} MB, "
                 f"database {single_db[sink]:.0f} us CPU per event")
@@ -398,6 +413,20 @@ class Bench:
             self.versus_base(rep, n)
         if "naive" in cases and "kafka" in self.sinks:
             self.naive(rep, n, single["kafka"])
+
+    def record_tails(self, case, rep, res, n, subject="outboxd's tails on the log"):
+        """The tails outboxd opened on the log in a fan-out run, from its own
+        log lines (an outboxd without the shared reader logs none): the
+        shared reader's, and each sink's catch-up tails; and how many events
+        the shared reader read per event in the log."""
+        reader = next(iter(res.values())).get("reader")
+        if not reader:
+            return
+        catchup = sum(r.get("catchup_tails", 0) for r in res.values())
+        self.record(case, subject, "shared reader's tails opened", rep, reader["shared_tails"], "tails")
+        self.record(case, subject, "sinks' catch-up tails opened (all sinks)", rep, catchup, "tails")
+        self.record(case, subject, "events read by the shared reader / events in the log",
+                    rep, reader["events_read"] / n, "x")
 
     def record_cpu(self, subject, rep, r, n):
         for proc, c in sorted(r["cores"].items()):
@@ -431,6 +460,7 @@ class Bench:
             self.record("fanout", f"outboxd -> {r['sink']} (all at once)", "ratio to single-sink rate", rep,
                         r["rate"] / single[r["sink"]], "x")
             rss = r["rss_kb"]
+        self.record_tails("fanout", rep, res, n)
         self.record_cpu("fan-out to " + " + ".join(self.broker_sinks), rep, r, n)
         self.record("memory", "outboxd -> " + " + ".join(self.broker_sinks), "peak RSS", rep, rss / 1024, "MB")
         log(f"rep {rep}: fan-out " + ", ".join(f"{r['sink']} {r['rate']:.0f}/s" for r in res.values())
@@ -451,6 +481,7 @@ class Bench:
         self.record("fanout-files", "database CPU per event, three file sinks", "CPU", rep, db, "us")
         self.record("fanout-files", "database CPU per event, three file sinks",
                     "ratio to one file sink", rep, db / single_db, "x")
+        self.record_tails("fanout-files", rep, res, n)
         self.record_cpu("fan-out to three files", rep, r, n)
         self.record("memory", "outboxd -> file x 3", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
         log(f"rep {rep}: fan-out to 3 files: " + ", ".join(f"{r['rate']:.0f}/s" for r in res.values())
@@ -481,6 +512,7 @@ class Bench:
                     self.record("base", f"outboxd -> {sink}, {what}", "outboxd CPU per event", rep,
                                 1e6 * r["cpu_s"].get("outboxd", 0.0) / n, "us")
                     self.record("base", f"outboxd -> {sink}, {what}", "peak RSS", rep, r["rss_kb"] / 1024, "MB")
+            self.record_tails("base", rep, {0: got["head"][0]}, n, f"outboxd -> {sink}, this build: its tails")
             ratios = [h["rate"] / b["rate"] for h, b in zip(got["head"], got["base"])]
             for x in ratios:
                 self.record("base", f"outboxd -> {sink}, this build", "ratio to the base build (per pair)", rep, x, "x")
@@ -660,7 +692,7 @@ class Bench:
     def fmt(self, vals, unit):
         if not vals:
             return "-"
-        digits = 0 if unit in ("events/s", "docs/s") else 2
+        digits = 0 if unit in ("events/s", "docs/s", "tails") else 2
         med = statistics.median(vals)
         if len(vals) == 1:
             return f"{med:,.{digits}f}"
@@ -794,8 +826,9 @@ class Bench:
         nats = sh("nats-server --version")
         return [
             ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-            ("commit", sh(f"git -C {os.path.dirname(os.path.abspath(__file__))} describe --always --dirty")
-             + " (a dirty tree: files outside what the build uses may be changed)"),
+            ("commit", self.head_rev() or
+             sh(f"git -C {os.path.dirname(os.path.abspath(__file__))} describe --always --dirty")
+             + " (the working tree, as built; -dirty: with changes not committed)"),
             ("base build", self.base_rev(False) if self.base_rev() != "-" else "none (case 8 not run)"),
             ("CPU", f"{cpu}, {os.cpu_count()} cores"),
             ("memory", f"{mem:,} MB"),
@@ -860,7 +893,10 @@ class Bench:
         return stem
 
     def cleanup(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.a.keep:
+            log(f"kept: {self.tmp} (configurations and outboxd's logs)")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         for name in self.mongo[DB].list_collection_names():
             if name.startswith(("lat-", "ckpt", "drain")):
                 self.mongo[DB].drop_collection(name)
@@ -885,11 +921,13 @@ def main():
     ap.add_argument("--base-builddir", help="a built tree of an earlier commit: case 8 drains one sink with its "
                     "outboxd and plugins beside this build's (bench/run --base REV builds one)")
     ap.add_argument("--base-rev", help="what the base build is (a commit), for the report")
+    ap.add_argument("--head-rev", help="the commit this build was built from (bench/run --commit), for the report")
     ap.add_argument("--base-sinks", default="file", help="comma-separated sinks of case 8")
     ap.add_argument("--base-pairs", type=int, default=2, choices=[1, 2],
                     help="pairs of drains (this build, the base build) per repetition in case 8")
     ap.add_argument("--sinks", default=",".join(ALL_SINKS), help="comma-separated sinks to measure")
     ap.add_argument("--report-from", metavar="CSV", help="write the report again from a run's CSV, run nothing")
+    ap.add_argument("--keep", action="store_true", help="keep the run's folder (outboxd's configurations and logs)")
     ap.add_argument("--quick", action="store_true", help="tiny volumes: checks the harness, measures nothing")
     a = ap.parse_args()
     if a.quick:
@@ -921,6 +959,8 @@ def main():
     relays = [c for c in cases if c in ("drain", "fanout", "fanout-files", "base", "naive")]
     if "base" in cases and not a.base_builddir:
         b.notes.append("case 8 (against an earlier commit) not run: no base build (bench/run --base REV)")
+    if a.head_rev:
+        b.record("setup", "this build " + a.head_rev, "present", 0, 1.0, "")
     if a.base_builddir:
         b.record("setup", "base build " + (a.base_rev or os.path.abspath(a.base_builddir)), "present", 0, 1.0, "")
     try:
