@@ -79,6 +79,14 @@ outboxd_reader_member_t *outboxd_reader_join(outboxd_reader_t *reader, const cha
  * checkpoint could be read, or its thread did not start). */
 void outboxd_reader_join_none(outboxd_reader_t *reader);
 
+/* Where the sink reads now: on the ring (its feeder takes entry pos next)
+ * or not (on a tail of its own, or stopped). The reader reads ahead of the
+ * most advanced sink on the ring by at most half its ring (once the ring is
+ * full), so that a sink that keeps up is never dropped off a ring that
+ * raced ahead of every sink; it never waits for the others. Any thread;
+ * cheap (two relaxed stores). */
+void outboxd_reader_member_at(outboxd_reader_member_t *member, bool on_ring, uint64_t pos);
+
 /* The sink leaves (it stops). Accepts NULL. */
 void outboxd_reader_leave(outboxd_reader_t *reader, outboxd_reader_member_t *member);
 

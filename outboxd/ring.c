@@ -199,6 +199,15 @@ void outboxd_ring_bounds(outboxd_ring_t *r, uint64_t *oldest, uint64_t *next) {
     pthread_mutex_unlock(&r->lock);
 }
 
+bool outboxd_ring_at_limit(outboxd_ring_t *r, uint64_t *oldest, uint64_t *next) {
+    pthread_mutex_lock(&r->lock);
+    *oldest = r->oldest;
+    *next = r->next;
+    bool full = r->next - r->oldest >= r->max_events || r->bytes >= r->max_bytes - r->max_bytes / 16;
+    pthread_mutex_unlock(&r->lock);
+    return full;
+}
+
 void outboxd_ring_figures(outboxd_ring_t *r, size_t *events, size_t *bytes, uint64_t *evicted) {
     pthread_mutex_lock(&r->lock);
     *events = (size_t)(r->next - r->oldest);

@@ -51,6 +51,11 @@ bool outboxd_ring_find(outboxd_ring_t *ring, const bson_oid_t *id, uint64_t *seq
 /* [*oldest, *next): the positions the ring holds now. */
 void outboxd_ring_bounds(outboxd_ring_t *ring, uint64_t *oldest, uint64_t *next);
 
+/* Whether the ring is at its limit (the next push drops its oldest entry,
+ * by events, or by bytes within a sixteenth of the limit), with its bounds
+ * as outboxd_ring_bounds gives them. */
+bool outboxd_ring_at_limit(outboxd_ring_t *ring, uint64_t *oldest, uint64_t *next);
+
 /* Figures: entries and bytes held now, entries dropped in all. */
 void outboxd_ring_figures(outboxd_ring_t *ring, size_t *events, size_t *bytes, uint64_t *evicted);
 

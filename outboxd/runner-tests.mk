@@ -16,4 +16,28 @@ outboxd_test_runner_abi11_CFLAGS = $(TEST_CFLAGS)
 outboxd_test_runner_abi11_LDADD = $(TEST_LDADD)
 EXTRA_outboxd_test_runner_abi11_DEPENDENCIES = outboxd/outboxd$(EXEEXT) outboxctl/outboxctl$(EXEEXT) \
 	outboxd/testplugins-runner/probe.la
+
+# The shared reader (issue 17) on the real outboxd: sinks that keep up share
+# one tail; a blocked sink falls off the ring, catches up alone and comes
+# back (also across kill -9).
+check_PROGRAMS += outboxd/test_shared_reader
+TESTS += outboxd/test_shared_reader
+outboxd_test_shared_reader_SOURCES = outboxd/test_shared_reader.c tests/daemonlib.h tests/daemonlib.c
+outboxd_test_shared_reader_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+outboxd_test_shared_reader_CFLAGS = $(TEST_CFLAGS)
+outboxd_test_shared_reader_LDADD = $(TEST_LDADD)
+EXTRA_outboxd_test_shared_reader_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
+if WITH_KAFKA
+# The same program built for three file sinks and Kafka from one outbox.
+check_PROGRAMS += outboxd/test_shared_reader_kafka
+TESTS += outboxd/test_shared_reader_kafka
+outboxd_test_shared_reader_kafka_SOURCES = outboxd/test_shared_reader.c tests/daemonlib.h tests/daemonlib.c \
+	sinks/kafka/kafka_testlib.c sinks/kafka/kafka_testlib.h
+outboxd_test_shared_reader_kafka_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_TEST_KAFKA -I$(top_srcdir)/tests \
+	-I$(top_srcdir)/sinks/kafka
+outboxd_test_shared_reader_kafka_CFLAGS = $(TEST_CFLAGS) $(RDKAFKA_CFLAGS)
+outboxd_test_shared_reader_kafka_LDADD = $(TEST_LDADD) $(RDKAFKA_LIBS)
+EXTRA_outboxd_test_shared_reader_kafka_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la \
+	sinks/kafka/kafka.la
+endif
 endif

@@ -863,6 +863,7 @@ static void go_private(outboxd_sink_runner_t *r, const char *why) {
         abort(); /* only for bad arguments, which these are not */
     atomic_fetch_add(&r->n_catchup_tails, 1);
     r->mode = FEED_PRIVATE;
+    outboxd_reader_member_at(r->member, false, 0);
     r->pass_over = r->noid_since;
     r->private_read = 0;
     LOG_INFO("%s%s: catching up on a tail of its own %s%s", r->prefix, why,
@@ -880,6 +881,7 @@ static void try_rejoin(outboxd_sink_runner_t *r) {
     r->mode = FEED_RING;
     r->ring_pos = place.seq;
     r->skip_noid = r->noid_since;
+    outboxd_reader_member_at(r->member, true, r->ring_pos);
     atomic_fetch_add(&r->n_catchups, 1);
     LOG_INFO("%sback on the shared reader after %lld events on its own tail", r->prefix,
              (long long)r->private_read);
@@ -896,6 +898,7 @@ static void feed_ring(outboxd_sink_runner_t *r) {
         return;
     }
     r->ring_pos++;
+    outboxd_reader_member_at(r->member, true, r->ring_pos);
     if (se->gap) {
         /* The shared reader lost events of its own: whether this sink
          * did, its own tail tells (and on_gap applies to it). */
@@ -924,6 +927,7 @@ static void feed_wait(outboxd_sink_runner_t *r) {
         return;
     }
     r->ring_pos++;
+    outboxd_reader_member_at(r->member, true, r->ring_pos);
     if (se->gap) {
         go_private(r, "the shared reader's stream has a gap before this sink's checkpoint");
     } else if (se->has_id && r->has_pos && bson_oid_equal(&se->id, &r->pos_id)) {
@@ -1010,6 +1014,8 @@ static void *read_loop(void *arg) {
         else if (!feed_private(r))
             break;
     }
+    /* No longer reading: the shared reader no longer paces itself by it. */
+    outboxd_reader_member_at(r->member, false, 0);
     return NULL;
 }
 
@@ -1133,6 +1139,8 @@ static void *run(void *arg) {
     }
     if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && !open_plugin(r))
         atomic_store(&r->stopped, true);
+    if (r->member && atomic_load(&r->stopped))
+        outboxd_reader_member_at(r->member, false, 0);
     if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED) {
         r->ring_pos = place.seq;
         if (place.kind == OUTBOXD_PLACE_RING)
