@@ -27,21 +27,23 @@
  * tested against Python's json module and pymongo's bson.json_util
  * (outboxd/test_ejson.c, outboxd/test_ejson_roundtrip.sh).
  *
- * Measured with bench/bench_json (-O2; --n 100000 --repeat 5, the median;
- * 2-core machine shared with other builds, so the ratios within one run
- * are what counts). Events/s for one encoding of the event's data, the
- * output freed; jansson's and json-c's include building their tree from
- * the BSON; bytes of JSON; how each writes the double 89.63:
+ * Measured with bench/bench_json (-O2; --n 100000 --repeat 5, the median)
+ * on a 2-core machine busy with other builds (load 3.8): single figures
+ * moved by up to a third between runs, the ratios within a run less.
+ * Events/s for one encoding of the event's data, the output freed
+ * (jansson's and json-c's include building their tree from the BSON);
+ * then the bytes of JSON:
  *
- *   document (BSON bytes)   outboxd          libbson          jansson 2.14     json-c 0.16
- *   order (158)             1,494,000  150   165,000  183     241,000  150     240,000  150
- *   checkout (559)            435,000  560    46,800  777      58,500  629      70,700  629
- *   telemetry (618)            51,300  572    35,500 1188      34,500  961      (see report)
- *   89.63 written as        89.63            89.629999999999995453  89.629999999999995  (same)
+ *   document (BSON bytes)  outboxd         libbson         jansson 2.14    json-c 0.16
+ *   order (158)            1,522,000  150  226,000  183    202,000  150    393,000  150
+ *   checkout (559)           526,000  560   53,200  777     61,200  629     82,200  629
+ *   telemetry (618)           67,700  572   29,700 1188     34,200  961     31,600  961
+ *   20.37 written as       20.37      20.370000000000000995  20.370000000000001 (both)
  *
- * So the writer is 6-9x libbson's rate on event-shaped documents and
- * 1.4x on one of 48 doubles that all need 16-17 digits (the slow path
- * below), with 20-50% fewer bytes.
+ * Over four runs the writer did 6.7-9.0x libbson's rate on the order
+ * event, 8.6-10.4x on the checkout and 1.4-2.7x on the telemetry (48
+ * doubles that nearly all take the printf path below), with 18-52% fewer
+ * bytes.
  *
  * Shortest doubles. A finite double is printed with the fewest significant
  * digits that strtod reads back to the same bits:
