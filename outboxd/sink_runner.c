@@ -419,6 +419,15 @@ static void release_retired(outboxd_sink_runner_t *r) {
  * event and is settled by on_error, whatever the type filter. */
 static void add_to_window(outboxd_sink_runner_t *r, outboxd_shared_event_t *se) {
     char *error = se->ev ? NULL : scrubbed_dup(se->error ? se->error : "not a valid envelope");
+    /* The feeder's position, for a catch-up tail: read now, since once in
+     * the window se may be retired and freed by the runner at any time. */
+    if (se->has_id) {
+        r->has_pos = true;
+        bson_oid_copy(&se->id, &r->pos_id);
+        r->noid_since = 0;
+    } else {
+        r->noid_since++;
+    }
     pthread_mutex_lock(&r->lock);
     slot_t *s = &r->slots[r->tail_seq % WINDOW];
     memset(s, 0, sizeof *s);
@@ -432,14 +441,6 @@ static void add_to_window(outboxd_sink_runner_t *r, outboxd_shared_event_t *se) 
     r->changes++;
     pthread_cond_signal(&r->work);
     pthread_mutex_unlock(&r->lock);
-    /* The feeder's position, for a catch-up tail. */
-    if (se->has_id) {
-        r->has_pos = true;
-        bson_oid_copy(&se->id, &r->pos_id);
-        r->noid_since = 0;
-    } else {
-        r->noid_since++;
-    }
 }
 
 /* Counts a malformed document in the sink's checkpoint document
