@@ -177,6 +177,27 @@ outboxd_ring_rc_t outboxd_ring_get(outboxd_ring_t *r, uint64_t seq, int64_t wait
     return rc;
 }
 
+outboxd_ring_rc_t outboxd_ring_take(outboxd_ring_t *r, uint64_t seq, size_t max, int64_t wait_ms,
+                                    outboxd_shared_event_t **se, size_t *n) {
+    *n = 0;
+    pthread_mutex_lock(&r->lock);
+    if (seq >= r->next && wait_ms > 0)
+        outboxd_cond_wait_ms(&r->grew, &r->lock, wait_ms);
+    outboxd_ring_rc_t rc = OUTBOXD_RING_OK;
+    if (seq < r->oldest) {
+        rc = OUTBOXD_RING_EVICTED;
+    } else if (seq >= r->next) {
+        rc = OUTBOXD_RING_NOT_YET;
+    } else {
+        while (*n < max && seq + *n < r->next) {
+            se[*n] = outboxd_shared_event_ref(at(r, seq + *n));
+            (*n)++;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
 bool outboxd_ring_find(outboxd_ring_t *r, const bson_oid_t *id, uint64_t *seq) {
     bool found = false;
     pthread_mutex_lock(&r->lock);

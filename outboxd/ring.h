@@ -44,6 +44,11 @@ uint64_t outboxd_ring_push(outboxd_ring_t *ring, outboxd_shared_event_t *se);
 outboxd_ring_rc_t outboxd_ring_get(outboxd_ring_t *ring, uint64_t seq, int64_t wait_ms,
                                    outboxd_shared_event_t **se);
 
+/* Up to max entries from seq on (consecutive, into se[0..*n)), waiting up
+ * to wait_ms for the first: one lock for a batch of a sink's reads. */
+outboxd_ring_rc_t outboxd_ring_take(outboxd_ring_t *ring, uint64_t seq, size_t max, int64_t wait_ms,
+                                    outboxd_shared_event_t **se, size_t *n);
+
 /* The position of the newest entry whose event has this id; false when no
  * entry in the ring has it. */
 bool outboxd_ring_find(outboxd_ring_t *ring, const bson_oid_t *id, uint64_t *seq);

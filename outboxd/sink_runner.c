@@ -50,6 +50,7 @@
 #define BACKOFF_MAX_MS 30000
 #define FLUSH_TIMEOUT_MS 10000
 #define READ_WAIT_MS 200     /* one wait of the reader for new events */
+#define TAKE_MAX 256         /* ring entries a feeder takes under one lock */
 #define IDLE_WAIT_MS 100     /* the runner's wait for work when nothing is in flight */
 #define POLL_WAIT_MS 2       /* the runner's wait in poll with events in flight:
                               * a new event waits for the poll to end */
@@ -417,30 +418,47 @@ static void release_retired(outboxd_sink_runner_t *r) {
  * the sink does not select is done at once (the checkpoint passes it in
  * order); a document that is not an envelope takes its place like an
  * event and is settled by on_error, whatever the type filter. */
-static void add_to_window(outboxd_sink_runner_t *r, outboxd_shared_event_t *se) {
-    char *error = se->ev ? NULL : scrubbed_dup(se->error ? se->error : "not a valid envelope");
-    /* The feeder's position, for a catch-up tail: read now, since once in
-     * the window se may be retired and freed by the runner at any time. */
-    if (se->has_id) {
-        r->has_pos = true;
-        bson_oid_copy(&se->id, &r->pos_id);
-        r->noid_since = 0;
-    } else {
-        r->noid_since++;
+static void add_to_window_many(outboxd_sink_runner_t *r, outboxd_shared_event_t **ses, size_t n) {
+    char *errors[TAKE_MAX];
+    for (size_t i = 0; i < n; i++) {
+        outboxd_shared_event_t *se = ses[i];
+        errors[i] = se->ev ? NULL : scrubbed_dup(se->error ? se->error : "not a valid envelope");
+        /* The feeder's position, for a catch-up tail: read now, since once
+         * in the window se may be retired and freed by the runner at any
+         * time. */
+        if (se->has_id) {
+            r->has_pos = true;
+            bson_oid_copy(&se->id, &r->pos_id);
+            r->noid_since = 0;
+        } else {
+            r->noid_since++;
+        }
     }
     pthread_mutex_lock(&r->lock);
-    slot_t *s = &r->slots[r->tail_seq % WINDOW];
-    memset(s, 0, sizeof *s);
-    s->se = se;
-    s->error = error;
-    if (se->ev)
-        s->state = type_selected(r->p.sink, outbox_event_type(se->ev)) ? SLOT_PENDING : SLOT_DONE;
-    else
-        s->state = SLOT_MALFORMED;
-    r->tail_seq++;
+    for (size_t i = 0; i < n; i++) {
+        outboxd_shared_event_t *se = ses[i];
+        slot_t *s = &r->slots[r->tail_seq % WINDOW];
+        memset(s, 0, sizeof *s);
+        s->se = se;
+        s->error = errors[i];
+        if (se->ev)
+            s->state = type_selected(r->p.sink, outbox_event_type(se->ev)) ? SLOT_PENDING : SLOT_DONE;
+        else
+            s->state = SLOT_MALFORMED;
+        r->tail_seq++;
+    }
     r->changes++;
     pthread_cond_signal(&r->work);
     pthread_mutex_unlock(&r->lock);
+}
+
+/* Takes se (the caller's reference) into the window. An event whose type
+ * the sink does not select is done at once (the checkpoint passes it in
+ * order); a document that is not an envelope takes its place like an
+ * event and is settled by on_error, whatever the type filter. The window
+ * has room (the feeder waited for it). */
+static void add_to_window(outboxd_sink_runner_t *r, outboxd_shared_event_t *se) {
+    add_to_window_many(r, &se, 1);
 }
 
 /* Counts a malformed document in the sink's checkpoint document
@@ -888,32 +906,42 @@ static void try_rejoin(outboxd_sink_runner_t *r) {
              (long long)r->private_read);
 }
 
-/* The next entry of the ring at the sink's position. */
-static void feed_ring(outboxd_sink_runner_t *r) {
-    outboxd_shared_event_t *se;
-    outboxd_ring_rc_t rc = outboxd_ring_get(outboxd_reader_ring(r->p.reader), r->ring_pos, READ_WAIT_MS, &se);
+/* The next entries of the ring at the sink's position, up to room. */
+static void feed_ring(outboxd_sink_runner_t *r, size_t room) {
+    outboxd_shared_event_t *got[TAKE_MAX], *take[TAKE_MAX];
+    size_t n = 0, k = 0, i;
+    outboxd_ring_rc_t rc = outboxd_ring_take(outboxd_reader_ring(r->p.reader), r->ring_pos,
+                                             room < TAKE_MAX ? room : TAKE_MAX, READ_WAIT_MS, got, &n);
     if (rc == OUTBOXD_RING_NOT_YET)
         return;
     if (rc == OUTBOXD_RING_EVICTED) {
         go_private(r, "behind the shared reader (its ring no longer holds this sink's next event)");
         return;
     }
-    r->ring_pos++;
-    outboxd_reader_member_at(r->member, true, r->ring_pos);
-    if (se->gap) {
-        /* The shared reader lost events of its own: whether this sink
-         * did, its own tail tells (and on_gap applies to it). */
-        outboxd_shared_event_unref(se);
+    bool gap = false;
+    for (i = 0; i < n && !gap; i++) {
+        outboxd_shared_event_t *se = got[i];
+        r->ring_pos++;
+        if (se->gap) {
+            /* The shared reader lost events of its own: whether this sink
+             * did, its own tail tells (and on_gap applies to it). */
+            outboxd_shared_event_unref(se);
+            gap = true;
+        } else if (r->skip_noid > 0 && !se->has_id) {
+            r->skip_noid--; /* taken on the catch-up tail already */
+            outboxd_shared_event_unref(se);
+        } else {
+            r->skip_noid = 0;
+            take[k++] = se;
+        }
+    }
+    for (; i < n; i++)
+        outboxd_shared_event_unref(got[i]); /* after a gap mark: not this way */
+    if (k)
+        add_to_window_many(r, take, k);
+    outboxd_reader_member_at(r->member, !gap, r->ring_pos);
+    if (gap)
         go_private(r, "the shared reader's stream has a gap here");
-        return;
-    }
-    if (r->skip_noid > 0 && !se->has_id) {
-        r->skip_noid--; /* taken on the catch-up tail already */
-        outboxd_shared_event_unref(se);
-        return;
-    }
-    r->skip_noid = 0;
-    add_to_window(r, se);
 }
 
 /* A sink whose checkpoint is ahead of where the shared reader started:
@@ -1005,11 +1033,12 @@ static void *read_loop(void *arg) {
         pthread_mutex_lock(&r->lock);
         while (r->tail_seq - r->head >= WINDOW && reading(r))
             outboxd_cond_wait_ms(&r->room, &r->lock, READ_WAIT_MS);
+        size_t room = WINDOW - (size_t)(r->tail_seq - r->head);
         pthread_mutex_unlock(&r->lock);
         if (!reading(r))
             break;
         if (r->mode == FEED_RING)
-            feed_ring(r);
+            feed_ring(r, room);
         else if (r->mode == FEED_WAIT)
             feed_wait(r);
         else if (!feed_private(r))
