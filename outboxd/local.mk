@@ -19,7 +19,7 @@ outboxd_libring_la_SOURCES = \
 	outboxd/shared_event.h outboxd/shared_event.c \
 	outboxd/ring.h outboxd/ring.c
 outboxd_libring_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
-outboxd_libring_la_LIBADD = outboxd/libhost.la liboutbox/liboutbox.la $(MONGOC_LIBS)
+outboxd_libring_la_LIBADD = outboxd/libejson.la outboxd/libhost.la liboutbox/liboutbox.la $(MONGOC_LIBS)
 
 # The host side of the sink ABI, apart so that tests, tests/sinkhost.c and
 # outbox-sink-conformance run the very code outboxd runs: the log, the

@@ -41,6 +41,9 @@ typedef struct outboxd_shared_event {
     char *json;             /* the data as JSON, NUL-terminated; NULL when not
                              * encoded (no sink used json when it was read) */
     size_t json_len;
+    bool json_failed;       /* the encoder could not take the data (libbson's
+                             * gives up on bytes C0 80 in a string): no JSON
+                             * of it can be made, the sink fails it */
     outbox_sink_header_t *headers; /* into ev's strings; NULL when none */
     size_t n_headers;
     size_t bytes;           /* what it holds, for the ring's byte limit */
@@ -67,13 +70,15 @@ void outboxd_shared_event_unref(outboxd_shared_event_t *se);
 
 /* The payload of an event in format (one OUTBOXD_FORMAT_*): bson points
  * into the event's own document; json is the shared encoding, or NULL when
- * the event was read while no sink used json (then the caller encodes it
- * with outboxd_payload_encode and owns that copy). */
+ * it failed (json_failed) or the event was read while no sink used json
+ * (then the caller encodes it with outboxd_payload_encode_json and owns
+ * that copy). */
 const unsigned char *outboxd_shared_event_payload(const outboxd_shared_event_t *se, unsigned format, size_t *len);
 
-/* The one place a payload is encoded as JSON: compact relaxed Extended
- * JSON. malloc'd, NUL-terminated, *len without the NUL; caller frees.
- * Never NULL (aborts when out of memory, as libbson does). */
+/* The one place a payload is encoded as JSON: relaxed Extended JSON
+ * (shared_event.c says with which encoder). malloc'd, NUL-terminated, *len
+ * without the NUL; caller frees. NULL when the encoder cannot take data
+ * (see json_failed). */
 char *outboxd_payload_encode_json(const bson_t *data, size_t *len);
 
 #endif

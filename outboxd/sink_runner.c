@@ -85,6 +85,8 @@ typedef struct {
     char *own_payload;        /* owned: out.payload when the shared event has no
                                * encoding in this sink's format (read while no
                                * sink used it); else out.payload points into se */
+    size_t own_len;
+    bool payload_failed;      /* no payload of it can be made (json_failed) */
     char *destination;        /* owned: out.destination */
 } slot_t;
 
@@ -419,10 +421,22 @@ static void release_retired(outboxd_sink_runner_t *r) {
  * order); a document that is not an envelope takes its place like an
  * event and is settled by on_error, whatever the type filter. */
 static void add_to_window_many(outboxd_sink_runner_t *r, outboxd_shared_event_t **ses, size_t n) {
-    char *errors[TAKE_MAX];
+    char *errors[TAKE_MAX], *own[TAKE_MAX];
+    size_t own_len[TAKE_MAX];
+    bool failed[TAKE_MAX];
     for (size_t i = 0; i < n; i++) {
         outboxd_shared_event_t *se = ses[i];
         errors[i] = se->ev ? NULL : scrubbed_dup(se->error ? se->error : "not a valid envelope");
+        /* Read while no sink used this sink's format (a sink that uses it
+         * came with a reload): encoded here, for this sink alone, outside
+         * the window's lock. */
+        own[i] = NULL;
+        own_len[i] = 0;
+        failed[i] = se->ev && r->format == OUTBOXD_FORMAT_JSON && se->json_failed;
+        if (se->ev && r->format == OUTBOXD_FORMAT_JSON && !se->json && !se->json_failed) {
+            own[i] = outboxd_payload_encode_json(outbox_event_data(se->ev), &own_len[i]);
+            failed[i] = !own[i];
+        }
         /* The feeder's position, for a catch-up tail: read now, since once
          * in the window se may be retired and freed by the runner at any
          * time. */
@@ -441,6 +455,9 @@ static void add_to_window_many(outboxd_sink_runner_t *r, outboxd_shared_event_t 
         memset(s, 0, sizeof *s);
         s->se = se;
         s->error = errors[i];
+        s->own_payload = own[i];
+        s->own_len = own_len[i];
+        s->payload_failed = failed[i];
         if (se->ev)
             s->state = type_selected(r->p.sink, outbox_event_type(se->ev)) ? SLOT_PENDING : SLOT_DONE;
         else
@@ -667,11 +684,9 @@ static void build_event(outboxd_sink_runner_t *r, slot_t *s, size_t dsize) {
     e->created_ms = outbox_event_created_ms(ev);
     size_t len = 0;
     const unsigned char *payload = outboxd_shared_event_payload(se, r->format, &len);
-    if (!payload) {
-        /* Read while no sink used this format (a sink that uses it came
-         * with a reload): encoded here, for this sink alone. */
-        s->own_payload = outboxd_payload_encode_json(outbox_event_data(ev), &len);
+    if (s->own_payload) {
         payload = (const unsigned char *)s->own_payload;
+        len = s->own_len;
     }
     e->payload = payload;
     e->payload_len = len;
@@ -716,6 +731,20 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
             break;
         if (s->state != SLOT_PENDING || s->published)
             continue;
+        if (s->payload_failed) {
+            /* No JSON of it can be made: failed by outboxd, never offered. */
+            s->state = SLOT_FATAL;
+            free(s->error);
+            size_t size = 200;
+            s->error = malloc(size);
+            if (!s->error)
+                abort();
+            snprintf(s->error, size, "its data cannot be encoded as JSON: not well-formed BSON (payload: json)");
+            r->changes++;
+            if (r->p.sink->on_error != OUTBOXD_ON_ERROR_SKIP && r->p.sink->on_error != OUTBOXD_ON_ERROR_DEADLETTER)
+                break;
+            continue;
+        }
         const char *type = outbox_event_type(s->se->ev), *key = outbox_event_key(s->se->ev);
         size_t dsize = destination_size(r, type, key);
         if (dsize == 1) {
