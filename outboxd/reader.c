@@ -371,7 +371,10 @@ static bool decide_origin(outboxd_reader_t *r) {
     for (outboxd_reader_member_t *m = r->members; m; m = m->next) {
         m->decided = true;
         if (m->from_start) {
-            m->place = (outboxd_place_t){OUTBOXD_PLACE_RING, r->origin_seq};
+            /* (A sink that joined while the ids were looked up may start
+             * at the log's start when the ring does not.) */
+            m->place = r->origin_from_start ? (outboxd_place_t){OUTBOXD_PLACE_RING, r->origin_seq}
+                                            : (outboxd_place_t){OUTBOXD_PLACE_PRIVATE, 0};
             continue;
         }
         m->place = (outboxd_place_t){OUTBOXD_PLACE_PRIVATE, 0};
