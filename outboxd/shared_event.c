@@ -3,6 +3,8 @@
  */
 #include "shared_event.h"
 
+#include "ejson.h"
+
 #include "secrets.h"
 
 #include <stdio.h>
@@ -27,16 +29,14 @@ static char *scrubbed_dup(const char *text) {
 }
 
 char *outboxd_payload_encode_json(const bson_t *data, size_t *len) {
-    /* The one call to switch to outboxd's own writer, outboxd_ejson_encode
-     * (ejson.h, issue 17: compact, shortest doubles, always valid UTF-8;
-     * libejson.la is linked already). Not yet: sinks/redis's
-     * test_redis_outboxd computes the payload it expects with libbson's
-     * printer, and would fail. libbson pads with spaces, writes 19.95 as
-     * 19.949999999999999289, and gives up (NULL) on a string the parser
-     * lets through (bytes C0 80): such an event is failed by outboxd with
-     * the reason (json_failed), where outboxd used to abort. bson_free is
-     * free(): outboxd never sets libbson's allocator. */
-    return bson_as_relaxed_extended_json(data, len);
+    /* outboxd's own writer (ejson.h, docs/envelope.md "The JSON payload"):
+     * compact, shortest doubles, always valid UTF-8, where libbson's printer
+     * padded with spaces, wrote 19.95 as 19.949999999999999289 and gave up
+     * (NULL) on strings the parser lets through (bytes C0 80). NULL now
+     * means bytes that are not BSON (only possible inside a code-with-
+     * scope's scope, which the parser does not walk): such an event is
+     * failed by outboxd with the reason (json_failed), never an abort. */
+    return outboxd_ejson_encode(data, len);
 }
 
 outboxd_shared_event_t *outboxd_shared_event_new(const outbox_event_t *ev, unsigned formats) {

@@ -88,7 +88,7 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 kill -TERM "$pid"; wait "$pid"; status=$?
-if [ "$lines" -eq 3 ] && [ "$status" -eq 0 ] && grep -q '"ordernr" : 3' "$tmp/out/order.shipped.jsonl"; then
+if [ "$lines" -eq 3 ] && [ "$status" -eq 0 ] && grep -q '"ordernr":3' "$tmp/out/order.shipped.jsonl"; then
   echo "ok 5 - outboxd publishes through the out-of-tree plugin"
 else
   echo "not ok 5 - outboxd publishes through the out-of-tree plugin ($lines lines, exit $status)"

@@ -43,9 +43,9 @@ EXTRA_sinks_redis_test_redis_sink_DEPENDENCIES = sinks/redis/redis.la
 sinks_redis_test_redis_outboxd_SOURCES = sinks/redis/test_redis_outboxd.c \
 	sinks/redis/redis_testlib.h sinks/redis/redis_testlib.c \
 	tests/daemonlib.c tests/daemonlib.h
-sinks_redis_test_redis_outboxd_CPPFLAGS = $(REDIS_TEST_CPPFLAGS)
+sinks_redis_test_redis_outboxd_CPPFLAGS = $(REDIS_TEST_CPPFLAGS) -I$(top_srcdir)/outboxd
 sinks_redis_test_redis_outboxd_CFLAGS = $(REDIS_TEST_CFLAGS)
-sinks_redis_test_redis_outboxd_LDADD = $(REDIS_TEST_LDADD)
+sinks_redis_test_redis_outboxd_LDADD = outboxd/libejson.la $(REDIS_TEST_LDADD)
 # The plugin, outboxd and outboxctl (status, read for secrets) must be
 # built before the test runs.
 EXTRA_sinks_redis_test_redis_outboxd_DEPENDENCIES = sinks/redis/redis.la outboxd/outboxd$(EXEEXT) \

@@ -25,6 +25,7 @@
  * test needs neither).
  */
 #include "daemonlib.h"
+#include "ejson.h"
 #include "redis_testlib.h"
 
 #include <pthread.h>
@@ -256,7 +257,7 @@ typedef struct {
 static void expected_free(expected_t *e, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(e[i].key);
-        bson_free(e[i].payload);
+        free(e[i].payload);
         for (size_t h = 0; h < e[i].n_header_fields; h++) free(e[i].header_fields[h]);
         free(e[i].header_fields);
     }
@@ -278,7 +279,8 @@ static expected_t *read_outbox(outbox_t *ob, size_t want, size_t *n) {
         x->type = strcmp(outbox_event_type(ev), "order.shipped") == 0 ? "order.shipped" : "order.created";
         x->key = outbox_event_key(ev) ? strdup(outbox_event_key(ev)) : NULL;
         snprintf(x->created, sizeof x->created, "%lld", (long long)outbox_event_created_ms(ev));
-        x->payload = bson_as_relaxed_extended_json(outbox_event_data(ev), NULL);
+        /* What outboxd sends: its own writer's JSON (docs/envelope.md). */
+        x->payload = outboxd_ejson_encode(outbox_event_data(ev), NULL);
         const bson_t *headers = outbox_event_headers(ev);
         bson_iter_t it;
         if (headers && bson_iter_init(&it, headers)) {
