@@ -226,8 +226,6 @@ class Bench:
                 stats[""] = {"shared_tails": int(m.group(1)), "events_read": int(m.group(2))}
         return stats
 
-    SERVERS = {"java": "Kafka broker", "redis-server": "Redis", "nats-server": "NATS"}
-
     def cpu_seconds(self, pids):
         """utime + stime of each process, in seconds."""
         tick = os.sysconf("SC_CLK_TCK")
@@ -263,15 +261,16 @@ class Bench:
     def server_pids(self):
         # The database's process is the one that serves our URI (it says
         # its pid), not the first process of that name: a test may run a
-        # private one beside it.
+        # private one beside it. The brokers' are the harness's own, as
+        # services.sh names them (a second JVM may well be running).
         pids = {self.db_label(): int(self.mongo.admin.command("serverStatus")["pid"])}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                comm = open(f"/proc/{pid}/comm").read().strip()
-            except OSError:
-                continue
-            if comm in self.SERVERS and self.SERVERS[comm] not in pids:
-                pids[self.SERVERS[comm]] = pid
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        st = subprocess.run(["bash", os.path.join(top, "tests", "services", "services.sh"), "status"],
+                            capture_output=True, text=True, timeout=60)
+        for line in st.stdout.splitlines():
+            m = re.match(r"(\w+)[^:]*: up, pid (\d+)", line)
+            if m and m.group(1) in ("kafka", "redis", "nats"):
+                pids[{"kafka": "Kafka broker", "redis": "Redis", "nats": "NATS"}[m.group(1)]] = int(m.group(2))
         return pids
 
     def wait_checkpoint(self, outbox, sink_name, n, timeout=120):
