@@ -34,6 +34,7 @@
 #include "condwait.h"
 #include "deadletter_writer.h"
 #include "log.h"
+#include "plugin.h"
 #include "secrets.h"
 #include "shared_event.h"
 
@@ -59,11 +60,6 @@
                               * struggling server) */
 #define STATS_EVERY_MS 1000  /* the plugin's stats callback, at most this often */
 #define BAD_STATS_KEPT 64    /* bad stat names remembered, each logged once */
-
-/* True when the plugin's struct, as the plugin built it, has member m: a
- * plugin built against an older minor has a shorter struct, and the host
- * reads only what its struct_size covers (sink.h). */
-#define PLUGIN_HAS(p, m) ((p)->struct_size >= offsetof(outbox_sink_plugin_t, m) + sizeof((p)->m))
 
 /* SLOT_MALFORMED: a document of the log that is not an envelope (liboutbox's
  * parser said why); never published, settled by on_error like a FATAL.
@@ -293,7 +289,7 @@ static void stats_emit(void *emit_ctx, const char *name, outbox_sink_stat_kind_t
  * checkpoint, and so with the next checkpoint write into plugin_stats. */
 static void collect_stats(outboxd_sink_runner_t *r) {
     const outbox_sink_plugin_t *p = r->p.plugin;
-    if (!r->open || !PLUGIN_HAS(p, stats) || !p->stats)
+    if (!r->open || !OUTBOXD_PLUGIN_HAS(p, stats) || !p->stats)
         return;
     int64_t now = now_ms();
     if (r->last_stats_ms && now - r->last_stats_ms < STATS_EVERY_MS)
@@ -700,7 +696,7 @@ static void build_event(outboxd_sink_runner_t *r, slot_t *s, size_t dsize) {
 }
 
 static bool has_publish_some(const outbox_sink_plugin_t *p) {
-    return PLUGIN_HAS(p, publish_some) && p->publish_some;
+    return OUTBOXD_PLUGIN_HAS(p, publish_some) && p->publish_some;
 }
 
 /* Builds outbox_sink_event_t for up to BATCH unpublished events and hands
@@ -1160,7 +1156,7 @@ static void *run(void *arg) {
         return NULL;
     }
     /* (The read cleared cp: whether plugin_stats is written is set here.) */
-    r->cp.has_stats = PLUGIN_HAS(r->p.plugin, stats) && r->p.plugin->stats;
+    r->cp.has_stats = OUTBOXD_PLUGIN_HAS(r->p.plugin, stats) && r->p.plugin->stats;
     r->cpw = outboxd_checkpoint_writer_start(r->p.pool, r->p.conf->database, coll, r->p.sink->name, r->prefix);
     if (found && strcmp(r->cp.state, "gap") == 0) {
         /* A sink stopped at a gap stays stopped until an operator moves its
