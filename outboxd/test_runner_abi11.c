@@ -155,13 +155,6 @@ static void wait_checkpoint(outbox_t *ob, const char *id) {
     }
 }
 
-static int count_in(const char *text, const char *what) {
-    int n = 0;
-    for (const char *p = text; text && (p = strstr(p, what)); p += strlen(what))
-        n++;
-    return n;
-}
-
 /* ---- publish_some -------------------------------------------------------- */
 
 static void publish_some_taking_three_at_a_time_delivers_each_event_once_in_order(void **state) {
@@ -290,7 +283,7 @@ static void null_key_under_route_key_is_dead_lettered_by_outboxd_never_an_empty_
     mongoc_collection_destroy(c);
     mongoc_client_destroy(client);
     char *log = test_read_file(d.log);
-    assert_int_equal(count_in(log, reason), 1); /* said once, in the on_error line */
+    assert_int_equal(test_count_in(log, reason), 1); /* said once, in the on_error line */
     free(log);
     test_rmtree(dir);
     free(dir);
@@ -431,7 +424,7 @@ static void plugin_stats_reach_checkpoint_and_outboxctl_status_bad_name_logged_o
     assert_false(has_path(doc, "plugin_stats.Bad-Name"));
     bson_destroy(doc);
     char *log = test_read_file(d.log);
-    assert_int_equal(count_in(log, "stat \"Bad-Name\" dropped"), 1);
+    assert_int_equal(test_count_in(log, "stat \"Bad-Name\" dropped"), 1);
     free(log);
 
     /* outboxctl status --json: per sink, "plugin_stats"; the text output

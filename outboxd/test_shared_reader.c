@@ -99,26 +99,6 @@ static bool reading_figures(outbox_t *ob, const char *sink, figures_t *f) {
     return found;
 }
 
-static int count_in(const char *haystack, const char *needle) {
-    int n = 0;
-    for (const char *p = haystack ? strstr(haystack, needle) : NULL; p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
-/* Waits until outboxd's log says text at least times times. */
-static void wait_log(const test_daemon_t *d, const char *text, int times) {
-    for (int i = 0; i < 600; i++) {
-        char *log = test_read_file(d->log);
-        bool found = count_in(log, text) >= times;
-        free(log);
-        if (found)
-            return;
-        sleep_ms(100);
-    }
-    fail_msg("outboxd never logged \"%s\" (%s)", text, d->log);
-}
-
 /* Every ordernr from..to exactly once, in order (each line the one after
  * the line before): what a sink that was never restarted must have
  * written, hand-overs between the ring and a catch-up tail included. */
@@ -256,11 +236,11 @@ static void a_blocked_sink_falls_off_the_ring_catches_up_alone_and_rejoins_witho
     put_range(ob, 1, FIRST, key_k, NULL);
     /* The other sink is not held back by it. */
     assert_int_equal(test_wait_lines(fast, FIRST, 60000), FIRST);
-    wait_log(&d, "sink slow: publish:", 1);
+    test_daemon_wait_log(&d, "sink slow: publish:", 1);
 
     open_gate(dir, "gate");
-    wait_log(&d, "sink slow: behind the shared reader", 1);
-    wait_log(&d, "sink slow: back on the shared reader", 1);
+    test_daemon_wait_log(&d, "sink slow: behind the shared reader", 1);
+    test_daemon_wait_log(&d, "sink slow: back on the shared reader", 1);
     assert_int_equal(test_wait_lines(slow, FIRST, 60000), FIRST);
     /* Back on the ring: what comes next reaches it from there. */
     put_range(ob, FIRST + 1, FIRST + MORE, key_k, NULL);
@@ -279,8 +259,8 @@ static void a_blocked_sink_falls_off_the_ring_catches_up_alone_and_rejoins_witho
     assert_int_equal(fs.catchup_tails, 1); /* it went private once... */
     assert_int_equal(fs.catchups, 1);      /* ...and came back */
     char *log = test_read_file(d.log);
-    assert_int_equal(count_in(log, "sink slow: back on the shared reader"), 1);
-    assert_int_equal(count_in(log, "sink fast: behind the shared reader"), 0);
+    assert_int_equal(test_count_in(log, "sink slow: back on the shared reader"), 1);
+    assert_int_equal(test_count_in(log, "sink fast: behind the shared reader"), 0);
     if (!strstr(log, "shared reader: stopped; 1 shared tails opened"))
         fail_msg("the log does not count the shared reader's tails:\n%s", log);
     free(log);
@@ -324,12 +304,12 @@ static void kill_9_during_a_catch_up_and_a_restart_lose_nothing(void **state) {
      * A_END and stops at A_END + 1 (gate b), its window full of b's events
      * and the ring far ahead: it is mid catch-up for as long as b stays
      * shut. */
-    wait_log(&d, "sink slow: publish:", 1);
+    test_daemon_wait_log(&d, "sink slow: publish:", 1);
     open_gate(dir, "a.d");
-    wait_log(&d, "sink slow: behind the shared reader", 1);
+    test_daemon_wait_log(&d, "sink slow: behind the shared reader", 1);
     assert_int_equal(test_wait_lines(slow_a, A_END, 60000), A_END);
     char *log = test_read_file(d.log);
-    assert_int_equal(count_in(log, "sink slow: back on the shared reader"), 0);
+    assert_int_equal(test_count_in(log, "sink slow: back on the shared reader"), 0);
     free(log);
     assert_int_equal(test_daemon_stop(&d, SIGKILL), 128 + SIGKILL);
 
@@ -342,8 +322,8 @@ static void kill_9_during_a_catch_up_and_a_restart_lose_nothing(void **state) {
     put_range(ob, B_END + 1, B_END + AFTER, key_ab, NULL);
     assert_true(wait_for_last(fast, B_END + AFTER, 60000));
     open_gate(dir, "b.d");
-    wait_log(&d, "sink slow: behind the shared reader", 1);
-    wait_log(&d, "sink slow: back on the shared reader", 1);
+    test_daemon_wait_log(&d, "sink slow: behind the shared reader", 1);
+    test_daemon_wait_log(&d, "sink slow: back on the shared reader", 1);
     assert_int_equal(test_wait_lines(slow_b, B_END + AFTER - A_END, 60000), B_END + AFTER - A_END);
     figures_t fs;
     assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
@@ -459,7 +439,7 @@ static void three_files_and_kafka_get_every_event_once_in_order_from_one_tail(vo
     snprintf(log, sizeof log, "%s/outboxd.log", dir);
     test_daemon_t d;
     test_daemon_spawn(&d, config, plugin_dir, log);
-    wait_log(&d, " sinks, plugins from ", 1);
+    test_daemon_wait_log(&d, " sinks, plugins from ", 1);
     for (int from = 1; from <= total; from += batch) {
         int to = from + batch - 1 < total ? from + batch - 1 : total;
         put_range(ob, from, to, key_k, ids);

@@ -18,28 +18,6 @@
 
 #define PLUGINS "outboxd/testplugins"
 
-static int count_in(const char *haystack, const char *needle) {
-    int n = 0;
-    for (const char *p = haystack ? strstr(haystack, needle) : NULL; p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
-/* Waits until the log holds text `times` times; bounded only against a hang. */
-static void wait_log(const test_daemon_t *d, const char *text, int times) {
-    for (int i = 0; i < 300; i++) {
-        char *log = test_read_file(d->log);
-        bool found = count_in(log, text) >= times;
-        free(log);
-        if (found)
-            return;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    char *log = test_read_file(d->log);
-    fail_msg("outboxd never logged \"%s\" %d times; log:\n%s", text, times, log ? log : "(none)");
-}
-
 static void put_range(outbox_t *ob, int from, int to) {
     for (int i = from; i <= to; i++)
         test_put_order(ob, i, "k");
@@ -76,7 +54,7 @@ static void a_plugin_built_against_abi_1_0_loads_and_publishes(void **state) {
      * and the 1.0 publish. */
     assert_int_equal(lines_with(out, "1.0 orders.order.created {"), 5);
     char *log = test_read_file(d.log);
-    if (count_in(log, "sink old: ABI 1.0 plugin open, host ABI 1.1") != 1 || count_in(log, "sink old: opened") != 1)
+    if (test_count_in(log, "sink old: ABI 1.0 plugin open, host ABI 1.1") != 1 || test_count_in(log, "sink old: opened") != 1)
         fail_msg("the 1.0 plugin did not open once:\n%s", log);
     free(log);
     free(config);
@@ -115,7 +93,7 @@ static void a_reload_failing_check_keeps_the_running_sink_and_one_failing_open_s
     snprintf(want, sizeof want,
              "reload: %s:15:7: sink c: valid: no is refused by this plugin's check (plugin checker); "
              "the running configuration stays", config);
-    wait_log(&d, want, 1);
+    test_daemon_wait_log(&d, want, 1);
     put_range(ob, 6, 10);
     assert_int_equal(test_wait_lines(out, 10, 30000), 10);
     assert_int_equal(lines_with(out, "v1 orders "), 10); /* the running instance published them */
@@ -125,17 +103,17 @@ static void a_reload_failing_check_keeps_the_running_sink_and_one_failing_open_s
      * stays stopped (docs/config.md); outboxd itself goes on. */
     write_checker(dir, ob, out, "v3", "      fail_open: yes\n");
     kill(d.pid, SIGHUP);
-    wait_log(&d, "reload: sink c is changed: stopping it", 1);
-    wait_log(&d, "sink c: plugin checker (", 1);
-    wait_log(&d, "open failed: fail_open: open fails on purpose; this sink stops, the others go on", 1);
-    wait_log(&d, "reload: done", 1);
+    test_daemon_wait_log(&d, "reload: sink c is changed: stopping it", 1);
+    test_daemon_wait_log(&d, "sink c: plugin checker (", 1);
+    test_daemon_wait_log(&d, "open failed: fail_open: open fails on purpose; this sink stops, the others go on", 1);
+    test_daemon_wait_log(&d, "reload: done", 1);
     put_range(ob, 11, 15);
 
     /* 3. A good reload starts it again from its checkpoint: the events put
      * while it was stopped arrive, none twice. */
     write_checker(dir, ob, out, "v4", "");
     kill(d.pid, SIGHUP);
-    wait_log(&d, "reload: done", 2);
+    test_daemon_wait_log(&d, "reload: done", 2);
     put_range(ob, 16, 20);
     assert_int_equal(test_wait_lines(out, 20, 30000), 20);
     assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
@@ -143,7 +121,7 @@ static void a_reload_failing_check_keeps_the_running_sink_and_one_failing_open_s
     assert_int_equal(lines_with(out, "v4 "), 10);
     assert_int_equal(lines_with(out, "v2 ") + lines_with(out, "v3 "), 0);
     char *log = test_read_file(d.log);
-    assert_int_equal(count_in(log, "sink c: opened"), 2); /* v1, v4: the refused v2 never opened */
+    assert_int_equal(test_count_in(log, "sink c: opened"), 2); /* v1, v4: the refused v2 never opened */
     free(log);
     test_rmtree(dir);
     free(dir);

@@ -148,6 +148,30 @@ int test_daemon_stop(test_daemon_t *d, int sig) {
     return test_daemon_stop_within(d, sig, 60);
 }
 
+int test_count_in(const char *s, const char *text) {
+    assert_true(text[0] != '\0');
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, text)) != NULL; p += strlen(text))
+        n++;
+    return n;
+}
+
+void test_daemon_wait_log(const test_daemon_t *d, const char *text, int times) {
+    for (int i = 0; i < 600; i++) {
+        char *log = test_read_file(d->log);
+        bool found = test_count_in(log, text) >= times;
+        free(log);
+        if (found)
+            return;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    char *log = test_read_file(d->log);
+    fail_msg("outboxd never logged \"%s\" %d time(s) within 60 s (%s):\n%s", text, times, d->log,
+             log ? log : "(no log)");
+    free(log); /* not reached: fail_msg leaves the test */
+}
+
 int test_jsonl_ordernrs(const char *path, int *out, int max) {
     FILE *f = fopen(path, "r");
     if (!f)

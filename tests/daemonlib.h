@@ -40,6 +40,15 @@ void test_daemon_spawn(test_daemon_t *d, const char *config, const char *plugin_
 int test_daemon_stop(test_daemon_t *d, int sig);
 int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds);
 
+/* How often text occurs in s, one occurrence not overlapping the next
+ * (0 when s is NULL, as test_read_file returns for a missing log): to
+ * assert that outboxd said a line once, or never. */
+int test_count_in(const char *s, const char *text);
+/* Waits until d's log holds text at least times times (reloads and
+ * retries are asynchronous). Fails the test, showing the log, after 60 s:
+ * a bound that only a hang exceeds. */
+void test_daemon_wait_log(const test_daemon_t *d, const char *text, int times);
+
 /* ordernr of each line of a file sink's JSON-lines file, in order;
  * returns the count (0 when the file does not exist). */
 int test_jsonl_ordernrs(const char *path, int *out, int max);

@@ -391,15 +391,6 @@ static void a_key_cannot_lead_the_file_sink_out_of_its_directory(void **state) {
     test_outbox_drop(ob);
 }
 
-static int count_in(const char *haystack, const char *needle) {
-    int n = 0;
-    for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
-static int count_in(const char *haystack, const char *needle);
-
 typedef struct {
     outbox_t *ob;
     int from, to;
@@ -462,21 +453,6 @@ static void sigterm_under_load_drains_and_a_restart_duplicates_nothing(void **st
     test_outbox_drop(ob);
 }
 
-/* Waits until outboxd's log says text times times (reloads are
- * asynchronous). */
-static void wait_log(const test_daemon_t *d, const char *text, int times) {
-    for (int i = 0; i < 300; i++) {
-        char *log = test_read_file(d->log);
-        bool found = log && count_in(log, text) >= times;
-        free(log);
-        if (found)
-            return;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    fail_msg("outboxd never logged \"%s\" (%s)", text, d->log);
-}
-
 static void sighup_adds_changes_and_removes_sinks_without_disturbing_others(void **state) {
     outbox_t *ob = test_outbox("d_hup");
     char *dir = test_tmpdir("hup");
@@ -511,7 +487,7 @@ static void sighup_adds_changes_and_removes_sinks_without_disturbing_others(void
     snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "") SINK("b", "%s/b.jsonl", ""), dir, dir);
     free(test_daemon_config(dir, ob, sinks));
     kill(d.pid, SIGHUP);
-    wait_log(&d, "reload: done", 2);
+    test_daemon_wait_log(&d, "reload: done", 2);
     put_range(ob, 151, 160);
     assert_int_equal(test_wait_lines(b, 160, 30000), 160);
     free(test_daemon_config(dir, ob, "  - name: a\n    plugn: file\n"));
@@ -532,8 +508,8 @@ static void sighup_adds_changes_and_removes_sinks_without_disturbing_others(void
         assert_int_equal(got[i], i + 1);
     char *log = test_read_file(d.log);
     /* a was opened once: never restarted by the reloads. */
-    assert_int_equal(count_in(log, "sink a: opened"), 1);
-    assert_int_equal(count_in(log, "sink c: opened"), 2);
+    assert_int_equal(test_count_in(log, "sink a: opened"), 1);
+    assert_int_equal(test_count_in(log, "sink c: opened"), 2);
     if (!strstr(log, "reload: sink c is removed: stopping it") ||
         !strstr(log, "unknown key \"plugn\"") || !strstr(log, "the running configuration stays"))
         fail_msg("the log does not tell the reloads:\n%s", log);

@@ -61,14 +61,6 @@ static int64_t now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* How often text occurs in s. */
-static int count_in(const char *s, const char *text) {
-    int n = 0;
-    for (const char *p = s; p && (p = strstr(p, text)) != NULL; p += strlen(text))
-        n++;
-    return n;
-}
-
 /* ensure, put and tail through liboutbox over TLS with a client
  * certificate: the same results as over plain TCP. */
 static void liboutbox_ensures_puts_and_tails_over_tls(void **state) {
@@ -212,7 +204,7 @@ static void outboxd_retries_quietly(const char *what, const char *uri, const cha
     char *stop = strstr(log, "SIGTERM");
     if (stop)
         *stop = '\0';
-    int n = count_in(log, expect);
+    int n = test_count_in(log, expect);
     free(log);
     test_rmtree(dir);
     free(dir);

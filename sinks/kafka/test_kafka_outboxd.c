@@ -272,24 +272,6 @@ static void kafka_sink_yaml(char *out, size_t size, const char *topic, const cha
              topic, extra_sink, kt_brokers(), extra_options);
 }
 
-static int count_in(const char *haystack, const char *needle) {
-    int n = 0;
-    for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle)) n++;
-    return n;
-}
-
-/* Waits until outboxd's log holds text. */
-static void wait_log(const test_daemon_t *d, const char *text, int timeout_ms) {
-    for (int waited = 0; waited <= timeout_ms; waited += 100) {
-        char *log = test_read_file(d->log);
-        bool found = log && strstr(log, text);
-        free(log);
-        if (found) return;
-        sleep_ms(100);
-    }
-    fail_msg("outboxd never logged \"%s\" (%s)", text, d->log);
-}
-
 /* ----------------------------------------------------------------------------
  * Tests
  * ------------------------------------------------------------------------- */
@@ -415,7 +397,7 @@ static void broker_outage_mid_stream_loses_nothing_and_checkpoint_stays_behind(v
     check_t c;
     check_topic(&e, topic, 0, &c);
     char *log = test_read_file(d.log);
-    int opens = count_in(log, "sink k: opened");
+    int opens = test_count_in(log, "sink k: opened");
     print_message("# broker down 30 s mid-stream (checkpoint at ordernr %d when it stopped, %d of %d put): "
                   "checkpoint held at %d during the outage, %zu messages already in Kafka when it came back "
                   "cover it; after: all %d events, order kept per key, %d duplicates, sink opened %d time(s)\n",
@@ -552,7 +534,7 @@ static void contradicting_properties_stop_the_sink_naming_them(void **state) {
     char *config = test_daemon_config(dir, ob, sinks);
     test_daemon_t d;
     daemon_start(&d, config, dir);
-    wait_log(&d, "this sink stops", 20000);
+    test_daemon_wait_log(&d, "this sink stops", 1);
     char st[32] = "";
     for (int i = 0; i < 50 && strcmp(st, "stopped") != 0; i++) {
         test_checkpoint(ob, "k", NULL, st, sizeof st);
@@ -588,7 +570,7 @@ static void unreachable_broker_at_start_is_retried(void **state) {
     stop_kafka();
     test_daemon_t d;
     daemon_start(&d, config, dir);
-    wait_log(&d, "(retrying in", 20000);
+    test_daemon_wait_log(&d, "(retrying in", 1);
     assert_int_equal(checkpoint_ordernr(&e, "k"), 0);
     start_kafka();
     struct timespec up;
@@ -606,7 +588,7 @@ static void unreachable_broker_at_start_is_retried(void **state) {
     if (!strstr(log, want)) fail_msg("the log does not say why open failed:\n%s", log);
     print_message("# broker down at start: open RETRYed %d time(s); all %d events delivered %.1f s after the "
                   "broker was back\n",
-                  count_in(log, want), total, after);
+                  test_count_in(log, want), total, after);
     free(log);
     free(c.seen);
     free(config);

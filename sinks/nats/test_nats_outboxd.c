@@ -220,12 +220,6 @@ static char *read_log(const test_daemon_t *d) {
     return log;
 }
 
-static int count_in(const char *haystack, const char *needle) {
-    int n = 0;
-    for (const char *p = strstr(haystack, needle); p; p = strstr(p + 1, needle)) n++;
-    return n;
-}
-
 /* ----------------------------------------------------------------------------
  * Tests
  * ------------------------------------------------------------------------- */
@@ -362,7 +356,7 @@ static void nats_server_restart_mid_stream_loses_nothing(void **state) {
     assert_int_equal(c.out_of_order, 0);
     char *log = read_log(&fx->d);
     /* Recovered by itself: one open, a disconnect and a reconnect. */
-    assert_int_equal(count_in(log, "sink n: opened"), 1);
+    assert_int_equal(test_count_in(log, "sink n: opened"), 1);
     if (!strstr(log, "sink n: disconnected from NATS") || !strstr(log, "sink n: reconnected to"))
         fail_msg("the log does not tell the disconnect and reconnect:\n%s", log);
     const char *closed = strstr(log, "sink n: closed: ");

@@ -223,17 +223,6 @@ static void assert_log_says(const test_daemon_t *d, const char *text) {
     free(log);
 }
 
-static void wait_log(const test_daemon_t *d, const char *text, int timeout_ms) {
-    for (int waited = 0; waited <= timeout_ms; waited += 100) {
-        char *log = test_read_file(d->log);
-        bool found = log && strstr(log, text);
-        free(log);
-        if (found) return;
-        sleep_ms(100);
-    }
-    assert_log_says(d, text);
-}
-
 /* ----------------------------------------------------------------------------
  * 50,000 events, every field
  * ------------------------------------------------------------------------- */
@@ -536,7 +525,7 @@ static void wrong_address_retries_until_the_server_is_there(void **state) {
              "sink wa: open: redis sink: cannot connect to redis://127.0.0.1:%d/0: Connection "
              "refused (retrying in",
              r.port);
-    wait_log(&d, says, 10000);
+    test_daemon_wait_log(&d, says, 1);
 
     test_redis_start(&r, NULL, NULL);
     assert_true(wait_for_last(&r, "wa", put.ids[299], 60000));
