@@ -86,6 +86,28 @@ static void telemetry_data(bson_t *d) {
     bson_append_array_end(d, &v);
 }
 
+/* What the two tree-building encoders below share: a date as the
+ * ISO-8601 text of {"$date": ...}, and the document or array it is on. */
+static void iso_date(int64_t ms, char *buf, size_t size) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static const bson_t *subdocument(const bson_iter_t *it, bson_t *sub) {
+    uint32_t len;
+    const uint8_t *data;
+    if (BSON_ITER_HOLDS_ARRAY(it))
+        bson_iter_array(it, &len, &data);
+    else
+        bson_iter_document(it, &len, &data);
+    if (!bson_init_static(sub, data, len))
+        bench_die("corrupt subdocument");
+    return sub;
+}
+
 #ifndef BENCH_JSON_JSONC
 /* BSON to jansson's tree in the same Extended JSON shapes as ours, for the
  * types the three documents hold (the others would follow the same way). */
@@ -113,27 +135,13 @@ static json_t *jansson_value(const bson_iter_t *it) {
         bson_oid_to_string(bson_iter_oid(it), buf);
         return json_pack("{ss}", "$oid", buf);
     case BSON_TYPE_DATE_TIME: {
-        int64_t ms = bson_iter_date_time(it);
-        time_t t = (time_t)(ms / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
+        iso_date(bson_iter_date_time(it), buf, sizeof buf);
         return json_pack("{ss}", "$date", buf);
     }
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY: {
         bson_t sub;
-        uint32_t len;
-        const uint8_t *data;
-        bool array = BSON_ITER_HOLDS_ARRAY(it);
-        if (array)
-            bson_iter_array(it, &len, &data);
-        else
-            bson_iter_document(it, &len, &data);
-        if (!bson_init_static(&sub, data, len))
-            bench_die("corrupt subdocument");
-        return jansson_of(&sub, array);
+        return jansson_of(subdocument(it, &sub), BSON_ITER_HOLDS_ARRAY(it));
     }
     default:
         bench_die("bench_json: no jansson form for BSON type 0x%02x", (unsigned)bson_iter_type(it));
@@ -190,12 +198,7 @@ static json_object *jsonc_value(const bson_iter_t *it) {
         json_object_object_add(o, "$oid", json_object_new_string(buf));
         return o;
     case BSON_TYPE_DATE_TIME: {
-        int64_t ms = bson_iter_date_time(it);
-        time_t t = (time_t)(ms / 1000);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(ms % 1000));
+        iso_date(bson_iter_date_time(it), buf, sizeof buf);
         o = json_object_new_object();
         json_object_object_add(o, "$date", json_object_new_string(buf));
         return o;
@@ -203,16 +206,7 @@ static json_object *jsonc_value(const bson_iter_t *it) {
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY: {
         bson_t sub;
-        uint32_t len;
-        const uint8_t *data;
-        bool array = BSON_ITER_HOLDS_ARRAY(it);
-        if (array)
-            bson_iter_array(it, &len, &data);
-        else
-            bson_iter_document(it, &len, &data);
-        if (!bson_init_static(&sub, data, len))
-            bench_die("corrupt subdocument");
-        return jsonc_of(&sub, array);
+        return jsonc_of(subdocument(it, &sub), BSON_ITER_HOLDS_ARRAY(it));
     }
     default:
         bench_die("bench_json: no json-c form for BSON type 0x%02x", (unsigned)bson_iter_type(it));
@@ -249,26 +243,26 @@ static char *third_encode(const bson_t *doc, size_t *len) {
 }
 #endif
 
-enum { OURS, LIBBSON, THIRD_LIB, N_ENCODERS };
-static const char *encoder_names[N_ENCODERS] = {"outboxd", "libbson", THIRD};
-
-static char *encode(int which, const bson_t *doc, size_t *len) {
-    switch (which) {
-    case OURS:
-        return outboxd_ejson_encode(doc, len);
-    case LIBBSON: {
-        char *s = bson_as_relaxed_extended_json(doc, len);
-        char *copy = malloc(*len + 1); /* outboxd kept a malloc'd copy */
-        if (!copy)
-            abort();
-        memcpy(copy, s, *len + 1);
-        bson_free(s);
-        return copy;
-    }
-    default:
-        return third_encode(doc, len);
-    }
+/* libbson's encoder, its output copied into malloc'd memory as outboxd
+ * kept it. */
+static char *libbson_encode(const bson_t *doc, size_t *len) {
+    char *s = bson_as_relaxed_extended_json(doc, len);
+    char *copy = malloc(*len + 1);
+    if (!copy)
+        abort();
+    memcpy(copy, s, *len + 1);
+    bson_free(s);
+    return copy;
 }
+
+/* Each encoder as the measuring loop calls it: one call through the same
+ * kind of pointer for all three, output freed with free(). */
+typedef char *(*encoder_fn)(const bson_t *doc, size_t *len);
+static const struct {
+    const char *name; /* the ENCODER of DOC_ENCODER_rate (bench/bench.py) */
+    encoder_fn encode;
+} encoders[] = {{"outboxd", outboxd_ejson_encode}, {"libbson", libbson_encode}, {THIRD, third_encode}};
+enum { N_ENCODERS = sizeof encoders / sizeof encoders[0] };
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -298,14 +292,14 @@ int main(int argc, char **argv) {
             for (long long r = 0; r < repeat; r++) {
                 int64_t t0 = bench_mono_ns();
                 for (long long i = 0; i < n; i++) {
-                    char *s = encode(e, &docs[d], &len);
+                    char *s = encoders[e].encode(&docs[d], &len);
                     free(s);
                 }
                 rates[r] = (double)n * 1e9 / (double)(bench_mono_ns() - t0);
             }
             qsort(rates, (size_t)repeat, sizeof rates[0], cmp_double);
             double rate = rates[repeat / 2];
-            char *sample = encode(e, &docs[d], &len);
+            char *sample = encoders[e].encode(&docs[d], &len);
             /* the first double of the document, as this encoder wrote it */
             const char *key = d == 0 ? "\"total\"" : d == 1 ? "\"total\"" : "\"values\"";
             const char *at = strstr(sample, key);
@@ -315,9 +309,9 @@ int main(int argc, char **argv) {
                 size_t k = at ? strspn(at, "0123456789.-+e") : 0;
                 snprintf(shown, sizeof shown, "%.*s", (int)(k < 39 ? k : 39), at ? at : "");
             }
-            fprintf(stderr, "%-10s %6u  %-8s %12.0f %7zu  %s\n", names[d], docs[d].len, encoder_names[e], rate, len,
+            fprintf(stderr, "%-10s %6u  %-8s %12.0f %7zu  %s\n", names[d], docs[d].len, encoders[e].name, rate, len,
                     shown);
-            printf(" %s_%s_rate=%.0f %s_%s_bytes=%zu", names[d], encoder_names[e], rate, names[d], encoder_names[e],
+            printf(" %s_%s_rate=%.0f %s_%s_bytes=%zu", names[d], encoders[e].name, rate, names[d], encoders[e].name,
                    len);
             free(sample);
         }
