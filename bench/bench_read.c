@@ -16,8 +16,8 @@
  *       RESULT received=K count=K p50_ms=.. p99_ms=.. max_ms=..
  *
  * The cursor options are the ones liboutbox's tail uses (tailable,
- * awaitData, maxAwaitTimeMS), so that the two differ only in what liboutbox
- * and outboxd add.
+ * awaitData, maxAwaitTimeMS, batchSize 1000 as OUTBOX_DEFAULT_BATCH_SIZE),
+ * so that the two differ only in what liboutbox and outboxd add.
  */
 #include "bench.h"
 
@@ -29,7 +29,7 @@
 static mongoc_cursor_t *open_cursor(mongoc_collection_t *coll, int64_t await_ms) {
     bson_t filter = BSON_INITIALIZER;
     bson_t *opts = BCON_NEW("tailable", BCON_BOOL(true), "awaitData", BCON_BOOL(true), "maxAwaitTimeMS",
-                            BCON_INT64(await_ms));
+                            BCON_INT64(await_ms), "batchSize", BCON_INT32(1000));
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, opts, NULL);
     bson_destroy(opts);
     bson_destroy(&filter);

@@ -13,6 +13,7 @@
 outbox_conf_t *outbox_conf_new(void) {
     outbox_conf_t *conf = bson_malloc0(sizeof *conf);
     conf->await_ms = OUTBOX_DEFAULT_AWAIT_MS;
+    conf->batch_size = OUTBOX_DEFAULT_BATCH_SIZE;
     return conf;
 }
 
@@ -117,6 +118,11 @@ outbox_code_t outbox_conf_set(outbox_conf_t *conf, const char *key, const char *
     } else if (strcmp(key, "tail.await_ms") == 0) {
         if (!parse_int64(value, 1, &conf->await_ms) || conf->await_ms > 60000)
             return outbox__fail(error, OUTBOX_ERR_CONF, "tail.await_ms: \"%s\" is not between 1 and 60000", value);
+    } else if (strcmp(key, "tail.batch_size") == 0) {
+        int64_t v;
+        if (!parse_int64(value, 0, &v) || v > 100000)
+            return outbox__fail(error, OUTBOX_ERR_CONF, "tail.batch_size: \"%s\" is not between 0 and 100000", value);
+        conf->batch_size = v;
     } else {
         return outbox__fail(error, OUTBOX_ERR_CONF, "unknown configuration key \"%s\"", key);
     }

@@ -16,6 +16,13 @@
 
 #define OUTBOX_DEFAULT_CAPPED_SIZE (64 * 1024 * 1024)
 #define OUTBOX_DEFAULT_AWAIT_MS 250
+/* Events per server round trip of a tail. Without a batchSize the server
+ * sends up to 16 MiB per getMore: a 60,000-event backlog came back as one
+ * batch, built for ~6 s on the server before the tail saw its first event,
+ * and held whole in the client's memory; the reader could not hand events
+ * on while the next batch was being built. 1,000 events cost no measurable
+ * throughput on FerretDB (docs/performance.md). */
+#define OUTBOX_DEFAULT_BATCH_SIZE 1000
 
 /* MongoDB server error codes the library reacts to. */
 #define OUTBOX_MONGO_NAMESPACE_EXISTS 48
@@ -34,6 +41,7 @@ struct outbox_conf {
     int64_t capped_size; /* 0 = not set */
     int64_t capped_max;  /* 0 = no limit */
     int64_t await_ms;
+    int64_t batch_size; /* tail.batch_size; 0 = the server's default */
     mongoc_client_pool_t *pool; /* borrowed */
     outbox_type_t *types;
     size_t n_types;
@@ -83,14 +91,17 @@ void outbox__client_push(outbox_t *outbox, mongoc_client_t *client);
 /* The event behind the public outbox_event_t: a borrowed envelope with the
  * fields already looked up. */
 struct outbox_event {
+    /* The two bson_t first: libbson aligns bson_t to 128 bytes, so small
+     * members before them would pad the struct from 384 to 512 bytes, and
+     * outboxd's ring holds thousands of copies. */
+    bson_t data;
+    bson_t headers;
     const bson_t *doc;
     bson_oid_t id;
     const char *type;
     const char *key;
     int64_t created_ms;
     int32_t v;
-    bson_t data;
-    bson_t headers;
     bool has_headers;
     bool owned;          /* doc is ours (outbox_event_copy) */
 };

@@ -281,6 +281,8 @@ static outbox_code_t open_cursor(outbox_tail_t *t, outbox_error_t *error) {
     BSON_APPEND_BOOL(&opts, "tailable", true);
     BSON_APPEND_BOOL(&opts, "awaitData", true);
     BSON_APPEND_INT64(&opts, "maxAwaitTimeMS", t->ob->conf->await_ms);
+    if (t->ob->conf->batch_size > 0)
+        BSON_APPEND_INT32(&opts, "batchSize", (int32_t)t->ob->conf->batch_size);
     if (skip > 0)
         BSON_APPEND_INT64(&opts, "skip", skip);
     bson_t empty = BSON_INITIALIZER;

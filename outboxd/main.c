@@ -360,11 +360,18 @@ int main(int argc, char **argv) {
      * a bug, but it must still stop outboxd with the reason. A sink's tail
      * waits at most tail.await_ms on the server for new events before it
      * can turn to its acks and checkpoint; it bounds how long a lone event
-     * can wait behind an empty wait. */
+     * can wait behind an empty wait. A round trip brings at most a quarter
+     * of the ring (and at most liboutbox's 1,000): the reader hands a batch
+     * to the ring while the server builds the next one, instead of waiting
+     * for room for a batch larger than the ring. */
     outbox_t *outbox = NULL;
+    char batch[24];
+    snprintf(batch, sizeof batch, "%lld",
+             (long long)(conf->ring_events >= 4000 ? 1000 : conf->ring_events >= 4 ? conf->ring_events / 4 : 1));
     if (outbox_conf_set(oconf, "database", conf->database, &err) == OUTBOX_OK &&
         outbox_conf_set(oconf, "outbox", conf->outbox, &err) == OUTBOX_OK &&
-        outbox_conf_set(oconf, "tail.await_ms", "100", &err) == OUTBOX_OK)
+        outbox_conf_set(oconf, "tail.await_ms", "100", &err) == OUTBOX_OK &&
+        outbox_conf_set(oconf, "tail.batch_size", batch, &err) == OUTBOX_OK)
         outbox = outbox_new(oconf, &err);
     if (!outbox) {
         fprintf(stderr, "outboxd: %s: %s\n", config_path, err.message);

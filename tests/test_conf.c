@@ -19,6 +19,10 @@ static void unknown_key_and_bad_values_are_named(void **state) {
     assert_int_equal(outbox_conf_set(conf, "outbox", "system.x", &err), OUTBOX_ERR_CONF);
     assert_int_equal(outbox_conf_set(conf, "database", "a.b", &err), OUTBOX_ERR_CONF);
     assert_int_equal(outbox_conf_set(conf, "tail.await_ms", "0", &err), OUTBOX_ERR_CONF);
+    assert_int_equal(outbox_conf_set(conf, "tail.batch_size", "-1", &err), OUTBOX_ERR_CONF);
+    assert_string_equal(err.message, "tail.batch_size: \"-1\" is not between 0 and 100000");
+    assert_int_equal(outbox_conf_set(conf, "tail.batch_size", "100001", &err), OUTBOX_ERR_CONF);
+    assert_int_equal(outbox_conf_set(conf, "tail.batch_size", "0", &err), OUTBOX_OK);
     /* A bad URI must not be echoed: it may hold a password. */
     assert_int_equal(outbox_conf_set(conf, "uri", "mongodb://u:s3cret@", &err), OUTBOX_ERR_CONF);
     assert_null(strstr(err.message, "s3cret"));

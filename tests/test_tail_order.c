@@ -78,11 +78,37 @@ static void natural_order_wins_over_id_order(void **state) {
     test_outbox_drop(ob);
 }
 
+/* A tail reads a backlog in round trips of tail.batch_size events: across
+ * each round trip's boundary nothing is lost or read twice, and a batch
+ * size of 0 leaves it to the server. */
+static void backlog_arrives_whole_across_round_trips(void **state) {
+    static const char *sizes[] = {"7", "1000", "0"};
+    outbox_error_t err;
+    int n = 60, got[64];
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        outbox_conf_t *conf = test_conf("tail_batches");
+        assert_int_equal(outbox_conf_set(conf, "tail.batch_size", sizes[s], &err), OUTBOX_OK);
+        outbox_t *ob = outbox_new(conf, &err);
+        assert_non_null(ob);
+        assert_int_equal(outbox_ensure(ob, &err), OUTBOX_OK);
+        for (int i = 1; i <= n; i++)
+            test_put_order(ob, i, "k");
+        outbox_tail_t *tail = outbox_tail_new(ob, OUTBOX_TAIL_FROM_START, NULL, &err);
+        assert_non_null(tail);
+        assert_int_equal(test_read_ordernrs(tail, got, 64, 500), n);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(got[i], i + 1);
+        outbox_tail_destroy(tail);
+        test_outbox_drop(ob);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tail_on_empty_outbox_receives_later_events_in_order),
         cmocka_unit_test(tail_from_now_skips_the_backlog),
         cmocka_unit_test(natural_order_wins_over_id_order),
+        cmocka_unit_test(backlog_arrives_whole_across_round_trips),
     };
     return TEST_RUN("tail_order", tests);
 }

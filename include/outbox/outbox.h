@@ -124,6 +124,10 @@ OUTBOX_EXPORT void outbox_conf_destroy(outbox_conf_t *conf);
  *   tail.await_ms how long one server round trip of a tail waits for new
  *                 events (awaitData), default 250; bounds how far
  *                 outbox_tail_next() can overshoot its timeout
+ *   tail.batch_size events per server round trip of a tail, default 1000;
+ *                 0 leaves it to the server (MongoDB then sends up to 16 MiB
+ *                 per round trip: a large backlog arrives late and all at
+ *                 once, and the client holds all of it)
  * Returns OUTBOX_ERR_CONF naming the key for an unknown key or a bad value;
  * the conf is unchanged then. */
 OUTBOX_EXPORT outbox_code_t outbox_conf_set(outbox_conf_t *conf, const char *key,
