@@ -85,9 +85,9 @@ typedef struct {
 /* The shared reader's ring (reader.ring_events, reader.ring_bytes). The
  * defaults keep outboxd with three sinks under 40 MB resident (measured:
  * docs/performance.md); the ring holds whichever limit comes first. */
-#define OUTBOXD_RING_EVENTS_DEFAULT 8192
+#define OUTBOXD_RING_EVENTS_DEFAULT 4096
 #define OUTBOXD_RING_EVENTS_MAX 1000000
-#define OUTBOXD_RING_BYTES_DEFAULT (16LL * 1024 * 1024)
+#define OUTBOXD_RING_BYTES_DEFAULT (8LL * 1024 * 1024)
 #define OUTBOXD_RING_BYTES_MIN 1024LL
 #define OUTBOXD_RING_BYTES_MAX (16LL * 1024 * 1024 * 1024)
 

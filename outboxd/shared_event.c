@@ -40,21 +40,33 @@ char *outboxd_payload_encode_json(const bson_t *data, size_t *len) {
 }
 
 outboxd_shared_event_t *outboxd_shared_event_new(const outbox_event_t *ev, unsigned formats) {
-    outboxd_shared_event_t *se = xcalloc(1, sizeof *se);
+    size_t json_len = 0;
+    char *json = NULL;
+    if (formats & OUTBOXD_FORMAT_JSON)
+        json = outboxd_payload_encode_json(outbox_event_data(ev), &json_len);
+    outboxd_shared_event_t *se = xcalloc(1, sizeof *se + (json ? json_len + 1 : 0));
     atomic_init(&se->refs, 1);
+    if (json) {
+        memcpy(se->json_text, json, json_len + 1);
+        se->json = se->json_text;
+        se->json_len = json_len;
+        free(json);
+    }
+    se->json_failed = (formats & OUTBOXD_FORMAT_JSON) && !se->json;
     se->ev = outbox_event_copy(ev);
     if (!se->ev)
         abort();
     se->has_id = true;
     bson_oid_copy(outbox_event_id(se->ev), &se->id);
     bson_oid_to_string(&se->id, se->id_hex);
-    const bson_t *data = outbox_event_data(se->ev), *hdrs = outbox_event_headers(se->ev);
-    se->bytes = sizeof *se + outbox_event_document(se->ev)->len + 512; /* 512: the event's own struct */
-    if (formats & OUTBOXD_FORMAT_JSON) {
-        se->json = outboxd_payload_encode_json(data, &se->json_len);
-        se->json_failed = !se->json;
-        se->bytes += se->json_len + 1;
-    }
+    const bson_t *hdrs = outbox_event_headers(se->ev);
+    /* What the allocations take: this block, the event's struct (384
+     * bytes), and its document's copy (libbson's 128-byte bson_t and a
+     * buffer of the next power of two). */
+    size_t doc_len = outbox_event_document(se->ev)->len, buf = 64;
+    while (buf < doc_len)
+        buf *= 2;
+    se->bytes = sizeof *se + (se->json ? json_len + 1 : 0) + 384 + 128 + buf;
     if (hdrs) {
         /* Every value is a UTF-8 string: the parser refuses an envelope
          * with any other (docs/envelope.md), so nothing is dropped here. */
@@ -111,7 +123,6 @@ void outboxd_shared_event_unref(outboxd_shared_event_t *se) {
     if (se->raw)
         bson_destroy(se->raw);
     free(se->error);
-    free(se->json);
     free(se->headers);
     free(se);
 }

@@ -38,7 +38,8 @@ typedef struct outboxd_shared_event {
     bool has_id;            /* the document has an ObjectId _id */
     bson_oid_t id;
     char id_hex[25];        /* "(no ObjectId _id)" when it has none */
-    char *json;             /* the data as JSON, NUL-terminated; NULL when not
+    char *json;             /* the data as JSON, NUL-terminated, in this
+                             * struct's own block (json_text); NULL when not
                              * encoded (no sink used json when it was read) */
     size_t json_len;
     bool json_failed;       /* the encoder could not take the data (libbson's
@@ -47,6 +48,9 @@ typedef struct outboxd_shared_event {
     outbox_sink_header_t *headers; /* into ev's strings; NULL when none */
     size_t n_headers;
     size_t bytes;           /* what it holds, for the ring's byte limit */
+    char json_text[];       /* json's bytes: one allocation with the struct,
+                             * of the exact size (the encoder's buffer has up
+                             * to twice the room; the ring holds thousands) */
 } outboxd_shared_event_t;
 
 /* A copy of ev (borrowed from a tail) with its payload encoded in each

@@ -45,7 +45,7 @@
 #include <string.h>
 #include <time.h>
 
-#define WINDOW 4096          /* events in flight per sink */
+#define WINDOW 2048          /* events in flight per sink; the ring holds twice as many (conffile.h) */
 #define BATCH 500            /* events per publish call */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
