@@ -5,6 +5,7 @@ outboxd_outboxd_SOURCES = \
 	outboxd/checkpoint.h outboxd/checkpoint.c \
 	outboxd/checkpoint_writer.h outboxd/checkpoint_writer.c outboxd/condwait.h \
 	outboxd/deadletter_writer.h outboxd/deadletter_writer.c \
+	outboxd/retry_writer.h outboxd/retry_writer.c \
 	outboxd/reader.h outboxd/reader.c \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
 	outboxd/sinkset.h outboxd/sinkset.c
