@@ -264,18 +264,22 @@ static int read_string(loader_t *ld, yaml_node_t *v, const char *label, char **o
 
 /* Plain decimal digits only: "1e3", "0x10" or " 5" are more likely typos
  * than intent in a count. */
-static int read_count(loader_t *ld, yaml_node_t *v, const char *label, int64_t max, int64_t *out) {
+static int read_range(loader_t *ld, yaml_node_t *v, const char *label, int64_t min, int64_t max, int64_t *out) {
     const char *s = text(v);
     if (!s)
-        return fail(ld, at(v), "%s: expected an integer from 1 to %lld", label, (long long)max);
+        return fail(ld, at(v), "%s: expected an integer from %lld to %lld", label, (long long)min, (long long)max);
     char *end;
     errno = 0;
     long long n = strtoll(s, &end, 10);
-    if (*s < '0' || *s > '9' || errno || *end || n < 1 || n > max)
-        return fail(ld, at(v), "%s: expected an integer from 1 to %lld, got \"%s\"", label, (long long)max,
-                    shown(ld, s, strlen(s)));
+    if (*s < '0' || *s > '9' || errno || *end || n < min || n > max)
+        return fail(ld, at(v), "%s: expected an integer from %lld to %lld, got \"%s\"", label, (long long)min,
+                    (long long)max, shown(ld, s, strlen(s)));
     *out = n;
     return 0;
+}
+
+static int read_count(loader_t *ld, yaml_node_t *v, const char *label, int64_t max, int64_t *out) {
+    return read_range(ld, v, label, 1, max, out);
 }
 
 /* One of choices (NULL-terminated, indexed like the enum), case-sensitive
@@ -568,6 +572,44 @@ static int load_reader(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
     return 0;
 }
 
+/* ha: the lease settings (docs/leases.md, section 5). Every key is checked
+ * even with enabled: false, so that turning HA on later cannot reveal a
+ * mistake written long ago. */
+static int load_ha(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
+    enum { ENABLED, TTL, RENEW, INSTANCE_ID, N };
+    field_t f[N] = {{"enabled"}, {"lease_ttl_ms"}, {"renew_ms"}, {"instance_id"}};
+    yaml_node_t *v, *ttl, *renew;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "ha: expected a mapping");
+    if (read_fields(ld, map, f, N, " in ha") < 0)
+        return -1;
+    if ((v = given(&f[ENABLED])) && read_bool(ld, v, "ha.enabled", &conf->ha_enabled) < 0)
+        return -1;
+    if ((ttl = given(&f[TTL])) && read_range(ld, ttl, "ha.lease_ttl_ms", OUTBOXD_HA_TTL_MIN_MS,
+                                             OUTBOXD_HA_TTL_MAX_MS, &conf->ha_lease_ttl_ms) < 0)
+        return -1;
+    if ((renew = given(&f[RENEW])) && read_range(ld, renew, "ha.renew_ms", OUTBOXD_HA_RENEW_MIN_MS,
+                                                 OUTBOXD_HA_TTL_MAX_MS, &conf->ha_renew_ms) < 0)
+        return -1;
+    /* After a renewal the holder may publish for ttl - renew: that must
+     * leave room for one more renewal attempt before its deadline. Reported
+     * at renew_ms when it is written, else at the TTL that made the default
+     * too long. */
+    if (conf->ha_renew_ms * 2 >= conf->ha_lease_ttl_ms)
+        return fail(ld, at(renew ? renew : ttl),
+                    "ha.renew_ms: %lld must be below half of ha.lease_ttl_ms (%lld): a holder needs two renewals "
+                    "per lease", (long long)conf->ha_renew_ms, (long long)conf->ha_lease_ttl_ms);
+    if ((v = given(&f[INSTANCE_ID]))) {
+        if (read_string(ld, v, "ha.instance_id", &conf->ha_instance_id) < 0)
+            return -1;
+        const char *id = conf->ha_instance_id;
+        if (strlen(id) > OUTBOXD_HA_INSTANCE_ID_MAX || !only_word_chars(id, "._:-"))
+            return fail(ld, at(v), "ha.instance_id: expected 1 to %d letters, digits, \".\", \"_\", \":\" or "
+                        "\"-\", got \"%s\"", OUTBOXD_HA_INSTANCE_ID_MAX, shown(ld, id, strlen(id)));
+    }
+    return 0;
+}
+
 /* The route template, checked once here so that outboxd_route_expand()
  * can stay a plain copy loop. The rules are those of Python's
  * str.format(): a single "}" is as much a mistake as an unclosed "{". */
@@ -784,8 +826,8 @@ static int load_sinks(loader_t *ld, yaml_node_t *seq, outboxd_conf_t *conf) {
 }
 
 static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
-    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, READER, SINKS, N };
-    field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"reader"}, {"sinks"}};
+    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, READER, HA, SINKS, N };
+    field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"reader"}, {"ha"}, {"sinks"}};
     yaml_node_t *root = yaml_document_get_root_node(&ld->doc), *v;
     yaml_mark_t start = {0};
 
@@ -795,6 +837,9 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     conf->checkpoint_every_ms = DEFAULT_EVERY_MS;
     conf->ring_events = OUTBOXD_RING_EVENTS_DEFAULT;
     conf->ring_bytes = OUTBOXD_RING_BYTES_DEFAULT;
+    conf->ha_enabled = true;
+    conf->ha_lease_ttl_ms = OUTBOXD_HA_TTL_DEFAULT_MS;
+    conf->ha_renew_ms = OUTBOXD_HA_RENEW_DEFAULT_MS;
 
     if (!root)
         return fail(ld, &start, "empty configuration (expected mongodb, outbox and sinks)");
@@ -822,6 +867,8 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     if ((v = given(&f[CHECKPOINT])) && load_checkpoint(ld, v, conf) < 0)
         return -1;
     if ((v = given(&f[READER])) && load_reader(ld, v, conf) < 0)
+        return -1;
+    if ((v = given(&f[HA])) && load_ha(ld, v, conf) < 0)
         return -1;
     if (!f[SINKS].key)
         return fail(ld, at(root), "missing \"sinks\"");
@@ -944,6 +991,7 @@ void outboxd_conf_free(outboxd_conf_t *conf) {
     free(conf->outbox);
     free(conf->plugin_dir);
     free(conf->inline_secret);
+    free(conf->ha_instance_id);
     free(conf);
 }
 

@@ -64,6 +64,12 @@ typedef struct {
     int64_t checkpoint_every_ms;     /* checkpoint.every_ms, default 1000 */
     int64_t ring_events;             /* reader.ring_events, default OUTBOXD_RING_EVENTS_DEFAULT */
     int64_t ring_bytes;              /* reader.ring_bytes, default OUTBOXD_RING_BYTES_DEFAULT */
+    /* ha: per-sink leases with fencing (docs/leases.md). The other keys are
+     * checked even when ha.enabled is false. */
+    bool ha_enabled;            /* ha.enabled, default true */
+    int64_t ha_lease_ttl_ms;    /* default 10000 */
+    int64_t ha_renew_ms;        /* default 3000; strictly below ha_lease_ttl_ms / 2 */
+    char *ha_instance_id;       /* NULL: the host name */
     outboxd_sink_conf_t *sinks;
     size_t n_sinks;
     /* The first secret written in the file itself (a password in
@@ -90,6 +96,14 @@ typedef struct {
 #define OUTBOXD_RING_BYTES_DEFAULT (8LL * 1024 * 1024)
 #define OUTBOXD_RING_BYTES_MIN 1024LL
 #define OUTBOXD_RING_BYTES_MAX (16LL * 1024 * 1024 * 1024)
+/* ha: the lease's time to live and renewal interval, in milliseconds, and
+ * the instance id's length ([A-Za-z0-9._:-], 1 to 64 bytes). */
+#define OUTBOXD_HA_TTL_DEFAULT_MS 10000
+#define OUTBOXD_HA_RENEW_DEFAULT_MS 3000
+#define OUTBOXD_HA_TTL_MIN_MS 1000
+#define OUTBOXD_HA_TTL_MAX_MS 600000
+#define OUTBOXD_HA_RENEW_MIN_MS 100
+#define OUTBOXD_HA_INSTANCE_ID_MAX 64
 
 /* Whether an option of this name holds a credential, so that its value is
  * secret even when written inline: a part (split at '.', '_' and '-') of

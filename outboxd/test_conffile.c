@@ -171,7 +171,7 @@ static void unknown_keys_are_named_with_the_keys_expected(void **state) {
                  "8:5: unknown key \"x\" in sink 1 (expected name, plugin, route, types, payload, "
                  "on_error, on_gap, optional, options)");
     expect_error(HEAD SINK("a") "Outbox: e\n",
-                 "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, reader, sinks)");
+                 "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, reader, ha, sinks)");
     expect_error("mongodb:\n  url: x\n",
                  "2:3: unknown key \"url\" in mongodb (expected uri, uri_file, database)");
     expect_error(HEAD SINK("a") "checkpoint:\n  every: 5\n",
@@ -235,6 +235,104 @@ static void reader_ring_limits_take_counts_and_sizes(void **state) {
     expect_error(HEAD SINK("a") "reader:\n  ring: 5\n",
                  "10:3: unknown key \"ring\" in reader (expected ring_events, ring_bytes)");
     expect_error(HEAD SINK("a") "reader: 5\n", "9:9: reader: expected a mapping");
+}
+
+/* ha (issue 14, docs/leases.md section 5): on by default with a 10 s lease
+ * renewed every 3 s; what would let a holder's lease run out between two
+ * renewals, or an instance id that cannot be shown safely, is refused at
+ * the key, and so are mistakes under enabled: false. */
+static void ha_is_on_by_default_with_a_ten_second_lease(void **state) {
+    outboxd_conf_t *conf = load_good(HEAD SINK("a"));
+    assert_true(conf->ha_enabled);
+    assert_int_equal(conf->ha_lease_ttl_ms, 10000);
+    assert_int_equal(conf->ha_renew_ms, 3000);
+    assert_null(conf->ha_instance_id);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "ha:\n");
+    assert_true(conf->ha_enabled);
+    assert_int_equal(conf->ha_lease_ttl_ms, 10000);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "ha: {enabled: false, lease_ttl_ms: 1000, renew_ms: 300, instance_id: node-a.dc1:2_b}\n");
+    assert_false(conf->ha_enabled);
+    assert_int_equal(conf->ha_lease_ttl_ms, 1000);
+    assert_int_equal(conf->ha_renew_ms, 300);
+    assert_string_equal(conf->ha_instance_id, "node-a.dc1:2_b");
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "ha:\n  lease_ttl_ms: 600000\n  renew_ms: 299999\n");
+    assert_int_equal(conf->ha_lease_ttl_ms, OUTBOXD_HA_TTL_MAX_MS);
+    assert_int_equal(conf->ha_renew_ms, 299999);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "ha:\n  lease_ttl_ms: 1000\n  renew_ms: 100\n");
+    assert_int_equal(conf->ha_lease_ttl_ms, OUTBOXD_HA_TTL_MIN_MS);
+    assert_int_equal(conf->ha_renew_ms, OUTBOXD_HA_RENEW_MIN_MS);
+    outboxd_conf_free(conf);
+}
+
+static void ha_renewal_must_fit_twice_in_a_lease(void **state) {
+    expect_error(HEAD SINK("a") "ha:\n  renew_ms: 6000\n",
+                 "10:13: ha.renew_ms: 6000 must be below half of ha.lease_ttl_ms (10000): a holder needs two "
+                 "renewals per lease");
+    /* Exactly half leaves no room for a second attempt either. */
+    expect_error(HEAD SINK("a") "ha:\n  lease_ttl_ms: 2000\n  renew_ms: 1000\n",
+                 "11:13: ha.renew_ms: 1000 must be below half of ha.lease_ttl_ms (2000): a holder needs two "
+                 "renewals per lease");
+    /* A short TTL with the default renewal: reported at the TTL, the key written. */
+    expect_error(HEAD SINK("a") "ha:\n  lease_ttl_ms: 5000\n",
+                 "10:17: ha.renew_ms: 3000 must be below half of ha.lease_ttl_ms (5000): a holder needs two "
+                 "renewals per lease");
+    /* The other keys are checked with HA off too. */
+    expect_error(HEAD SINK("a") "ha:\n  enabled: false\n  lease_ttl_ms: 1000\n  renew_ms: 500\n",
+                 "12:13: ha.renew_ms: 500 must be below half of ha.lease_ttl_ms (1000): a holder needs two "
+                 "renewals per lease");
+}
+
+static void ha_values_outside_their_ranges_are_refused(void **state) {
+    expect_error(HEAD SINK("a") "ha:\n  lease_ttl_ms: 999\n",
+                 "10:17: ha.lease_ttl_ms: expected an integer from 1000 to 600000, got \"999\"");
+    expect_error(HEAD SINK("a") "ha:\n  lease_ttl_ms: 600001\n",
+                 "10:17: ha.lease_ttl_ms: expected an integer from 1000 to 600000, got \"600001\"");
+    expect_error(HEAD SINK("a") "ha:\n  lease_ttl_ms: 10s\n",
+                 "10:17: ha.lease_ttl_ms: expected an integer from 1000 to 600000, got \"10s\"");
+    expect_error(HEAD SINK("a") "ha:\n  renew_ms: 99\n",
+                 "10:13: ha.renew_ms: expected an integer from 100 to 600000, got \"99\"");
+    expect_error(HEAD SINK("a") "ha:\n  renew_ms: -3000\n",
+                 "10:13: ha.renew_ms: expected an integer from 100 to 600000, got \"-3000\"");
+    expect_error(HEAD SINK("a") "ha:\n  enabled: maybe\n",
+                 "10:12: ha.enabled: expected true or false, got \"maybe\"");
+    expect_error(HEAD SINK("a") "ha:\n  enabled: false\n  lease_ttl_ms: 0\n",
+                 "11:17: ha.lease_ttl_ms: expected an integer from 1000 to 600000, got \"0\"");
+}
+
+static void ha_instance_id_is_limited_to_safe_characters(void **state) {
+    expect_error(HEAD SINK("a") "ha:\n  instance_id: node a\n",
+                 "10:16: ha.instance_id: expected 1 to 64 letters, digits, \".\", \"_\", \":\" or \"-\", got "
+                 "\"node a\"");
+    expect_error(HEAD SINK("a") "ha:\n  instance_id: \"n\\u00e9\"\n",
+                 "10:16: ha.instance_id: expected 1 to 64 letters, digits, \".\", \"_\", \":\" or \"-\", got "
+                 "\"n\xc3\xa9\"");
+    expect_error(HEAD SINK("a") "ha:\n  instance_id: \"\"\n", "10:16: ha.instance_id: must not be empty");
+    expect_error(HEAD SINK("a") "ha:\n  enabled: no\n  instance_id: a/b\n",
+                 "11:16: ha.instance_id: expected 1 to 64 letters, digits, \".\", \"_\", \":\" or \"-\", got "
+                 "\"a/b\"");
+    char yaml[512], want[512];
+    snprintf(yaml, sizeof yaml, HEAD SINK("a") "ha:\n  instance_id: %s\n",
+             "x123456789x123456789x123456789x123456789x123456789x123456789abcd");
+    outboxd_conf_t *conf = load_good(yaml); /* 64 bytes */
+    assert_int_equal(strlen(conf->ha_instance_id), 64);
+    outboxd_conf_free(conf);
+    snprintf(yaml, sizeof yaml, HEAD SINK("a") "ha:\n  instance_id: %s\n",
+             "x123456789x123456789x123456789x123456789x123456789x123456789abcde");
+    snprintf(want, sizeof want, "10:16: ha.instance_id: expected 1 to 64 letters, digits, \".\", \"_\", \":\" or "
+             "\"-\", got \"%s\"", "x123456789x123456789x123456789x123456789x123456789x123456789abcde");
+    expect_error(yaml, want);
+}
+
+static void ha_unknown_keys_and_kinds_are_named(void **state) {
+    expect_error(HEAD SINK("a") "ha:\n  ttl_ms: 5000\n",
+                 "10:3: unknown key \"ttl_ms\" in ha (expected enabled, lease_ttl_ms, renew_ms, instance_id)");
+    expect_error(HEAD SINK("a") "ha: true\n", "9:5: ha: expected a mapping");
+    expect_error(HEAD SINK("a") "ha:\n  renew_ms: 300\n  renew_ms: 400\n",
+                 "11:3: duplicate key \"renew_ms\" in ha (first at line 10)");
 }
 
 static void enum_and_bool_values_list_the_choices(void **state) {
@@ -747,6 +845,11 @@ int main(void) {
         cmocka_unit_test(unknown_keys_are_named_with_the_keys_expected),
         cmocka_unit_test(checkpoint_counts_must_be_integers_from_one_to_their_maxima),
         cmocka_unit_test(reader_ring_limits_take_counts_and_sizes),
+        cmocka_unit_test(ha_is_on_by_default_with_a_ten_second_lease),
+        cmocka_unit_test(ha_renewal_must_fit_twice_in_a_lease),
+        cmocka_unit_test(ha_values_outside_their_ranges_are_refused),
+        cmocka_unit_test(ha_instance_id_is_limited_to_safe_characters),
+        cmocka_unit_test(ha_unknown_keys_and_kinds_are_named),
         cmocka_unit_test(enum_and_bool_values_list_the_choices),
         cmocka_unit_test(duplicate_sink_names_point_at_both),
         cmocka_unit_test(duplicate_keys_are_refused),
