@@ -19,12 +19,23 @@
  * its checkpoint was not on it, or the ring marked a gap), catchups: how
  * often it came back onto the ring from one. They count from outboxd's
  * start; none is read back.
+ *
+ * High availability (docs/leases.md, sections 1.2 and 3): the document
+ * also holds term (int64) and owner (instance id) and claimed (date),
+ * stamped by outboxd_checkpoint_claim when a runner activates at a lease's
+ * term, and fenced_at (date), set by the dead-letter writer's touch. Every
+ * later write of an active runner filters on {_id, term: T}: once another
+ * instance claimed a higher term, the deposed runner's writes match
+ * nothing and come back OUTBOXD_WRITE_FENCED, never to be retried. A term
+ * below 0 means no fence (ha.enabled: false): the writes are what they
+ * were before leases (an upsert, no term).
  */
 #ifndef OUTBOXD_CHECKPOINT_H
 #define OUTBOXD_CHECKPOINT_H
 
 #include <mongoc/mongoc.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* At most this many figures of a plugin are kept (more are dropped, with one
  * log line), each named by at most OUTBOXD_STAT_NAME_MAX bytes. */
@@ -59,9 +70,58 @@ bool outboxd_checkpoint_read(mongoc_client_pool_t *pool, const char *db, const c
                              const char *sink, outboxd_checkpoint_t *cp, bool *found,
                              char *errbuf, size_t errbuf_size);
 
-/* Upserts the whole checkpoint document. */
-bool outboxd_checkpoint_write(mongoc_client_pool_t *pool, const char *db, const char *coll,
-                              const char *sink, const outboxd_checkpoint_t *cp, char *errbuf,
-                              size_t errbuf_size);
+typedef enum { OUTBOXD_WRITE_OK = 0, OUTBOXD_WRITE_ERROR, OUTBOXD_WRITE_FENCED } outboxd_write_rc_t;
+
+/* What a fenced writer asks before each attempt and tells after a fenced
+ * one; term < 0: no fence (ha off). The writers copy the struct; ctx must
+ * outlive them. valid and lost are called on the writer's thread. */
+typedef struct {
+    int64_t term;
+    bool (*valid)(void *ctx, int64_t term);
+    void (*lost)(void *ctx, int64_t term, int64_t seen_term, const char *why);
+    void *ctx;
+} outboxd_fence_t;
+
+/* Activation at term (>= 0): one findAndModify of {_id: sink, $or: [{term:
+ * {$lte: term}}, {term: {$exists: false}}]} that sets term, owner and
+ * claimed (upsert, write concern majority), and reads the position from
+ * the document it returns into cp, as outboxd_checkpoint_read does.
+ * *found: the document existed before (false: no checkpoint yet). $lte,
+ * not $lt: a runner restarted in the same process at the same term claims
+ * again. FENCED when the document has a higher term (*seen_term says which;
+ * the insert of the upsert met the existing _id: E11000). ERROR with errbuf
+ * on a server error. */
+outboxd_write_rc_t outboxd_checkpoint_claim(mongoc_client_pool_t *pool, const char *db, const char *coll,
+                                            const char *sink, int64_t term, const char *owner,
+                                            outboxd_checkpoint_t *cp, bool *found, int64_t *seen_term,
+                                            char *errbuf, size_t errbuf_size);
+
+/* Writes the checkpoint document. term >= 0: an update of {_id: sink,
+ * term: term} without upsert; matching nothing is FENCED (*seen_term: the
+ * document's term now, -1 when it has none or is gone; errbuf says so).
+ * term < 0: an upsert of {_id: sink}, as before leases. seen_term may be
+ * NULL. */
+outboxd_write_rc_t outboxd_checkpoint_write(mongoc_client_pool_t *pool, const char *db, const char *coll,
+                                            const char *sink, int64_t term, const outboxd_checkpoint_t *cp,
+                                            int64_t *seen_term, char *errbuf, size_t errbuf_size);
+
+/* The fence touch before a dead letter: {_id: sink, term: term} gets
+ * fenced_at = now; FENCED as for the write. term < 0: OK, nothing is
+ * written. */
+outboxd_write_rc_t outboxd_checkpoint_touch(mongoc_client_pool_t *pool, const char *db, const char *coll,
+                                            const char *sink, int64_t term, int64_t *seen_term,
+                                            char *errbuf, size_t errbuf_size);
+
+/* TRANSITION (docs/leases.md 7.1; /tmp/ha-notes.md): the old call form
+ * outboxd_checkpoint_write(pool, db, coll, sink, cp, errbuf, errbuf_size)
+ * returning bool (an upsert, no fence) still compiles until every caller
+ * uses the one above; a macro picks the form by the number of arguments. */
+bool outboxd_checkpoint_write_unfenced(mongoc_client_pool_t *pool, const char *db, const char *coll,
+                                       const char *sink, const outboxd_checkpoint_t *cp, char *errbuf,
+                                       size_t errbuf_size);
+#define OUTBOXD_CHECKPOINT_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, name, ...) name
+#define outboxd_checkpoint_write(...)                                                                    \
+    OUTBOXD_CHECKPOINT_PICK_(__VA_ARGS__, outboxd_checkpoint_write, outboxd_checkpoint_write_no_8_args,    \
+                             outboxd_checkpoint_write_unfenced, outboxd_checkpoint_write_no_6_args)(__VA_ARGS__)
 
 #endif

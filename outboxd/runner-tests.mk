@@ -41,3 +41,16 @@ EXTRA_outboxd_test_shared_reader_kafka_DEPENDENCIES = outboxd/outboxd$(EXEEXT) s
 	sinks/kafka/kafka.la
 endif
 endif
+
+# The fenced writes of a sink's storage (docs/leases.md, section 3):
+# checkpoint.c against the real server, with the test's own fence
+# callbacks. outboxd's sources are compiled in (they are not a library).
+if HAVE_CMOCKA
+check_PROGRAMS += outboxd/test_fencing
+TESTS += outboxd/test_fencing
+outboxd_test_fencing_SOURCES = outboxd/test_fencing.c \
+	outboxd/checkpoint.h outboxd/checkpoint.c
+outboxd_test_fencing_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests -I$(top_srcdir)/outboxd
+outboxd_test_fencing_CFLAGS = $(TEST_CFLAGS)
+outboxd_test_fencing_LDADD = outboxd/libhost.la $(TEST_LDADD)
+endif
