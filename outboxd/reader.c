@@ -9,7 +9,16 @@
  * checkpoint is that one start on the ring at its first position; those
  * whose checkpoint is later wait for it to pass through the ring; those
  * whose checkpoint is no longer in the log read on a tail of their own,
- * which reports their gap. Then it tails the log for good, into the ring.
+ * which reports their gap. Then it tails the log into the ring.
+ *
+ * It idles without members (docs/leases.md, section 4): it decides no
+ * origin and opens no tail while no sink has joined (every sink of this
+ * instance stands by for a lease another outboxd holds, or is stopped),
+ * and when the last member leaves it closes its tail, empties the ring
+ * and goes back to "origin not decided": the next sink that joins has its
+ * origin decided as at start. A pure standby instance thus reads nothing
+ * from the log, and the database serves one tailable cursor per instance
+ * that publishes.
  */
 #include "reader.h"
 
@@ -44,7 +53,10 @@ struct outboxd_reader {
     outbox_t *outbox;
     mongoc_client_pool_t *pool;
     char *db, *coll;
-    outboxd_ring_t *ring;
+    /* Replaced by an empty one when the reader goes idle (the last member
+     * left: no feeder reads it then); feeders load it at each take. */
+    _Atomic(outboxd_ring_t *) ring;
+    size_t ring_events, ring_bytes;
 
     pthread_t thread;
     bool running;
@@ -91,7 +103,9 @@ outboxd_reader_t *outboxd_reader_new(outbox_t *outbox, mongoc_client_pool_t *poo
     r->coll = strdup(coll);
     if (!r->db || !r->coll)
         abort();
-    r->ring = outboxd_ring_new(ring_events, ring_bytes);
+    r->ring_events = ring_events;
+    r->ring_bytes = ring_bytes;
+    atomic_init(&r->ring, outboxd_ring_new(ring_events, ring_bytes));
     atomic_init(&r->stop, false);
     atomic_init(&r->formats, 0);
     atomic_init(&r->shared_tails, 0);
@@ -172,11 +186,14 @@ outboxd_reader_member_t *outboxd_reader_join(outboxd_reader_t *r, const char *na
     m->next = r->members;
     r->members = m;
     update_formats(r);
+    /* Each join (or join_none) answers one expect, whether the origin is
+     * decided or not: a sink that joins again after standing by expects
+     * again first, so the count stays right across idle periods. */
+    if (r->pending > 0)
+        r->pending--;
     if (r->started) {
         m->place = place_locked(r, after);
         m->decided = true;
-    } else if (r->pending > 0) {
-        r->pending--;
     }
     pthread_cond_broadcast(&r->changed);
     while (!m->decided && !atomic_load(stop) && !atomic_load(&r->stop))
@@ -320,11 +337,13 @@ static bool look_up_positions(outboxd_reader_t *r, const bson_oid_t *ids, size_t
     return ok;
 }
 
-/* Waits for the sinks, decides where the ring begins and where each sink
- * that joined so far goes on. False when outboxd stops meanwhile. */
+/* Waits for the sinks (every one expected, and at least one joined: the
+ * reader idles without members), decides where the ring begins and where
+ * each sink that joined so far goes on. False when outboxd stops
+ * meanwhile. */
 static bool decide_origin(outboxd_reader_t *r) {
     pthread_mutex_lock(&r->lock);
-    while (r->pending > 0 && !atomic_load(&r->stop))
+    while ((r->pending > 0 || !r->members) && !atomic_load(&r->stop))
         outboxd_cond_wait_ms(&r->changed, &r->lock, 200);
     /* The positions of the sinks that joined: what the ring starts from. */
     size_t n = 0, cap = 0;
@@ -419,14 +438,39 @@ static outbox_tail_t *open_tail(outboxd_reader_t *r, bool from_start) {
     return t;
 }
 
-static void *read_loop(void *arg) {
-    outboxd_reader_t *r = arg;
-    if (!decide_origin(r))
-        return NULL;
+/* Whether the last member has left: then (lock held) the reader goes
+ * idle. The ring is replaced by an empty one, so that a sink that joins
+ * later is placed by a fresh decision and no stale entry holds memory;
+ * no feeder reads the old ring (every member's feeder stopped before it
+ * left). */
+static bool go_idle(outboxd_reader_t *r) {
+    pthread_mutex_lock(&r->lock);
+    bool idle = !r->members && !r->no_ring;
+    outboxd_ring_t *old = NULL;
+    if (idle) {
+        r->started = false;
+        old = atomic_exchange(&r->ring, outboxd_ring_new(r->ring_events, r->ring_bytes));
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (old) {
+        LOG_INFO("shared reader: no sink reads any more: idle, no tail open, until a sink joins");
+        outboxd_ring_free(old);
+    }
+    return idle;
+}
+
+/* Reads the log into the ring while some sink is a member. False when
+ * outboxd stops, true when the reader went idle. */
+static bool read_while_members(outboxd_reader_t *r) {
     outbox_tail_t *tail = open_tail(r, r->origin_from_start);
     outbox_error_t err;
     const outbox_event_t *ev;
+    bool idle = false;
     while (!atomic_load(&r->stop)) {
+        if (go_idle(r)) {
+            idle = true;
+            break;
+        }
         if (pace(r)) {
             struct timespec ts = {0, PACE_WAIT_MS * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -466,6 +510,13 @@ static void *read_loop(void *arg) {
         }
     }
     outbox_tail_destroy(tail);
+    return idle;
+}
+
+static void *read_loop(void *arg) {
+    outboxd_reader_t *r = arg;
+    while (decide_origin(r) && read_while_members(r))
+        ;
     return NULL;
 }
 
@@ -527,7 +578,7 @@ void outboxd_reader_free(outboxd_reader_t *r) {
 }
 
 outboxd_ring_t *outboxd_reader_ring(outboxd_reader_t *r) {
-    return r->ring;
+    return atomic_load(&r->ring);
 }
 
 int64_t outboxd_reader_shared_tails(outboxd_reader_t *r) {

@@ -17,6 +17,12 @@
  * events, and it restarted from the oldest event) is a gap mark in the
  * ring: a sink that reaches it goes on from its own position on a tail of
  * its own, whose gap (if any) is then the sink's own, under its on_gap.
+ *
+ * The reader idles without members (docs/leases.md, section 4): no origin
+ * is decided and no tail opened while no sink has joined (a sink standing
+ * by for a lease another outboxd holds never joins), and when the last
+ * member leaves, the reader closes its tail, empties its ring and decides
+ * again, as at start, when a sink joins next.
  */
 #ifndef OUTBOXD_READER_H
 #define OUTBOXD_READER_H
@@ -52,7 +58,9 @@ outboxd_reader_t *outboxd_reader_new(outbox_t *outbox, mongoc_client_pool_t *poo
 
 /* One more sink will join (or say it will not): before the reader has
  * started reading, it waits for every sink it was told of, to start at
- * the oldest of their positions. */
+ * the oldest of their positions. Every outboxd_reader_join and
+ * outboxd_reader_join_none answers exactly one expect: a sink that joins
+ * again (after standing by) expects again right before. */
 void outboxd_reader_expect(outboxd_reader_t *reader);
 
 /* Starts the reader's thread; false if it could not start. */
@@ -65,11 +73,13 @@ void outboxd_reader_stop(outboxd_reader_t *reader);
 /* Frees the reader and its ring; every sink has left. Accepts NULL. */
 void outboxd_reader_free(outboxd_reader_t *reader);
 
-/* A sink joins, after reading its checkpoint: after is its checkpoint's
- * event, NULL for the log's start; formats the payload formats it uses
- * (OUTBOXD_FORMAT_*). Blocks until the reader has decided where it starts
- * (only before the reader's first read), or *stop is set. *place says
- * where the sink goes on. The member is the sink's until
+/* A sink joins, after reading (claiming) its checkpoint: after is its
+ * checkpoint's event, NULL for the log's start; formats the payload
+ * formats it uses (OUTBOXD_FORMAT_*). Blocks until the reader has decided
+ * where it starts (before the reader's first read, or while it idles
+ * without members: the first sink to join wakes it, and the origin is
+ * decided from it and every sink expected meanwhile), or *stop is set.
+ * *place says where the sink goes on. The member is the sink's until
  * outboxd_reader_leave. */
 outboxd_reader_member_t *outboxd_reader_join(outboxd_reader_t *reader, const char *name, unsigned formats,
                                              const bson_oid_t *after, atomic_bool *stop,
@@ -87,7 +97,9 @@ void outboxd_reader_join_none(outboxd_reader_t *reader);
  * cheap (two relaxed stores). */
 void outboxd_reader_member_at(outboxd_reader_member_t *member, bool on_ring, uint64_t pos);
 
-/* The sink leaves (it stops). Accepts NULL. */
+/* The sink leaves (it stops, or stands by: its feeder has stopped and no
+ * longer reads the ring). When it was the last member, the reader goes
+ * idle (above). Accepts NULL. */
 void outboxd_reader_leave(outboxd_reader_t *reader, outboxd_reader_member_t *member);
 
 /* Where a sink that has taken every event up to after (NULL: none yet,
@@ -97,6 +109,8 @@ void outboxd_reader_leave(outboxd_reader_t *reader, outboxd_reader_member_t *mem
  * after it are the caller's to pass over: they cannot be looked up.) */
 outboxd_place_t outboxd_reader_place(outboxd_reader_t *reader, const bson_oid_t *after);
 
+/* The ring sinks read now. It changes only while the reader idles (no
+ * member): a member's feeder may load it once and keep it until it leaves. */
 outboxd_ring_t *outboxd_reader_ring(outboxd_reader_t *reader);
 
 /* How many tails the shared reader opened in this run. */
