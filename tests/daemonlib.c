@@ -58,7 +58,8 @@ void test_rmtree(const char *dir) {
         print_message("# could not remove %s\n", dir);
 }
 
-char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml) {
+char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
+                             const char *ha_yaml) {
     char *path = malloc(600);
     snprintf(path, 600, "%s/outboxd.yaml", dir);
     FILE *f = fopen(path, "w");
@@ -70,11 +71,27 @@ char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml) 
             "outbox: %s\n"
             "checkpoint:\n"
             "  every_events: 100\n"
-            "  every_ms: 200\n"
-            "sinks:\n%s",
-            test_mongodb_uri(), TEST_DB, outbox_name(ob), sinks_yaml);
+            "  every_ms: 200\n",
+            uri, TEST_DB, outbox_name(ob));
+    /* After the sinks, so that the sinks' line numbers, which tests of
+     * error messages name, are what they were before HA. */
+    size_t len = strlen(sinks_yaml);
+    fprintf(f, "sinks:\n%s%sha:\n", sinks_yaml, len && sinks_yaml[len - 1] != '\n' ? "\n" : "");
+    if (!ha_yaml || !strstr(ha_yaml, "lease_ttl_ms:"))
+        fprintf(f, "  lease_ttl_ms: %d\n", TEST_HA_TTL_MS);
+    if (!ha_yaml || !strstr(ha_yaml, "renew_ms:"))
+        fprintf(f, "  renew_ms: %d\n", TEST_HA_RENEW_MS);
+    fprintf(f, "%s", ha_yaml ? ha_yaml : "");
     fclose(f);
     return path;
+}
+
+char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yaml, const char *ha_yaml) {
+    return test_daemon_config_uri(dir, ob, test_mongodb_uri(), sinks_yaml, ha_yaml);
+}
+
+char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml) {
+    return test_daemon_config_ha(dir, ob, sinks_yaml, NULL);
 }
 
 void test_daemon_start(test_daemon_t *d, const char *config, const char *dir) {
@@ -108,13 +125,10 @@ void test_daemon_spawn(test_daemon_t *d, const char *config, const char *plugin_
     remember(d->pid, true);
 }
 
-void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir) {
-    char log[512];
-    snprintf(log, sizeof log, "%s/outboxd.log", dir);
-    test_daemon_spawn(d, config, sink_dir, log);
-    /* Wait until it runs: before that, the libtool wrapper script (a shell)
-     * may still stand where outboxd will, and would die of a SIGTERM that
-     * outboxd itself handles. */
+/* Waits until outboxd runs: before that, the libtool wrapper script (a
+ * shell) may still stand where outboxd will, and would die of a SIGTERM
+ * that outboxd itself handles. */
+static void wait_started(const test_daemon_t *d) {
     for (int i = 0; i < 200; i++) {
         char *text = test_read_file(d->log);
         bool up = text && strstr(text, " sinks, plugins from ");
@@ -127,10 +141,21 @@ void test_daemon_start_with(test_daemon_t *d, const char *config, const char *di
     fail_msg("outboxd did not start within 10 s (log: %s)", d->log);
 }
 
+void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir) {
+    char log[512];
+    snprintf(log, sizeof log, "%s/outboxd.log", dir);
+    test_daemon_spawn(d, config, sink_dir, log);
+    wait_started(d);
+}
+
 int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds) {
     int status;
     remember(d->pid, false);
     kill(d->pid, sig);
+    /* A paused outboxd (test_daemon_pause) gets the signal only once it
+     * runs again; SIGCONT is harmless to one that runs. */
+    if (sig != SIGKILL)
+        kill(d->pid, SIGCONT);
     for (int i = 0; i < seconds * 10; i++) {
         pid_t r = waitpid(d->pid, &status, WNOHANG);
         if (r == d->pid)
@@ -241,4 +266,76 @@ bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *
     mongoc_collection_destroy(c);
     mongoc_client_destroy(client);
     return found;
+}
+
+void test_daemon_start_log(test_daemon_t *d, const char *config, const char *plugin_dir, const char *log) {
+    test_daemon_spawn(d, config, plugin_dir, log);
+    wait_started(d);
+}
+
+void test_daemon_pause(test_daemon_t *d) {
+    assert_int_equal(kill(d->pid, SIGSTOP), 0);
+}
+
+void test_daemon_resume(test_daemon_t *d) {
+    assert_int_equal(kill(d->pid, SIGCONT), 0);
+}
+
+bool test_lease_claim(outbox_t *ob, const char *lease, char *owner, size_t size, int64_t *term, bool *released) {
+    char coll[256];
+    const bson_t *doc;
+    bool found = false;
+    snprintf(coll, sizeof coll, "%s.leases", outbox_name(ob));
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    /* Claims of the lease: release requests have _id.op, presence
+     * documents no _id.lease. */
+    bson_t *filter = BCON_NEW("_id.lease", BCON_UTF8(lease), "_id.op", "{", "$exists", BCON_BOOL(false), "}");
+    bson_t *opts = BCON_NEW("sort", "{", "_id.term", BCON_INT32(-1), "}", "limit", BCON_INT64(1));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        found = true;
+        if (owner && size) {
+            owner[0] = '\0';
+            if (bson_iter_init_find(&it, doc, "owner") && BSON_ITER_HOLDS_UTF8(&it))
+                snprintf(owner, size, "%s", bson_iter_utf8(&it, NULL));
+        }
+        if (term)
+            *term = bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, "_id.term", &it)
+                        ? bson_iter_as_int64(&it)
+                        : -1;
+        if (released)
+            *released = bson_iter_init_find(&it, doc, "released") && bson_iter_as_bool(&it);
+    }
+    bson_error_t err;
+    if (mongoc_cursor_error(cur, &err))
+        fail_msg("reading %s.%s: %s", TEST_DB, coll, err.message);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    return found;
+}
+
+int64_t test_checkpoint_term(outbox_t *ob, const char *sink) {
+    char coll[256];
+    const bson_t *doc;
+    int64_t term = -1;
+    snprintf(coll, sizeof coll, "%s.checkpoints", outbox_name(ob));
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(sink));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "term") && BSON_ITER_HOLDS_NUMBER(&it))
+            term = bson_iter_as_int64(&it);
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    return term;
 }

@@ -20,7 +20,10 @@ char *test_tmpdir(const char *label);
 void test_rmtree(const char *dir);
 
 /* Writes a config for ob with the given sinks YAML (the `sinks:` list
- * items, already indented) into dir/outboxd.yaml; returns its path. */
+ * items, already indented) into dir/outboxd.yaml; returns its path. HA is
+ * on with the test's short lease (below), in an `ha:` section after the
+ * sinks (the sinks' line numbers stay what tests of error messages name);
+ * a test may append sections of its own (reader:). */
 char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml);
 
 /* Starts outboxd on config with the build tree's file sink; its log goes
@@ -58,5 +61,45 @@ int test_wait_lines(const char *path, int n, int timeout_ms);
 
 /* The sink's checkpoint document fields; false when absent. */
 bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *state, size_t state_size);
+
+/* ---- HA (docs/leases.md) ------------------------------------------------
+ * Every config test_daemon_config writes has HA on with a short lease,
+ * TEST_HA_TTL_MS and TEST_HA_RENEW_MS, so that every daemon test runs with
+ * leases and a kill -9 and restart waits about 1.3 s for outboxd's own dead
+ * lease, not the default 10 s. (outboxd never runs under valgrind here:
+ * tap-cmocka.sh runs the test program under memcheck without
+ * --trace-children, and the outboxd it execs runs natively; so the short
+ * lease holds in the valgrind run too.) */
+#define TEST_HA_TTL_MS 1000
+#define TEST_HA_RENEW_MS 300
+
+/* test_daemon_config with the `ha:` mapping's lines (indented two spaces,
+ * e.g. "  instance_id: a\n"): lease_ttl_ms and renew_ms get the test's
+ * values above unless ha_yaml sets them; NULL: those alone. */
+char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yaml, const char *ha_yaml);
+/* The same with another MongoDB URI (a TCP proxy's). */
+char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
+                             const char *ha_yaml);
+
+/* test_daemon_spawn, then waits until outboxd has started its sinks (as
+ * test_daemon_start does): for several outboxd with logs in one folder. */
+void test_daemon_start_log(test_daemon_t *d, const char *config, const char *plugin_dir, const char *log);
+
+/* SIGSTOP / SIGCONT: a holder that stops running without dying (a VM
+ * frozen by its hypervisor). test_daemon_stop resumes a paused outboxd so
+ * that its signal arrives. */
+void test_daemon_pause(test_daemon_t *d);
+void test_daemon_resume(test_daemon_t *d);
+
+/* The newest claim of lease ("sink:NAME", "promoter") in the outbox's
+ * N.leases (docs/leases.md 1.2: the highest _id.term among the documents
+ * with that _id.lease, requests left out): its owner (instance id), term
+ * and released flag. False when the lease has no claim. Any pointer may be
+ * NULL. */
+bool test_lease_claim(outbox_t *ob, const char *lease, char *owner, size_t size, int64_t *term, bool *released);
+
+/* The term in the sink's checkpoint document; -1 when there is no
+ * document or it has no term (HA off, or never claimed). */
+int64_t test_checkpoint_term(outbox_t *ob, const char *sink);
 
 #endif
