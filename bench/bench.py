@@ -40,11 +40,17 @@ TARGETS = {
     "ckpt_writes_per_100": 1.0, "rss_mb": 30.0, "naive_speedup": 10.0,
     # issue 17 (one shared reader per outbox)
     "fanout_db_cpu": 1.2, "vs_base": 0.97, "rss3_mb": 40.0,
+    # issue 14 (HA leases): the drain with ha.enabled true against false
+    "ha_drain": 0.97,
 }
 # What --cases takes. The default is what the current targets need and fits
 # in about 15 minutes; "all" adds the latency, checkpoint and naive cases.
 DEFAULT_CASES = ["drain", "fanout", "fanout-files", "base", "ceiling", "json"]
 ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency"]
+# Only when named: the HA case (issue 14) kills outboxd twenty times and
+# waits out leases of 10 s (about 6 minutes), and needs an outboxd with
+# leases; --quick does not run it unless named either.
+EXTRA_CASES = ["ha"]
 
 
 class BenchError(Exception):
@@ -171,11 +177,14 @@ class Bench:
 
     # ---- outboxd ----------------------------------------------------------
 
-    def write_config(self, outbox, sinks, every_events=1000, every_ms=1000):
-        """sinks: [(name, plugin, route, options)]"""
+    def write_config(self, outbox, sinks, every_events=1000, every_ms=1000, ha=None):
+        """sinks: [(name, plugin, route, options)]; ha: the `ha:` keys
+        (None: no `ha:` section, outboxd's defaults)."""
         path = os.path.join(self.tmp, self.name("conf") + ".yaml")
         with open(path, "w") as f:
             f.write(f'mongodb:\n  uri: "{self.uri}"\n  database: {DB}\noutbox: {outbox}\n')
+            if ha is not None:
+                f.write("ha:\n" + "".join(f"  {k}: {v}\n" for k, v in ha.items()))
             f.write(f"checkpoint:\n  every_events: {every_events}\n  every_ms: {every_ms}\nsinks:\n")
             for name, plugin, route, opts in sinks:
                 f.write(f'  - name: {name}\n    plugin: {plugin}\n    route: "{route}"\n')
@@ -185,8 +194,8 @@ class Bench:
                         f.write(f'      {k}: "{v}"\n')
         return path
 
-    def start_outboxd(self, conf, build="head"):
-        logpath = conf + ".log"
+    def start_outboxd(self, conf, build="head", logpath=None):
+        logpath = logpath or conf + ".log"
         logf = open(logpath, "w")
         b = self.builds[build]
         p = subprocess.Popen([b["outboxd"], "--config", conf,
@@ -293,7 +302,7 @@ class Bench:
             time.sleep(0.05)
         raise BenchError(f"outboxd: no {count} x '{pattern}' in {logpath}: {open(logpath).read()[-1500:]}")
 
-    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head"):
+    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head", ha=None):
         """Runs outboxd (of the given build) from an empty checkpoint over
         a log of n events to the given sinks [(sink, name)], each to a fresh
         destination. Returns per sink: rate (events/s until the destination
@@ -306,7 +315,7 @@ class Bench:
             self.prepare(sink, dargs)
             specs.append((name, sink, route, opts))
             waiters.append((sink, name, dargs))
-        conf = self.write_config(outbox, specs, every_events, every_ms)
+        conf = self.write_config(outbox, specs, every_events, every_ms, ha)
         timeout = str(max(600, n // 50))
         procs = [subprocess.Popen([self.prog("bench_dest"), "wait", s, "--events", str(n), "--timeout-s", timeout]
                                   + d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -683,6 +692,222 @@ class Bench:
         self.mongo[DB].drop_collection(outbox)
         self.mongo[DB].drop_collection(outbox + ".checkpoints")
 
+    # ---- HA (issue 14, docs/leases.md 7.4) ----------------------------------
+
+    def boot_ms(self):
+        """outboxd's lease clock (CLOCK_BOOTTIME): its log lines' mono_ms
+        are on the same time line as this on one host."""
+        return time.clock_gettime(time.CLOCK_BOOTTIME) * 1000.0
+
+    def newest_claim(self, outbox, sink):
+        """The newest claim of the sink's lease in N.leases (docs/leases.md
+        1.2), or None."""
+        return self.mongo[DB][outbox + ".leases"].find_one(
+            {"_id.lease": "sink:" + sink, "_id.op": {"$exists": False}}, sort=[("_id.term", -1)])
+
+    def active_holder(self, outbox, sink, running, timeout=120):
+        """Waits until an instance in running (instance id -> process)
+        holds the sink and has claimed its checkpoint; returns (id, term)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            c = self.newest_claim(outbox, sink)
+            if c and not c.get("released") and c.get("owner") in running:
+                cp = self.mongo[DB][outbox + ".checkpoints"].find_one({"_id": sink}) or {}
+                if cp.get("term") == c["_id"]["term"]:
+                    return c["owner"], c["_id"]["term"]
+            time.sleep(0.01)
+        raise BenchError(f"ha: no running instance holds sink {sink} after {timeout} s")
+
+    def acquired_ms(self, logpath, sink, term):
+        """mono_ms of the log's line "lease sink:NAME: acquired term T"."""
+        pat = re.compile(r"lease sink:" + re.escape(sink) + r": acquired term " + str(term) + r"\b.*mono_ms=(\d+)")
+        for line in open(logpath, errors="replace"):
+            m = pat.search(line)
+            if m:
+                return float(m.group(1))
+        return None
+
+    def ha_server_writes(self):
+        """Write commands the server has served (anyone's): opcounters on
+        mongod, metrics.commands on FerretDB; None when it says neither."""
+        st = self.mongo.admin.command("serverStatus")
+        if "opcounters" in st:
+            return sum(st["opcounters"].get(k, 0) for k in ("insert", "update", "delete"))
+        cmds = st.get("metrics", {}).get("commands")
+        if cmds:
+            return sum(cmds.get(k, {}).get("total", 0) for k in ("insert", "update", "delete", "findAndModify"))
+        return None
+
+    def ha_takeover(self, rep):
+        """kill -9 of the holder of a file sink, ha_kills times per lease
+        setting, two instances, a steady producer: the time from the kill to
+        the other instance's claim (its log line's mono_ms) and to its first
+        published event (the file grows again)."""
+        for setting in self.a.ha_settings.split(","):
+            ttl, renew = (int(x) for x in setting.split("/"))
+            outbox, sink = self.name("ha-take-"), "take"
+            path = os.path.join(self.tmp, self.name("take-") + ".jsonl")
+            put = [self.prog("bench_put"), "--uri", self.uri, "--db", DB, "--outbox", outbox, "--capped-size", CAPPED]
+            self.run(put + ["--ensure-only"], "ensure the takeover outbox")
+            confs = {i: self.write_config(outbox, [(sink, "file", path, {"fsync": "never"})], 100, 200,
+                                          {"lease_ttl_ms": ttl, "renew_ms": renew, "instance_id": i})
+                     for i in ("a", "b")}
+            running, logs = {}, {}
+
+            def start(i):
+                # A log per run: a restart must not truncate what the killed one said.
+                running[i], logs[i] = self.start_outboxd(confs[i], logpath=os.path.join(
+                    self.tmp, self.name(f"take-{i}-") + ".log"))
+
+            producer = subprocess.Popen(put + ["--rate", str(self.a.ha_rate), "--seconds", "3600", "--threads", "1"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            to_claim, to_event = [], []
+            try:
+                start("a")
+                self.active_holder(outbox, sink, running)
+                start("b")
+                for k in range(self.a.ha_kills):
+                    holder, term = self.active_holder(outbox, sink, running)
+                    other = "b" if holder == "a" else "a"
+                    # Events flow from the holder before it dies.
+                    size = os.path.getsize(path) if os.path.exists(path) else 0
+                    deadline = time.time() + 60
+                    while (os.path.getsize(path) if os.path.exists(path) else 0) <= size:
+                        if time.time() > deadline:
+                            raise BenchError(f"ha: sink {sink} publishes nothing ({logs[holder]})")
+                        time.sleep(0.01)
+                    p = running.pop(holder)
+                    t_kill = self.boot_ms()
+                    p.kill()
+                    p.wait()
+                    size = os.path.getsize(path)
+                    t_event = t_claim = None
+                    deadline = time.time() + 3 * ttl / 1000 + 60
+                    while t_event is None or t_claim is None:
+                        if time.time() > deadline:
+                            raise BenchError(f"ha: no takeover of sink {sink} after kill -9 ({logs[other]})")
+                        if t_event is None and os.path.getsize(path) > size:
+                            t_event = self.boot_ms()
+                        if t_claim is None:
+                            c = self.newest_claim(outbox, sink)
+                            if c and c["_id"]["term"] > term:
+                                t_claim = self.acquired_ms(logs[other], sink, c["_id"]["term"]) or self.boot_ms()
+                        time.sleep(0.002)
+                    to_claim.append(t_claim - t_kill)
+                    to_event.append(t_event - t_kill)
+                    log(f"rep {rep}: ha {ttl}/{renew}: kill {k + 1}: the other instance claimed after "
+                        f"{t_claim - t_kill:.0f} ms, published after {t_event - t_kill:.0f} ms")
+                    start(holder)
+            finally:
+                producer.kill()
+                producer.wait()
+                for i, p in running.items():
+                    if p.poll() is None:
+                        self.stop_outboxd(p, logs[i])
+                for suffix in ("", ".checkpoints", ".leases", ".pending"):
+                    self.mongo[DB].drop_collection(outbox + suffix)
+            subj = f"takeover after kill -9, lease_ttl_ms {ttl}, renew_ms {renew}"
+            for k, (c, e) in enumerate(zip(to_claim, to_event), 1):
+                self.record("ha", subj, "kill to the other instance's claim", rep, c, "ms")
+                self.record("ha", subj, "kill to its first published event", rep, e, "ms")
+            self.record("ha", subj, "kill to the claim, max", rep, max(to_claim), "ms")
+            self.record("ha", subj, "kill to the first event, max", rep, max(to_event), "ms")
+            self.record("ha", subj, "kill to the claim, median / (lease_ttl_ms + renew_ms)", rep,
+                        statistics.median(to_claim) / (ttl + renew), "x")
+
+    def ha_lease_writes(self, rep):
+        """Two instances, four file sinks, idle (no event), once the sinks
+        are spread 2 + 2: the lease traffic over ha_idle_seconds, counted
+        from the documents themselves (each renewal increments its claim's
+        or presence's renewals; a new claim is an insert), and the
+        server's own count of write commands (anyone's)."""
+        ttl, renew = self.a.ha_idle_lease
+        outbox = self.name("ha-idle-")
+        sinks = [f"idle{i}" for i in range(1, 5)]
+        put = [self.prog("bench_put"), "--uri", self.uri, "--db", DB, "--outbox", outbox, "--capped-size", CAPPED]
+        self.run(put + ["--ensure-only"], "ensure the idle outbox")
+        specs = [(s, "file", os.path.join(self.tmp, self.name(s + "-") + ".jsonl"), {"fsync": "never"}) for s in sinks]
+        ha = {} if ttl is None else {"lease_ttl_ms": ttl, "renew_ms": renew}
+        running, logs = {}, {}
+        try:
+            for i in ("a", "b"):
+                conf = self.write_config(outbox, specs, ha=dict(ha, instance_id=i))
+                running[i], logs[i] = self.start_outboxd(conf)
+            deadline = time.time() + 180
+            while True:
+                owners = [self.active_holder(outbox, s, running)[0] for s in sinks]
+                if owners.count("a") == 2:
+                    break
+                if time.time() > deadline:
+                    raise BenchError(f"ha: the sinks never spread 2 + 2 over two instances ({owners})")
+                time.sleep(0.2)
+            leases = self.mongo[DB][outbox + ".leases"]
+
+            def counts():
+                sink_w = presence = promoter = 0
+                for d in leases.find({}):
+                    i = d["_id"]
+                    if "instance" in i:
+                        presence += d.get("renewals", 0)
+                    elif "op" in i:
+                        continue
+                    elif i.get("lease", "").startswith("sink:"):
+                        sink_w += 1 + d.get("renewals", 0) + (1 if d.get("released") else 0)
+                    else:
+                        promoter += 1 + d.get("renewals", 0) + (1 if d.get("released") else 0)
+                return sink_w, presence, promoter, self.ha_server_writes()
+
+            c0, t0 = counts(), time.time()
+            time.sleep(self.a.ha_idle_seconds)
+            c1, secs = counts(), time.time() - t0
+        finally:
+            for i, p in running.items():
+                if p.poll() is None:
+                    self.stop_outboxd(p, logs[i])
+            for suffix in ("", ".checkpoints", ".leases", ".pending"):
+                self.mongo[DB].drop_collection(outbox + suffix)
+        subj = f"idle, 2 instances, 4 file sinks, renew_ms {renew or 'default'}"
+        self.record("ha", subj, "lease writes per second per sink", rep, (c1[0] - c0[0]) / secs / len(sinks), "/s")
+        self.record("ha", subj, "presence writes per second per instance", rep, (c1[1] - c0[1]) / secs / 2, "/s")
+        self.record("ha", subj, "promoter lease writes per second", rep, (c1[2] - c0[2]) / secs, "/s")
+        # One find of N.leases per round and instance, as many as presence renewals.
+        self.record("ha", subj, "lease reads per second, both instances", rep, (c1[1] - c0[1]) / secs, "/s")
+        if c0[3] is not None and c1[3] is not None:
+            self.record("ha", subj, "write commands per second on the server (anyone's)", rep,
+                        (c1[3] - c0[3]) / secs, "/s")
+        log(f"rep {rep}: ha idle: {(c1[0] - c0[0]) / secs / len(sinks):.2f} lease writes/s per sink, "
+            f"{(c1[1] - c0[1]) / secs / 2:.2f} presence writes/s per instance over {secs:.0f} s")
+
+    def ha_drain(self, rep, n):
+        """The drain of one file sink with ha.enabled true and false, in
+        pairs back to back in ABBA order (as case 8): the ratio per pair."""
+        first, second = ("off", "on") if rep % 2 else ("on", "off")
+        got = {"on": [], "off": []}
+        for mode in [first, second, second, first][:2 * self.a.ha_pairs]:
+            res = self.relay("drain", n, [("file", self.name(f"h{mode}-file-"))],
+                             ha={"enabled": "true" if mode == "on" else "false"})
+            got[mode].append(next(iter(res.values())))
+        for mode in ("on", "off"):
+            subj = f"drain, file sink, ha.enabled: {'true' if mode == 'on' else 'false'}"
+            for r in got[mode]:
+                self.record("ha", subj, "events/s", rep, r["rate"], "events/s")
+                self.record("ha", subj, "outboxd CPU per event", rep, 1e6 * r["cpu_s"].get("outboxd", 0.0) / n, "us")
+                self.record("ha", subj, "database CPU per event", rep, self.db_us_per_event(r, n), "us")
+        ratios = [a["rate"] / b["rate"] for a, b in zip(got["on"], got["off"])]
+        for x in ratios:
+            self.record("ha", "drain, file sink", "ha on / ha off (per pair)", rep, x, "x")
+        log(f"rep {rep}: ha drain: on " + ", ".join(f"{r['rate']:.0f}/s" for r in got["on"]) + "; off "
+            + ", ".join(f"{r['rate']:.0f}/s" for r in got["off"]) + "; ratios "
+            + ", ".join(f"{x:.3f}" for x in ratios))
+
+    def case_ha(self, rep):
+        """Issue 14's figures: takeover and idle lease traffic once (their
+        own repetitions: ha_kills kills), the drain on/off every repetition."""
+        if rep == 1:
+            self.ha_takeover(rep)
+            self.ha_lease_writes(rep)
+        self.ha_drain(rep, self.a.events)
+
     # ---- the report -------------------------------------------------------
 
     def values(self, case, subject, metric):
@@ -746,6 +971,14 @@ class Bench:
             return (f"drain to {sink} against the base build: outboxd CPU per event {cpu['this build']:.1f} us "
                     f"(base {cpu['base build']:.1f}), database CPU per event {db['this build']:.0f} us "
                     f"(base {db['base build']:.0f})")
+        if kind == "ha_drain":
+            cpu = {m: self.med("ha", f"drain, file sink, ha.enabled: {m}", "outboxd CPU per event")
+                   for m in ("true", "false")}
+            db = {m: self.med("ha", f"drain, file sink, ha.enabled: {m}", "database CPU per event")
+                  for m in ("true", "false")}
+            return (f"drain with leases: outboxd CPU per event {cpu['true']:.1f} us (off {cpu['false']:.1f}), "
+                    f"database CPU per event {db['true']:.0f} us (off {db['false']:.0f}); the lease thread's "
+                    "round trips every renew_ms and one validity check per publish call are what HA adds")
         if kind == "rss3":
             return ("peak RSS with three sinks: the ring's events and bytes, the sinks' windows and the "
                     "client libraries' buffers (section 5)")
@@ -805,6 +1038,8 @@ class Bench:
               TARGETS["rss3_mb"], False, "MB", "rss3")
         check("outboxd / naive relay (Kafka)", self.values("naive", "outboxd -> kafka",
               "speed-up over the naive relay"), TARGETS["naive_speedup"], True, "x")
+        check("drain, file: ha.enabled true / false", self.values("ha", "drain, file sink", "ha on / ha off (per pair)"),
+              TARGETS["ha_drain"], True, "x", "ha_drain")
         return out
 
     def machine(self):
@@ -867,6 +1102,8 @@ class Bench:
             (f"8. This build against the base build ({self.base_rev()}): the drain of one sink, back to back",
              "base"),
             ("9. JSON encoders (bench_json)", "json"),
+            ("10. HA (issue 14, --cases ha): takeover after kill -9 (per kill), lease traffic at idle, the drain "
+             "with ha.enabled true and false", "ha"),
             ("Where the time goes: CPU used during the drain and fan-out runs (cores = CPU seconds / wall "
              "seconds; the machine has " + str(os.cpu_count()) + "; the database's CPU per event in us)", "cpu"),
         ]
@@ -897,7 +1134,7 @@ class Bench:
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
         for name in self.mongo[DB].list_collection_names():
-            if name.startswith(("lat-", "ckpt", "drain")):
+            if name.startswith(("lat-", "ckpt", "drain", "ha-")):
                 self.mongo[DB].drop_collection(name)
 
 
@@ -916,7 +1153,7 @@ def main():
     ap.add_argument("--naive-seconds", type=int, default=30)
     ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
                     help="comma-separated, or all: " + ", ".join(ALL_CASES) + " (default: "
-                    + ",".join(DEFAULT_CASES) + "; --quick: all)")
+                    + ",".join(DEFAULT_CASES) + "; --quick: all); only when named: " + ", ".join(EXTRA_CASES))
     ap.add_argument("--base-builddir", help="a built tree of an earlier commit: case 8 drains one sink with its "
                     "outboxd and plugins beside this build's (bench/run --base REV builds one)")
     ap.add_argument("--base-rev", help="what the base build is (a commit), for the report")
@@ -925,6 +1162,13 @@ def main():
     ap.add_argument("--base-pairs", type=int, default=2, choices=[1, 2],
                     help="pairs of drains (this build, the base build) per repetition in case 8")
     ap.add_argument("--sinks", default=",".join(ALL_SINKS), help="comma-separated sinks to measure")
+    ap.add_argument("--ha-kills", type=int, default=10, help="kill -9 of the holder per lease setting (case ha)")
+    ap.add_argument("--ha-settings", default="10000/3000,2000/600",
+                    help="lease_ttl_ms/renew_ms settings of the takeover runs, comma-separated (case ha)")
+    ap.add_argument("--ha-rate", type=int, default=200, help="events/s put during the takeover runs (case ha)")
+    ap.add_argument("--ha-idle-seconds", type=int, default=60, help="how long the idle lease traffic is counted")
+    ap.add_argument("--ha-pairs", type=int, default=2, choices=[1, 2],
+                    help="pairs of drains (ha on, ha off) per repetition (case ha)")
     ap.add_argument("--report-from", metavar="CSV", help="write the report again from a run's CSV, run nothing")
     ap.add_argument("--keep", action="store_true", help="keep the run's folder (outboxd's configurations and logs)")
     ap.add_argument("--quick", action="store_true", help="tiny volumes: checks the harness, measures nothing")
@@ -932,17 +1176,21 @@ def main():
     if a.quick:
         a.reps, a.events, a.ceiling_events, a.ckpt_events, a.json_n = 1, 2000, 5000, 500, 2000
         a.latency_rate, a.latency_seconds, a.naive_seconds = 200, 3, 2
+        a.ha_kills, a.ha_settings, a.ha_idle_seconds, a.ha_pairs = 2, "1000/300", 5, 1
         if a.cases == ",".join(DEFAULT_CASES):
             a.cases = "all"
         if not a.base_builddir:
             # The path of case 8 is checked too, against this build itself.
             a.base_builddir, a.base_rev = a.builddir, "this build (--quick)"
+    # The idle lease traffic with outboxd's default lease (what users run);
+    # --quick with a short one, so that the sinks spread within seconds.
+    a.ha_idle_lease = (1000, 300) if a.quick else (None, None)
     if a.cases == "all":
         a.cases = ",".join(ALL_CASES)
     cases = a.cases.split(",")
-    unknown = [c for c in cases if c not in ALL_CASES]
+    unknown = [c for c in cases if c not in ALL_CASES + EXTRA_CASES]
     if unknown:
-        ap.error(f"unknown case {', '.join(unknown)}: the cases are {', '.join(ALL_CASES)}")
+        ap.error(f"unknown case {', '.join(unknown)}: the cases are {', '.join(ALL_CASES + EXTRA_CASES)}")
     b = Bench(a)
     if a.report_from:
         with open(a.report_from) as f:
@@ -963,7 +1211,7 @@ def main():
     if a.base_builddir:
         b.record("setup", "base build " + (a.base_rev or os.path.abspath(a.base_builddir)), "present", 0, 1.0, "")
     try:
-        if relays:
+        if relays or "ha" in cases:
             b.fill("drain", a.events)
         if "checkpoint" in cases:
             b.fill("ckpt", a.ckpt_events)
@@ -980,6 +1228,8 @@ def main():
                 b.case_latency(rep)
             if "json" in cases:
                 b.case_json(rep)
+            if "ha" in cases:
+                b.case_ha(rep)
         stem = b.write_report(a.out)
         log(f"report: {stem}.md, raw figures: {stem}.csv")
         print(open(stem + ".md").read())
