@@ -1,6 +1,11 @@
 /*
  * checkpoint_writer.c - see checkpoint_writer.h. The thread, its retries
  * and its stop are retry_writer.c's; the queue here is one slot.
+ *
+ * With a fence, a checkpoint is written only while the lease is valid: one
+ * found invalid is dropped (a deposed runner's position must not be
+ * retried into the document later), and a FENCED answer is told to the
+ * fence once and ends every write of this writer.
  */
 #include "checkpoint_writer.h"
 
@@ -17,13 +22,25 @@ struct outboxd_checkpoint_writer {
     outboxd_checkpoint_t taken; /* the thread's own: the one being written */
 };
 
+/* One attempt; true when it is settled (written, or dropped by the
+ * fence), false to retry. */
 static bool write_one(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *cp) {
     char err[600];
-    if (outboxd_checkpoint_write(w->rw.pool, w->rw.db, w->rw.coll, w->rw.sink, cp, err, sizeof err)) {
+    int64_t seen = -1;
+    if (!outboxd_retry_writer_may_write(&w->rw))
+        return true; /* the lease is not valid (or a write was fenced): never written */
+    switch (outboxd_checkpoint_write(w->rw.pool, w->rw.db, w->rw.coll, w->rw.sink, outboxd_retry_writer_term(&w->rw),
+                                     cp, &seen, err, sizeof err)) {
+    case OUTBOXD_WRITE_OK:
         pthread_mutex_lock(&w->rw.lock);
         w->writes++;
         pthread_mutex_unlock(&w->rw.lock);
         return true;
+    case OUTBOXD_WRITE_FENCED:
+        outboxd_retry_writer_fenced(&w->rw, seen, err);
+        return true;
+    case OUTBOXD_WRITE_ERROR:
+        break;
     }
     LOG_WARN("%s%s (will retry)", w->rw.prefix, err);
     return false;
@@ -54,13 +71,13 @@ static bool failed(outboxd_retry_writer_t *rw, void *work) {
 
 static const outboxd_retry_writer_ops_t ops = {take, write_taken, failed};
 
-outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start(mongoc_client_pool_t *pool, const char *db,
-                                                             const char *coll, const char *sink,
-                                                             const char *log_prefix) {
+outboxd_checkpoint_writer_t *(outboxd_checkpoint_writer_start)(mongoc_client_pool_t *pool, const char *db,
+                                                               const char *coll, const char *sink,
+                                                               const char *log_prefix, const outboxd_fence_t *fence) {
     outboxd_checkpoint_writer_t *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
-    if (!outboxd_retry_writer_start(&w->rw, &ops, pool, db, coll, sink, log_prefix)) {
+    if (!outboxd_retry_writer_start(&w->rw, &ops, pool, db, coll, sink, log_prefix, fence)) {
         free(w);
         return NULL;
     }
@@ -85,4 +102,18 @@ int64_t outboxd_checkpoint_writer_stop(outboxd_checkpoint_writer_t *w, const out
     outboxd_retry_writer_destroy(&w->rw);
     free(w);
     return writes;
+}
+
+void outboxd_checkpoint_writer_abandon(outboxd_checkpoint_writer_t *w) {
+    if (!w)
+        return;
+    outboxd_retry_writer_join(&w->rw);
+    outboxd_retry_writer_destroy(&w->rw);
+    free(w);
+}
+
+outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
+                                                                      const char *coll, const char *sink,
+                                                                      const char *log_prefix) {
+    return (outboxd_checkpoint_writer_start)(pool, db, coll, sink, log_prefix, NULL);
 }

@@ -8,7 +8,7 @@
  * The latest submitted checkpoint wins: one that is submitted while an
  * older one waits replaces it (a checkpoint is a position, not a log). A
  * failed write is retried every second until it succeeds or a newer one
- * replaces it.
+ * replaces it (with a fence: and only while the lease is valid).
  */
 #ifndef OUTBOXD_CHECKPOINT_WRITER_H
 #define OUTBOXD_CHECKPOINT_WRITER_H
@@ -18,19 +18,42 @@
 typedef struct outboxd_checkpoint_writer outboxd_checkpoint_writer_t;
 
 /* Starts the writer thread for sink's document in db.coll. The strings are
- * copied. log_prefix ("sink NAME: ") starts its log lines. NULL if the
- * thread could not start. */
+ * copied. log_prefix ("sink NAME: ") starts its log lines. fence (copied;
+ * NULL or a term < 0: none, the writes are upserts as before leases):
+ * every write filters on the fence's term, is attempted only while
+ * fence->valid says so (a checkpoint found invalid is dropped, not
+ * retried), and a write that comes back FENCED calls fence->lost once and
+ * ends all writing. NULL if the thread could not start. */
 outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start(mongoc_client_pool_t *pool, const char *db,
                                                              const char *coll, const char *sink,
-                                                             const char *log_prefix);
+                                                             const char *log_prefix, const outboxd_fence_t *fence);
 
 /* Hands cp (copied) to the writer and returns at once. */
 void outboxd_checkpoint_writer_submit(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *cp);
 
 /* Stops the thread (a write in progress completes), then writes on the
  * caller's thread final if not NULL, else what was still pending: the last
- * word is the caller's. Returns how many writes succeeded in all, and
- * frees the writer. */
+ * word is the caller's, with a fence only while fence->valid (and nothing
+ * was fenced). Returns how many writes succeeded in all, and frees the
+ * writer. */
 int64_t outboxd_checkpoint_writer_stop(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *final);
+
+/* The lease is lost: stops the thread (a write in progress completes),
+ * writes nothing more, drops what is pending, frees the writer. Accepts
+ * NULL. */
+void outboxd_checkpoint_writer_abandon(outboxd_checkpoint_writer_t *w);
+
+/* TRANSITION (docs/leases.md 7.1; /tmp/ha-notes.md): the old call form
+ * without a fence, (pool, db, coll, sink, log_prefix), still compiles
+ * until every caller passes one; a macro picks the form by the number of
+ * arguments. */
+outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
+                                                                      const char *coll, const char *sink,
+                                                                      const char *log_prefix);
+#define OUTBOXD_CHECKPOINT_WRITER_PICK_(a1, a2, a3, a4, a5, a6, name, ...) name
+#define outboxd_checkpoint_writer_start(...)                                                                  \
+    OUTBOXD_CHECKPOINT_WRITER_PICK_(__VA_ARGS__, outboxd_checkpoint_writer_start,                            \
+                                    outboxd_checkpoint_writer_start_unfenced,                                 \
+                                    outboxd_checkpoint_writer_start_no_4_args)(__VA_ARGS__)
 
 #endif

@@ -2,6 +2,15 @@
  * deadletter_writer.c - see deadletter_writer.h. The thread, its retries
  * and its stop are retry_writer.c's; the queue here is a list, written in
  * order, its head until it is written.
+ *
+ * With a fence, each insert is preceded by the lease's valid check and
+ * the fence touch of the checkpoint document ({_id: SINK, term: T}): a
+ * dead letter is inserted only by the term that still holds the
+ * checkpoint. The two are not atomic (FerretDB has no transactions): a
+ * deposed runner can insert at most the one dead letter whose touch came
+ * just before the new holder's claim; its event is after the checkpoint
+ * that runner last wrote, so the new holder handles it again
+ * (docs/leases.md section 3, "Dead letters are not atomic with the fence").
  */
 #include "deadletter_writer.h"
 
@@ -21,7 +30,8 @@ typedef struct item {
 } item_t;
 
 struct outboxd_deadletter_writer {
-    outboxd_retry_writer_t rw; /* first: the ops cast back */
+    outboxd_retry_writer_t rw; /* first: the ops cast back; rw.coll is N.deadletter */
+    char *cp_coll;             /* N.checkpoints, for the fence touch */
     outboxd_deadletter_done_fn done;
     void *ctx;
     item_t *head, **tailp; /* under rw.lock: the queue, oldest first */
@@ -56,9 +66,35 @@ static bool insert(outboxd_deadletter_writer_t *w, const item_t *it, bson_error_
     return ok;
 }
 
+/* The lease's check and the fence touch before an insert; true when the
+ * insert may be made. */
+static bool fence_ok(outboxd_deadletter_writer_t *w, const item_t *it) {
+    char err[600];
+    int64_t seen = -1;
+    if (!outboxd_retry_writer_may_write(&w->rw))
+        return false; /* not valid, or fenced (told already): the runner abandons this writer */
+    switch (outboxd_checkpoint_touch(w->rw.pool, w->rw.db, w->cp_coll, w->rw.sink, outboxd_retry_writer_term(&w->rw),
+                                     &seen, err, sizeof err)) {
+    case OUTBOXD_WRITE_OK:
+        return true;
+    case OUTBOXD_WRITE_FENCED:
+        outboxd_retry_writer_fenced(&w->rw, seen, err);
+        return false;
+    case OUTBOXD_WRITE_ERROR:
+        break;
+    }
+    if (!w->said)
+        LOG_ERR("%scannot dead-letter %s: %s (retrying every %d ms; the checkpoint stays before it until it is "
+                "written)", w->rw.prefix, it->se->id_hex, err, OUTBOXD_RETRY_WRITER_MS);
+    w->said = true;
+    return false;
+}
+
 /* Writes it, the queue's head; true when it is written (and done told). */
 static bool write_head(outboxd_deadletter_writer_t *w, item_t *it) {
     bson_error_t berr;
+    if (!fence_ok(w, it))
+        return false;
     if (!insert(w, it, &berr)) {
         if (!w->said)
             LOG_ERR("%scannot dead-letter %s into %s.%s: %s (retrying every %d ms; the checkpoint stays before "
@@ -94,21 +130,34 @@ static bool failed(outboxd_retry_writer_t *rw, void *work) {
 
 static const outboxd_retry_writer_ops_t ops = {take, write_taken, failed};
 
-outboxd_deadletter_writer_t *outboxd_deadletter_writer_start(mongoc_client_pool_t *pool, const char *db,
-                                                             const char *coll, const char *sink,
-                                                             const char *log_prefix,
-                                                             outboxd_deadletter_done_fn done, void *ctx) {
+outboxd_deadletter_writer_t *(outboxd_deadletter_writer_start)(mongoc_client_pool_t *pool, const char *db,
+                                                               const char *cp_coll, const char *dl_coll,
+                                                               const char *sink, const char *log_prefix,
+                                                               outboxd_deadletter_done_fn done, void *ctx,
+                                                               const outboxd_fence_t *fence) {
     outboxd_deadletter_writer_t *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->done = done;
     w->ctx = ctx;
     w->tailp = &w->head;
-    if (!outboxd_retry_writer_start(&w->rw, &ops, pool, db, coll, sink, log_prefix)) {
+    if (!(w->cp_coll = strdup(cp_coll ? cp_coll : ""))) {
+        free(w);
+        return NULL;
+    }
+    if (!outboxd_retry_writer_start(&w->rw, &ops, pool, db, dl_coll, sink, log_prefix, fence)) {
+        free(w->cp_coll);
         free(w);
         return NULL;
     }
     return w;
+}
+
+outboxd_deadletter_writer_t *outboxd_deadletter_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
+                                                                      const char *coll, const char *sink,
+                                                                      const char *log_prefix,
+                                                                      outboxd_deadletter_done_fn done, void *ctx) {
+    return (outboxd_deadletter_writer_start)(pool, db, NULL, coll, sink, log_prefix, done, ctx, NULL);
 }
 
 void outboxd_deadletter_writer_submit(outboxd_deadletter_writer_t *w, uint64_t seq, outboxd_shared_event_t *se,
@@ -143,6 +192,21 @@ size_t outboxd_deadletter_writer_stop(outboxd_deadletter_writer_t *w) {
         left++;
     }
     outboxd_retry_writer_destroy(&w->rw);
+    free(w->cp_coll);
     free(w);
     return left;
+}
+
+void outboxd_deadletter_writer_abandon(outboxd_deadletter_writer_t *w) {
+    if (!w)
+        return;
+    outboxd_retry_writer_join(&w->rw);
+    while (w->head) {
+        item_t *it = w->head;
+        w->head = it->next;
+        item_free(it);
+    }
+    outboxd_retry_writer_destroy(&w->rw);
+    free(w->cp_coll);
+    free(w);
 }

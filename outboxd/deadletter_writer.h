@@ -11,10 +11,17 @@
  * A failed insert is retried (every second, in order) until it succeeds or
  * the sink stops; one still unwritten then is handled again after a
  * restart (its event is after the checkpoint). A crash loses none.
+ *
+ * With a fence (high availability), each insert waits for the lease's
+ * valid check and a fence touch of the sink's checkpoint document at the
+ * runner's term; a touch that is fenced calls fence->lost once, and no
+ * dead letter is inserted after it (deadletter_writer.c says what that
+ * guarantees and what it cannot).
  */
 #ifndef OUTBOXD_DEADLETTER_WRITER_H
 #define OUTBOXD_DEADLETTER_WRITER_H
 
+#include "checkpoint.h"
 #include "shared_event.h"
 
 #include <mongoc/mongoc.h>
@@ -26,13 +33,17 @@ typedef struct outboxd_deadletter_writer outboxd_deadletter_writer_t;
  * dead letter of the event at seq is in the database. */
 typedef void (*outboxd_deadletter_done_fn)(void *ctx, uint64_t seq);
 
-/* Starts the writer of sink's dead letters into db.coll. Strings are
- * copied; log_prefix ("sink NAME: ") starts its log lines. NULL if the
- * thread could not start. */
+/* Starts the writer of sink's dead letters into db.dl_coll (N.deadletter).
+ * Strings are copied; log_prefix ("sink NAME: ") starts its log lines.
+ * fence (copied; NULL or a term < 0: none, and cp_coll is not used): each
+ * insert is made only while fence->valid, after a touch of sink's document
+ * in db.cp_coll (N.checkpoints) at the fence's term. NULL if the thread
+ * could not start. */
 outboxd_deadletter_writer_t *outboxd_deadletter_writer_start(mongoc_client_pool_t *pool, const char *db,
-                                                             const char *coll, const char *sink,
-                                                             const char *log_prefix,
-                                                             outboxd_deadletter_done_fn done, void *ctx);
+                                                             const char *cp_coll, const char *dl_coll,
+                                                             const char *sink, const char *log_prefix,
+                                                             outboxd_deadletter_done_fn done, void *ctx,
+                                                             const outboxd_fence_t *fence);
 
 /* Queues the dead letter of se (the writer takes a reference of its own)
  * at window position seq, with error (copied; scrubbed already), and
@@ -47,5 +58,26 @@ void outboxd_deadletter_writer_submit(outboxd_deadletter_writer_t *w, uint64_t s
  * frees the writer. Returns how many stayed unwritten (their events are
  * not done: a restart handles them again). Accepts NULL. */
 size_t outboxd_deadletter_writer_stop(outboxd_deadletter_writer_t *w);
+
+/* The lease is lost: stops the thread (an insert in progress completes),
+ * drops the queue unwritten (done is not called for it: the events stay
+ * after the checkpoint, for the next holder) and frees the writer. Accepts
+ * NULL. */
+void outboxd_deadletter_writer_abandon(outboxd_deadletter_writer_t *w);
+
+/* TRANSITION (docs/leases.md 7.1; /tmp/ha-notes.md): the old call form
+ * without a fence, (pool, db, coll, sink, log_prefix, done, ctx), still
+ * compiles until every caller passes one; a macro picks the form by the
+ * number of arguments. */
+outboxd_deadletter_writer_t *outboxd_deadletter_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
+                                                                      const char *coll, const char *sink,
+                                                                      const char *log_prefix,
+                                                                      outboxd_deadletter_done_fn done, void *ctx);
+#define OUTBOXD_DEADLETTER_WRITER_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, name, ...) name
+#define outboxd_deadletter_writer_start(...)                                                                  \
+    OUTBOXD_DEADLETTER_WRITER_PICK_(__VA_ARGS__, outboxd_deadletter_writer_start,                            \
+                                    outboxd_deadletter_writer_start_no_8_args,                                \
+                                    outboxd_deadletter_writer_start_unfenced,                                 \
+                                    outboxd_deadletter_writer_start_no_6_args)(__VA_ARGS__)
 
 #endif

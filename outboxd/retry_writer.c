@@ -4,6 +4,7 @@
 #include "retry_writer.h"
 
 #include "condwait.h"
+#include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,12 @@ static void free_strings(outboxd_retry_writer_t *rw) {
 
 bool outboxd_retry_writer_start(outboxd_retry_writer_t *rw, const outboxd_retry_writer_ops_t *ops,
                                 mongoc_client_pool_t *pool, const char *db, const char *coll, const char *sink,
-                                const char *log_prefix) {
+                                const char *log_prefix, const outboxd_fence_t *fence) {
     rw->pool = pool;
+    rw->has_fence = fence && fence->term >= 0;
+    if (rw->has_fence)
+        rw->fence = *fence;
+    rw->fenced = false;
     rw->ops = ops;
     rw->quit = false;
     rw->db = strdup(db);
@@ -67,4 +72,25 @@ void outboxd_retry_writer_destroy(outboxd_retry_writer_t *rw) {
     pthread_cond_destroy(&rw->cond);
     pthread_mutex_destroy(&rw->lock);
     free_strings(rw);
+}
+
+bool outboxd_retry_writer_may_write(outboxd_retry_writer_t *rw) {
+    if (!rw->has_fence)
+        return true;
+    if (rw->fenced)
+        return false;
+    return !rw->fence.valid || rw->fence.valid(rw->fence.ctx, rw->fence.term);
+}
+
+int64_t outboxd_retry_writer_term(const outboxd_retry_writer_t *rw) {
+    return rw->has_fence ? rw->fence.term : -1;
+}
+
+void outboxd_retry_writer_fenced(outboxd_retry_writer_t *rw, int64_t seen_term, const char *why) {
+    if (!rw->has_fence || rw->fenced)
+        return;
+    rw->fenced = true;
+    LOG_WARN("%s%s; this writer writes nothing more", rw->prefix, why);
+    if (rw->fence.lost)
+        rw->fence.lost(rw->fence.ctx, rw->fence.term, seen_term, why);
 }

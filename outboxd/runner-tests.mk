@@ -43,14 +43,18 @@ endif
 endif
 
 # The fenced writes of a sink's storage (docs/leases.md, section 3):
-# checkpoint.c against the real server, with the test's own fence
-# callbacks. outboxd's sources are compiled in (they are not a library).
+# checkpoint.c and the checkpoint and dead-letter writers against the real
+# server, with the test's own fence callbacks. outboxd's sources are
+# compiled in (they are not a library).
 if HAVE_CMOCKA
 check_PROGRAMS += outboxd/test_fencing
 TESTS += outboxd/test_fencing
 outboxd_test_fencing_SOURCES = outboxd/test_fencing.c \
-	outboxd/checkpoint.h outboxd/checkpoint.c
+	outboxd/checkpoint.h outboxd/checkpoint.c \
+	outboxd/checkpoint_writer.h outboxd/checkpoint_writer.c \
+	outboxd/deadletter_writer.h outboxd/deadletter_writer.c \
+	outboxd/retry_writer.h outboxd/retry_writer.c outboxd/condwait.h
 outboxd_test_fencing_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests -I$(top_srcdir)/outboxd
 outboxd_test_fencing_CFLAGS = $(TEST_CFLAGS)
-outboxd_test_fencing_LDADD = outboxd/libhost.la $(TEST_LDADD)
+outboxd_test_fencing_LDADD = outboxd/libring.la outboxd/libhost.la $(TEST_LDADD)
 endif

@@ -9,12 +9,18 @@
  *
  * The fence's valid/lost callbacks are the test's own (the lease manager
  * is another package's): they count their calls, and valid can be held at
- * a gate so that the writer's thread is caught mid-write.
+ * a gate so that the writer's thread is caught mid-write. Waits are
+ * bounded only against a hang (WAIT_MS), never a pass/fail threshold.
  */
 #include "testlib.h"
 
 #include "checkpoint.h"
+#include "checkpoint_writer.h"
+#include "condwait.h"
+#include "deadletter_writer.h"
+#include "retry_writer.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,6 +110,10 @@ static bool cp_has(fixture_t *f, const char *sink, const char *field) {
     return has;
 }
 
+static int64_t dl_count(fixture_t *f) {
+    return test_count(f->dl_coll);
+}
+
 /* A checkpoint at position oid with events. */
 static outboxd_checkpoint_t position(const bson_oid_t *oid, int64_t events) {
     outboxd_checkpoint_t cp;
@@ -134,6 +144,153 @@ static void claim_ok(fixture_t *f, const char *sink, int64_t term, const char *o
                                                      &seen, err, sizeof err);
     if (rc != OUTBOXD_WRITE_OK)
         fail_msg("claim of %s at term %lld: rc %d: %s", sink, (long long)term, (int)rc, err);
+}
+
+#define WAIT_MS 60000
+
+/* The test's fence: counts what the writers ask and tell. */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool valid;       /* what valid answers */
+    int allowed;      /* calls of valid beyond this many wait at the gate */
+    bool in_gate;     /* a writer waits in valid */
+    int valid_calls, lost_calls, done_calls;
+    int64_t lost_term, lost_seen;
+    char lost_why[600];
+} probe_t;
+
+static void probe_init(probe_t *p, bool valid) {
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    p->valid = valid;
+    p->allowed = INT_MAX;
+}
+
+static void probe_destroy(probe_t *p) {
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+}
+
+static bool probe_valid(void *ctx, int64_t term) {
+    probe_t *p = ctx;
+    pthread_mutex_lock(&p->lock);
+    p->valid_calls++;
+    while (p->valid_calls > p->allowed) {
+        p->in_gate = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_cond_wait(&p->cond, &p->lock);
+    }
+    p->in_gate = false;
+    bool v = p->valid;
+    pthread_mutex_unlock(&p->lock);
+    return v;
+}
+
+static void probe_lost(void *ctx, int64_t term, int64_t seen_term, const char *why) {
+    probe_t *p = ctx;
+    pthread_mutex_lock(&p->lock);
+    p->lost_calls++;
+    p->lost_term = term;
+    p->lost_seen = seen_term;
+    snprintf(p->lost_why, sizeof p->lost_why, "%s", why);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void probe_done(void *ctx, uint64_t seq) {
+    probe_t *p = ctx;
+    pthread_mutex_lock(&p->lock);
+    p->done_calls++;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static outboxd_fence_t probe_fence(probe_t *p, int64_t term) {
+    outboxd_fence_t fence = {.term = term, .valid = probe_valid, .lost = probe_lost, .ctx = p};
+    return fence;
+}
+
+/* Waits (bounded against a hang) until *counter reaches n. */
+static void probe_wait(probe_t *p, const int *counter, int n, const char *what) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_mutex_lock(&p->lock);
+    while (*counter < n) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 > WAIT_MS) {
+            pthread_mutex_unlock(&p->lock);
+            fail_msg("no %s after %d ms", what, WAIT_MS);
+        }
+        outboxd_cond_wait_ms(&p->cond, &p->lock, 100);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Waits until a writer's thread waits in the gate. */
+static void probe_wait_gate(probe_t *p) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    pthread_mutex_lock(&p->lock);
+    while (!p->in_gate) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 > WAIT_MS) {
+            pthread_mutex_unlock(&p->lock);
+            fail_msg("the writer never asked valid");
+        }
+        outboxd_cond_wait_ms(&p->cond, &p->lock, 100);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void probe_open_gate(probe_t *p) {
+    pthread_mutex_lock(&p->lock);
+    p->allowed = INT_MAX;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Waits until the writer whose outboxd_retry_writer_t is rw was told to
+ * quit (retry_writer.h: the writers embed it first). */
+static void wait_quit(outboxd_retry_writer_t *rw) {
+    for (int i = 0; i < WAIT_MS / 10; i++) {
+        pthread_mutex_lock(&rw->lock);
+        bool quit = rw->quit;
+        pthread_mutex_unlock(&rw->lock);
+        if (quit)
+            return;
+        usleep(10000);
+    }
+    fail_msg("the writer was never told to quit");
+}
+
+static void *abandon_cpw(void *arg) {
+    outboxd_checkpoint_writer_abandon(arg);
+    return NULL;
+}
+
+static void *abandon_dlw(void *arg) {
+    outboxd_deadletter_writer_abandon(arg);
+    return NULL;
+}
+
+/* A malformed log document to dead-letter (needs no tail to make). */
+static outboxd_shared_event_t *bad_event(int n) {
+    bson_t doc = BSON_INITIALIZER;
+    bson_oid_t oid;
+    bson_oid_init(&oid, NULL);
+    BSON_APPEND_OID(&doc, "_id", &oid);
+    BSON_APPEND_INT32(&doc, "n", n);
+    outboxd_shared_event_t *se = outboxd_shared_event_malformed(&doc, "not an envelope");
+    bson_destroy(&doc);
+    return se;
+}
+
+static void submit_bad(outboxd_deadletter_writer_t *w, uint64_t seq) {
+    outboxd_shared_event_t *se = bad_event((int)seq);
+    outboxd_deadletter_writer_submit(w, seq, se, "not an envelope", true);
+    outboxd_shared_event_unref(se);
 }
 
 /* ---- checkpoint.c ---- */
@@ -283,6 +440,270 @@ static void ha_off_writes_as_before(void **state) {
     assert_true(outboxd_checkpoint_write(f.pool, TEST_DB, f.cp_coll, "plain", &cp, err, sizeof err));
     assert_int_equal(cp_int(&f, "plain", "events"), 6);
     assert_false(cp_has(&f, "plain", "term"));
+
+    /* The writers without a fence: upserts, and dead letters with no
+     * checkpoint document to touch. */
+    cp.events = 7;
+    outboxd_checkpoint_writer_t *w = outboxd_checkpoint_writer_start(f.pool, TEST_DB, f.cp_coll, "new",
+                                                                     "sink new: ", NULL);
+    assert_int_equal(outboxd_checkpoint_writer_stop(w, &cp), 1);
+    assert_int_equal(cp_int(&f, "new", "events"), 7);
+    assert_false(cp_has(&f, "new", "term"));
+    outboxd_fence_t off = {.term = -1, .valid = NULL, .lost = NULL, .ctx = NULL};
+    probe_t p;
+    probe_init(&p, true);
+    outboxd_deadletter_writer_t *dw = outboxd_deadletter_writer_start(f.pool, TEST_DB, f.cp_coll, f.dl_coll,
+                                                                      "nodoc", "sink nodoc: ", probe_done, &p, &off);
+    submit_bad(dw, 1);
+    assert_int_equal(outboxd_deadletter_writer_stop(dw), 0);
+    assert_int_equal(p.done_calls, 1);
+    assert_int_equal(dl_count(&f), 1);
+    assert_null(cp_doc(&f, "nodoc"));
+    probe_destroy(&p);
+    fixture_close(&f);
+}
+
+/* ---- the writers ---- */
+
+static void the_checkpoint_writer_tells_lost_and_stops_retrying(void **state) {
+    fixture_t f;
+    fixture_open(&f, "cpwlost");
+    probe_t p;
+    probe_init(&p, true);
+    outboxd_checkpoint_t cp;
+    bool found;
+    claim_ok(&f, "audit", 4, "node-b", &cp, &found); /* node-b took over */
+    outboxd_fence_t fence = probe_fence(&p, 3);
+    outboxd_checkpoint_writer_t *w = outboxd_checkpoint_writer_start(f.pool, TEST_DB, f.cp_coll, "audit",
+                                                                     "sink audit: ", &fence);
+    assert_non_null(w);
+    bson_oid_t a, b, c;
+    bson_oid_init(&a, NULL);
+    bson_oid_init(&b, NULL);
+    bson_oid_init(&c, NULL);
+    outboxd_checkpoint_t at_a = position(&a, 1), at_b = position(&b, 2), at_c = position(&c, 3);
+    outboxd_checkpoint_writer_submit(w, &at_a);
+    probe_wait(&p, &p.lost_calls, 1, "lost");
+    printf("# lost: %s\n", p.lost_why);
+    assert_int_equal(p.lost_term, 3);
+    assert_int_equal(p.lost_seen, 4);
+    assert_non_null(strstr(p.lost_why, "node-b"));
+    /* Neither a newer checkpoint nor the final one is tried again. */
+    outboxd_checkpoint_writer_submit(w, &at_b);
+    assert_int_equal(outboxd_checkpoint_writer_stop(w, &at_c), 0);
+    assert_int_equal(p.lost_calls, 1);
+    assert_int_equal(p.valid_calls, 1);
+    assert_false(cp_has(&f, "audit", "last_id"));
+    assert_int_equal(cp_int(&f, "audit", "term"), 4);
+    probe_destroy(&p);
+    fixture_close(&f);
+}
+
+static void the_checkpoint_writer_writes_only_while_valid(void **state) {
+    fixture_t f;
+    fixture_open(&f, "cpwvalid");
+    probe_t p;
+    probe_init(&p, false); /* the deadline passed: nothing may be written */
+    outboxd_checkpoint_t cp;
+    bool found;
+    claim_ok(&f, "audit", 3, "node-a", &cp, &found);
+    outboxd_fence_t fence = probe_fence(&p, 3);
+    bson_oid_t a, b;
+    bson_oid_init(&a, NULL);
+    bson_oid_init(&b, NULL);
+    outboxd_checkpoint_t at_a = position(&a, 1), at_b = position(&b, 2);
+    outboxd_checkpoint_writer_t *w = outboxd_checkpoint_writer_start(f.pool, TEST_DB, f.cp_coll, "audit",
+                                                                     "sink audit: ", &fence);
+    outboxd_checkpoint_writer_submit(w, &at_a);
+    assert_int_equal(outboxd_checkpoint_writer_stop(w, &at_b), 0);
+    assert_true(p.valid_calls >= 1);
+    assert_int_equal(p.lost_calls, 0);
+    assert_false(cp_has(&f, "audit", "last_id"));
+
+    /* Valid: the final checkpoint is written at the term. */
+    p.valid = true;
+    w = outboxd_checkpoint_writer_start(f.pool, TEST_DB, f.cp_coll, "audit", "sink audit: ", &fence);
+    assert_int_equal(outboxd_checkpoint_writer_stop(w, &at_b), 1);
+    assert_true(cp_at(&f, "audit", &b));
+    assert_int_equal(cp_int(&f, "audit", "term"), 3);
+    probe_destroy(&p);
+    fixture_close(&f);
+}
+
+/* A unique index on events and another document holding events: 5 make a
+ * write of events 5 fail with a server error (E11000 of an update: an
+ * ERROR, not a fence) until the blocker is removed. */
+static void block_events(fixture_t *f, int64_t events, bool on) {
+    bson_error_t berr;
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, f->cp_coll);
+    bson_t *blocker = BCON_NEW("_id", BCON_UTF8("blocker"), "events", BCON_INT64(events));
+    if (on) {
+        bson_t *keys = BCON_NEW("events", BCON_INT32(1));
+        bson_t *cmd = BCON_NEW("createIndexes", BCON_UTF8(f->cp_coll), "indexes", "[", "{", "key", BCON_DOCUMENT(keys),
+                               "name", BCON_UTF8("events_unique"), "unique", BCON_BOOL(true), "}", "]");
+        if (!mongoc_collection_write_command_with_opts(c, cmd, NULL, NULL, &berr))
+            fail_msg("createIndexes: %s", berr.message);
+        if (!mongoc_collection_insert_one(c, blocker, NULL, NULL, &berr))
+            fail_msg("insert blocker: %s", berr.message);
+        bson_destroy(cmd);
+        bson_destroy(keys);
+    } else {
+        bson_t *filter = BCON_NEW("_id", BCON_UTF8("blocker"));
+        if (!mongoc_collection_delete_one(c, filter, NULL, NULL, &berr))
+            fail_msg("delete blocker: %s", berr.message);
+        bson_destroy(filter);
+    }
+    bson_destroy(blocker);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+}
+
+static void a_failed_checkpoint_write_is_retried_only_while_valid(void **state) {
+    fixture_t f;
+    fixture_open(&f, "retry");
+    outboxd_checkpoint_t cp;
+    bool found;
+    claim_ok(&f, "audit", 3, "node-a", &cp, &found);
+    block_events(&f, 5, true);
+    probe_t p;
+    probe_init(&p, true);
+    outboxd_fence_t fence = probe_fence(&p, 3);
+    bson_oid_t a;
+    bson_oid_init(&a, NULL);
+    outboxd_checkpoint_t at_a = position(&a, 5);
+
+    /* Valid: the write that failed is tried again (every second) and lands
+     * once the server takes it. */
+    outboxd_checkpoint_writer_t *w = outboxd_checkpoint_writer_start(f.pool, TEST_DB, f.cp_coll, "audit",
+                                                                     "sink audit: ", &fence);
+    outboxd_checkpoint_writer_submit(w, &at_a);
+    probe_wait(&p, &p.valid_calls, 2, "second attempt");
+    assert_false(cp_has(&f, "audit", "last_id"));
+    block_events(&f, 5, false);
+    for (int i = 0; i < WAIT_MS / 50 && !cp_at(&f, "audit", &a); i++)
+        usleep(50000);
+    assert_true(cp_at(&f, "audit", &a));
+    assert_int_equal(outboxd_checkpoint_writer_stop(w, NULL), 1);
+    assert_int_equal(p.lost_calls, 0);
+
+    /* No longer valid after a failure: it is not tried again, not even by
+     * the stop. */
+    block_events(&f, 6, true);
+    probe_t q;
+    probe_init(&q, true);
+    fence = probe_fence(&q, 3);
+    outboxd_checkpoint_t at_b = position(&a, 6);
+    w = outboxd_checkpoint_writer_start(f.pool, TEST_DB, f.cp_coll, "audit", "sink audit: ", &fence);
+    q.allowed = 1; /* the second attempt waits at the gate */
+    outboxd_checkpoint_writer_submit(w, &at_b);
+    probe_wait_gate(&q);
+    pthread_mutex_lock(&q.lock);
+    q.valid = false; /* the lease's deadline passed meanwhile */
+    pthread_mutex_unlock(&q.lock);
+    block_events(&f, 6, false);
+    probe_open_gate(&q);
+    assert_int_equal(outboxd_checkpoint_writer_stop(w, NULL), 0);
+    assert_int_equal(cp_int(&f, "audit", "events"), 5);
+    probe_destroy(&q);
+    probe_destroy(&p);
+    fixture_close(&f);
+}
+
+static void a_deadletter_is_not_written_when_the_fence_touch_fails(void **state) {
+    fixture_t f;
+    fixture_open(&f, "dlfence");
+    probe_t p;
+    probe_init(&p, true);
+    outboxd_checkpoint_t cp;
+    bool found;
+    claim_ok(&f, "audit", 4, "node-b", &cp, &found);
+    outboxd_fence_t fence = probe_fence(&p, 3);
+    outboxd_deadletter_writer_t *w = outboxd_deadletter_writer_start(f.pool, TEST_DB, f.cp_coll, f.dl_coll, "audit",
+                                                                     "sink audit: ", probe_done, &p, &fence);
+    assert_non_null(w);
+    submit_bad(w, 1);
+    probe_wait(&p, &p.lost_calls, 1, "lost");
+    printf("# lost: %s\n", p.lost_why);
+    assert_int_equal(p.lost_term, 3);
+    assert_int_equal(p.lost_seen, 4);
+    submit_bad(w, 2);
+    assert_int_equal(outboxd_deadletter_writer_stop(w), 2); /* both stay after the checkpoint */
+    assert_int_equal(p.lost_calls, 1);
+    assert_int_equal(p.done_calls, 0);
+    assert_int_equal(dl_count(&f), 0);
+    assert_false(cp_has(&f, "audit", "fenced_at"));
+
+    /* The holder of term 4 writes its dead letter, after the touch. */
+    probe_t q;
+    probe_init(&q, true);
+    fence = probe_fence(&q, 4);
+    w = outboxd_deadletter_writer_start(f.pool, TEST_DB, f.cp_coll, f.dl_coll, "audit", "sink audit: ",
+                                        probe_done, &q, &fence);
+    submit_bad(w, 1);
+    probe_wait(&q, &q.done_calls, 1, "done");
+    assert_int_equal(outboxd_deadletter_writer_stop(w), 0);
+    assert_int_equal(dl_count(&f), 1);
+    assert_true(cp_has(&f, "audit", "fenced_at"));
+    assert_int_equal(q.lost_calls, 0);
+    probe_destroy(&q);
+    probe_destroy(&p);
+    fixture_close(&f);
+}
+
+static void abandon_writes_nothing(void **state) {
+    fixture_t f;
+    fixture_open(&f, "abandon");
+    outboxd_checkpoint_t cp;
+    bool found;
+    claim_ok(&f, "audit", 3, "node-a", &cp, &found);
+
+    /* The checkpoint writer, caught in the valid check of its first write
+     * with a newer checkpoint pending: abandon lets the write in progress
+     * complete and writes neither the pending one nor any other. */
+    probe_t p;
+    probe_init(&p, true);
+    p.allowed = 0;
+    outboxd_fence_t fence = probe_fence(&p, 3);
+    bson_oid_t a, b;
+    bson_oid_init(&a, NULL);
+    bson_oid_init(&b, NULL);
+    outboxd_checkpoint_t at_a = position(&a, 1), at_b = position(&b, 2);
+    outboxd_checkpoint_writer_t *cw = outboxd_checkpoint_writer_start(f.pool, TEST_DB, f.cp_coll, "audit",
+                                                                      "sink audit: ", &fence);
+    outboxd_checkpoint_writer_submit(cw, &at_a);
+    probe_wait_gate(&p);
+    outboxd_checkpoint_writer_submit(cw, &at_b);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, abandon_cpw, cw), 0);
+    wait_quit((outboxd_retry_writer_t *)cw);
+    probe_open_gate(&p);
+    pthread_join(th, NULL);
+    assert_int_equal(p.valid_calls, 1);
+    assert_true(cp_at(&f, "audit", &a));
+    outboxd_checkpoint_writer_abandon(NULL);
+
+    /* The dead-letter writer alike: the one in progress is written (and
+     * told done), the queued one is dropped untold. */
+    probe_t q;
+    probe_init(&q, true);
+    q.allowed = 0;
+    fence = probe_fence(&q, 3);
+    outboxd_deadletter_writer_t *dw = outboxd_deadletter_writer_start(f.pool, TEST_DB, f.cp_coll, f.dl_coll,
+                                                                      "audit", "sink audit: ", probe_done, &q, &fence);
+    submit_bad(dw, 1);
+    probe_wait_gate(&q);
+    submit_bad(dw, 2);
+    assert_int_equal(pthread_create(&th, NULL, abandon_dlw, dw), 0);
+    wait_quit((outboxd_retry_writer_t *)dw);
+    probe_open_gate(&q);
+    pthread_join(th, NULL);
+    assert_int_equal(q.valid_calls, 1);
+    assert_int_equal(q.done_calls, 1);
+    assert_int_equal(dl_count(&f), 1);
+    outboxd_deadletter_writer_abandon(NULL);
+    probe_destroy(&q);
+    probe_destroy(&p);
     fixture_close(&f);
 }
 
@@ -291,6 +712,11 @@ int main(void) {
         cmocka_unit_test(claiming_the_checkpoint_stamps_the_term_and_returns_the_position),
         cmocka_unit_test(claiming_with_a_lower_term_is_fenced),
         cmocka_unit_test(a_checkpoint_write_with_an_old_term_changes_nothing),
+        cmocka_unit_test(the_checkpoint_writer_tells_lost_and_stops_retrying),
+        cmocka_unit_test(the_checkpoint_writer_writes_only_while_valid),
+        cmocka_unit_test(a_failed_checkpoint_write_is_retried_only_while_valid),
+        cmocka_unit_test(a_deadletter_is_not_written_when_the_fence_touch_fails),
+        cmocka_unit_test(abandon_writes_nothing),
         cmocka_unit_test(ha_off_writes_as_before),
     };
     return TEST_RUN("fencing", tests);
