@@ -524,24 +524,35 @@ static void print_takeovers(const char *sink, int64_t *ms, int n) {
  * ------------------------------------------------------------------------- */
 
 /* Puts order.created events from..to in batches of up to 1000 (one insert
- * each); ids[n] receives each id (if ids). */
-static void put_range(outbox_t *ob, int from, int to, bson_oid_t *ids) {
+ * each); ids[n] receives each id (if ids). False, with the reason in err,
+ * when a put failed: the producer thread cannot fail the test itself. */
+static bool try_put_range(outbox_t *ob, int from, int to, bson_oid_t *ids, char *err_out, size_t err_size) {
     outbox_error_t err;
     for (int start = from; start <= to; start += 1000) {
         int end = start + 999 < to ? start + 999 : to;
         outbox_batch_t *batch = outbox_batch_new(ob);
-        for (int n = start; n <= end; n++) {
+        bool ok = true;
+        for (int n = start; n <= end && ok; n++) {
             bson_t *data = BCON_NEW("ordernr", BCON_INT32(n), "total", BCON_DOUBLE(19.95));
-            if (outbox_batch_add(batch, "order.created", "k", data, NULL, &err) != OUTBOX_OK)
-                fail_msg("batch add %d: %s", n, err.message);
+            ok = outbox_batch_add(batch, "order.created", "k", data, NULL, &err) == OUTBOX_OK;
             bson_destroy(data);
         }
-        if (outbox_batch_put(batch, NULL, &err) != OUTBOX_OK)
-            fail_msg("batch put: %s", err.message);
-        for (int n = start; ids && n <= end; n++)
+        ok = ok && outbox_batch_put(batch, NULL, &err) == OUTBOX_OK;
+        for (int n = start; ok && ids && n <= end; n++)
             bson_oid_copy(outbox_batch_id(batch, (size_t)(n - start)), &ids[n]);
         outbox_batch_destroy(batch);
+        if (!ok) {
+            snprintf(err_out, err_size, "putting events %d..%d: %s", start, end, err.message);
+            return false;
+        }
     }
+    return true;
+}
+
+static void put_range(outbox_t *ob, int from, int to, bson_oid_t *ids) {
+    char err[OUTBOX_ERROR_MESSAGE_SIZE + 64];
+    if (!try_put_range(ob, from, to, ids, err, sizeof err))
+        fail_msg("%s", err);
 }
 
 /* "Under load": the events go in PUT_BATCHES batches, one every
@@ -554,14 +565,22 @@ typedef struct {
     int total;
     bson_oid_t *ids; /* [1..total] */
     atomic_int put;  /* events put so far */
+    char error[OUTBOX_ERROR_MESSAGE_SIZE + 64]; /* "" unless a put failed */
 } producer_t;
+
+/* The producer thread while it runs: the cleanup waits for it before it
+ * drops the outbox the thread puts into. */
+static pthread_t g_producer;
+static bool g_producing;
+static producer_t g_prod;
 
 static void *produce(void *arg) {
     producer_t *p = arg;
     int per = (p->total + PUT_BATCHES - 1) / PUT_BATCHES;
     for (int from = 1; from <= p->total; from += per) {
         int to = from + per - 1 < p->total ? from + per - 1 : p->total;
-        put_range(p->ob, from, to, p->ids);
+        if (!try_put_range(p->ob, from, to, p->ids, p->error, sizeof p->error))
+            return NULL;
         atomic_store(&p->put, to);
         sleep_ms(PUT_PAUSE_MS);
     }
@@ -704,10 +723,14 @@ static void kill9_of_each_holder_five_times_loses_nothing(void **state) {
     require_claims(ob, "files");
     inst_start(&ins[1]);
 
-    producer_t p = {.ob = ob, .total = total, .ids = calloc((size_t)total + 1, sizeof(bson_oid_t))};
-    atomic_init(&p.put, 0);
-    pthread_t producer;
-    assert_int_equal(pthread_create(&producer, NULL, produce, &p), 0);
+    producer_t *p = &g_prod;
+    p->ob = ob;
+    p->total = total;
+    p->ids = calloc((size_t)total + 1, sizeof(bson_oid_t));
+    p->error[0] = '\0';
+    atomic_init(&p->put, 0);
+    assert_int_equal(pthread_create(&g_producer, NULL, produce, p), 0);
+    g_producing = true;
 
     int kills[MAX_SINKS] = {0};
     for (int round = 1; round <= KILLS; round++) {
@@ -725,7 +748,10 @@ static void kill9_of_each_holder_five_times_loses_nothing(void **state) {
             inst_start(victim);
         }
     }
-    pthread_join(producer, NULL);
+    pthread_join(g_producer, NULL);
+    g_producing = false;
+    if (p->error[0])
+        fail_msg("producer: %s", p->error);
     wait_file_last(file, total);
 #ifdef TEST_HA_REDIS
     if (test_redis_wait_len(&r, "ha", total, HANG_MS * 2) < total)
@@ -750,11 +776,10 @@ static void kill9_of_each_holder_five_times_loses_nothing(void **state) {
         }
     }
 #ifdef TEST_HA_REDIS
-    check_stream_exact(&r, "ha", p.ids, total);
+    check_stream_exact(&r, "ha", p->ids, total);
     print_message("# redis sink (dedupe): %d events, each exactly once and in order\n", total);
     test_redis_stop(&r);
 #endif
-    free(p.ids);
     cleanup();
 }
 
@@ -939,6 +964,11 @@ static void three_instances_four_sinks_each_runs_at_least_one(void **state) {
 /* What a test leaves, gone: its outboxd, the sampler, the outbox (with
  * N.leases, which test_outbox_drop does not know) and the folder. */
 static void cleanup(void) {
+    if (g_producing)
+        pthread_join(g_producer, NULL);
+    g_producing = false;
+    free(g_prod.ids);
+    g_prod.ids = NULL;
     sampler_stop(&g_sampler);
     for (int i = 0; i < MAX_INSTANCES; i++) {
         if (g_ins[i].running)
