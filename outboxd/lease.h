@@ -92,6 +92,11 @@ bool outboxd_lease_handover_wanted(outboxd_lease_t *l, int64_t term);
  * stops renewing it), logs once with why, and remembers seen_term as the
  * floor of the next claim. Any thread; a term not held is ignored. */
 void outboxd_lease_lost(outboxd_lease_t *l, int64_t term, int64_t seen_term, const char *why);
+/* Whether term was lost (not released, not another term), and why, into
+ * buf: "claim 8 by node-b is newer", "our renewal deadline passed 1200 ms
+ * ago: the database did not answer", or the why a writer gave. For the
+ * runner's own log line. */
+bool outboxd_lease_lost_why(outboxd_lease_t *l, int64_t term, char *buf, size_t size);
 /* After the last fenced checkpoint: marks the claim released in N.leases
  * (on the caller's thread, one update), so that it is free for every
  * instance at once; this manager does not bid for it for 2 * renew_ms.

@@ -40,7 +40,7 @@ void outboxd_lease_name_for_sink(char *out, size_t size, const char *sink);
 /* One document of N.leases, parsed. For a claim: lease, term, owner, run,
  * renewals, ttl_ms, renewed_ms, released. For a request (is_request):
  * lease and term. For a presence (is_presence): owner (the instance id),
- * run, renewals, ttl_ms, renewed_ms. renewed_ms is the server's date in ms
+ * run, renewals, ttl_ms, renewed_ms, sinks_held. renewed_ms is the server's date in ms
  * since the epoch (display only), 0 when absent. Missing numbers are 0. */
 typedef struct {
     char lease[200];
@@ -49,6 +49,7 @@ typedef struct {
     char owner[80], run[120];
     int64_t renewals, ttl_ms, renewed_ms;
     bool released;
+    int64_t sinks_held; /* a presence's: the sink leases its run holds */
 } outboxd_lease_doc_t;
 
 /* false: not a document of ours (other shape, over-long names); the caller

@@ -11,7 +11,22 @@ outboxd_outboxd_SOURCES = \
 	outboxd/sinkset.h outboxd/sinkset.c
 outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
 outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS)
-outboxd_outboxd_LDADD = outboxd/libring.la outboxd/libhost.la outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
+outboxd_outboxd_LDADD = outboxd/libring.la outboxd/liblease.la outboxd/libleasedoc.la outboxd/libhost.la \
+	outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
+
+# The lease manager (docs/leases.md), apart so that test_lease runs several
+# managers in one process against the real server.
+noinst_LTLIBRARIES += outboxd/liblease.la
+outboxd_liblease_la_SOURCES = outboxd/lease.h outboxd/lease.c
+outboxd_liblease_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
+outboxd_liblease_la_LIBADD = outboxd/libleasedoc.la outboxd/libhost.la $(MONGOC_LIBS)
+
+# The documents of N.leases, built and parsed by the one code outboxd and
+# outboxctl share (libbson only, no threads): outboxctl links it too.
+noinst_LTLIBRARIES += outboxd/libleasedoc.la
+outboxd_libleasedoc_la_SOURCES = outboxd/lease_doc.h outboxd/lease_doc.c
+outboxd_libleasedoc_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
+outboxd_libleasedoc_la_LIBADD = $(MONGOC_LIBS)
 
 # The shared events and their ring, apart so that test_ring links them
 # alone (no server, no threads of outboxd's).
@@ -118,6 +133,14 @@ TESTS += outboxd/test_conffile
 outboxd_test_conffile_SOURCES = outboxd/test_conffile.c
 outboxd_test_conffile_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(MONGOC_CFLAGS)
 outboxd_test_conffile_LDADD = outboxd/libconffile.la $(CMOCKA_LIBS)
+
+# Lease managers in one process against the real server (no daemon).
+check_PROGRAMS += outboxd/test_lease
+TESTS += outboxd/test_lease
+outboxd_test_lease_SOURCES = outboxd/test_lease.c
+outboxd_test_lease_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+outboxd_test_lease_CFLAGS = $(TEST_CFLAGS)
+outboxd_test_lease_LDADD = outboxd/liblease.la $(TEST_LDADD)
 
 check_PROGRAMS += outboxd/test_ring
 TESTS += outboxd/test_ring
