@@ -162,8 +162,12 @@ outboxd_leases_t *outboxd_leases_new(mongoc_client_pool_t *pool, const char *db,
         return NULL;
     }
     m->enabled = conf->ha_enabled;
-    m->ttl = conf->ha_lease_ttl_ms;
-    m->renew = conf->ha_renew_ms;
+    /* The loader guarantees 100 <= renew < ttl / 2; a conf filled by hand
+     * without them gets the defaults rather than deadlines of 0. */
+    bool settings_ok = conf->ha_lease_ttl_ms >= OUTBOXD_HA_TTL_MIN_MS && conf->ha_renew_ms >= 1 &&
+                       conf->ha_renew_ms < conf->ha_lease_ttl_ms / 2;
+    m->ttl = settings_ok ? conf->ha_lease_ttl_ms : OUTBOXD_HA_TTL_DEFAULT_MS;
+    m->renew = settings_ok ? conf->ha_renew_ms : OUTBOXD_HA_RENEW_DEFAULT_MS;
     if (gethostname(m->host, sizeof m->host) != 0 || !m->host[0])
         snprintf(m->host, sizeof m->host, "localhost");
     m->host[sizeof m->host - 1] = '\0';
