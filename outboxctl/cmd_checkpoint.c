@@ -1,6 +1,12 @@
 /*
  * cmd_checkpoint.c - outboxctl checkpoint set|reset: moving a sink's
- * position (with outboxd stopped).
+ * position. Without leases (outboxd's ha.enabled false, or never run with
+ * HA) outboxd must be stopped first: it writes its own position over the
+ * checkpoint as it runs. With leases (docs/leases.md section 5) outboxctl
+ * takes the sink's lease first: it inserts the next claim in N.leases and
+ * stamps that term into the checkpoint it writes, so the running holder's
+ * next write is fenced (it stops the sink), and whoever takes the lease
+ * after outboxctl's claim expires resumes from the operator's position.
  */
 #include "outboxctl.h"
 
@@ -9,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 
 /* "ID", "(start)" for a null last_id, "(none)" when there was no document. */
@@ -46,17 +53,118 @@ static void print_known_sinks(store_t *s) {
     bson_destroy(&filter);
 }
 
+/* The term in sink's checkpoint document: -1 when it has none, -3 when
+ * there is no document, -2 on a server error (after a message). */
+static int64_t checkpoint_term(store_t *s, const char *sink) {
+    bson_error_t berr;
+    const bson_t *doc;
+    bson_iter_t it;
+    int64_t term = -3;
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(sink));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(s->checkpoints, filter, NULL, NULL);
+    if (mongoc_cursor_next(cur, &doc))
+        term = bson_iter_init_find(&it, doc, "term") && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_int64(&it) : -1;
+    if (mongoc_cursor_error(cur, &berr)) {
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, s->checkpoints_name, berr.message);
+        term = -2;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    return term;
+}
+
+/* Takes sink's lease for outboxctl when outboxd uses leases for it: inserts
+ * the claim of the next term (never renewed, so it expires after the
+ * holder's TTL and a standby takes the next one). *term is -1 when the sink
+ * has no claim (no fence: outboxd must be stopped, as before HA). 0 or an
+ * exit status after a message. */
+static int claim_for_outboxctl(store_t *s, const char *sink, bool upsert, int64_t *term, lease_view_t *was) {
+    char lease[256], name[320], host[256] = "", run_id[320];
+    *term = -1;
+    outboxd_lease_name_for_sink(lease, sizeof lease, sink);
+    snprintf(name, sizeof name, "%s%s", s->name, OUTBOXD_LEASES_SUFFIX);
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "?");
+    snprintf(run_id, sizeof run_id, "outboxctl:%s:%ld", host, (long)getpid());
+    /* Another claim of the same term (a standby's, at this very moment)
+     * wins the insert: read again and take the next. */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        leases_t l;
+        int status = leases_read(s, &l);
+        if (status)
+            return status;
+        leases_sink(&l, sink, was);
+        leases_free(&l);
+        if (!was->claimed)
+            return 0;
+        int64_t cp_term = checkpoint_term(s, sink);
+        if (cp_term == -2)
+            return EXIT_FAILURE;
+        if (cp_term == -3 && !upsert)
+            return 0; /* refused below, without taking the lease from its holder */
+        /* Above the checkpoint's term too (a restored checkpoint can be
+         * ahead of every claim), so that the write below is not fenced. */
+        int64_t next = (was->term > cp_term ? was->term : cp_term) + 1;
+        bson_t doc;
+        bson_error_t berr;
+        outboxd_lease_claim_id(&doc, lease, next);
+        BSON_APPEND_UTF8(&doc, "owner", "outboxctl");
+        BSON_APPEND_UTF8(&doc, "run", run_id);
+        BSON_APPEND_UTF8(&doc, "host", host);
+        BSON_APPEND_INT32(&doc, "pid", (int32_t)getpid());
+        BSON_APPEND_INT64(&doc, "ttl_ms", was->ttl_ms);
+        BSON_APPEND_INT64(&doc, "renew_ms", was->renew_ms);
+        BSON_APPEND_INT64(&doc, "renewals", 0);
+        BSON_APPEND_DATE_TIME(&doc, "acquired", now_ms());
+        BSON_APPEND_DATE_TIME(&doc, "renewed", now_ms());
+        BSON_APPEND_BOOL(&doc, "released", false);
+        mongoc_write_concern_t *wc = mongoc_write_concern_new();
+        mongoc_write_concern_set_wmajority(wc, 0);
+        bson_t opts = BSON_INITIALIZER;
+        mongoc_write_concern_append(wc, &opts);
+        mongoc_collection_t *coll = mongoc_client_get_collection(s->client, s->db, name);
+        bool ok = mongoc_collection_insert_one(coll, &doc, &opts, NULL, &berr);
+        mongoc_collection_destroy(coll);
+        bson_destroy(&opts);
+        mongoc_write_concern_destroy(wc);
+        bson_destroy(&doc);
+        if (ok) {
+            *term = next;
+            return 0;
+        }
+        if (berr.code != 11000) {
+            fprintf(stderr, "outboxctl: cannot claim the lease of sink %s in %s.%s: %s; checkpoint not changed\n",
+                    sink, s->db, name, berr.message);
+            return EXIT_FAILURE;
+        }
+    }
+    fprintf(stderr, "outboxctl: the lease of sink %s kept changing hands; checkpoint not changed, try again\n",
+            sink);
+    return EXIT_FAILURE;
+}
+
 /* Moves one sink's checkpoint in a single findAndModify, which hands back
  * the document as it was, so "old -> new" is exactly what was replaced.
  * last_id NULL means (start). upsert creates a missing document (events
- * 0); without it a missing sink is refused. */
+ * 0); without it a missing sink is refused. With a lease, the write is the
+ * fenced claim of docs/leases.md section 3 at outboxctl's term. */
 static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_id, const char *message,
                            bool upsert) {
     bson_error_t berr;
     bson_t reply, set;
     bson_iter_t it;
-    int status = 0;
+    int64_t term;
+    lease_view_t was;
+    int status = claim_for_outboxctl(s, sink, upsert, &term, &was);
+    if (status)
+        return status;
     bson_t *query = BCON_NEW("_id", BCON_UTF8(sink));
+    if (term >= 0) {
+        bson_t *fence = BCON_NEW("$or", "[", "{", "term", "{", "$lte", BCON_INT64(term), "}", "}", "{", "term", "{",
+                                 "$exists", BCON_BOOL(false), "}", "}", "]");
+        bson_concat(query, fence);
+        bson_destroy(fence);
+    }
     bson_t update = BSON_INITIALIZER;
     BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &set);
     if (last_id)
@@ -66,6 +174,11 @@ static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_
     BSON_APPEND_UTF8(&set, "state", "running");
     BSON_APPEND_UTF8(&set, "message", message);
     BSON_APPEND_DATE_TIME(&set, "updated", now_ms());
+    if (term >= 0) {
+        BSON_APPEND_INT64(&set, "term", term);
+        BSON_APPEND_UTF8(&set, "owner", "outboxctl");
+        BSON_APPEND_DATE_TIME(&set, "claimed", now_ms());
+    }
     bson_append_document_end(&update, &set);
     if (upsert) {
         /* events is kept as it is; a new document starts counting at 0. */
@@ -78,8 +191,12 @@ static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_
     mongoc_find_and_modify_opts_set_flags(fam, upsert ? MONGOC_FIND_AND_MODIFY_UPSERT
                                                       : MONGOC_FIND_AND_MODIFY_NONE);
     if (!mongoc_collection_find_and_modify_with_opts(s->checkpoints, query, fam, &reply, &berr)) {
-        fprintf(stderr, "outboxctl: cannot write the checkpoint of sink %s in %s.%s: %s\n", sink, s->db,
-                s->checkpoints_name, berr.message);
+        if (term >= 0 && berr.code == 11000) /* the upsert met a document with a higher term */
+            fprintf(stderr, "outboxctl: the checkpoint of sink %s moved past term %lld meanwhile (another "
+                            "instance claimed it); nothing changed, try again\n", sink, (long long)term);
+        else
+            fprintf(stderr, "outboxctl: cannot write the checkpoint of sink %s in %s.%s: %s\n", sink, s->db,
+                    s->checkpoints_name, berr.message);
         status = EXIT_FAILURE;
     } else {
         bson_t old;
@@ -90,7 +207,13 @@ static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_
             bson_iter_document(&it, &len, &data);
             had = bson_init_static(&old, data, len);
         }
-        if (!had && !upsert) {
+        int64_t now_term = !had && !upsert && term >= 0 ? checkpoint_term(s, sink) : -1;
+        if (now_term > term) {
+            fprintf(stderr, "outboxctl: the checkpoint of sink %s moved past term %lld meanwhile (term %lld: "
+                            "another instance claimed it); nothing changed, try again\n", sink, (long long)term,
+                    (long long)now_term);
+            status = EXIT_FAILURE;
+        } else if (!had && !upsert) {
             fprintf(stderr, "outboxctl: sink %s has no checkpoint in %s.%s; nothing changed (checkpoint set "
                             "--create makes one for a sink that has not run yet)\n", sink, s->db,
                     s->checkpoints_name);
@@ -106,6 +229,14 @@ static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_
                 snprintf(new_last, sizeof new_last, "(start)");
             printf("sink %s: checkpoint %s -> %s, state %s -> running\n", sink, old_last, new_last,
                    old_state ? old_state : "(none)");
+            if (term >= 0) {
+                char owner[80];
+                lease_text(owner, sizeof owner, was.owner);
+                printf("sink %s: lease taken at term %lld for outboxctl (it was term %lld, %s%s): its outboxd stops "
+                       "the sink at its next write or lease round; an instance resumes it from here once "
+                       "outboxctl's claim expires (%lld ms)\n", sink, (long long)term, (long long)was.term,
+                       was.released ? "released by " : "held by ", owner, (long long)was.ttl_ms);
+            }
         }
     }
     bson_destroy(&reply);

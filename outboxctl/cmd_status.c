@@ -5,7 +5,9 @@
  * 1.1's stats callback, as of the sink's last checkpoint write). --json
  * gives them per sink as "plugin_stats": {NAME: number, ...}, or null when
  * the plugin reports none; the text output adds one short line per sink
- * that has any.
+ * that has any. With HA (issue 14), each sink's lease from N.leases: who
+ * holds it, at which term, and how long ago it was renewed (on the
+ * server's clock); plus the promoter's lease and the live outboxd runs.
  */
 #include "outboxctl.h"
 
@@ -34,6 +36,7 @@ typedef struct {
     int64_t lag_events;   /* -1: unknown (gap) */
     int64_t lag_ms;       /* -1: unknown */
     bson_t *plugin_stats; /* the checkpoint's plugin_stats, NULL when absent */
+    lease_view_t lease;   /* the newest claim of sink:NAME */
 } sink_status_t;
 
 typedef struct {
@@ -279,8 +282,34 @@ static void stat_json(void *ctx, const char *name, double value, bool first) {
     stat_number(stdout, value);
 }
 
+/* owner, term, lease_age_ms, lease_state of a lease (docs/leases.md 5):
+ * owner null when nobody holds it (no claim, or released); term null only
+ * without a claim. */
+static void lease_json(const lease_view_t *v) {
+    fputs(",\"owner\":", stdout);
+    if (v->claimed && !v->released)
+        json_string(stdout, v->owner);
+    else
+        fputs("null", stdout);
+    if (v->claimed)
+        printf(",\"term\":%lld", (long long)v->term);
+    else
+        fputs(",\"term\":null", stdout);
+    if (v->claimed && v->age_ms >= 0)
+        printf(",\"lease_age_ms\":%lld", (long long)v->age_ms);
+    else
+        fputs(",\"lease_age_ms\":null", stdout);
+    fputs(",\"lease_state\":", stdout);
+    if (v->state)
+        json_string(stdout, v->state);
+    else
+        fputs("null", stdout);
+}
+
+#define MAX_INSTANCES 256
+
 static void print_status_json(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
-                              size_t n, bool any_gap) {
+                              size_t n, bool any_gap, const leases_t *leases) {
     char hex[25], iso[40];
     fputs("{\"db\":", stdout);
     json_string(stdout, s->db);
@@ -349,9 +378,31 @@ static void print_status_json(const store_t *s, const log_status_t *log, const s
         } else {
             fputs("null", stdout);
         }
+        lease_json(&k->lease);
         fputc('}', stdout);
     }
-    fputs("]}\n", stdout);
+    fputs("],\"instances\":[", stdout);
+    const lease_entry_t *live[MAX_INSTANCES];
+    size_t n_live = leases_instances(leases, live, MAX_INSTANCES);
+    for (size_t i = 0; i < n_live; i++) {
+        fputs(i ? ",{\"instance\":" : "{\"instance\":", stdout);
+        json_string(stdout, live[i]->doc.owner);
+        fputs(",\"run\":", stdout);
+        json_string(stdout, live[i]->doc.run);
+        int64_t age = leases->now_ms - live[i]->doc.renewed_ms;
+        printf(",\"sinks_held\":%lld,\"age_ms\":%lld}", (long long)live[i]->doc.sinks_held, (long long)(age > 0 ? age : 0));
+    }
+    fputs("],\"promoter\":", stdout);
+    lease_view_t promoter;
+    leases_promoter(leases, &promoter);
+    if (promoter.claimed) {
+        fputs("{\"lease\":\"promoter\"", stdout);
+        lease_json(&promoter);
+        fputc('}', stdout);
+    } else {
+        fputs("null", stdout);
+    }
+    fputs("}\n", stdout);
 }
 
 /* The text line of a sink's figures: "NAME=VALUE, ..." cut with ", ..."
@@ -382,41 +433,93 @@ static void stat_text(void *ctx, const char *name, double value, bool first) {
         l->len += (size_t)w < sizeof l->text - l->len ? (size_t)w : sizeof l->text - l->len - 1;
 }
 
-/* The text table: one row per sink, columns padded to line up. */
+/* The text table: one row per sink, columns padded to line up. A cell
+ * holds a sink name or an instance id (64 bytes) whole. */
+#define CELL 80
 enum { COL_SINK, COL_STATE, COL_CHECKPOINT, COL_LAG, COL_LAG_S, COL_EVENTS, COL_MALFORMED, COL_UPDATED,
-       COL_MESSAGE, N_COLS };
+       COL_OWNER, COL_TERM, COL_LEASE, COL_MESSAGE, N_COLS };
 
-static void status_row(const sink_status_t *k, char cells[N_COLS][64]) {
-    snprintf(cells[COL_SINK], 64, "%s", k->name);
-    snprintf(cells[COL_STATE], 64, "%s", k->gap ? "gap" : k->state);
+/* A lease's age for the text table: "2.1s", "14.2s stale", "released", or
+ * "-" with no claim. */
+static void lease_cell(const lease_view_t *v, char *out, size_t size) {
+    if (!v->claimed)
+        snprintf(out, size, "-");
+    else if (v->released)
+        snprintf(out, size, "released");
+    else if (v->age_ms < 0)
+        snprintf(out, size, "?");
+    else
+        snprintf(out, size, "%.1fs%s", (double)v->age_ms / 1000.0, strcmp(v->state, "stale") == 0 ? " stale" : "");
+}
+
+static void status_row(const sink_status_t *k, char cells[N_COLS][CELL]) {
+    snprintf(cells[COL_SINK], CELL, "%s", k->name);
+    snprintf(cells[COL_STATE], CELL, "%s", k->gap ? "gap" : k->state);
     if (k->has_last)
         bson_oid_to_string(&k->last_id, cells[COL_CHECKPOINT]);
     else
-        snprintf(cells[COL_CHECKPOINT], 64, "(start)");
+        snprintf(cells[COL_CHECKPOINT], CELL, "(start)");
     if (k->lag_events >= 0)
-        snprintf(cells[COL_LAG], 64, "%lld", (long long)k->lag_events);
+        snprintf(cells[COL_LAG], CELL, "%lld", (long long)k->lag_events);
     else
-        snprintf(cells[COL_LAG], 64, "gap");
+        snprintf(cells[COL_LAG], CELL, "gap");
     if (k->lag_ms >= 0)
-        snprintf(cells[COL_LAG_S], 64, "%.3f", (double)k->lag_ms / 1000.0);
+        snprintf(cells[COL_LAG_S], CELL, "%.3f", (double)k->lag_ms / 1000.0);
     else
-        snprintf(cells[COL_LAG_S], 64, "-");
-    snprintf(cells[COL_EVENTS], 64, "%lld", (long long)k->events);
-    snprintf(cells[COL_MALFORMED], 64, "%lld", (long long)k->malformed);
+        snprintf(cells[COL_LAG_S], CELL, "-");
+    snprintf(cells[COL_EVENTS], CELL, "%lld", (long long)k->events);
+    snprintf(cells[COL_MALFORMED], CELL, "%lld", (long long)k->malformed);
     if (k->updated_ms >= 0)
-        format_iso(k->updated_ms, cells[COL_UPDATED], 64);
+        format_iso(k->updated_ms, cells[COL_UPDATED], CELL);
     else
-        snprintf(cells[COL_UPDATED], 64, "-");
+        snprintf(cells[COL_UPDATED], CELL, "-");
+    if (k->lease.claimed && !k->lease.released)
+        lease_text(cells[COL_OWNER], CELL, k->lease.owner);
+    else
+        snprintf(cells[COL_OWNER], CELL, "-");
+    if (k->lease.claimed)
+        snprintf(cells[COL_TERM], CELL, "%lld", (long long)k->lease.term);
+    else
+        snprintf(cells[COL_TERM], CELL, "-");
+    lease_cell(&k->lease, cells[COL_LEASE], CELL);
     cells[COL_MESSAGE][0] = '\0'; /* printed whole, from k->message */
 }
 
+/* The promoter's lease and the live outboxd runs, when N.leases has
+ * anything (HA on): "promoter: node-a, term 3, renewed 0.4s ago". */
+static void print_leases_text(const leases_t *leases) {
+    char owner[80], run[120];
+    lease_view_t p;
+    if (leases->n == 0)
+        return;
+    leases_promoter(leases, &p);
+    lease_text(owner, sizeof owner, p.owner);
+    if (!p.claimed)
+        printf("promoter: no claim\n");
+    else if (p.released)
+        printf("promoter: released (term %lld, by %s)\n", (long long)p.term, owner);
+    else
+        printf("promoter: %s, term %lld, renewed %.1fs ago%s\n", owner, (long long)p.term,
+               (double)(p.age_ms > 0 ? p.age_ms : 0) / 1000.0, strcmp(p.state, "stale") == 0 ? " (stale)" : "");
+    const lease_entry_t *live[MAX_INSTANCES];
+    size_t n_live = leases_instances(leases, live, MAX_INSTANCES);
+    printf("instances: %zu live\n", n_live);
+    for (size_t i = 0; i < n_live; i++) {
+        lease_text(owner, sizeof owner, live[i]->doc.owner);
+        lease_text(run, sizeof run, live[i]->doc.run);
+        int64_t age = leases->now_ms - live[i]->doc.renewed_ms;
+        printf("  %s (run %s): %lld sink%s held, renewed %.1fs ago\n", owner, run, (long long)live[i]->doc.sinks_held,
+               live[i]->doc.sinks_held == 1 ? "" : "s", (double)(age > 0 ? age : 0) / 1000.0);
+    }
+}
+
 static void print_status_text(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
-                              size_t n) {
-    static const char *const heads[N_COLS] = {"SINK", "STATE", "CHECKPOINT", "LAG", "LAG_S",
-                                              "EVENTS", "MALFORMED", "UPDATED", "MESSAGE"};
+                              size_t n, const leases_t *leases) {
+    static const char *const heads[N_COLS] = {"SINK", "STATE", "CHECKPOINT", "LAG", "LAG_S", "EVENTS",
+                                              "MALFORMED", "UPDATED", "OWNER", "TERM", "LEASE", "MESSAGE"};
     /* Numbers are right-aligned, text left-aligned. */
     static const bool right[N_COLS] = {[COL_LAG] = true, [COL_LAG_S] = true, [COL_EVENTS] = true,
-                                       [COL_MALFORMED] = true};
+                                       [COL_MALFORMED] = true, [COL_TERM] = true};
     char hex[25], iso[40];
     printf("log %s.%s: %lld events", s->db, s->name, (long long)log->events);
     if (log->events > 0) {
@@ -430,10 +533,11 @@ static void print_status_text(const store_t *s, const log_status_t *log, const s
     putchar('\n');
     if (n == 0) {
         printf("no sinks: %s.%s is empty\n", s->db, s->checkpoints_name);
+        print_leases_text(leases);
         return;
     }
     size_t width[N_COLS];
-    char(*cells)[N_COLS][64] = bson_malloc(n * sizeof *cells);
+    char(*cells)[N_COLS][CELL] = bson_malloc(n * sizeof *cells);
     for (int c = 0; c < N_COLS; c++)
         width[c] = strlen(heads[c]);
     for (size_t i = 0; i < n; i++) {
@@ -467,6 +571,7 @@ static void print_status_text(const store_t *s, const log_status_t *log, const s
         if (line.len)
             printf("plugin stats of %s: %s\n", sinks[i].name, line.text);
     }
+    print_leases_text(leases);
 }
 
 /* status: where each sink of outboxd is, and how far behind. */
@@ -486,6 +591,14 @@ int cmd_status(const options_t *o) {
         store_close(&s);
         return EXIT_FAILURE;
     }
+    leases_t leases;
+    if (leases_read(&s, &leases) != 0) {
+        free_sinks(sinks, n);
+        store_close(&s);
+        return EXIT_FAILURE;
+    }
+    for (size_t i = 0; i < n; i++)
+        leases_sink(&leases, sinks[i].name, &sinks[i].lease);
     if (!walk_log(&s, &log, sinks, n) || !lookup_created(&s, &log, sinks, n)) {
         status = EXIT_FAILURE;
     } else {
@@ -494,11 +607,12 @@ int cmd_status(const options_t *o) {
         for (size_t i = 0; i < n; i++)
             any_gap |= sinks[i].gap;
         if (o->json)
-            print_status_json(&s, &log, sinks, n, any_gap);
+            print_status_json(&s, &log, sinks, n, any_gap, &leases);
         else
-            print_status_text(&s, &log, sinks, n);
+            print_status_text(&s, &log, sinks, n, &leases);
         status = any_gap ? EXIT_GAP : 0;
     }
+    leases_free(&leases);
     free_sinks(sinks, n);
     store_close(&s);
     return status;

@@ -2,7 +2,8 @@
  * main.c - the operator's command line for an outbox: create it, put
  * an event by hand, tail the log, promote pending transactional events;
  * and for outboxd's state in the database: sink status and lag, moving a
- * sink's checkpoint, listing and retrying dead letters.
+ * sink's checkpoint, listing and retrying dead letters, handing a sink's
+ * lease over to another outboxd.
  *
  * Exit codes (documented in --help and outboxctl(1)): 0 success, 1 failure
  * (server, I/O), 2 bad usage or an event that fails validation, 3 a gap,
@@ -40,7 +41,12 @@ static const char usage[] =
     "                                     per sink (N.checkpoints): state, checkpoint\n"
     "                                     ((start) = the oldest event), lag in events\n"
     "                                     and seconds, events handled, last update,\n"
-    "                                     message. A sink whose checkpoint event is no\n"
+    "                                     message, and its lease (N.leases): OWNER,\n"
+    "                                     TERM, LEASE (age of the last renewal on the\n"
+    "                                     server's clock, \"stale\" past its TTL,\n"
+    "                                     \"released\", or - when unclaimed); then the\n"
+    "                                     promoter's lease and the live outboxd runs.\n"
+    "                                     A sink whose checkpoint event is no\n"
     "                                     longer in the log is in a gap (exit 3).\n"
     "                                     --json keys: db, outbox, gap (any sink),\n"
     "                                     log {events, oldest, newest: {id, created}\n"
@@ -48,7 +54,13 @@ static const char usage[] =
     "                                     checkpoint (id or null = start), lag_events,\n"
     "                                     lag_seconds (null in a gap), events,\n"
     "                                     updated, message, plugin_stats ({name:\n"
-    "                                     number} or null)}]; times ISO-8601 UTC.\n"
+    "                                     number} or null), owner (null: not held),\n"
+    "                                     term, lease_age_ms, lease_state (held,\n"
+    "                                     released, stale; null: no claim)}],\n"
+    "                                     instances [{instance, run, sinks_held,\n"
+    "                                     age_ms}], promoter ({lease, owner, term,\n"
+    "                                     lease_age_ms, lease_state} or null); times\n"
+    "                                     ISO-8601 UTC.\n"
     "                                     lag_seconds: newest created minus the\n"
     "                                     checkpoint event's (the oldest event's\n"
     "                                     for (start)), 0 when lag_events is 0\n"
@@ -58,9 +70,14 @@ static const char usage[] =
     "                                     must have a checkpoint already (a typo is\n"
     "                                     refused), unless --create\n"
     "  checkpoint reset SINK              SINK restarts at the oldest event in the log.\n"
-    "                                     Stop outboxd before moving a checkpoint: it\n"
-    "                                     reads checkpoints at start and writes its own\n"
-    "                                     position over them as it runs and at exit\n"
+    "                                     With HA (a claim of SINK in N.leases),\n"
+    "                                     outboxctl takes SINK's lease first (the next\n"
+    "                                     term): the running holder's next write is\n"
+    "                                     fenced and it stops the sink; an instance\n"
+    "                                     resumes from the new position once that\n"
+    "                                     claim expires (one TTL). Without HA, stop\n"
+    "                                     outboxd before moving a checkpoint: it\n"
+    "                                     writes its own position over it as it runs\n"
     "  deadletter list [--sink S] [--limit N]\n"
     "                                     dead letters (N.deadletter), oldest first, one\n"
     "                                     JSON object per line: id, sink, event_id,\n"
@@ -72,6 +89,12 @@ static const char usage[] =
     "                                     original id), then delete the dead letter.\n"
     "                                     Every sink sees the event again, not only the\n"
     "                                     one that failed it\n"
+    "  lease release SINK                 ask the outboxd holding SINK's lease to hand\n"
+    "                                     it over (HA): it stops publishing, writes its\n"
+    "                                     checkpoint and releases within renew_ms;\n"
+    "                                     another instance takes the sink. Exit 1 when\n"
+    "                                     no instance holds SINK, 2 when there is no\n"
+    "                                     such sink (no claim and no checkpoint)\n"
     "\n"
     "Options (each also read from the environment variable shown):\n"
     "  --uri URI        MongoDB connection string            OUTBOX_URI\n"
@@ -226,6 +249,8 @@ int main(int argc, char **argv) {
         status = cmd_checkpoint(&o, args, n);
     else if (strcmp(cmd, "deadletter") == 0)
         status = cmd_deadletter(&o, args, n);
+    else if (strcmp(cmd, "lease") == 0)
+        status = cmd_lease(&o, args, n);
     else {
         fprintf(stderr, "outboxctl: unknown command or extra arguments: %s\n", cmd);
         status = EXIT_USAGE;

@@ -7,6 +7,7 @@
 #define OUTBOXCTL_H
 
 #include "outbox/outbox.h"
+#include "lease_doc.h" /* outboxd's, -I outboxd */
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -71,6 +72,41 @@ bool doc_oid(const bson_t *doc, const char *key, bson_oid_t *out);
 int64_t doc_date(const bson_t *doc, const char *key);
 void json_string(FILE *f, const char *s);
 
+/* outboxd's leases in N.leases (docs/leases.md 1.2, 5): cmd_lease.c, with
+ * outboxd's lease_doc.c (lease_doc.h) to build and parse them. */
+typedef struct {
+    outboxd_lease_doc_t doc;
+    int64_t renew_ms;   /* a claim's renew_ms, 0 when absent */
+} lease_entry_t;
+
+typedef struct {
+    lease_entry_t *entries; /* every document of N.leases that is outboxd's */
+    size_t n;
+    int64_t now_ms;         /* the server's hello.localTime (else this machine's clock) */
+} leases_t;
+
+/* A lease as status shows it: its newest claim. */
+typedef struct {
+    bool claimed, released;
+    int64_t term;
+    char owner[80], run[120];
+    int64_t ttl_ms, renew_ms;
+    int64_t age_ms;    /* server's now - the claim's last renewal; -1 unknown */
+    const char *state; /* "held", "released", "stale" (unrenewed for longer than ttl_ms), NULL: no claim */
+} lease_view_t;
+
+/* Reads N.leases whole (a few documents per sink); 0 or an exit status
+ * after a message. A missing collection (ha off) reads as empty. */
+int leases_read(store_t *s, leases_t *out);
+void leases_free(leases_t *l);
+void leases_find(const leases_t *l, const char *lease, lease_view_t *v);
+void leases_sink(const leases_t *l, const char *sink, lease_view_t *v);
+void leases_promoter(const leases_t *l, lease_view_t *v);
+/* Up to max live-looking presences (renewed within their ttl_ms). */
+size_t leases_instances(const leases_t *l, const lease_entry_t **out, size_t max);
+/* s with control characters masked, for a text column. */
+void lease_text(char *out, size_t size, const char *s);
+
 /* The commands; each returns the process's exit status. */
 int cmd_init(const options_t *o);
 int cmd_put(const options_t *o, char **args, int n);
@@ -79,6 +115,7 @@ int cmd_promote(const options_t *o);
 int cmd_status(const options_t *o);
 int cmd_checkpoint(const options_t *o, char **args, int n);
 int cmd_deadletter(const options_t *o, char **args, int n);
+int cmd_lease(const options_t *o, char **args, int n);
 
 /* From here on, stdout and stderr never show the password of uri (nor
  * the pieces of it a driver message may quote): scrub.c. */
