@@ -58,6 +58,21 @@ void test_rmtree(const char *dir) {
         print_message("# could not remove %s\n", dir);
 }
 
+static int ha_scale(void) {
+    const char *s = getenv("OUTBOX_TEST_HA_SCALE");
+    if (s && atoi(s) > 0)
+        return atoi(s);
+    return getenv("OUTBOX_TEST_VALGRIND") && getenv("OUTBOX_TEST_VALGRIND")[0] ? 3 : 1;
+}
+
+int test_ha_ttl_ms(void) {
+    return TEST_HA_TTL_MS * ha_scale();
+}
+
+int test_ha_renew_ms(void) {
+    return TEST_HA_RENEW_MS * ha_scale();
+}
+
 char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
                              const char *ha_yaml) {
     char *path = malloc(600);
@@ -78,9 +93,9 @@ char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, con
     size_t len = strlen(sinks_yaml);
     fprintf(f, "sinks:\n%s%sha:\n", sinks_yaml, len && sinks_yaml[len - 1] != '\n' ? "\n" : "");
     if (!ha_yaml || !strstr(ha_yaml, "lease_ttl_ms:"))
-        fprintf(f, "  lease_ttl_ms: %d\n", TEST_HA_TTL_MS);
+        fprintf(f, "  lease_ttl_ms: %d\n", test_ha_ttl_ms());
     if (!ha_yaml || !strstr(ha_yaml, "renew_ms:"))
-        fprintf(f, "  renew_ms: %d\n", TEST_HA_RENEW_MS);
+        fprintf(f, "  renew_ms: %d\n", test_ha_renew_ms());
     fprintf(f, "%s", ha_yaml ? ha_yaml : "");
     fclose(f);
     return path;

@@ -64,14 +64,22 @@ bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *
 
 /* ---- HA (docs/leases.md) ------------------------------------------------
  * Every config test_daemon_config writes has HA on with a short lease,
- * TEST_HA_TTL_MS and TEST_HA_RENEW_MS, so that every daemon test runs with
- * leases and a kill -9 and restart waits about 1.3 s for outboxd's own dead
- * lease, not the default 10 s. (outboxd never runs under valgrind here:
- * tap-cmocka.sh runs the test program under memcheck without
- * --trace-children, and the outboxd it execs runs natively; so the short
- * lease holds in the valgrind run too.) */
+ * test_ha_ttl_ms() and test_ha_renew_ms(), so that every daemon test runs
+ * with leases and a kill -9 and restart waits about 1.3 s for outboxd's own
+ * dead lease, not the default 10 s. The base values are TEST_HA_TTL_MS and
+ * TEST_HA_RENEW_MS; OUTBOX_TEST_HA_SCALE=N multiplies both, and the
+ * valgrind run (OUTBOX_TEST_VALGRIND) takes 3 unless told otherwise: there
+ * memcheck keeps both cores busy, and the server's answer to a renewal
+ * (normally milliseconds) can take longer than the 700 ms a holder has
+ * between renewal and deadline (measured on the shared 2-core machine:
+ * p99 1.06 s for a one-document update), which makes an outboxd stop and
+ * take its own lease again. outboxd itself never runs under valgrind here
+ * (tap-cmocka.sh runs the test program under memcheck without
+ * --trace-children; the outboxd it execs is native). */
 #define TEST_HA_TTL_MS 1000
 #define TEST_HA_RENEW_MS 300
+int test_ha_ttl_ms(void);
+int test_ha_renew_ms(void);
 
 /* test_daemon_config with the `ha:` mapping's lines (indented two spaces,
  * e.g. "  instance_id: a\n"): lease_ttl_ms and renew_ms get the test's

@@ -13,9 +13,10 @@
  *    N.checkpoints every 20 ms (a sink's claims are one per term and the
  *    newest term never goes back; its checkpoint's term never goes back and
  *    is never ahead of the newest claim), and from every outboxd's log, per
- *    sink, the spans [acquired, stopped publishing] of different terms do
+ *    sink, the spans [active, stopped publishing] of different terms do
  *    not overlap (log lines carry mono_ms=N, CLOCK_BOOTTIME, one clock for
- *    every process on the host; a killed outboxd's span ends at the kill);
+ *    every process on the host; a killed outboxd's span ends at the kill,
+ *    a span ends at the latest at the renewal deadline: check_spans);
  *  - the database unreachable for longer than the TTL (each outboxd through
  *    a TCP proxy of its own): each holder stops publishing while it is
  *    unreachable; back again, each sink resumes in exactly one instance and
@@ -164,27 +165,32 @@ static void inst_free(inst_t *in) {
     in->config = NULL;
 }
 
-/* Every log of this test, for a failure's message. */
-static char *all_logs(void) {
-    size_t size = 1, len = 0;
-    char *out = calloc(1, 1);
+/* The last lines of every log of this test, for a failure's message: one
+ * TAP diagnostic per line (cmocka cuts a long message). */
+static void print_logs(void) {
+    enum { TAIL = 80 };
     for (int i = 0; i < n_logs; i++) {
         char *text = test_read_file(logs[i].path);
-        size_t add = strlen(logs[i].path) + (text ? strlen(text) : 0) + 64;
-        out = realloc(out, size + add);
-        size += add;
-        len += (size_t)snprintf(out + len, size - len, "==> %s (instance %s)\n%s", logs[i].path, logs[i].id,
-                                text ? text : "");
+        int lines = 0;
+        for (const char *c = text; c && *c; c++)
+            lines += *c == '\n';
+        print_message("# ==> %s (instance %s%s), %s%d lines:\n", logs[i].path, logs[i].id,
+                      logs[i].killed_ms ? ", killed" : "", lines > TAIL ? "the last of " : "", lines);
+        int skip = lines > TAIL ? lines - TAIL : 0;
+        for (char *line = text, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            if (skip-- <= 0)
+                print_message("#   %s\n", line);
+        }
         free(text);
     }
-    return out;
 }
 
 #define FAIL_WITH_LOGS(...)                                                                                    \
     do {                                                                                                       \
-        char *logs_text_ = all_logs();                                                                         \
-        print_message("%s", logs_text_);                                                                       \
-        free(logs_text_);                                                                                      \
+        print_logs();                                                                                          \
         fail_msg(__VA_ARGS__);                                                                                 \
     } while (0)
 
@@ -423,11 +429,12 @@ static void sampler_check(sampler_t *s) {
 }
 
 /* ----------------------------------------------------------------------------
- * The spans of each term, from every log: [acquired, stopped publishing]
+ * The spans of each term, from every log: from the runner's "active at term
+ * T" to when it stopped publishing at T
  * ------------------------------------------------------------------------- */
 
 typedef struct {
-    int64_t term, start, end; /* end: INT64_MAX while unknown */
+    int64_t term, acquired, start, end; /* end: INT64_MAX while unknown */
     int log;
 } span_t;
 
@@ -441,9 +448,32 @@ static int by_term(const void *a, const void *b) {
     return x->term < y->term ? -1 : x->term > y->term;
 }
 
-/* Fails when two terms' spans of the sink overlap; returns how many terms
- * the logs show acquired. takeover_ms (may be NULL) gets, per kill of a
- * holder of the sink, the time from the kill to the next term's
+static span_t *span_of(span_t **spans, int *n, int log, int64_t term) {
+    for (int i = 0; i < *n; i++)
+        if ((*spans)[i].log == log && (*spans)[i].term == term)
+            return &(*spans)[i];
+    *spans = realloc(*spans, (size_t)(*n + 1) * sizeof **spans);
+    span_t *sp = &(*spans)[(*n)++];
+    *sp = (span_t){term, -1, -1, INT64_MAX, log};
+    return sp;
+}
+
+static void end_at(span_t *sp, int64_t at) {
+    if (at >= 0 && at < sp->end)
+        sp->end = at;
+}
+
+/* Fails when two terms' publishing spans of the sink overlap; returns how
+ * many terms the logs show acquired. A span starts when the runner says
+ * "sink NAME: active at term T" (before it claims the checkpoint and
+ * publishes; the manager's "lease sink:NAME: acquired term T" when there is
+ * no such line) and ends at the earliest of: its line saying it stopped
+ * publishing at T (last_publish_ms=N on it, when there, is the end of its
+ * last publish call), the release of T, the renewal deadline the manager
+ * says passed ("lost term T (our renewal deadline passed N ms ago", the
+ * moment outboxd_lease_valid turned false for every check of the runner),
+ * and the kill of the process. takeover_ms (may be NULL) gets, per kill of
+ * a holder of the sink, the time from the kill to the next term's
  * acquisition, n_takeovers their count. */
 static int check_spans(const char *sink, int64_t *takeover_ms, int *n_takeovers) {
     char lease_prefix[200], sink_prefix[200];
@@ -458,28 +488,45 @@ static int check_spans(const char *sink, int64_t *takeover_ms, int *n_takeovers)
             if (next)
                 *next++ = '\0';
             int64_t at = field_after(line, "mono_ms=");
+            const char *p;
             if (at < 0)
                 continue;
-            const char *p;
-            if ((p = strstr(line, lease_prefix)) != NULL && strstr(p, "acquired term ")) {
-                spans = realloc(spans, (size_t)(n + 1) * sizeof *spans);
-                spans[n++] = (span_t){field_after(p, "acquired term "), at, INT64_MAX, l};
-                continue;
+            if ((p = strstr(line, lease_prefix)) != NULL) {
+                if (strstr(p, "acquired term ")) {
+                    span_t *sp = span_of(&spans, &n, l, field_after(p, "acquired term "));
+                    sp->acquired = at;
+                } else if (strstr(p, "released term ")) {
+                    end_at(span_of(&spans, &n, l, field_after(p, "released term ")), at);
+                } else if (strstr(p, "lost term ") && strstr(p, "deadline passed ")) {
+                    end_at(span_of(&spans, &n, l, field_after(p, "lost term ")),
+                           at - field_after(p, "deadline passed "));
+                }
+            } else if ((p = strstr(line, sink_prefix)) != NULL) {
+                if (strstr(p, "active at term ")) {
+                    span_t *sp = span_of(&spans, &n, l, field_after(p, "active at term "));
+                    if (sp->start < 0)
+                        sp->start = at;
+                } else if (strstr(p, "stopped publishing") && field_after(p, "term ") >= 0) {
+                    int64_t last = field_after(p, "last_publish_ms=");
+                    end_at(span_of(&spans, &n, l, field_after(p, "term ")), last >= 0 ? last : at);
+                }
             }
-            int64_t term = -1;
-            if (p && strstr(p, "released term "))
-                term = field_after(p, "released term ");
-            else if ((p = strstr(line, sink_prefix)) != NULL && strstr(p, "stopped publishing"))
-                term = field_after(p, "term ");
-            for (int i = 0; term >= 0 && i < n; i++)
-                if (spans[i].log == l && spans[i].term == term && at < spans[i].end)
-                    spans[i].end = at;
         }
         free(text);
     }
-    for (int i = 0; i < n; i++)
-        if (logs[spans[i].log].killed_ms && logs[spans[i].log].killed_ms < spans[i].end)
-            spans[i].end = logs[spans[i].log].killed_ms;
+    /* Spans of terms this process never acquired (a runner's line about a
+     * term another process holds) are not spans. */
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (spans[i].acquired < 0)
+            continue;
+        if (spans[i].start < 0)
+            spans[i].start = spans[i].acquired;
+        if (logs[spans[i].log].killed_ms)
+            end_at(&spans[i], logs[spans[i].log].killed_ms);
+        spans[kept++] = spans[i];
+    }
+    n = kept;
     qsort(spans, (size_t)n, sizeof *spans, by_term);
     if (n_takeovers)
         *n_takeovers = 0;
@@ -494,12 +541,12 @@ static int check_spans(const char *sink, int64_t *takeover_ms, int *n_takeovers)
                                sink, logs[spans[i].log].path, spans[i].term, spans[j].term);
             if (spans[i].end > spans[j].start)
                 FAIL_WITH_LOGS("sink %s: term %" PRId64 " (%s, instance %s) published until mono_ms=%" PRId64
-                               ", after term %" PRId64 " (%s, instance %s) was acquired at mono_ms=%" PRId64,
+                               ", after term %" PRId64 " (%s, instance %s) went active at mono_ms=%" PRId64,
                                sink, spans[i].term, logs[spans[i].log].path, logs[spans[i].log].id, spans[i].end,
                                spans[j].term, logs[spans[j].log].path, logs[spans[j].log].id, spans[j].start);
         }
         if (takeover_ms && i + 1 < n && logs[spans[i].log].killed_ms == spans[i].end)
-            takeover_ms[(*n_takeovers)++] = spans[i + 1].start - spans[i].end;
+            takeover_ms[(*n_takeovers)++] = spans[i + 1].acquired - spans[i].end;
     }
     free(spans);
     return n;
@@ -516,7 +563,7 @@ static void print_takeovers(const char *sink, int64_t *ms, int n) {
     qsort(ms, (size_t)n, sizeof *ms, cmp_i64);
     print_message("# sink %s: %d takeovers after kill -9, kill to the other instance's claim: median %" PRId64
                   " ms, max %" PRId64 " ms (lease_ttl_ms + renew_ms = %d ms)\n",
-                  sink, n, ms[n / 2], ms[n - 1], TEST_HA_TTL_MS + TEST_HA_RENEW_MS);
+                  sink, n, ms[n / 2], ms[n - 1], test_ha_ttl_ms() + test_ha_renew_ms());
 }
 
 /* ----------------------------------------------------------------------------
@@ -870,9 +917,9 @@ static void database_unreachable_longer_than_the_ttl(void **state) {
     int64_t stopped_at = mono_ms();
     print_message("# database unreachable: both holders said they stopped publishing within %" PRId64
                   " ms of the outage (lease_ttl_ms %d, renew_ms %d)\n",
-                  stopped_at - down_at, TEST_HA_TTL_MS, TEST_HA_RENEW_MS);
+                  stopped_at - down_at, test_ha_ttl_ms(), test_ha_renew_ms());
     put_range(ob, total / 2 + 1, total, NULL);
-    int64_t until = down_at + 3 * TEST_HA_TTL_MS;
+    int64_t until = down_at + 3 * test_ha_ttl_ms();
     if (mono_ms() < until)
         sleep_ms((int)(until - mono_ms()));
     test_proxy_set_down(proxy[0], false);
@@ -1003,5 +1050,9 @@ int main(void) {
         cmocka_unit_test_teardown(database_unreachable_longer_than_the_ttl, teardown),
         cmocka_unit_test_teardown(three_instances_four_sinks_each_runs_at_least_one, teardown),
     };
+    /* OUTBOX_TEST_HA_ONLY=NAME (a cmocka filter, * allowed) runs one test:
+     * each takes up to a minute. */
+    if (getenv("OUTBOX_TEST_HA_ONLY"))
+        cmocka_set_test_filter(getenv("OUTBOX_TEST_HA_ONLY"));
     return TEST_RUN("ha", tests);
 }
