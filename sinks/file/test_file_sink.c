@@ -389,6 +389,56 @@ static void test_lines_fields_and_escaping(void **state) {
     assert_int_equal(st.st_mode & 07777, 0644);
 }
 
+/* created is the event's own time for every line: events that share a
+ * second, cross one, go back to an earlier one, and lie at the edges of
+ * the years 0000..9999 (outside them created is null), in one batch; and
+ * a line whose escaping makes it six times its input is whole. */
+static void test_created_and_long_escaped_lines_are_exact(void **state) {
+    fixture_t *fx = *state;
+    char path[PATH_MAX];
+    path_in(fx, "created.jsonl", path, sizeof path);
+    static const int64_t ms[] = {1795718725998, 1795718725999, 1795718726000, 1795718725997,
+                                 253402300799999, 253402300800000, -62167219200000,
+                                 -62167219200001, 1795718726001};
+    static const char *const text[] = {"\"2026-11-26T18:45:25.998Z\"", "\"2026-11-26T18:45:25.999Z\"",
+                                       "\"2026-11-26T18:45:26.000Z\"", "\"2026-11-26T18:45:25.997Z\"",
+                                       "\"9999-12-31T23:59:59.999Z\"", "null",
+                                       "\"0000-01-01T00:00:00.000Z\"", "null",
+                                       "\"2026-11-26T18:45:26.001Z\""};
+    enum { N = sizeof ms / sizeof ms[0], LONG = 5000 };
+    outbox_sink_event_t events[N + 1];
+    static char key[LONG + 1];
+    memset(key, 0x01, LONG);
+    static char expected[N * 256 + LONG * 6 + 512];
+    char line[512];
+    expected[0] = '\0';
+    for (size_t i = 0; i < N; i++) {
+        events[i] = simple_event(i, path);
+        events[i].created_ms = ms[i];
+        snprintf(line, sizeof line,
+                 "{\"id\":\"%024zx\",\"type\":\"t\",\"key\":\"k\",\"created\":%s,"
+                 "\"destination\":\"%s\",\"data\":{\"n\":%zu},\"headers\":{}}\n",
+                 i, text[i], path, i);
+        strcat(expected, line);
+    }
+    events[N] = simple_event(N, path);
+    events[N].key = key;
+    snprintf(line, sizeof line, "{\"id\":\"%024x\",\"type\":\"t\",\"key\":\"", (unsigned)N);
+    strcat(expected, line);
+    char *end = expected + strlen(expected);
+    for (size_t i = 0; i < LONG; i++, end += 6) memcpy(end, "\\u0001", 6);
+    *end = '\0';
+    snprintf(line, sizeof line,
+             "\",\"created\":\"2026-11-26T18:45:25.%03dZ\",\"destination\":\"%s\","
+             "\"data\":{\"n\":%u},\"headers\":{}}\n",
+             (int)N, path, (unsigned)N);
+    strcat(expected, line);
+
+    open_sink(fx);
+    publish_ok(fx, events, N + 1);
+    assert_file_equal(path, expected);
+}
+
 static void test_two_destinations(void **state) {
     fixture_t *fx = *state;
     char a[PATH_MAX], b[PATH_MAX], dir[PATH_MAX], want_a[4096] = "", want_b[4096] = "";
@@ -1142,6 +1192,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_identification),
         T(test_lines_fields_and_escaping),
+        T(test_created_and_long_escaped_lines_are_exact),
         T(test_two_destinations),
         T(test_fsync_policies),
         T(test_fsync_failure),
