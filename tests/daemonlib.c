@@ -58,23 +58,40 @@ void test_rmtree(const char *dir) {
         print_message("# could not remove %s\n", dir);
 }
 
-static int ha_scale(void) {
+/* The factor of a test lease (daemonlib.h): OUTBOX_TEST_HA_SCALE, else
+ * valgrind's or a sanitizer build's. */
+static int ha_scale(int valgrind, int sanitizers) {
     const char *s = getenv("OUTBOX_TEST_HA_SCALE");
     if (s && atoi(s) > 0)
         return atoi(s);
-    return getenv("OUTBOX_TEST_VALGRIND") && getenv("OUTBOX_TEST_VALGRIND")[0] ? 3 : 1;
+    if (getenv("OUTBOX_TEST_VALGRIND") && getenv("OUTBOX_TEST_VALGRIND")[0])
+        return valgrind;
+#if defined(__SANITIZE_ADDRESS__)
+    return sanitizers;
+#else
+    (void)sanitizers;
+    return 1;
+#endif
+}
+
+int test_daemon_ttl_ms(void) {
+    return TEST_DAEMON_TTL_MS * ha_scale(10, 3);
+}
+
+int test_daemon_renew_ms(void) {
+    return TEST_DAEMON_RENEW_MS * ha_scale(10, 3);
 }
 
 int test_ha_ttl_ms(void) {
-    return TEST_HA_TTL_MS * ha_scale();
+    return TEST_HA_TTL_MS * ha_scale(3, 1);
 }
 
 int test_ha_renew_ms(void) {
-    return TEST_HA_RENEW_MS * ha_scale();
+    return TEST_HA_RENEW_MS * ha_scale(3, 1);
 }
 
-char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
-                             const char *ha_yaml) {
+static char *write_config(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml, const char *ha_yaml,
+                          int ttl_ms, int renew_ms) {
     char *path = malloc(600);
     snprintf(path, 600, "%s/outboxd.yaml", dir);
     FILE *f = fopen(path, "w");
@@ -93,12 +110,17 @@ char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, con
     size_t len = strlen(sinks_yaml);
     fprintf(f, "sinks:\n%s%sha:\n", sinks_yaml, len && sinks_yaml[len - 1] != '\n' ? "\n" : "");
     if (!ha_yaml || !strstr(ha_yaml, "lease_ttl_ms:"))
-        fprintf(f, "  lease_ttl_ms: %d\n", test_ha_ttl_ms());
+        fprintf(f, "  lease_ttl_ms: %d\n", ttl_ms);
     if (!ha_yaml || !strstr(ha_yaml, "renew_ms:"))
-        fprintf(f, "  renew_ms: %d\n", test_ha_renew_ms());
+        fprintf(f, "  renew_ms: %d\n", renew_ms);
     fprintf(f, "%s", ha_yaml ? ha_yaml : "");
     fclose(f);
     return path;
+}
+
+char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
+                             const char *ha_yaml) {
+    return write_config(dir, ob, uri, sinks_yaml, ha_yaml, test_ha_ttl_ms(), test_ha_renew_ms());
 }
 
 char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yaml, const char *ha_yaml) {
@@ -106,7 +128,7 @@ char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yam
 }
 
 char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml) {
-    return test_daemon_config_ha(dir, ob, sinks_yaml, NULL);
+    return write_config(dir, ob, test_mongodb_uri(), sinks_yaml, NULL, test_daemon_ttl_ms(), test_daemon_renew_ms());
 }
 
 void test_daemon_start(test_daemon_t *d, const char *config, const char *dir) {

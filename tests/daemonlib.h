@@ -21,9 +21,9 @@ void test_rmtree(const char *dir);
 
 /* Writes a config for ob with the given sinks YAML (the `sinks:` list
  * items, already indented) into dir/outboxd.yaml; returns its path. HA is
- * on with the test's short lease (below), in an `ha:` section after the
- * sinks (the sinks' line numbers stay what tests of error messages name);
- * a test may append sections of its own (reader:). */
+ * on with test_daemon_ttl_ms() / test_daemon_renew_ms() (below), in an
+ * `ha:` section after the sinks (the sinks' line numbers stay what tests of
+ * error messages name); a test may append sections of its own (reader:). */
 char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml);
 
 /* Starts outboxd on config with the build tree's file sink; its log goes
@@ -63,27 +63,37 @@ int test_wait_lines(const char *path, int n, int timeout_ms);
 bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *state, size_t state_size);
 
 /* ---- HA (docs/leases.md) ------------------------------------------------
- * Every config test_daemon_config writes has HA on with a short lease,
- * test_ha_ttl_ms() and test_ha_renew_ms(), so that every daemon test runs
- * with leases and a kill -9 and restart waits about 1.3 s for outboxd's own
- * dead lease, not the default 10 s. The base values are TEST_HA_TTL_MS and
- * TEST_HA_RENEW_MS; OUTBOX_TEST_HA_SCALE=N multiplies both, and the
- * valgrind run (OUTBOX_TEST_VALGRIND) takes 3 unless told otherwise: there
- * memcheck keeps both cores busy, and the server's answer to a renewal
- * (normally milliseconds) can take longer than the 700 ms a holder has
- * between renewal and deadline (measured on the shared 2-core machine:
- * p99 1.06 s for a one-document update), which makes an outboxd stop and
- * take its own lease again. outboxd itself never runs under valgrind here
- * (tap-cmocka.sh runs the test program under memcheck without
- * --trace-children; the outboxd it execs is native). */
+ * Every config daemonlib writes has HA on, in an `ha:` section after the
+ * sinks. Two leases:
+ *  - test_daemon_config (tests not about HA): TEST_DAEMON_TTL_MS /
+ *    TEST_DAEMON_RENEW_MS, 4 s / 1 s: an outboxd alone must never lose its
+ *    own lease to a slow server (on the shared 2-core machine a one-document
+ *    update took p99 1.06 s, FerretDB rounds 1-3 s under load), yet a kill -9
+ *    and restart waits only ~5 s for outboxd's own dead lease (an instance
+ *    that starts waits a full TTL), not the default 10 s. Times 10 in the
+ *    valgrind run (OUTBOX_TEST_VALGRIND: memcheck keeps both cores busy and
+ *    the server's answers slow down with it), times 3 in a sanitizer build.
+ *  - test_daemon_config_ha / _uri (tests about HA: test_ha, test_ha_daemon):
+ *    TEST_HA_TTL_MS / TEST_HA_RENEW_MS, 1 s / 300 ms, so that their kill -9s
+ *    and takeovers take about a second; times 3 in the valgrind run.
+ * OUTBOX_TEST_HA_SCALE=N replaces either factor. outboxd itself never runs
+ * under valgrind here (tap-cmocka.sh runs the test program under memcheck
+ * without --trace-children; the outboxd it execs is native): the factors
+ * are for the load, not for a slower outboxd. */
+#define TEST_DAEMON_TTL_MS 4000
+#define TEST_DAEMON_RENEW_MS 1000
 #define TEST_HA_TTL_MS 1000
 #define TEST_HA_RENEW_MS 300
+/* The values in force (factors applied). */
+int test_daemon_ttl_ms(void);
+int test_daemon_renew_ms(void);
 int test_ha_ttl_ms(void);
 int test_ha_renew_ms(void);
 
-/* test_daemon_config with the `ha:` mapping's lines (indented two spaces,
- * e.g. "  instance_id: a\n"): lease_ttl_ms and renew_ms get the test's
- * values above unless ha_yaml sets them; NULL: those alone. */
+/* A config for a test about HA: the `ha:` mapping's lines (indented two
+ * spaces, e.g. "  instance_id: a\n") and lease_ttl_ms / renew_ms of
+ * test_ha_ttl_ms() / test_ha_renew_ms() unless ha_yaml sets them; NULL:
+ * those alone. */
 char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yaml, const char *ha_yaml);
 /* The same with another MongoDB URI (a TCP proxy's). */
 char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
