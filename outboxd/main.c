@@ -13,10 +13,17 @@
  * Start-up never depends on the server being there: an unreachable server
  * or a mongodb+srv:// name that DNS cannot resolve yet is retried with
  * backoff (outboxd/README.md says why), and SIGTERM stops it at any time.
+ *
+ * High availability (docs/leases.md): any number of outboxd may run with
+ * the same configuration. The lease manager (lease.h) starts before the
+ * sinks and stops after them; each sink publishes only while this outboxd
+ * holds its lease, and the promoter runs only while it holds the promoter's.
  */
 #include "config.h" /* autoconf's: HAVE_SYSTEMD */
 
 #include "conffile.h"
+#include "lease.h"
+#include "lease_doc.h"
 #include "log.h"
 #include "options.h"
 #include "plugin.h"
@@ -85,12 +92,29 @@ static void notify(const char *state) {
 
 typedef struct {
     outbox_t *outbox;
+    outboxd_lease_t *lease; /* "promoter": one outboxd promotes at a time */
 } promoter_t;
 
+/* Promotion is idempotent (docs/design.md), so two promoters for the
+ * length of a lease's margin cost duplicate work only; but one is enough:
+ * it runs while this outboxd holds the promoter's lease, and waits for it
+ * otherwise. With ha off the lease is always held. */
 static void *promote_loop(void *arg) {
     promoter_t *pr = arg;
     int64_t last_warn = 0;
+    int64_t term = OUTBOXD_LEASE_NONE;
     while (!atomic_load(&stopping)) {
+        if (term == OUTBOXD_LEASE_NONE || !outboxd_lease_valid(pr->lease, term)) {
+            if (term != OUTBOXD_LEASE_NONE && term >= 0)
+                LOG_INFO("promoter: lease lost at term %lld: standing by mono_ms=%lld", (long long)term,
+                         (long long)outboxd_lease_now_ms());
+            term = outboxd_lease_wait(pr->lease, &stopping);
+            if (term == OUTBOXD_LEASE_NONE)
+                break;
+            if (term >= 0)
+                LOG_INFO("promoter: running at term %lld mono_ms=%lld", (long long)term,
+                         (long long)outboxd_lease_now_ms());
+        }
         outbox_error_t err;
         size_t moved;
         if (outbox_promote(pr->outbox, &moved, &err) != OUTBOX_OK) {
@@ -106,6 +130,7 @@ static void *promote_loop(void *arg) {
             nanosleep(&ts, NULL);
         }
     }
+    /* The manager releases the promoter's lease at its stop. */
     return NULL;
 }
 
@@ -215,7 +240,8 @@ static mongoc_client_pool_t *pool_new(const mongoc_uri_t *uri, const char *confi
  * change without a restart (the server, the outbox, the plugin directory)
  * and any mistake in the new file keep the running configuration. */
 static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, outboxd_plugins_t *plugins,
-                                 outbox_t *outbox, mongoc_client_pool_t *pool, outboxd_reader_t *reader) {
+                                 outbox_t *outbox, mongoc_client_pool_t *pool, outboxd_reader_t *reader,
+                                 outboxd_leases_t *leases) {
     char errbuf[2048];
     const outboxd_conf_t *cur = outboxd_sinkset_conf(sinks);
     LOG_INFO("SIGHUP: reloading %s", path);
@@ -243,13 +269,20 @@ static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, out
     if (conf->ring_events != cur->ring_events || conf->ring_bytes != cur->ring_bytes)
         LOG_WARN("reload: reader.ring_events or reader.ring_bytes changed, which takes effect at the next start "
                  "of outboxd; the running ring stays as it is");
+    /* The lease manager keeps running through a reload with the settings it
+     * was started with (docs/leases.md, section 5). */
+    if (conf->ha_enabled != cur->ha_enabled || conf->ha_lease_ttl_ms != cur->ha_lease_ttl_ms ||
+        conf->ha_renew_ms != cur->ha_renew_ms ||
+        strcmp(conf->ha_instance_id ? conf->ha_instance_id : "", cur->ha_instance_id ? cur->ha_instance_id : "") != 0)
+        LOG_WARN("reload: ha changed, which takes effect at the next start of outboxd; the running leases "
+                 "stay as they are");
     outboxd_sinkset_t *next = outboxd_sinkset_prepare(conf, path, plugins, errbuf, sizeof errbuf);
     if (!next) {
         LOG_ERR("reload: %s; the running configuration stays", errbuf);
         outboxd_conf_free(conf);
         return sinks;
     }
-    sinks = outboxd_sinkset_reload(sinks, next, outbox, pool, reader);
+    sinks = outboxd_sinkset_reload(sinks, next, outbox, pool, reader, leases);
     LOG_INFO("reload: done");
     return sinks;
 }
@@ -388,10 +421,19 @@ int main(int argc, char **argv) {
         snprintf(logcoll, sizeof logcoll, "%s", conf->outbox);
         outboxd_reader_t *reader = outboxd_reader_new(outbox, pool, conf->database, logcoll,
                                                       (size_t)conf->ring_events, (size_t)conf->ring_bytes);
+        /* The leases before the sinks: the manager's first round (before
+         * any sink starts) bids for every lease got so far, so a single
+         * instance starts holding everything, as fast as without leases. */
+        outboxd_leases_t *leases = outboxd_leases_new(pool, conf->database, conf->outbox, conf);
+        if (!leases)
+            abort(); /* out of memory */
+        outboxd_sinkset_leases(sinks, leases);
+        promoter_t pr = {.outbox = outbox, .lease = outboxd_leases_get(leases, OUTBOXD_LEASE_PROMOTER)};
+        if (!outboxd_leases_start(leases))
+            LOG_ERR("cannot start the thread of the lease manager: no lease is renewed, and the sinks stand by");
         outboxd_sinkset_start(sinks, outbox, pool, reader);
         if (!outboxd_reader_start(reader))
             LOG_ERR("cannot start the thread of the shared reader: the sinks read on tails of their own");
-        promoter_t pr = {.outbox = outbox};
         pthread_t promoter;
         pthread_create(&promoter, NULL, promote_loop, &pr);
         notify("READY=1\nSTATUS=publishing");
@@ -406,7 +448,7 @@ int main(int argc, char **argv) {
             }
             if (sig == SIGHUP) {
                 notify("RELOADING=1");
-                sinks = reload(sinks, config_path, plugins, outbox, pool, reader);
+                sinks = reload(sinks, config_path, plugins, outbox, pool, reader, leases);
                 notify("READY=1\nSTATUS=publishing");
                 continue;
             }
@@ -420,6 +462,10 @@ int main(int argc, char **argv) {
         pthread_join(promoter, NULL);
         outboxd_sinkset_stop(sinks);
         sinks = NULL;
+        /* After the sinks (each released its lease after its last
+         * checkpoint): the promoter's lease and the presence go. */
+        outboxd_leases_stop(leases);
+        outboxd_leases_free(leases);
         outboxd_reader_free(reader);
         outbox_destroy(outbox);
         LOG_INFO("stopped");

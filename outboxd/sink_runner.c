@@ -26,6 +26,15 @@
  * and encoded once by the shared reader for every sink. A dead letter is
  * written by the sink's dead-letter writer thread (deadletter_writer.h);
  * its event counts as done only once it is written.
+ *
+ * Leases (docs/leases.md, sections 3 and 4): the runner thread loops
+ * between standing by (waiting on the lease, holding nothing) and one
+ * activation at the lease's term T: claim the checkpoint at T, join the
+ * reader, open the plugin, publish while outboxd_lease_valid(T). Its
+ * writers are fenced at T (a write whose {_id, term: T} matches nothing
+ * tells fence_lost). An activation ends by a stop (SIGTERM, a reload), a
+ * hand-over (flush, last fenced checkpoint, release), or a loss (no flush,
+ * nothing more written, the window dropped).
  */
 #include "sink_runner.h"
 
@@ -33,6 +42,7 @@
 #include "checkpoint_writer.h"
 #include "condwait.h"
 #include "deadletter_writer.h"
+#include "lease.h"
 #include "log.h"
 #include "plugin.h"
 #include "secrets.h"
@@ -148,6 +158,18 @@ struct outboxd_sink_runner {
     char *bad_stats[BAD_STATS_KEPT]; /* names already said to be bad, quoted */
     size_t n_bad_stats;
     bool bad_stats_full_said, stats_full_said;
+
+    /* Leases. term: the activation's (OUTBOXD_LEASE_NONE standing by; -1
+     * with ha off), set before the feeder and the writers start and read
+     * by them. */
+    int64_t term;
+    outboxd_fence_t fence;
+    bool expecting;             /* an outboxd_reader_expect not yet answered */
+    atomic_bool ending;         /* the activation ends (hand-over, loss): the
+                                 * feeder stops even though the lease holds */
+    pthread_mutex_t lost_lock;  /* guards what a fenced writer told */
+    bool lost_told;
+    char lost_why[600];
 };
 
 /* A copy of text from a plugin (ack, callback errbuf) with every known
@@ -167,6 +189,32 @@ static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether this activation may still publish and write: its lease is held
+ * at its term and its deadline has not passed (atomics and a clock read;
+ * always true with ha off). Any of the sink's threads. */
+static bool holding(outboxd_sink_runner_t *r) {
+    return r->term != OUTBOXD_LEASE_NONE && outboxd_lease_valid(r->p.lease, r->term);
+}
+
+/* The fence the writers ask before each attempt and tell when a write
+ * matched nothing (another instance claimed a newer term): the lease is
+ * marked lost at once, and the runner stands by at its next check. */
+static bool fence_valid(void *ctx, int64_t term) {
+    outboxd_sink_runner_t *r = ctx;
+    return outboxd_lease_valid(r->p.lease, term);
+}
+
+static void fence_lost(void *ctx, int64_t term, int64_t seen_term, const char *why) {
+    outboxd_sink_runner_t *r = ctx;
+    pthread_mutex_lock(&r->lost_lock);
+    if (!r->lost_told) {
+        r->lost_told = true;
+        snprintf(r->lost_why, sizeof r->lost_why, "%s", why ? why : "a fenced write matched nothing");
+    }
+    pthread_mutex_unlock(&r->lost_lock);
+    outboxd_lease_lost(r->p.lease, term, seen_term, why);
 }
 
 /* ---- host services ------------------------------------------------------- */
@@ -303,10 +351,10 @@ static void collect_stats(outboxd_sink_runner_t *r) {
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-/* Sleeps ms, waking early when the daemon stops. */
+/* Sleeps ms, waking early when the daemon stops or the lease is gone. */
 static void nap(outboxd_sink_runner_t *r, int64_t ms) {
     int64_t until = now_ms() + ms;
-    while (!atomic_load(r->p.stop) && now_ms() < until) {
+    while (!atomic_load(r->p.stop) && holding(r) && now_ms() < until) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -345,8 +393,15 @@ static void write_checkpoint(outboxd_sink_runner_t *r) {
     }
     char err[600], coll[300];
     snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
-    if (outboxd_checkpoint_write(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, err, sizeof err)) {
+    if (!holding(r))
+        return; /* written by whoever holds the lease now */
+    int64_t seen = -1;
+    outboxd_write_rc_t rc = outboxd_checkpoint_write(r->p.pool, r->p.conf->database, coll, r->p.sink->name,
+                                                     r->term, &r->cp, &seen, err, sizeof err);
+    if (rc == OUTBOXD_WRITE_OK) {
         r->n_checkpoint_writes++;
+    } else if (rc == OUTBOXD_WRITE_FENCED) {
+        fence_lost(r, r->term, seen, err);
     } else {
         LOG_WARN("%s%s (will retry)", r->prefix, err);
         r->cp_dirty = true; /* again after checkpoint.every_ms */
@@ -483,16 +538,30 @@ static void count_malformed(outboxd_sink_runner_t *r, const char *why) {
     bson_error_t berr;
     char coll[300];
     snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(r->p.sink->name));
+    /* With a lease (term >= 0) fenced like the checkpoint: {_id, term: T},
+     * no upsert (the claim made the document). */
+    bool fenced = r->term >= 0;
+    if (fenced && !holding(r))
+        return;
+    bson_t *filter = fenced ? BCON_NEW("_id", BCON_UTF8(r->p.sink->name), "term", BCON_INT64(r->term))
+                            : BCON_NEW("_id", BCON_UTF8(r->p.sink->name));
     bson_t *update = BCON_NEW("$inc", "{", "malformed", BCON_INT64(1), "}", "$set", "{", "last_malformed",
                               BCON_UTF8(why), "last_malformed_at", BCON_DATE_TIME((int64_t)time(NULL) * 1000), "}");
-    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
+    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(!fenced));
     mongoc_client_t *client = mongoc_client_pool_pop(r->p.pool);
     mongoc_collection_t *c = mongoc_client_get_collection(client, r->p.conf->database, coll);
     /* Two upserts of a missing document at once (this and the checkpoint
      * writer's first write) can meet a duplicate key: once more then. */
-    bool ok = mongoc_collection_update_one(c, filter, update, opts, NULL, &berr) ||
-              mongoc_collection_update_one(c, filter, update, opts, NULL, &berr);
+    bson_t reply;
+    bool ok = mongoc_collection_update_one(c, filter, update, opts, &reply, &berr);
+    if (!ok && !fenced) {
+        bson_destroy(&reply);
+        ok = mongoc_collection_update_one(c, filter, update, opts, &reply, &berr);
+    }
+    bson_iter_t it;
+    if (ok && fenced && bson_iter_init_find(&it, &reply, "matchedCount") && bson_iter_as_int64(&it) == 0)
+        fence_lost(r, r->term, -1, "the checkpoint document no longer has our term (counting a malformed document)");
+    bson_destroy(&reply);
     if (!ok)
         LOG_ERR("%scannot count a malformed document in %s.%s: %s", r->prefix, r->p.conf->database, coll,
                 berr.message);
@@ -527,6 +596,15 @@ static void retire_done(outboxd_sink_runner_t *r) {
     }
 }
 
+/* Whether a dead letter of an event before seq is still being written
+ * (lock held). */
+static bool dead_letters_pending(outboxd_sink_runner_t *r, uint64_t seq) {
+    for (uint64_t i = r->head; i < seq; i++)
+        if (r->slots[i % WINDOW].state == SLOT_DEADLETTER)
+            return true;
+    return false;
+}
+
 /* Applies on_error to FATAL acks, turns RETRY acks back into work, and
  * retires the done prefix into the checkpoint. Returns true when some
  * events await a retry. */
@@ -545,6 +623,14 @@ static bool settle(outboxd_sink_runner_t *r) {
             /* Stopping waits until every event before it is acked, so the
              * checkpoint is the event right before it. */
             if (stop && r->head != seq)
+                break;
+            /* With a lease, the dead-letter writer touches this document
+             * (the fence) before each dead letter, and FerretDB's update is
+             * a read and a whole-document write: a count made meanwhile
+             * could be lost. So the count waits until no dead letter
+             * before it is still being written (settle runs again when one
+             * is done). */
+            if (r->term >= 0 && r->dlw && dead_letters_pending(r, seq))
                 break;
             /* The slot is the runner's alone (never published, acks do not
              * touch it), so the database round trips run unlocked. */
@@ -774,6 +860,17 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
     *full = false;
     if (n == 0)
         return OUTBOX_SINK_OK;
+    if (!holding(r)) {
+        /* The lease went while the batch was built: nothing is offered. */
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < n; i++) {
+            slot_t *s = &r->slots[seqs[i] % WINDOW];
+            if (s->published && s->state == SLOT_PENDING)
+                s->published = false;
+        }
+        pthread_mutex_unlock(&r->lock);
+        return OUTBOX_SINK_OK;
+    }
 
     r->n_publish_calls++;
     errbuf[0] = '\0';
@@ -838,7 +935,7 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
     char errbuf[1024];
     int64_t backoff = BACKOFF_MIN_MS;
     repeat_t rep = {.attempts = 0};
-    while (!atomic_load(r->p.stop)) {
+    while (!atomic_load(r->p.stop) && holding(r)) {
         errbuf[0] = '\0';
         int rc = r->p.plugin->open(&r->host, &r->state, errbuf, sizeof errbuf);
         errbuf[sizeof errbuf - 1] = '\0';
@@ -881,8 +978,10 @@ static void close_plugin(outboxd_sink_runner_t *r) {
     pthread_mutex_unlock(&r->lock);
 }
 
+/* The feeder takes events only while the lease is held (and checks it
+ * again before every take). */
 static bool reading(outboxd_sink_runner_t *r) {
-    return !atomic_load(r->p.stop) && !atomic_load(&r->stopped);
+    return !atomic_load(r->p.stop) && !atomic_load(&r->stopped) && !atomic_load(&r->ending) && holding(r);
 }
 
 static void warn_read(outboxd_sink_runner_t *r, const char *message) {
@@ -1124,19 +1223,53 @@ static void wait_for_work(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_
     pthread_mutex_unlock(&r->lock);
 }
 
-static void *run(void *arg) {
-    outboxd_sink_runner_t *r = arg;
-    char errbuf[1024];
-    char coll[300];
-    bool found;
-    snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
+/* Answers the reader's expectation of this sink's position (once per
+ * activation, and once at start): it will not join this time. */
+static void join_none(outboxd_sink_runner_t *r) {
+    if (r->expecting)
+        outboxd_reader_join_none(r->p.reader);
+    r->expecting = false;
+}
 
-    /* The checkpoint first: without it the sink cannot know where it is. */
+/* How an activation ended. */
+enum run_end { END_STOP = 0, END_LOST, END_HANDOVER };
+
+/* Reads the checkpoint (ha off, term -1: as before leases) or claims it at
+ * the activation's term: stamps term and owner on it, and from then on
+ * every write of an instance at an older term is fenced. Retried while the
+ * lease is held. False when the runner goes no further (stopped, or the
+ * lease is gone: *end says which). */
+static bool claim_checkpoint(outboxd_sink_runner_t *r, const char *coll, bool *found, enum run_end *end) {
+    char errbuf[1024];
     int64_t backoff = BACKOFF_MIN_MS;
     repeat_t rep = {.attempts = 0};
-    while (!atomic_load(r->p.stop) &&
-           !outboxd_checkpoint_read(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, &found,
-                                    errbuf, sizeof errbuf)) {
+    for (;;) {
+        if (atomic_load(r->p.stop)) {
+            *end = END_STOP;
+            break;
+        }
+        if (!holding(r)) {
+            *end = END_LOST;
+            break;
+        }
+        memset(&r->cp, 0, sizeof r->cp);
+        if (r->term < 0) {
+            if (outboxd_checkpoint_read(r->p.pool, r->p.conf->database, coll, r->p.sink->name, &r->cp, found,
+                                        errbuf, sizeof errbuf))
+                return true;
+        } else {
+            int64_t seen = -1;
+            outboxd_write_rc_t rc = outboxd_checkpoint_claim(r->p.pool, r->p.conf->database, coll, r->p.sink->name,
+                                                             r->term, outboxd_lease_owner_id(r->p.lease), &r->cp,
+                                                             found, &seen, errbuf, sizeof errbuf);
+            if (rc == OUTBOXD_WRITE_OK)
+                return true;
+            if (rc == OUTBOXD_WRITE_FENCED) {
+                fence_lost(r, r->term, seen, errbuf);
+                *end = END_LOST;
+                break;
+            }
+        }
         bool again;
         if (repeat_due(&rep, errbuf, &again)) {
             if (again)
@@ -1147,17 +1280,218 @@ static void *run(void *arg) {
         nap(r, backoff);
         backoff = next_backoff(backoff);
     }
-    if (atomic_load(r->p.stop) && rep.attempts > 0) {
+    if (*end == END_STOP && rep.attempts > 0)
         /* Stopped before the checkpoint could be read: nothing started, and
          * nothing may be written (a final write now would put an empty
          * position over the one it could not read). */
         LOG_INFO("%sstopped before its checkpoint could be read; nothing was published", r->prefix);
-        outboxd_reader_join_none(r->p.reader);
-        return NULL;
+    return false;
+}
+
+/* Who has the sink's checkpoint now (one read, no write): for the loss's
+ * log line, so that it names both terms whatever noticed the loss first.
+ * False when it cannot be read or has no term. */
+static bool checkpoint_holder(outboxd_sink_runner_t *r, int64_t *term, char *owner, size_t owner_size) {
+    char coll[300];
+    snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(r->p.sink->name));
+    bson_t *opts = BCON_NEW("projection", "{", "term", BCON_INT32(1), "owner", BCON_INT32(1), "}", "limit",
+                            BCON_INT64(1));
+    mongoc_client_t *client = mongoc_client_pool_pop(r->p.pool);
+    mongoc_collection_t *c = mongoc_client_get_collection(client, r->p.conf->database, coll);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    const bson_t *doc;
+    bool found = false;
+    owner[0] = '\0';
+    if (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        if (bson_iter_init_find(&it, doc, "term") && BSON_ITER_HOLDS_NUMBER(&it)) {
+            *term = bson_iter_as_int64(&it);
+            found = true;
+        }
+        if (bson_iter_init_find(&it, doc, "owner") && BSON_ITER_HOLDS_UTF8(&it))
+            snprintf(owner, owner_size, "%s", bson_iter_utf8(&it, NULL));
     }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    mongoc_client_pool_push(r->p.pool, client);
+    bson_destroy(opts);
+    bson_destroy(filter);
+    return found;
+}
+
+/* Why the lease is gone, for the one error line of a loss: what a fenced
+ * writer of this sink saw (it names the checkpoint's term and owner), else
+ * what the lease manager knows (a newer claim, the deadline passed) and
+ * whose the checkpoint is now. */
+static void lost_reason(outboxd_sink_runner_t *r, char *out, size_t size) {
+    pthread_mutex_lock(&r->lost_lock);
+    bool told = r->lost_told;
+    char why[sizeof r->lost_why];
+    snprintf(why, sizeof why, "%s", r->lost_why);
+    pthread_mutex_unlock(&r->lost_lock);
+    if (told) {
+        snprintf(out, size, "%s", why);
+        return;
+    }
+    char mgr[400], owner[128];
+    if (!outboxd_lease_lost_why(r->p.lease, r->term, mgr, sizeof mgr))
+        snprintf(mgr, sizeof mgr, "the lease manager no longer holds it");
+    int64_t seen = -1;
+    if (checkpoint_holder(r, &seen, owner, sizeof owner) && seen != r->term)
+        snprintf(out, size, "%s; the checkpoint has term %lld, owner %s", mgr, (long long)seen,
+                 owner[0] ? owner : "unknown");
+    else
+        snprintf(out, size, "%s", mgr);
+}
+
+/* The lease is lost (docs/leases.md, section 3): nothing more is offered
+ * or written. The feeder stops, the plugin closes without flush (acks that
+ * still come find no window), the writers drop what they hold, the window
+ * goes and the sink leaves the reader; one error line; then standby. What
+ * the window held is published by the new holder from the checkpoint on. */
+static void lose(outboxd_sink_runner_t *r) {
+    atomic_store(&r->ending, true); /* the lease may be valid again by now */
+    stop_reader(r);
+    close_plugin(r);
+    if (r->dlw)
+        outboxd_deadletter_writer_abandon(r->dlw);
+    r->dlw = NULL;
+    if (r->cpw)
+        outboxd_checkpoint_writer_abandon(r->cpw);
+    r->cpw = NULL;
+    pthread_mutex_lock(&r->lock);
+    uint64_t dropped = r->tail_seq - r->head;
+    for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
+        slot_free(r, &r->slots[seq % WINDOW], true);
+    r->head = r->tail_seq;
+    pthread_mutex_unlock(&r->lock);
+    release_retired(r);
+    if (r->tail)
+        outbox_tail_destroy(r->tail);
+    r->tail = NULL;
+    outboxd_reader_leave(r->p.reader, r->member);
+    r->member = NULL;
+    char why[900];
+    lost_reason(r, why, sizeof why);
+    LOG_ERR("%slease lost: term %lld is no longer ours (%s); stopped publishing, dropped %llu events in the "
+            "window unwritten; standing by mono_ms=%lld", r->prefix, (long long)r->term, why,
+            (unsigned long long)dropped, (long long)outboxd_lease_now_ms());
+}
+
+/* The end of an activation that keeps the lease to the last: stop
+ * reading, let the sink deliver what it has (within the lease's
+ * deadline), record it (the last fenced checkpoint), leave the reader;
+ * then release the lease when asked (hand-over, SIGTERM) and it is still
+ * ours (a fenced last write lost it: nothing to release). */
+static void wind_down(outboxd_sink_runner_t *r, bool release) {
+    char errbuf[1024];
+    atomic_store(&r->ending, true); /* a hand-over ends with the lease still held */
+    stop_reader(r);
+    if (r->open) {
+        if (r->p.plugin->flush) {
+            int64_t timeout = FLUSH_TIMEOUT_MS;
+            int64_t left = outboxd_lease_deadline_ms(r->p.lease, r->term) - outboxd_lease_now_ms();
+            if (left < timeout)
+                timeout = left > 0 ? left : 0;
+            errbuf[0] = '\0';
+            if (r->p.plugin->flush(r->state, (int)timeout, errbuf, sizeof errbuf) != OUTBOX_SINK_OK) {
+                errbuf[sizeof errbuf - 1] = '\0';
+                outboxd_secrets_scrub(errbuf, sizeof errbuf);
+                LOG_WARN("%sflush: %s (unacked events will be published again)", r->prefix, errbuf);
+            }
+        }
+        settle(r);
+        collect_stats(r); /* the final checkpoint's figures, if a second has passed */
+        close_plugin(r);
+    }
+    if (r->dlw) {
+        /* Dead letters still queued get one more try; an event whose dead
+         * letter is not written stays after the checkpoint. */
+        size_t left = outboxd_deadletter_writer_stop(r->dlw);
+        r->dlw = NULL;
+        if (left)
+            LOG_WARN("%s%zu dead letters could not be written; their events are handled again after a restart",
+                     r->prefix, left);
+        settle(r);
+    }
+    bool final = r->cp_dirty || !atomic_load(&r->stopped);
+    if (r->cpw)
+        r->n_checkpoint_writes += outboxd_checkpoint_writer_stop(r->cpw, final ? &r->cp : NULL);
+    else if (final)
+        write_checkpoint(r);
+    r->cpw = NULL;
+    char hex[25] = "(none)";
+    if (r->cp.has_last)
+        bson_oid_to_string(&r->cp.last_id, hex);
+    LOG_INFO("%sstopped; checkpoint %s, %lld events in all; this run: %lld publish calls (%lld failed), "
+             "%lld checkpoint writes, %lld malformed documents, %lld dead letters, %lld catch-up tails, "
+             "%lld catch-ups", r->prefix, hex, (long long)r->cp.events,
+             (long long)r->n_publish_calls, (long long)r->n_publish_failed, (long long)r->n_checkpoint_writes,
+             (long long)r->n_malformed, (long long)r->n_dead_letters, (long long)atomic_load(&r->n_catchup_tails),
+             (long long)atomic_load(&r->n_catchups));
+    if (r->tail)
+        outbox_tail_destroy(r->tail);
+    r->tail = NULL;
+    outboxd_reader_leave(r->p.reader, r->member);
+    r->member = NULL;
+    /* Whatever the window still holds was not acked: the next holder
+     * publishes it again from the checkpoint. */
+    pthread_mutex_lock(&r->lock);
+    for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
+        slot_free(r, &r->slots[seq % WINDOW], true);
+    r->head = r->tail_seq;
+    pthread_mutex_unlock(&r->lock);
+    release_retired(r);
+    if (r->term < 0)
+        return;
+    if (release && holding(r)) {
+        outboxd_lease_release(r->p.lease, r->term);
+        LOG_INFO("%sterm %lld handed over after the last checkpoint mono_ms=%lld", r->prefix, (long long)r->term,
+                 (long long)outboxd_lease_now_ms());
+    }
+}
+
+/* One activation at term (held): from the checkpoint's claim to the end
+ * of publishing. Answers the reader's expectation (join or join_none). */
+static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
+    char errbuf[1024];
+    char coll[300];
+    bool found = false;
+    enum run_end end = END_STOP;
+    snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
+
+    r->term = term;
+    r->fence = (outboxd_fence_t){.term = term, .valid = fence_valid, .lost = fence_lost, .ctx = r};
+    pthread_mutex_lock(&r->lost_lock);
+    r->lost_told = false;
+    r->lost_why[0] = '\0';
+    pthread_mutex_unlock(&r->lost_lock);
+    atomic_store(&r->stopped, false);
+    atomic_store(&r->ending, false);
+    r->gap[0] = '\0';
+    r->mode = FEED_RING;
+    r->ring_pos = 0;
+    r->has_pos = false;
+    r->noid_since = r->skip_noid = r->pass_over = r->private_read = 0;
+    r->cp_dirty = false;
+    r->since_write = 0;
+    r->last_stats_ms = 0;
+    if (term >= 0)
+        LOG_INFO("%sactive at term %lld mono_ms=%lld", r->prefix, (long long)term, (long long)outboxd_lease_now_ms());
+
+    /* The checkpoint first: without it the sink cannot know where it is. */
+    if (!claim_checkpoint(r, coll, &found, &end)) {
+        join_none(r);
+        if (end == END_LOST)
+            lose(r);
+        return end;
+    }
+    const outboxd_fence_t *fence = term >= 0 ? &r->fence : NULL;
     /* (The read cleared cp: whether plugin_stats is written is set here.) */
     r->cp.has_stats = OUTBOXD_PLUGIN_HAS(r->p.plugin, stats) && r->p.plugin->stats;
-    r->cpw = outboxd_checkpoint_writer_start(r->p.pool, r->p.conf->database, coll, r->p.sink->name, r->prefix);
+    r->cpw = outboxd_checkpoint_writer_start(r->p.pool, r->p.conf->database, coll, r->p.sink->name, r->prefix,
+                                             fence);
     if (found && strcmp(r->cp.state, "gap") == 0) {
         /* A sink stopped at a gap stays stopped until an operator moves its
          * checkpoint (outboxctl checkpoint set/reset). */
@@ -1179,24 +1513,27 @@ static void *run(void *arg) {
          * shared reader waits for every sink's position to start. */
         r->has_pos = r->cp.has_last;
         r->pos_id = r->cp.last_id;
+        r->expecting = false;
         r->member = outboxd_reader_join(r->p.reader, r->p.sink->name, r->format,
                                         r->cp.has_last ? &r->cp.last_id : NULL, r->p.stop, &place);
     } else {
-        outboxd_reader_join_none(r->p.reader);
+        join_none(r);
     }
     if (!atomic_load(&r->stopped) && r->p.sink->on_error == OUTBOXD_ON_ERROR_DEADLETTER) {
         char dlcoll[300];
         snprintf(dlcoll, sizeof dlcoll, "%s.deadletter", r->p.conf->outbox);
-        r->dlw = outboxd_deadletter_writer_start(r->p.pool, r->p.conf->database, dlcoll, r->p.sink->name,
-                                                 r->prefix, dead_letter_done, r);
+        r->dlw = outboxd_deadletter_writer_start(r->p.pool, r->p.conf->database, coll, dlcoll, r->p.sink->name,
+                                                 r->prefix, dead_letter_done, r, fence);
         if (!r->dlw)
             stop_sink(r, "stopped", "cannot start the thread that writes dead letters");
     }
-    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && !open_plugin(r))
+    /* (An open given up because the lease went is no stop: the loop below
+     * sees the loss.) */
+    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && !open_plugin(r) && holding(r))
         atomic_store(&r->stopped, true);
     if (r->member && atomic_load(&r->stopped))
         outboxd_reader_member_at(r->member, false, 0);
-    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED) {
+    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && r->open) {
         r->ring_pos = place.seq;
         if (place.kind == OUTBOXD_PLACE_RING)
             r->mode = FEED_RING;
@@ -1211,6 +1548,15 @@ static void *run(void *arg) {
     int64_t retry_backoff = BACKOFF_MIN_MS;
 
     while (!atomic_load(r->p.stop)) {
+        /* Before anything is offered: the lease (docs/leases.md 1.6). */
+        if (!holding(r)) {
+            end = END_LOST;
+            break;
+        }
+        if (term >= 0 && outboxd_lease_handover_wanted(r->p.lease, term)) {
+            end = END_HANDOVER;
+            break;
+        }
         if (atomic_load(&r->stopped)) {
             nap(r, 200);
             continue;
@@ -1265,51 +1611,55 @@ static void *run(void *arg) {
                             now_ms() - r->last_write_ms >= r->p.conf->checkpoint_every_ms))
             write_checkpoint(r);
     }
+    if (end == END_STOP && term >= 0 && !holding(r))
+        end = END_LOST; /* the lease went as outboxd stopped: nothing more may be written */
 
-    /* Shutdown: stop reading, let the sink deliver what it has, record it. */
-    stop_reader(r);
-    if (r->open) {
-        if (r->p.plugin->flush) {
-            errbuf[0] = '\0';
-            if (r->p.plugin->flush(r->state, FLUSH_TIMEOUT_MS, errbuf, sizeof errbuf) != OUTBOX_SINK_OK) {
-                errbuf[sizeof errbuf - 1] = '\0';
-                outboxd_secrets_scrub(errbuf, sizeof errbuf);
-                LOG_WARN("%sflush: %s (unacked events will be published again)", r->prefix, errbuf);
-            }
+    if (end == END_LOST) {
+        lose(r);
+    } else {
+        if (term >= 0)
+            LOG_INFO("%sterm %lld: stopped publishing (%s) mono_ms=%lld", r->prefix, (long long)term,
+                     end == END_HANDOVER ? "hand-over wanted" : "outboxd stops", (long long)outboxd_lease_now_ms());
+        /* Shutdown: stop reading, let the sink deliver what it has, record it. */
+        wind_down(r, end == END_HANDOVER || (r->p.release_at_stop && atomic_load(r->p.release_at_stop)));
+    }
+    return end;
+}
+
+/* The runner thread: standby and activations, until outboxd stops (or
+ * this sink is stopped by a reload). */
+static void *run(void *arg) {
+    outboxd_sink_runner_t *r = arg;
+    r->expecting = true; /* outboxd_sinkset_start told the reader to expect us */
+    bool said_standby = false;
+    for (;;) {
+        /* Held already? (stop set: a look, no wait.) A sink that stands
+         * by at start tells the reader at once, which then decides where
+         * to start from the active sinks alone. */
+        atomic_bool look = true;
+        int64_t term = outboxd_lease_wait(r->p.lease, &look);
+        if (term == OUTBOXD_LEASE_NONE) {
+            join_none(r);
+            if (!said_standby)
+                LOG_INFO("%sstanding by: another outboxd holds its lease mono_ms=%lld", r->prefix,
+                         (long long)outboxd_lease_now_ms());
+            said_standby = true;
+            term = outboxd_lease_wait(r->p.lease, r->p.stop);
+            if (term == OUTBOXD_LEASE_NONE)
+                break;
         }
-        settle(r);
-        collect_stats(r); /* the final checkpoint's figures, if a second has passed */
-        close_plugin(r);
+        said_standby = false;
+        if (!r->expecting) {
+            /* The reader counts on an answer (join or join_none) for each. */
+            outboxd_reader_expect(r->p.reader);
+            r->expecting = true;
+        }
+        enum run_end end = activate(r, term);
+        r->term = OUTBOXD_LEASE_NONE;
+        if (end == END_STOP || atomic_load(r->p.stop))
+            break;
     }
-    if (r->dlw) {
-        /* Dead letters still queued get one more try; an event whose dead
-         * letter is not written stays after the checkpoint. */
-        size_t left = outboxd_deadletter_writer_stop(r->dlw);
-        r->dlw = NULL;
-        if (left)
-            LOG_WARN("%s%zu dead letters could not be written; their events are handled again after a restart",
-                     r->prefix, left);
-        settle(r);
-    }
-    bool final = r->cp_dirty || !atomic_load(&r->stopped);
-    if (r->cpw)
-        r->n_checkpoint_writes += outboxd_checkpoint_writer_stop(r->cpw, final ? &r->cp : NULL);
-    else if (final)
-        write_checkpoint(r);
-    char hex[25] = "(none)";
-    if (r->cp.has_last)
-        bson_oid_to_string(&r->cp.last_id, hex);
-    LOG_INFO("%sstopped; checkpoint %s, %lld events in all; this run: %lld publish calls (%lld failed), "
-             "%lld checkpoint writes, %lld malformed documents, %lld dead letters, %lld catch-up tails, "
-             "%lld catch-ups", r->prefix, hex, (long long)r->cp.events,
-             (long long)r->n_publish_calls, (long long)r->n_publish_failed, (long long)r->n_checkpoint_writes,
-             (long long)r->n_malformed, (long long)r->n_dead_letters, (long long)atomic_load(&r->n_catchup_tails),
-             (long long)atomic_load(&r->n_catchups));
-    if (r->tail)
-        outbox_tail_destroy(r->tail);
-    r->tail = NULL;
-    outboxd_reader_leave(r->p.reader, r->member);
-    r->member = NULL;
+    join_none(r);
     return NULL;
 }
 
@@ -1338,10 +1688,13 @@ outboxd_sink_runner_t *outboxd_sink_runner_start(outboxd_sink_params_t *params) 
     atomic_init(&r->n_catchups, 0);
     r->host.options_fill = host_options_fill;
     route_shape(r);
+    r->term = OUTBOXD_LEASE_NONE;
+    pthread_mutex_init(&r->lost_lock, NULL);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->room, NULL);
     if (pthread_create(&r->thread, NULL, run, r) != 0) {
+        pthread_mutex_destroy(&r->lost_lock);
         pthread_cond_destroy(&r->work);
         pthread_cond_destroy(&r->room);
         pthread_mutex_destroy(&r->lock);
@@ -1366,6 +1719,7 @@ void outboxd_sink_runner_join(outboxd_sink_runner_t *r) {
     pthread_cond_destroy(&r->work);
     pthread_cond_destroy(&r->room);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->lost_lock);
     outboxd_options_free(&r->p.options);
     free(r);
 }

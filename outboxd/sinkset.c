@@ -8,6 +8,7 @@
 #include "sinkset.h"
 
 #include "check.h"
+#include "lease_doc.h"
 #include "log.h"
 #include "options.h"
 #include "secrets.h"
@@ -30,6 +31,7 @@ typedef struct {
     outboxd_sink_params_t params;
     bool runs;              /* false: optional sink left out */
     atomic_bool stop;       /* this sink's own stop flag */
+    atomic_bool release;    /* set before stop at SIGTERM: hand the lease over */
     outboxd_sink_runner_t *runner;
 } entry_t;
 
@@ -96,6 +98,7 @@ outboxd_sinkset_t *outboxd_sinkset_prepare(outboxd_conf_t *conf, const char *pat
         e->params.plugin_path = outboxd_plugins_path(plugins, p);
         e->params.conf = conf;
         e->params.stop = &e->stop;
+        e->params.release_at_stop = &e->release;
         e->runs = true;
     }
     return set;
@@ -123,9 +126,28 @@ void outboxd_sinkset_print(const outboxd_sinkset_t *set, FILE *out) {
     }
 }
 
+static void entry_lease(entry_t *e, outboxd_leases_t *leases) {
+    if (!e->runs || e->params.lease)
+        return;
+    char name[300];
+    outboxd_lease_name_for_sink(name, sizeof name, e->sink->name);
+    e->params.lease = outboxd_leases_get(leases, name);
+}
+
+void outboxd_sinkset_leases(outboxd_sinkset_t *set, outboxd_leases_t *leases) {
+    for (size_t i = 0; i < set->n; i++)
+        entry_lease(set->entries[i], leases);
+}
+
 static void start_entry(entry_t *e, outbox_t *outbox, mongoc_client_pool_t *pool, outboxd_reader_t *reader) {
     if (!e->runs || e->runner)
         return;
+    if (!e->params.lease) {
+        /* outboxd_sinkset_leases was not called: a bug, said rather than
+         * running a sink that nothing fences. */
+        LOG_ERR("sink %s: has no lease: not started", e->sink->name);
+        return;
+    }
     e->params.outbox = outbox;
     e->params.pool = pool;
     e->params.reader = reader;
@@ -176,7 +198,7 @@ static bool same_sink(const outboxd_conf_t *ca, const outboxd_sink_conf_t *a, co
 
 outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkset_t *next,
                                           outbox_t *outbox, mongoc_client_pool_t *pool,
-                                          outboxd_reader_t *reader) {
+                                          outboxd_reader_t *reader, outboxd_leases_t *leases) {
     /* Stop what goes away or changes first, so that a changed sink never
      * runs twice at once (two writers of one checkpoint). */
     for (size_t i = 0; i < old->n; i++) {
@@ -197,15 +219,22 @@ outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkse
             entry_free(keep_in);
             next->entries[j] = o;
         } else {
+            bool removed = j == next->n || !next->entries[j]->runs;
             LOG_INFO("reload: sink %s is %s: stopping it", o->sink->name, j < next->n ? "changed" : "removed");
+            outboxd_lease_t *lease = o->params.lease;
             atomic_store(&o->stop, true);
-            entry_free(o);
+            entry_free(o); /* its runner's last checkpoint is written: the lease may go */
+            /* A changed sink keeps its lease (the same one, by name, for
+             * the new runner); a removed one hands it over. */
+            if (removed && lease)
+                outboxd_leases_forget(leases, lease);
         }
         old->entries[i] = NULL;
     }
     for (size_t j = 0; j < next->n; j++) {
         if (!next->entries[j]->runner && next->entries[j]->runs)
             LOG_INFO("reload: starting sink %s", next->entries[j]->sink->name);
+        entry_lease(next->entries[j], leases);
         start_entry(next->entries[j], outbox, pool, reader);
     }
     free(old->entries);
@@ -215,16 +244,21 @@ outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkse
 }
 
 void outboxd_sinkset_request_stop(outboxd_sinkset_t *set) {
-    for (size_t i = 0; set && i < set->n; i++)
+    for (size_t i = 0; set && i < set->n; i++) {
+        atomic_store(&set->entries[i]->release, true);
         atomic_store(&set->entries[i]->stop, true);
+    }
 }
 
 void outboxd_sinkset_stop(outboxd_sinkset_t *set) {
     if (!set)
         return;
-    /* All at once, then wait: each flushes on its own thread. */
-    for (size_t i = 0; i < set->n; i++)
+    /* All at once, then wait: each flushes on its own thread, and hands
+     * its lease over after its last checkpoint. */
+    for (size_t i = 0; i < set->n; i++) {
+        atomic_store(&set->entries[i]->release, true);
         atomic_store(&set->entries[i]->stop, true);
+    }
     for (size_t i = 0; i < set->n; i++)
         entry_free(set->entries[i]);
     free(set->entries);

@@ -7,6 +7,7 @@
 #define OUTBOXD_SINKSET_H
 
 #include "conffile.h"
+#include "lease.h"
 #include "plugin.h"
 #include "reader.h"
 
@@ -27,26 +28,33 @@ const outboxd_conf_t *outboxd_sinkset_conf(const outboxd_sinkset_t *set);
 /* "sink NAME: plugin P V (FILE), ok" for each sink that will run. */
 void outboxd_sinkset_print(const outboxd_sinkset_t *set, FILE *out);
 
-/* Starts each sink's threads; each joins reader (which must outlive the
- * set's running sinks). */
+/* Gets each sink's lease ("sink:NAME") from the manager, so that its first
+ * round (outboxd_leases_start) bids for them: call before it. */
+void outboxd_sinkset_leases(outboxd_sinkset_t *set, outboxd_leases_t *leases);
+
+/* Starts each sink's threads; each waits for its lease, then joins reader
+ * (which must outlive the set's running sinks). */
 void outboxd_sinkset_start(outboxd_sinkset_t *set, outbox_t *outbox, mongoc_client_pool_t *pool,
                            outboxd_reader_t *reader);
 
 /* Moves from the running set old to the prepared set next: sinks that
  * are gone or changed stop (flushing and writing their checkpoints), sinks
  * that are the same keep running untouched, new and changed ones start
- * and join the shared reader; stopped ones leave it. Frees old; returns
- * next. */
+ * and join the shared reader; stopped ones leave it. A changed sink keeps
+ * its lease and term (its new runner claims the checkpoint again); a
+ * removed sink's lease is released (outboxd_leases_forget); a new sink's
+ * is bid for at the manager's next round. Frees old; returns next. */
 outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkset_t *next,
                                           outbox_t *outbox, mongoc_client_pool_t *pool,
-                                          outboxd_reader_t *reader);
+                                          outboxd_reader_t *reader, outboxd_leases_t *leases);
 
 /* Tells every sink to stop, without waiting: so that sinks and the
  * promoter wind down at once, each bounded by its own database wait. */
 void outboxd_sinkset_request_stop(outboxd_sinkset_t *set);
 
-/* Stops every sink (each flushes and writes its checkpoint) and frees the
- * set. Also frees a set that was never started. */
+/* Stops every sink (each flushes, writes its checkpoint and releases its
+ * lease: SIGTERM hands the sinks over) and frees the set. Also frees a set
+ * that was never started. */
 void outboxd_sinkset_stop(outboxd_sinkset_t *set);
 
 #endif
