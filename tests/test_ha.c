@@ -830,21 +830,26 @@ static void kill9_of_each_holder_five_times_loses_nothing(void **state) {
     cleanup();
 }
 
-/* How many lines of the log say that the sink stopped publishing. */
-static int count_stops(const char *path, const char *sink) {
-    char prefix[200];
-    int n = 0;
-    snprintf(prefix, sizeof prefix, "sink %s: ", sink);
+/* Whether the log says, at mono_ms >= since, that the sink stopped
+ * publishing (the runner's line) or that term T of its lease was lost (the
+ * manager's: its deadline passed, so outboxd_lease_valid refuses every
+ * publish from then on, whether or not the runner had begun). */
+static bool said_stop_since(const char *path, const char *sink, int64_t term, int64_t since) {
+    char sink_prefix[200], lost[240];
+    bool said = false;
+    snprintf(sink_prefix, sizeof sink_prefix, "sink %s: ", sink);
+    snprintf(lost, sizeof lost, "lease sink:%s: lost term %" PRId64 " ", sink, term);
     char *text = test_read_file(path);
-    for (char *line = text, *next; line && *line; line = next) {
+    for (char *line = text, *next; line && *line && !said; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
-        const char *p = strstr(line, prefix);
-        n += p && strstr(p, "stopped publishing");
+        const char *p = strstr(line, sink_prefix);
+        said = field_after(line, "mono_ms=") >= since &&
+               ((p && strstr(p, "stopped publishing")) || strstr(line, lost));
     }
     free(text);
-    return n;
+    return said;
 }
 
 static void database_unreachable_longer_than_the_ttl(void **state) {
@@ -888,9 +893,10 @@ static void database_unreachable_longer_than_the_ttl(void **state) {
     require_claims(ob, "f1");
     inst_start(&ins[1]);
 
-    put_range(ob, 1, total / 2, NULL);
+    put_range(ob, 1, total / 4, NULL);
     /* The fair share (one sink each) settles first: the holders watched
-     * below are the ones the outage meets. */
+     * below are the ones the outage meets, and each has published (the
+     * second quarter) when it comes. */
     int holder[2] = {-1, -1};
     for (int waited = 0; holder[0] < 0 || holder[1] < 0 || holder[0] == holder[1]; waited += 50) {
         if (waited > HANG_MS)
@@ -899,25 +905,31 @@ static void database_unreachable_longer_than_the_ttl(void **state) {
         holder[0] = active_holder(ob, names[0], ins, 2, NULL);
         holder[1] = active_holder(ob, names[1], ins, 2, NULL);
     }
+    put_range(ob, total / 4 + 1, total / 2, NULL);
     for (int s = 0; s < 2; s++)
         wait_file_last(file[s], total / 2);
 
     /* The database goes away for both, for three TTLs. */
-    int stops_before[2];
-    for (int s = 0; s < 2; s++)
-        stops_before[s] = count_stops(logs[ins[holder[s]].run_log].path, names[s]);
     int64_t down_at = mono_ms();
     test_proxy_set_down(proxy[0], true);
     test_proxy_set_down(proxy[1], true);
-    /* Each holder stops publishing on its own, while it cannot reach the
-     * database (it cannot renew). */
+    /* Each holder at that moment (the newest claims, which nobody can
+     * change now; read on the test's own connection) stops publishing on
+     * its own while it cannot reach the database: it cannot renew. */
     for (int s = 0; s < 2; s++) {
-        const char *log = logs[ins[holder[s]].run_log].path;
-        for (int waited = 0; count_stops(log, names[s]) <= stops_before[s]; waited += 50) {
+        char lease[200], owner[80];
+        int64_t term;
+        bool released;
+        snprintf(lease, sizeof lease, "sink:%s", names[s]);
+        if (!test_lease_claim(ob, lease, owner, sizeof owner, &term, &released) || released)
+            continue; /* between two holders when the outage came */
+        int h = strcmp(owner, ins[0].id) == 0 ? 0 : strcmp(owner, ins[1].id) == 0 ? 1 : -1;
+        assert_true(h >= 0);
+        for (int waited = 0; !said_stop_since(logs[ins[h].run_log].path, names[s], term, down_at); waited += 50) {
             if (waited > HANG_MS)
-                FAIL_WITH_LOGS("sink %s: its holder (instance %s) never said it stopped publishing while the "
-                               "database was unreachable",
-                               names[s], ins[holder[s]].id);
+                FAIL_WITH_LOGS("sink %s: its holder (instance %s, term %" PRId64 ") never said it stopped publishing "
+                               "while the database was unreachable",
+                               names[s], owner, term);
             sleep_ms(50);
         }
     }
