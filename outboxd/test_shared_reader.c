@@ -182,7 +182,14 @@ MAYBE_UNUSED static void copy_plugins(const char *dir, const char *const *names,
 static char *config_with_ring(const char *dir, outbox_t *ob, const char *sinks, int ring_events) {
     char *text = malloc(strlen(sinks) + 200);
     snprintf(text, strlen(sinks) + 200, "%s", sinks);
-    char *path = test_daemon_config(dir, ob, text);
+    /* HA on (one instance holds every sink), with a lease three times
+     * daemonlib's: draining tens of thousands of events keeps FerretDB so
+     * busy that a 1 s lease's renewals miss their 700 ms window (measured:
+     * 30 losses in one run), and this test is about the reader, not the
+     * leases (outboxd/test_ha_daemon.c and tests/test_ha.c are). */
+    char ha[120];
+    snprintf(ha, sizeof ha, "  lease_ttl_ms: %d\n  renew_ms: %d\n", 3 * test_ha_ttl_ms(), 3 * test_ha_renew_ms());
+    char *path = test_daemon_config_ha(dir, ob, text, ha);
     free(text);
     if (ring_events > 0) {
         FILE *f = fopen(path, "a");
