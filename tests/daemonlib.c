@@ -83,11 +83,11 @@ int test_daemon_renew_ms(void) {
 }
 
 int test_ha_ttl_ms(void) {
-    return TEST_HA_TTL_MS * ha_scale(3, 1);
+    return TEST_HA_TTL_MS * ha_scale(3, 2);
 }
 
 int test_ha_renew_ms(void) {
-    return TEST_HA_RENEW_MS * ha_scale(3, 1);
+    return TEST_HA_RENEW_MS * ha_scale(3, 2);
 }
 
 static char *write_config(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml, const char *ha_yaml,

@@ -75,7 +75,9 @@ bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *
  *    the server's answers slow down with it), times 3 in a sanitizer build.
  *  - test_daemon_config_ha / _uri (tests about HA: test_ha, test_ha_daemon):
  *    TEST_HA_TTL_MS / TEST_HA_RENEW_MS, 1 s / 300 ms, so that their kill -9s
- *    and takeovers take about a second; times 3 in the valgrind run.
+ *    and takeovers take about a second; times 3 in the valgrind run, times
+ *    2 in a sanitizer build (an ASan outboxd under load lost 1 s leases by
+ *    the dozen).
  * OUTBOX_TEST_HA_SCALE=N replaces either factor. outboxd itself never runs
  * under valgrind here (tap-cmocka.sh runs the test program under memcheck
  * without --trace-children; the outboxd it execs is native): the factors
