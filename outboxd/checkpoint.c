@@ -149,9 +149,9 @@ static outboxd_write_rc_t update(mongoc_client_pool_t *pool, const char *what, c
     return rc;
 }
 
-outboxd_write_rc_t(outboxd_checkpoint_write)(mongoc_client_pool_t *pool, const char *db, const char *coll,
-                                             const char *sink, int64_t term, const outboxd_checkpoint_t *cp,
-                                             int64_t *seen_term, char *errbuf, size_t errbuf_size) {
+outboxd_write_rc_t outboxd_checkpoint_write(mongoc_client_pool_t *pool, const char *db, const char *coll,
+                                            const char *sink, int64_t term, const outboxd_checkpoint_t *cp,
+                                            int64_t *seen_term, char *errbuf, size_t errbuf_size) {
     bson_t upd = BSON_INITIALIZER, set;
     BSON_APPEND_DOCUMENT_BEGIN(&upd, "$set", &set);
     if (cp->has_last)
@@ -190,13 +190,6 @@ outboxd_write_rc_t(outboxd_checkpoint_write)(mongoc_client_pool_t *pool, const c
     outboxd_write_rc_t rc = update(pool, "checkpoint", db, coll, sink, term, &upd, seen_term, errbuf, errbuf_size);
     bson_destroy(&upd);
     return rc;
-}
-
-bool outboxd_checkpoint_write_unfenced(mongoc_client_pool_t *pool, const char *db, const char *coll,
-                                       const char *sink, const outboxd_checkpoint_t *cp, char *errbuf,
-                                       size_t errbuf_size) {
-    return (outboxd_checkpoint_write)(pool, db, coll, sink, -1, cp, NULL, errbuf, errbuf_size) ==
-           OUTBOXD_WRITE_OK;
 }
 
 outboxd_write_rc_t outboxd_checkpoint_touch(mongoc_client_pool_t *pool, const char *db, const char *coll,

@@ -112,16 +112,4 @@ outboxd_write_rc_t outboxd_checkpoint_touch(mongoc_client_pool_t *pool, const ch
                                             const char *sink, int64_t term, int64_t *seen_term,
                                             char *errbuf, size_t errbuf_size);
 
-/* TRANSITION (docs/leases.md 7.1; /tmp/ha-notes.md): the old call form
- * outboxd_checkpoint_write(pool, db, coll, sink, cp, errbuf, errbuf_size)
- * returning bool (an upsert, no fence) still compiles until every caller
- * uses the one above; a macro picks the form by the number of arguments. */
-bool outboxd_checkpoint_write_unfenced(mongoc_client_pool_t *pool, const char *db, const char *coll,
-                                       const char *sink, const outboxd_checkpoint_t *cp, char *errbuf,
-                                       size_t errbuf_size);
-#define OUTBOXD_CHECKPOINT_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, name, ...) name
-#define outboxd_checkpoint_write(...)                                                                    \
-    OUTBOXD_CHECKPOINT_PICK_(__VA_ARGS__, outboxd_checkpoint_write, outboxd_checkpoint_write_no_8_args,    \
-                             outboxd_checkpoint_write_unfenced, outboxd_checkpoint_write_no_6_args)(__VA_ARGS__)
-
 #endif

@@ -71,9 +71,9 @@ static bool failed(outboxd_retry_writer_t *rw, void *work) {
 
 static const outboxd_retry_writer_ops_t ops = {take, write_taken, failed};
 
-outboxd_checkpoint_writer_t *(outboxd_checkpoint_writer_start)(mongoc_client_pool_t *pool, const char *db,
-                                                               const char *coll, const char *sink,
-                                                               const char *log_prefix, const outboxd_fence_t *fence) {
+outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start(mongoc_client_pool_t *pool, const char *db,
+                                                             const char *coll, const char *sink,
+                                                             const char *log_prefix, const outboxd_fence_t *fence) {
     outboxd_checkpoint_writer_t *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
@@ -110,10 +110,4 @@ void outboxd_checkpoint_writer_abandon(outboxd_checkpoint_writer_t *w) {
     outboxd_retry_writer_join(&w->rw);
     outboxd_retry_writer_destroy(&w->rw);
     free(w);
-}
-
-outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
-                                                                      const char *coll, const char *sink,
-                                                                      const char *log_prefix) {
-    return (outboxd_checkpoint_writer_start)(pool, db, coll, sink, log_prefix, NULL);
 }

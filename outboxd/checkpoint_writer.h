@@ -43,17 +43,4 @@ int64_t outboxd_checkpoint_writer_stop(outboxd_checkpoint_writer_t *w, const out
  * NULL. */
 void outboxd_checkpoint_writer_abandon(outboxd_checkpoint_writer_t *w);
 
-/* TRANSITION (docs/leases.md 7.1; /tmp/ha-notes.md): the old call form
- * without a fence, (pool, db, coll, sink, log_prefix), still compiles
- * until every caller passes one; a macro picks the form by the number of
- * arguments. */
-outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
-                                                                      const char *coll, const char *sink,
-                                                                      const char *log_prefix);
-#define OUTBOXD_CHECKPOINT_WRITER_PICK_(a1, a2, a3, a4, a5, a6, name, ...) name
-#define outboxd_checkpoint_writer_start(...)                                                                  \
-    OUTBOXD_CHECKPOINT_WRITER_PICK_(__VA_ARGS__, outboxd_checkpoint_writer_start,                            \
-                                    outboxd_checkpoint_writer_start_unfenced,                                 \
-                                    outboxd_checkpoint_writer_start_no_4_args)(__VA_ARGS__)
-
 #endif

@@ -130,11 +130,11 @@ static bool failed(outboxd_retry_writer_t *rw, void *work) {
 
 static const outboxd_retry_writer_ops_t ops = {take, write_taken, failed};
 
-outboxd_deadletter_writer_t *(outboxd_deadletter_writer_start)(mongoc_client_pool_t *pool, const char *db,
-                                                               const char *cp_coll, const char *dl_coll,
-                                                               const char *sink, const char *log_prefix,
-                                                               outboxd_deadletter_done_fn done, void *ctx,
-                                                               const outboxd_fence_t *fence) {
+outboxd_deadletter_writer_t *outboxd_deadletter_writer_start(mongoc_client_pool_t *pool, const char *db,
+                                                             const char *cp_coll, const char *dl_coll,
+                                                             const char *sink, const char *log_prefix,
+                                                             outboxd_deadletter_done_fn done, void *ctx,
+                                                             const outboxd_fence_t *fence) {
     outboxd_deadletter_writer_t *w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
@@ -151,13 +151,6 @@ outboxd_deadletter_writer_t *(outboxd_deadletter_writer_start)(mongoc_client_poo
         return NULL;
     }
     return w;
-}
-
-outboxd_deadletter_writer_t *outboxd_deadletter_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
-                                                                      const char *coll, const char *sink,
-                                                                      const char *log_prefix,
-                                                                      outboxd_deadletter_done_fn done, void *ctx) {
-    return (outboxd_deadletter_writer_start)(pool, db, NULL, coll, sink, log_prefix, done, ctx, NULL);
 }
 
 void outboxd_deadletter_writer_submit(outboxd_deadletter_writer_t *w, uint64_t seq, outboxd_shared_event_t *se,

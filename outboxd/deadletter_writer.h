@@ -65,19 +65,5 @@ size_t outboxd_deadletter_writer_stop(outboxd_deadletter_writer_t *w);
  * NULL. */
 void outboxd_deadletter_writer_abandon(outboxd_deadletter_writer_t *w);
 
-/* TRANSITION (docs/leases.md 7.1; /tmp/ha-notes.md): the old call form
- * without a fence, (pool, db, coll, sink, log_prefix, done, ctx), still
- * compiles until every caller passes one; a macro picks the form by the
- * number of arguments. */
-outboxd_deadletter_writer_t *outboxd_deadletter_writer_start_unfenced(mongoc_client_pool_t *pool, const char *db,
-                                                                      const char *coll, const char *sink,
-                                                                      const char *log_prefix,
-                                                                      outboxd_deadletter_done_fn done, void *ctx);
-#define OUTBOXD_DEADLETTER_WRITER_PICK_(a1, a2, a3, a4, a5, a6, a7, a8, a9, name, ...) name
-#define outboxd_deadletter_writer_start(...)                                                                  \
-    OUTBOXD_DEADLETTER_WRITER_PICK_(__VA_ARGS__, outboxd_deadletter_writer_start,                            \
-                                    outboxd_deadletter_writer_start_no_8_args,                                \
-                                    outboxd_deadletter_writer_start_unfenced,                                 \
-                                    outboxd_deadletter_writer_start_no_6_args)(__VA_ARGS__)
 
 #endif

@@ -435,9 +435,10 @@ static void ha_off_writes_as_before(void **state) {
     assert_int_equal(outboxd_checkpoint_touch(f.pool, TEST_DB, f.cp_coll, "nodoc", -1, NULL, err, sizeof err),
                      OUTBOXD_WRITE_OK);
     assert_null(cp_doc(&f, "nodoc"));
-    /* The old call form (until every caller passes a term) is the same upsert. */
+    /* Again: the same document, still without a term. */
     cp.events = 6;
-    assert_true(outboxd_checkpoint_write(f.pool, TEST_DB, f.cp_coll, "plain", &cp, err, sizeof err));
+    assert_int_equal(outboxd_checkpoint_write(f.pool, TEST_DB, f.cp_coll, "plain", -1, &cp, NULL, err, sizeof err),
+                     OUTBOXD_WRITE_OK);
     assert_int_equal(cp_int(&f, "plain", "events"), 6);
     assert_false(cp_has(&f, "plain", "term"));
 
