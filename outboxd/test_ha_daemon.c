@@ -34,8 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TTL_MS 2000
-#define RENEW_MS 600
+/* daemonlib's lease for tests about HA (scaled in sanitizer and valgrind
+ * runs, where the server answers slower). */
+#define TTL_MS test_ha_ttl_ms()
+#define RENEW_MS test_ha_renew_ms()
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};

@@ -70,12 +70,14 @@ bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *
  *    own lease to a slow server (on the shared 2-core machine a one-document
  *    update took p99 1.06 s, FerretDB rounds 1-3 s under load), yet a kill -9
  *    and restart waits only ~5 s for outboxd's own dead lease (an instance
- *    that starts waits a full TTL), not the default 10 s. Times 10 in the
+ *    that starts waits a full TTL), not the default 10 s. Times 3 in the
  *    valgrind run (OUTBOX_TEST_VALGRIND: memcheck keeps both cores busy and
  *    the server's answers slow down with it), times 3 in a sanitizer build.
  *  - test_daemon_config_ha / _uri (tests about HA: test_ha, test_ha_daemon):
- *    TEST_HA_TTL_MS / TEST_HA_RENEW_MS, 1 s / 300 ms, so that their kill -9s
- *    and takeovers take about a second; times 3 in the valgrind run, times
+ *    TEST_HA_TTL_MS / TEST_HA_RENEW_MS, 2 s / 500 ms (1 s / 300 ms lost
+ *    renewals in CI's sanitizer run, where a FerretDB round took over the
+ *    700 ms it left), so that their kill -9s
+ *    and takeovers take two or three seconds; times 3 in the valgrind run, times
  *    2 in a sanitizer build (an ASan outboxd under load lost 1 s leases by
  *    the dozen).
  * OUTBOX_TEST_HA_SCALE=N replaces either factor. outboxd itself never runs
@@ -84,8 +86,8 @@ bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *
  * are for the load, not for a slower outboxd. */
 #define TEST_DAEMON_TTL_MS 4000
 #define TEST_DAEMON_RENEW_MS 1000
-#define TEST_HA_TTL_MS 1000
-#define TEST_HA_RENEW_MS 300
+#define TEST_HA_TTL_MS 2000
+#define TEST_HA_RENEW_MS 500
 /* The values in force (factors applied). */
 int test_daemon_ttl_ms(void);
 int test_daemon_renew_ms(void);

@@ -150,8 +150,9 @@ void test_outbox_drop(outbox_t *ob) {
     if (!ob)
         return;
     mongoc_client_t *client = test_client();
-    const char *suffixes[] = {"", ".pending", ".checkpoints"};
-    for (int i = 0; i < 3; i++) {
+    /* Every collection outboxd and liboutbox make for an outbox N. */
+    const char *suffixes[] = {"", ".pending", ".checkpoints", ".leases", ".deadletter"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
         char name[256];
         snprintf(name, sizeof name, "%s%s", outbox_name(ob), suffixes[i]);
         mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, name);
