@@ -64,6 +64,13 @@ typedef struct {
     int64_t shared_tails, catchup_tails, catchups;
 } outboxd_checkpoint_t;
 
+/* Held around every write of a checkpoint document by this process (the
+ * functions below take it themselves; another writer of the document, such
+ * as the runner's count of malformed documents, takes it too): FerretDB 1.x
+ * loses one of two updates of one document made at once. */
+void outboxd_checkpoint_doc_lock(void);
+void outboxd_checkpoint_doc_unlock(void);
+
 /* Reads the sink's checkpoint; *found false when there is none yet.
  * Returns false with errbuf on a server error. */
 bool outboxd_checkpoint_read(mongoc_client_pool_t *pool, const char *db, const char *coll,

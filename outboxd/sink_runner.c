@@ -553,11 +553,13 @@ static void count_malformed(outboxd_sink_runner_t *r, const char *why) {
     /* Two upserts of a missing document at once (this and the checkpoint
      * writer's first write) can meet a duplicate key: once more then. */
     bson_t reply;
+    outboxd_checkpoint_doc_lock(); /* one write of the document at a time: checkpoint.h */
     bool ok = mongoc_collection_update_one(c, filter, update, opts, &reply, &berr);
     if (!ok && !fenced) {
         bson_destroy(&reply);
         ok = mongoc_collection_update_one(c, filter, update, opts, &reply, &berr);
     }
+    outboxd_checkpoint_doc_unlock();
     bson_iter_t it;
     if (ok && fenced && bson_iter_init_find(&it, &reply, "matchedCount") && bson_iter_as_int64(&it) == 0)
         fence_lost(r, r->term, -1, "the checkpoint document no longer has our term (counting a malformed document)");

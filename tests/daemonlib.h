@@ -59,7 +59,8 @@ int test_jsonl_ordernrs(const char *path, int *out, int max);
  * count it saw last. */
 int test_wait_lines(const char *path, int n, int timeout_ms);
 
-/* The sink's checkpoint document fields; false when absent. */
+/* The sink's checkpoint document fields; false when absent. last_id is all
+ * zeros while the document has no position yet (a lease claim made it). */
 bool test_checkpoint(outbox_t *ob, const char *sink, bson_oid_t *last_id, char *state, size_t state_size);
 
 /* ---- HA (docs/leases.md) ------------------------------------------------
