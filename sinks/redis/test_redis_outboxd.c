@@ -449,7 +449,11 @@ static long long script_calls(const test_redis_t *r) {
 }
 
 static void kill_9_of_outboxd_duplicates_nothing_with_dedupe(void **state) {
-    const int total = test_scaled(10000);
+    /* Not scaled down in the quick runs: with 1,000 events outboxd could
+     * publish them all and checkpoint (idle) before the first kill landed,
+     * and then no restart replayed anything (distcheck failed on "absorbed
+     * > 0"); 10,000 take a few seconds per round. */
+    const int total = 10000;
     test_redis_t r = {0};
     test_redis_require(); /* before the outbox: a skip leaves nothing behind */
     outbox_t *ob = test_outbox("r_kill");
