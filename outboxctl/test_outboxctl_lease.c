@@ -16,30 +16,11 @@
 #include <string.h>
 #include <time.h>
 
-static char ctl[1024];
-static char conn[1024];
-
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...) {
-    char args[1024], cmd[3072];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s %s 2>&1", ctl, conn, args);
-    return test_run_command(cmd, out);
-}
-
+/* Each test starts with no --uri/--db/--outbox (testlib's outboxctl runner). */
 static int setup(void **state) {
-    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
-    snprintf(ctl, sizeof ctl, "'%s/outboxctl/outboxctl'", b ? b : ".");
-    conn[0] = '\0';
+    (void)state;
+    test_outboxctl_use(NULL);
     return 0;
-}
-
-static void use_outbox(const outbox_t *ob) {
-    snprintf(conn, sizeof conn, "--uri '%s' --db %s --outbox %s", test_mongodb_uri(), TEST_DB,
-             outbox_name(ob));
 }
 
 static void leases_name(char *out, size_t size, const outbox_t *ob) {
@@ -164,7 +145,7 @@ static const char *json_str(const bson_t *doc, const char *path) {
  * presences (one live, one an hour old). */
 static outbox_t *ha_outbox(const char *label) {
     outbox_t *ob = test_outbox(label);
-    use_outbox(ob);
+    test_outboxctl_use(ob);
     for (const char *const *s = (const char *const[]){"held", "gone", "free", "stale", NULL}; *s; s++)
         put_checkpoint(ob, *s);
     /* held: term 1 released by node-b, term 2 held by node-a (renewed
@@ -183,7 +164,7 @@ static void status_shows_each_sinks_owner_term_and_lease(void **state) {
     char *out, cols[12][96];
     outbox_t *ob = ha_outbox("ctl_lease_status");
 
-    assert_int_equal(run(&out, "status"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "status"), 0);
     const char *head = strstr(out, "\nSINK ");
     assert_non_null(head);
     assert_non_null(strstr(head, " OWNER "));
@@ -211,7 +192,7 @@ static void status_shows_each_sinks_owner_term_and_lease(void **state) {
     assert_null(strstr(out, "node-c"));
     free(out);
 
-    assert_int_equal(run(&out, "status --json"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "status --json"), 0);
     bson_t status, sink;
     bson_error_t berr;
     if (!bson_init_from_json(&status, out, -1, &berr))
@@ -253,16 +234,16 @@ static void status_shows_each_sinks_owner_term_and_lease(void **state) {
 static void status_without_leases_shows_no_owner(void **state) {
     char *out, cols[12][96];
     outbox_t *ob = test_outbox("ctl_lease_none");
-    use_outbox(ob);
+    test_outboxctl_use(ob);
     put_checkpoint(ob, "a");
-    assert_int_equal(run(&out, "status"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "status"), 0);
     assert_true(text_row(out, "a", cols) >= 11);
     assert_string_equal(cols[8], "-");
     assert_string_equal(cols[9], "-");
     assert_string_equal(cols[10], "-");
     assert_null(strstr(out, "promoter:"));
     free(out);
-    assert_int_equal(run(&out, "status --json"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "status --json"), 0);
     bson_t status, sink;
     bson_error_t berr;
     if (!bson_init_from_json(&status, out, -1, &berr))
@@ -302,20 +283,20 @@ static int64_t requests(const outbox_t *ob, const char *lease, int64_t term) {
 static void lease_release_writes_the_request_for_the_current_term(void **state) {
     char *out;
     outbox_t *ob = ha_outbox("ctl_lease_release");
-    assert_int_equal(run(&out, "lease release held"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "lease release held"), 0);
     assert_string_equal(out, "release of sink held (term 2, held by node-a) requested; the holder hands it over "
                              "within renew_ms (150000 ms)\n");
     free(out);
     assert_int_equal(requests(ob, "sink:held", 2), 1);
     assert_int_equal(requests(ob, "sink:held", 1), 0);
     /* Asked twice: still one request, and no error. */
-    assert_int_equal(run(&out, "lease release held"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "lease release held"), 0);
     assert_non_null(strstr(out, "was already requested"));
     free(out);
     assert_int_equal(requests(ob, "sink:held", 2), 1);
     /* A holder that stopped renewing: the request is made, and the
      * operator told that the lease expires anyway. */
-    assert_int_equal(run(&out, "lease release stale"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "lease release stale"), 0);
     assert_non_null(strstr(out, "release of sink stale (term 5, held by node-b) requested"));
     assert_non_null(strstr(out, "note: its last renewal was "));
     free(out);
@@ -327,22 +308,22 @@ static void lease_release_exit_codes_tell_unheld_from_unknown(void **state) {
     char *out;
     outbox_t *ob = ha_outbox("ctl_lease_codes");
     /* A sink with a checkpoint and no claim: nobody holds it, exit 1. */
-    assert_int_equal(run(&out, "lease release free"), 1);
+    assert_int_equal(test_outboxctl_run(&out, "lease release free"), 1);
     assert_non_null(strstr(out, "no instance holds sink free"));
     free(out);
     /* Its newest claim was released: nobody holds it either. */
-    assert_int_equal(run(&out, "lease release gone"), 1);
+    assert_int_equal(test_outboxctl_run(&out, "lease release gone"), 1);
     assert_non_null(strstr(out, "no instance holds sink gone (term 3 was released by node-b)"));
     free(out);
     assert_int_equal(requests(ob, "sink:gone", 3), 0);
     /* Neither a claim nor a checkpoint: a typo, exit 2. */
-    assert_int_equal(run(&out, "lease release helt"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "lease release helt"), 2);
     assert_non_null(strstr(out, "unknown sink helt"));
     free(out);
-    assert_int_equal(run(&out, "lease release"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "lease release"), 2);
     assert_non_null(strstr(out, "expected lease release SINK"));
     free(out);
-    assert_int_equal(run(&out, "lease grab held"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "lease grab held"), 2);
     free(out);
     drop_all(ob);
 }
@@ -443,7 +424,7 @@ static void checkpoint_set_takes_the_lease_and_fences_the_holder(void **state) {
     }
     assert_int_equal(holder_writes(ob, "held", 2, &ids[0]), 1);
 
-    assert_int_equal(run(&out, "checkpoint set held %s", hex), 0);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint set held %s", hex), 0);
     assert_non_null(strstr(out, "sink held: lease taken at term 3 for outboxctl (it was term 2, held by node-a)"));
     free(out);
     assert_int_equal(newest_claim(ob, "sink:held", owner, sizeof owner), 3);
@@ -471,7 +452,7 @@ static void checkpoint_set_takes_the_lease_and_fences_the_holder(void **state) {
         mongoc_collection_destroy(c);
         mongoc_client_destroy(client);
     }
-    assert_int_equal(run(&out, "checkpoint reset held"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint reset held"), 0);
     assert_non_null(strstr(out, "lease taken at term 10 for outboxctl (it was term 3, held by outboxctl)"));
     free(out);
     doc = checkpoint_doc(ob, "held");
@@ -480,7 +461,7 @@ static void checkpoint_set_takes_the_lease_and_fences_the_holder(void **state) {
     bson_destroy(doc);
 
     /* No claim (ha off): the checkpoint moves as before, no lease taken. */
-    assert_int_equal(run(&out, "checkpoint set free %s", hex), 0);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint set free %s", hex), 0);
     assert_null(strstr(out, "lease taken"));
     free(out);
     assert_int_equal(newest_claim(ob, "sink:free", owner, sizeof owner), -1);
@@ -492,7 +473,7 @@ static void checkpoint_set_takes_the_lease_and_fences_the_holder(void **state) {
 
 static void usage_documents_the_lease_commands(void **state) {
     char *out;
-    assert_int_equal(run(&out, "--help"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "--help"), 0);
     assert_non_null(strstr(out, "lease release SINK"));
     assert_non_null(strstr(out, "lease_state"));
     free(out);

@@ -9,30 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char ctl[1024];
-static char conn[1024];
-
-static int run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...) {
-    char args[1024], cmd[3072];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s %s 2>&1", ctl, conn, args);
-    return test_run_command(cmd, out);
-}
-
+/* Each test starts with no --uri/--db/--outbox (testlib's outboxctl runner). */
 static int setup(void **state) {
-    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
-    snprintf(ctl, sizeof ctl, "'%s/outboxctl/outboxctl'", b ? b : ".");
-    conn[0] = '\0';
+    (void)state;
+    test_outboxctl_use(NULL);
     return 0;
-}
-
-static void use_outbox(const outbox_t *ob) {
-    snprintf(conn, sizeof conn, "--uri '%s' --db %s --outbox %s", test_mongodb_uri(), TEST_DB,
-             outbox_name(ob));
 }
 
 static void coll_name(char *out, size_t size, const outbox_t *ob, const char *suffix) {
@@ -172,7 +153,7 @@ static void status_counts_lag_in_natural_order(void **state) {
     char *out, hex[10][25], lost_hex[25] = "0123456789abcdef01234567";
     bson_oid_t ids[10], lost;
     outbox_t *ob = test_outbox("ctl_status");
-    use_outbox(ob);
+    test_outboxctl_use(ob);
     const int64_t base = 1700000000000;
 
     /* Ten events one second apart, inserted in the reverse of their ids'
@@ -192,7 +173,7 @@ static void status_counts_lag_in_natural_order(void **state) {
     /* Never in the log: outboxd has not noticed, its state says running. */
     put_checkpoint(ob, "lost", &lost, 5, "running", "");
 
-    assert_int_equal(run(&out, "status"), 3);
+    assert_int_equal(test_outboxctl_run(&out, "status"), 3);
     assert_non_null(strstr(out, ": 10 events"));
     assert_non_null(strstr(out, hex[0]));
     assert_non_null(strstr(out, hex[9]));
@@ -213,7 +194,7 @@ static void status_counts_lag_in_natural_order(void **state) {
     assert_string_equal(cols[3], "gap");
     free(out);
 
-    assert_int_equal(run(&out, "status --json"), 3);
+    assert_int_equal(test_outboxctl_run(&out, "status --json"), 3);
     bson_t status, sink;
     bson_error_t berr;
     if (!bson_init_from_json(&status, out, -1, &berr))
@@ -247,9 +228,9 @@ static void status_counts_lag_in_natural_order(void **state) {
     free(out);
 
     /* Without the lost sink nothing is in a gap: exit 0. */
-    assert_int_equal(run(&out, "checkpoint reset lost"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint reset lost"), 0);
     free(out);
-    assert_int_equal(run(&out, "status"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "status"), 0);
     text_row(out, "lost", cols);
     assert_string_equal(cols[1], "running");
     assert_string_equal(cols[3], "10");
@@ -260,9 +241,9 @@ static void status_counts_lag_in_natural_order(void **state) {
 static void status_of_a_missing_outbox_fails(void **state) {
     char *out;
     outbox_t *ob = test_outbox("ctl_status_none");
-    use_outbox(ob);
+    test_outboxctl_use(ob);
     drop_all(ob);
-    assert_int_equal(run(&out, "status"), 1);
+    assert_int_equal(test_outboxctl_run(&out, "status"), 1);
     assert_non_null(strstr(out, "does not exist"));
     free(out);
 }
@@ -272,7 +253,7 @@ static void checkpoint_set_and_reset(void **state) {
     bson_oid_t ids[5], lost, got;
     bson_iter_t it;
     outbox_t *ob = test_outbox("ctl_checkpoint");
-    use_outbox(ob);
+    test_outboxctl_use(ob);
     for (int i = 0; i < 5; i++) {
         ids[i] = test_put_order(ob, i + 1, "k");
         bson_oid_to_string(&ids[i], hex[i]);
@@ -281,13 +262,13 @@ static void checkpoint_set_and_reset(void **state) {
 
     /* A sink with no checkpoint is refused (a typo must not create a
      * checkpoint for a sink that does not exist) ... */
-    assert_int_equal(run(&out, "checkpoint set s1 %s", hex[1]), 1);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint set s1 %s", hex[1]), 1);
     assert_non_null(strstr(out, "sink s1 has no checkpoint"));
     assert_non_null(strstr(out, "--create"));
     free(out);
     assert_null(find_doc(ob, ".checkpoints", "s1"));
     /* ... unless --create: then it gets one. */
-    assert_int_equal(run(&out, "checkpoint set s1 %s --create", hex[1]), 0);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint set s1 %s --create", hex[1]), 0);
     assert_non_null(strstr(out, "(none) -> "));
     assert_non_null(strstr(out, hex[1]));
     free(out);
@@ -300,7 +281,7 @@ static void checkpoint_set_and_reset(void **state) {
 
     /* A sink outboxd stopped at a gap: moved, running, events kept. */
     put_checkpoint(ob, "g", &lost, 42, "gap", "gap in the log");
-    assert_int_equal(run(&out, "checkpoint set g %s", hex[3]), 0);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint set g %s", hex[3]), 0);
     assert_non_null(strstr(out, lost_hex));
     assert_non_null(strstr(out, hex[3]));
     assert_non_null(strstr(out, "state gap -> running"));
@@ -315,14 +296,14 @@ static void checkpoint_set_and_reset(void **state) {
     assert_string_equal(bson_iter_utf8(&it, NULL), "set by outboxctl");
     assert_true(bson_iter_init_find(&it, doc, "events") && bson_iter_as_int64(&it) == 42);
     bson_destroy(doc);
-    assert_int_equal(run(&out, "status"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "status"), 0);
     char cols[4][64];
     text_row(out, "g", cols);
     assert_string_equal(cols[3], "1");
     free(out);
 
     /* An id that is not in the log: exit 1, named, nothing changed. */
-    assert_int_equal(run(&out, "checkpoint set g %s", lost_hex), 1);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint set g %s", lost_hex), 1);
     assert_non_null(strstr(out, lost_hex));
     assert_non_null(strstr(out, outbox_name(ob)));
     free(out);
@@ -331,11 +312,11 @@ static void checkpoint_set_and_reset(void **state) {
     bson_oid_copy(bson_iter_oid(&it), &got);
     assert_true(bson_oid_equal(&got, &ids[3]));
     bson_destroy(doc);
-    assert_int_equal(run(&out, "checkpoint set g nothex"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint set g nothex"), 2);
     free(out);
 
     /* reset: back to the oldest event, events kept. */
-    assert_int_equal(run(&out, "checkpoint reset g"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint reset g"), 0);
     assert_non_null(strstr(out, "-> (start)"));
     free(out);
     doc = find_doc(ob, ".checkpoints", "g");
@@ -346,23 +327,23 @@ static void checkpoint_set_and_reset(void **state) {
     assert_string_equal(bson_iter_utf8(&it, NULL), "reset by outboxctl");
     assert_true(bson_iter_init_find(&it, doc, "events") && bson_iter_as_int64(&it) == 42);
     bson_destroy(doc);
-    assert_int_equal(run(&out, "status"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "status"), 0);
     text_row(out, "g", cols);
     assert_string_equal(cols[2], "(start)");
     assert_string_equal(cols[3], "5");
     free(out);
 
     /* An unknown sink is refused, with the known ones, and not created. */
-    assert_int_equal(run(&out, "checkpoint reset nosuch"), 1);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint reset nosuch"), 1);
     assert_non_null(strstr(out, "nosuch"));
     assert_non_null(strstr(out, "known sinks: g, s1"));
     free(out);
     assert_null(find_doc(ob, ".checkpoints", "nosuch"));
     assert_int_equal(count_in(ob, ".checkpoints"), 2);
 
-    assert_int_equal(run(&out, "checkpoint"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint"), 2);
     free(out);
-    assert_int_equal(run(&out, "checkpoint reset"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "checkpoint reset"), 2);
     free(out);
     drop_all(ob);
 }
@@ -432,7 +413,7 @@ static void deadletter_list_and_retry(void **state) {
     bson_oid_t ev_ids[3], dl_ids[3];
     bson_t *events[3], *docs[16];
     outbox_t *ob = test_outbox("ctl_deadletter");
-    use_outbox(ob);
+    test_outboxctl_use(ob);
     const char *sinks[3] = {"kafka", "kafka", "redis"};
     const char *keys[3] = {"order-1", NULL, "order-3"};
     for (int i = 0; i < 3; i++) {
@@ -449,7 +430,7 @@ static void deadletter_list_and_retry(void **state) {
     }
 
     /* list: one object per line, oldest first, with the documented fields. */
-    assert_int_equal(run(&out, "deadletter list"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter list"), 0);
     char *line = out;
     for (int i = 0; i < 3; i++) {
         bson_t obj;
@@ -475,17 +456,17 @@ static void deadletter_list_and_retry(void **state) {
     }
     assert_string_equal(line, "");
     free(out);
-    assert_int_equal(run(&out, "deadletter list --sink redis"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter list --sink redis"), 0);
     assert_non_null(strstr(out, dl_hex[2]));
     assert_null(strchr(strchr(out, '\n') + 1, '\n'));
     free(out);
-    assert_int_equal(run(&out, "deadletter list --limit 2"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter list --limit 2"), 0);
     assert_non_null(strstr(out, dl_hex[1]));
     assert_null(strstr(out, dl_hex[2]));
     free(out);
 
     /* retry --sink: only kafka's, at the end of the log as new events. */
-    assert_int_equal(run(&out, "deadletter retry --sink kafka"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter retry --sink kafka"), 0);
     assert_non_null(strstr(out, "2 events retried"));
     free(out);
     assert_int_equal(count_in(ob, ".deadletter"), 1);
@@ -495,18 +476,18 @@ static void deadletter_list_and_retry(void **state) {
     check_retried(docs + 3, 2, events[1], NULL);
     for (int i = 0; i < n; i++)
         bson_destroy(docs[i]);
-    assert_int_equal(run(&out, "deadletter list"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter list"), 0);
     assert_non_null(strstr(out, dl_hex[2]));
     assert_null(strstr(out, dl_hex[0]));
     free(out);
 
     /* retry --id: an unknown one fails; the known one goes. */
-    assert_int_equal(run(&out, "deadletter retry --id %s", dl_hex[0]), 1);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter retry --id %s", dl_hex[0]), 1);
     assert_non_null(strstr(out, dl_hex[0]));
     free(out);
-    assert_int_equal(run(&out, "deadletter retry --id nothex"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter retry --id nothex"), 2);
     free(out);
-    assert_int_equal(run(&out, "deadletter retry --id %s", dl_hex[2]), 0);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter retry --id %s", dl_hex[2]), 0);
     assert_non_null(strstr(out, "1 events retried"));
     free(out);
     assert_int_equal(count_in(ob, ".deadletter"), 0);
@@ -517,10 +498,10 @@ static void deadletter_list_and_retry(void **state) {
         bson_destroy(docs[i]);
 
     /* Nothing left: retry has nothing to do, and says so. */
-    assert_int_equal(run(&out, "deadletter retry"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter retry"), 0);
     assert_non_null(strstr(out, "0 events retried"));
     free(out);
-    assert_int_equal(run(&out, "deadletter frob"), 2);
+    assert_int_equal(test_outboxctl_run(&out, "deadletter frob"), 2);
     free(out);
     for (int i = 0; i < 3; i++)
         bson_destroy(events[i]);
@@ -529,7 +510,7 @@ static void deadletter_list_and_retry(void **state) {
 
 static void usage_documents_the_commands(void **state) {
     char *out;
-    assert_int_equal(run(&out, "--help"), 0);
+    assert_int_equal(test_outboxctl_run(&out, "--help"), 0);
     assert_non_null(strstr(out, "status [--json]"));
     assert_non_null(strstr(out, "checkpoint set SINK ID"));
     assert_non_null(strstr(out, "checkpoint reset SINK"));

@@ -3,6 +3,7 @@
  */
 #include "testlib.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,4 +251,25 @@ int test_scaled(int n) {
     if (!quick || !quick[0] || strcmp(quick, "0") == 0)
         return n;
     return n / 10 > 0 ? n / 10 : 1;
+}
+
+static char outboxctl_conn[1024]; /* test_outboxctl_use's options */
+
+void test_outboxctl_use(const outbox_t *ob) {
+    if (!ob)
+        outboxctl_conn[0] = '\0';
+    else
+        snprintf(outboxctl_conn, sizeof outboxctl_conn, "--uri '%s' --db %s --outbox %s", test_mongodb_uri(),
+                 TEST_DB, outbox_name(ob));
+}
+
+int test_outboxctl_run(char **out, const char *fmt, ...) {
+    char args[1024], cmd[3072];
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s/outboxctl/outboxctl' %s %s 2>&1", b ? b : ".", outboxctl_conn, args);
+    return test_run_command(cmd, out);
 }

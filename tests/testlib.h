@@ -100,3 +100,11 @@ int test_scaled(int n);
 /* Runs a shell command; returns its exit status and (if out) its stdout
  * (caller frees). */
 int test_run_command(const char *cmd, char **out);
+
+/* outboxctl of the build tree (OUTBOX_TEST_BUILDDIR), run as a user would.
+ * test_outboxctl_use(ob) sets the --uri, --db and --outbox of the runs that
+ * follow (NULL: none, as at the start of a test); test_outboxctl_run runs
+ * "outboxctl THOSE ARGS 2>&1" with ARGS from fmt, returns its exit status
+ * and, if out, what it printed (caller frees). */
+void test_outboxctl_use(const outbox_t *ob);
+int test_outboxctl_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
