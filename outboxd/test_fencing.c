@@ -4,8 +4,9 @@
  * changes neither the checkpoint nor the dead letters, is told so once
  * (fence->lost) and never retries; claiming the checkpoint stamps the
  * term and hands back the position; abandoning the writers writes
- * nothing; and with no fence (ha.enabled: false) every write is what it
- * was before leases.
+ * nothing; a write racing a claim from another process never undoes it;
+ * and with no fence (ha.enabled: false) every write is what it was
+ * before leases.
  *
  * The fence's valid/lost callbacks are the test's own (the lease manager
  * is another package's): they count their calls, and valid can be held at
@@ -24,6 +25,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Each test's own collection in the test database. */
@@ -32,16 +34,20 @@ typedef struct {
     char cp_coll[128], dl_coll[128];
 } fixture_t;
 
+/* A pool on the test server (NULL when the URI is bad). */
+static mongoc_client_pool_t *pool_new(void) {
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(test_mongodb_uri(), NULL);
+    mongoc_client_pool_t *pool = uri ? mongoc_client_pool_new(uri) : NULL;
+    if (pool)
+        mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
+    mongoc_uri_destroy(uri);
+    return pool;
+}
+
 static void fixture_open(fixture_t *f, const char *label) {
     static int counter;
-    bson_error_t berr;
-    mongoc_uri_t *uri = mongoc_uri_new_with_error(test_mongodb_uri(), &berr);
-    if (!uri)
-        fail_msg("uri: %s", berr.message);
-    f->pool = mongoc_client_pool_new(uri);
+    f->pool = pool_new();
     assert_non_null(f->pool);
-    mongoc_client_pool_set_error_api(f->pool, MONGOC_ERROR_API_VERSION_2);
-    mongoc_uri_destroy(uri);
     snprintf(f->cp_coll, sizeof f->cp_coll, "fence_%s_%d_%d.checkpoints", label, (int)getpid(), ++counter);
     snprintf(f->dl_coll, sizeof f->dl_coll, "fence_%s_%d_%d.deadletter", label, (int)getpid(), counter);
 }
@@ -362,6 +368,81 @@ static void claiming_with_a_lower_term_is_fenced(void **state) {
     cp_str(&f, "audit", "owner", owner, sizeof owner);
     assert_string_equal(owner, "node-b");
     assert_int_equal(cp_int(&f, "audit", "term"), 5);
+    fixture_close(&f);
+}
+
+/* The race a fence exists for: another process keeps writing the
+ * checkpoint at term 1 (a deposed holder that has not noticed yet) while
+ * this one claims term 2. Once the claim has returned, nothing of the
+ * other's may land: the document keeps term 2 and the claimed position,
+ * and the other is told FENCED. A server that runs the conditional write
+ * as a read and a separate write-back (stock FerretDB 1.x: docs/leases.md
+ * section 0) lets a write that read term 1 just before the claim put it
+ * back, and this fails. The writer is a process of its own, as a deposed
+ * holder is: within one process the writes of a document are serialized
+ * (outboxd_checkpoint_doc_lock). */
+enum { RACE_ROUNDS = 10, RACE_WRITES_MAX = 20000 };
+
+/* The deposed holder: writes at term 1 until fenced (exit 0); 2 on a
+ * server error, 3 when never fenced. */
+static void race_writer(const char *coll, const char *sink) {
+    mongoc_client_pool_t *pool = pool_new();
+    int code = 3;
+    if (!pool)
+        _exit(2);
+    for (int i = 1; i <= RACE_WRITES_MAX && code == 3; i++) {
+        char err[600];
+        bson_oid_t oid;
+        bson_oid_init(&oid, NULL);
+        outboxd_checkpoint_t cp = position(&oid, i);
+        outboxd_write_rc_t rc = outboxd_checkpoint_write(pool, TEST_DB, coll, sink, 1, &cp, NULL, err, sizeof err);
+        if (rc == OUTBOXD_WRITE_FENCED)
+            code = 0;
+        else if (rc != OUTBOXD_WRITE_OK) {
+            fprintf(stderr, "race writer: %s\n", err);
+            code = 2;
+        }
+    }
+    mongoc_client_pool_destroy(pool);
+    _exit(code);
+}
+
+static void a_write_racing_a_claim_never_undoes_it(void **state) {
+    fixture_t f;
+    fixture_open(&f, "race");
+    for (int round = 1; round <= RACE_ROUNDS; round++) {
+        char sink[32];
+        snprintf(sink, sizeof sink, "race%d", round);
+        outboxd_checkpoint_t cp;
+        bool found;
+        claim_ok(&f, sink, 1, "node-a", &cp, &found);
+        /* No pool across the fork: its monitoring threads would not exist
+         * in the child, and what they hold would be leaked there. */
+        mongoc_client_pool_destroy(f.pool);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            race_writer(f.cp_coll, sink);
+        f.pool = pool_new();
+        assert_non_null(f.pool);
+        /* Claim while the other writes (it has written a few times). */
+        for (int i = 0; i < WAIT_MS / 5 && cp_int(&f, sink, "events") < 3; i++)
+            usleep(5000);
+        claim_ok(&f, sink, 2, "node-b", &cp, &found);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0)
+            fail_msg("round %d: the term-1 writer %s", round,
+                     WEXITSTATUS(status) == 3 ? "was never fenced: a write of it undid the claim of term 2"
+                                              : "failed (its error is above)");
+        assert_int_equal(cp_int(&f, sink, "term"), 2);
+        assert_int_equal(cp_int(&f, sink, "events"), cp.events);
+        assert_true(cp_at(&f, sink, &cp.last_id));
+    }
+    printf("# %d rounds of a claim of term 2 racing a process writing at term 1: the claim held every time\n",
+           RACE_ROUNDS);
     fixture_close(&f);
 }
 
@@ -713,6 +794,7 @@ int main(void) {
         cmocka_unit_test(claiming_the_checkpoint_stamps_the_term_and_returns_the_position),
         cmocka_unit_test(claiming_with_a_lower_term_is_fenced),
         cmocka_unit_test(a_checkpoint_write_with_an_old_term_changes_nothing),
+        cmocka_unit_test(a_write_racing_a_claim_never_undoes_it),
         cmocka_unit_test(the_checkpoint_writer_tells_lost_and_stops_retrying),
         cmocka_unit_test(the_checkpoint_writer_writes_only_while_valid),
         cmocka_unit_test(a_failed_checkpoint_write_is_retried_only_while_valid),

@@ -288,14 +288,6 @@ typedef struct {
     int64_t cp_term[MAX_SINKS], claim_term[MAX_SINKS];
     char failure[600]; /* the first rule broken; "" when none */
     bool running;
-    /* FerretDB 1.x applies a conditional update as a read, then a write
-     * (docs/leases.md section 3, "What FerretDB 1.x does not give"): a
-     * deposed holder's write that read the document just before the new
-     * holder's claim puts its older term back until the new holder writes
-     * again. There the checkpoint's term going back is counted and shown;
-     * on MongoDB it fails the test. */
-    bool ferretdb;
-    int term_backs;
 } sampler_t;
 
 static sampler_t g_sampler;
@@ -374,12 +366,10 @@ static bool sample_once(sampler_t *s, mongoc_client_t *client) {
             snprintf(s->failure, sizeof s->failure,
                      "sample %d: sink %s: the newest claim went back from term %" PRId64 " to %" PRId64,
                      s->samples + 1, sink, s->claim_term[i], newest[i]);
-        else if (cp[i] < s->cp_term[i] && !s->ferretdb)
+        else if (cp[i] < s->cp_term[i])
             snprintf(s->failure, sizeof s->failure,
                      "sample %d: sink %s: the checkpoint's term went back from %" PRId64 " to %" PRId64,
                      s->samples + 1, sink, s->cp_term[i], cp[i]);
-        else if (cp[i] < s->cp_term[i])
-            s->term_backs++; /* FerretDB 1.x: docs/leases.md section 3 */
         else if (cp[i] > newest[i])
             snprintf(s->failure, sizeof s->failure,
                      "sample %d: sink %s: the checkpoint has term %" PRId64 ", above every claim (newest %" PRId64 ")",
@@ -407,7 +397,6 @@ static void sampler_start(sampler_t *s, outbox_t *ob, const char *const *sinks, 
     memset(s, 0, sizeof *s);
     s->ob = ob;
     s->n_sinks = n;
-    s->ferretdb = strcmp(test_mongodb_kind(), "ferretdb") == 0;
     for (int i = 0; i < n; i++) {
         s->sinks[i] = sinks[i];
         s->cp_term[i] = s->claim_term[i] = -1;
@@ -434,10 +423,6 @@ static void sampler_check(sampler_t *s) {
     for (int i = 0; i < s->n_sinks; i++)
         print_message(" %s %" PRId64, s->sinks[i], s->claim_term[i]);
     print_message("\n");
-    if (s->term_backs)
-        print_message("# FerretDB 1.x: a checkpoint's term went back %d time(s) in the samples (a deposed holder's "
-                      "write read the document just before the claim: docs/leases.md section 3)\n",
-                      s->term_backs);
     if (s->failure[0])
         FAIL_WITH_LOGS("%s", s->failure);
     assert_true(s->samples > 0);
