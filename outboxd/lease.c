@@ -65,6 +65,8 @@ struct outboxd_lease {
 
     /* The manager thread's only: the observation of section 1.5. */
     bool seen;                 /* a claim was seen in a previous read */
+    int64_t claimable_since;   /* t_recv of the first of the reads in a row that let us bid; 0 */
+    bool by_fallback;          /* held because it had no holder too long: kept, never handed over */
     int64_t v_term, v_renewals; /* the version of the newest claim */
     bool v_released;
     int64_t v_ttl;             /* that claim's ttl_ms */
@@ -77,7 +79,9 @@ struct outboxd_lease {
 typedef struct {
     char instance[80], run[120];
     int64_t renewals, ttl, first_seen, sinks_held;
+    char *sinks;  /* the sink leases its config has (outboxd_lease_list_has); NULL: any */
     bool present; /* in the read just made */
+    bool live;    /* renewed within a TTL */
 } presence_t;
 
 struct outboxd_leases {
@@ -314,8 +318,16 @@ void outboxd_leases_forget(outboxd_leases_t *m, outboxd_lease_t *l) {
 
 typedef struct {
     outboxd_lease_doc_t *docs;
+    char **lists; /* a presence's sinks (outboxd_lease_presence_sinks), else NULL */
     size_t n, cap;
 } docs_t;
+
+static void docs_free(docs_t *d) {
+    for (size_t i = 0; d->lists && i < d->n; i++)
+        free(d->lists[i]);
+    free(d->lists);
+    free(d->docs);
+}
 
 /* The newest claim of a lease in the read, or NULL. */
 static const outboxd_lease_doc_t *newest_claim(const docs_t *d, const char *name) {
@@ -349,11 +361,16 @@ static bool read_all(outboxd_leases_t *m, mongoc_collection_t *c, docs_t *d, bso
         if (d->n == d->cap) {
             size_t cap = d->cap ? 2 * d->cap : 32;
             outboxd_lease_doc_t *grown = realloc(d->docs, cap * sizeof *grown);
-            if (!grown)
+            if (grown)
+                d->docs = grown;
+            char **lists = grown ? realloc(d->lists, cap * sizeof *lists) : NULL;
+            if (lists)
+                d->lists = lists;
+            if (!grown || !lists)
                 break;
-            d->docs = grown;
             d->cap = cap;
         }
+        d->lists[d->n] = x.is_presence ? outboxd_lease_presence_sinks(doc) : NULL;
         d->docs[d->n++] = x;
     }
     bool ok = !mongoc_cursor_error(cur, berr);
@@ -368,13 +385,32 @@ static int64_t matched_count(const bson_t *reply) {
     return bson_iter_init_find(&it, reply, "matchedCount") ? bson_iter_as_int64(&it) : 0;
 }
 
-static void write_presence(outboxd_leases_t *m, mongoc_collection_t *c, int64_t sinks_held) {
-    bson_t filter, opts = BSON_INITIALIZER;
+/* This run's presence: its renewal count and time, how many sink leases it
+ * holds, and which sink leases its config has (so that the others know
+ * which sinks it can take: section 1.7). */
+static void write_presence(outboxd_leases_t *m, mongoc_collection_t *c, int64_t sinks_held, outboxd_lease_t **all,
+                           size_t n) {
+    bson_t filter, opts = BSON_INITIALIZER, set, list;
     bson_error_t berr;
     outboxd_lease_presence_id(&filter, m->instance, m->run);
     bson_t *update = BCON_NEW("$inc", "{", "renewals", BCON_INT64(1), "}", "$currentDate", "{", "renewed",
-                              BCON_BOOL(true), "}", "$set", "{", "ttl_ms", BCON_INT64(m->ttl), "sinks_held",
-                              BCON_INT64(sinks_held), "}");
+                              BCON_BOOL(true), "}");
+    BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+    BSON_APPEND_INT64(&set, "ttl_ms", m->ttl);
+    BSON_APPEND_INT64(&set, "sinks_held", sinks_held);
+    BSON_APPEND_ARRAY_BEGIN(&set, "sinks", &list);
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (!all[i]->is_sink || all[i]->forgotten)
+            continue;
+        char key[16];
+        const char *kp;
+        bson_uint32_to_string((uint32_t)k++, &kp, key, sizeof key);
+        bson_append_utf8(&list, kp, -1, all[i]->name, -1);
+    }
+    pthread_mutex_unlock(&m->mu);
+    bson_append_array_end(&set, &list);
+    bson_append_document_end(update, &set);
     BSON_APPEND_BOOL(&opts, "upsert", true);
     mongoc_write_concern_append(m->wc, &opts);
     if (!mongoc_collection_update_one(c, &filter, update, &opts, NULL, &berr))
@@ -629,11 +665,10 @@ static bool try_acquire(outboxd_leases_t *m, mongoc_collection_t *c, outboxd_lea
     return true;
 }
 
-/* Section 1.7's live count, and presence housekeeping. *fewest: the
- * fewest sink leases another live run says it holds (INT64_MAX: none). */
-static int64_t watch_presences(outboxd_leases_t *m, mongoc_collection_t *c, const docs_t *d, int64_t t_recv,
-                               int64_t *fewest) {
-    *fewest = INT64_MAX;
+/* Section 1.7's live count (this run included), and presence
+ * housekeeping: each other run's presence, its sink list and whether it is
+ * live, from the read just made. */
+static int64_t watch_presences(outboxd_leases_t *m, mongoc_collection_t *c, docs_t *d, int64_t t_recv) {
     for (size_t i = 0; i < m->n_presences; i++)
         m->presences[i].present = false;
     for (size_t i = 0; i < d->n; i++) {
@@ -661,21 +696,20 @@ static int64_t watch_presences(outboxd_leases_t *m, mongoc_collection_t *c, cons
         }
         p->ttl = x->ttl_ms;
         p->sinks_held = x->sinks_held;
+        free(p->sinks);
+        p->sinks = d->lists[i]; /* taken over */
+        d->lists[i] = NULL;
         p->present = true;
     }
     int64_t live = 1;
     size_t kept = 0;
     for (size_t i = 0; i < m->n_presences; i++) {
         presence_t *p = &m->presences[i];
-        if (!p->present)
-            continue;
         int64_t ttl = max64(m->ttl, p->ttl);
-        if (t_recv - p->first_seen < ttl) {
+        p->live = p->present && t_recv - p->first_seen < ttl;
+        if (p->live)
             live++;
-            if (p->sinks_held < *fewest)
-                *fewest = p->sinks_held;
-        }
-        if (t_recv - p->first_seen >= PRESENCE_GONE_TTLS * ttl) {
+        if (p->present && t_recv - p->first_seen >= PRESENCE_GONE_TTLS * ttl) {
             /* A run that stopped without removing its presence (kill -9). */
             bson_t filter;
             bson_error_t berr;
@@ -683,12 +717,30 @@ static int64_t watch_presences(outboxd_leases_t *m, mongoc_collection_t *c, cons
             if (!mongoc_collection_delete_one(c, &filter, NULL, NULL, &berr))
                 LOG_DEBUG("leases: stale presence of run %s not deleted: %s", p->run, berr.message);
             bson_destroy(&filter);
+        }
+        if (!p->present || t_recv - p->first_seen >= PRESENCE_GONE_TTLS * ttl) {
+            free(p->sinks);
             continue;
         }
         m->presences[kept++] = *p;
     }
     m->n_presences = kept;
     return live;
+}
+
+/* The fewest sink leases held by another live run whose config has this
+ * lease (one that could take it); INT64_MAX when there is none. */
+static int64_t fewest_rival(const outboxd_leases_t *m, const char *lease, const presence_t **who) {
+    int64_t fewest = INT64_MAX;
+    for (size_t i = 0; i < m->n_presences; i++) {
+        const presence_t *p = &m->presences[i];
+        if (p->live && outboxd_lease_list_has(p->sinks, lease) && p->sinks_held < fewest) {
+            fewest = p->sinks_held;
+            if (who)
+                *who = p;
+        }
+    }
+    return fewest;
 }
 
 /* Section 1.5 for one lease, on the read just made: updates the version
@@ -787,13 +839,12 @@ static void round_run(outboxd_leases_t *m) {
 
     /* 2. This run's presence. */
     if (read_ok)
-        write_presence(m, c, held_sinks);
+        write_presence(m, c, held_sinks, all, n);
 
     if (read_ok) {
         /* 4. Observe every lease, then bid within the fair share. */
-        int64_t fewest;
-        int64_t live = watch_presences(m, c, &d, t_recv, &fewest);
-        int64_t share = (sinks + live - 1) / live, floor_share = sinks / live;
+        int64_t live = watch_presences(m, c, &d, t_recv);
+        int64_t share = (sinks + live - 1) / live;
         outboxd_lease_t **cands = calloc(n ? n : 1, sizeof *cands);
         const outboxd_lease_doc_t **newest = calloc(n ? n : 1, sizeof *newest);
         char(*prev)[160] = calloc(n ? n : 1, sizeof *prev);
@@ -806,8 +857,12 @@ static void round_run(outboxd_leases_t *m) {
             pthread_mutex_lock(&m->mu);
             bool skip = held_locked(l) || l->forgotten || now < l->abstain_until;
             pthread_mutex_unlock(&m->mu);
-            if (skip || !free_or_expired)
+            if (skip || !free_or_expired) {
+                l->claimable_since = 0;
                 continue;
+            }
+            if (!l->claimable_since)
+                l->claimable_since = t_recv;
             newest[n_cands] = nc;
             cands[n_cands++] = l;
         }
@@ -829,45 +884,71 @@ static void round_run(outboxd_leases_t *m) {
         pthread_mutex_lock(&m->mu);
         bool may_claim = now >= m->no_claims_until;
         pthread_mutex_unlock(&m->mu);
+        /* A free sink lease is ours to take when this run is below its
+         * share, or no other live run can take it (its config lacks the
+         * sink: instances in the middle of a config roll-out), or no run
+         * that can holds fewer sinks than this one. And whatever the
+         * counts say, when it stayed free for two rounds: then the others'
+         * view disagrees with ours (an outboxd from before the sink lists
+         * that lacks the sink), and a sink without a holder is worse than
+         * an uneven spread; such a lease is never handed over for balance. */
         for (size_t i = 0; i < n_cands; i++) {
-            if (cands[i]->is_sink && (held_sinks >= share || !may_claim))
-                continue;
-            if (try_acquire(m, c, cands[i], newest[i], prev[i]) && cands[i]->is_sink)
-                held_sinks++;
-        }
-        /* Above the share, or above S / live while another instance holds
-         * less than that, two rounds in a row: hand one lease over (the
-         * most recently acquired), one at a time. The second rule breaks
-         * what ceil alone leaves stable: four sinks over three instances
-         * as 2 + 2 + 0 (the share is 2, nobody is above it, nothing is
-         * free). */
-        bool over = held_sinks > share || (held_sinks > floor_share && fewest < floor_share);
-        m->over_rounds = over ? m->over_rounds + 1 : 0;
-        if (m->over_rounds >= 2) {
-            outboxd_lease_t *pick = NULL;
-            bool pending = false;
-            pthread_mutex_lock(&m->mu);
-            for (size_t i = 0; i < n; i++) {
-                outboxd_lease_t *l = all[i];
-                if (!l->is_sink || !held_locked(l))
+            outboxd_lease_t *l = cands[i];
+            bool fallback = false;
+            if (l->is_sink) {
+                if (!may_claim)
                     continue;
-                if (atomic_load(&l->handover) == atomic_load(&l->term))
-                    pending = true;
-                else if (!pick || atomic_load(&l->acquired) > atomic_load(&pick->acquired))
-                    pick = l;
+                bool fair = held_sinks < share || held_sinks <= fewest_rival(m, l->name, NULL);
+                fallback = !fair && t_recv - l->claimable_since >= 2 * m->renew;
+                if (!fair && !fallback)
+                    continue;
             }
-            if (!pending && pick) {
-                atomic_store(&pick->handover, atomic_load(&pick->term));
-                LOG_INFO("lease %s: hand-over of term %lld wanted (this instance holds %lld sink leases, its share "
-                         "is %lld of %lld sinks over %lld instances%s) mono_ms=%lld",
-                         pick->name, (long long)atomic_load(&pick->term), (long long)held_sinks, (long long)share,
-                         (long long)sinks, (long long)live,
-                         held_sinks > share ? "" : ", and another instance holds fewer than sinks / instances",
-                         (long long)outboxd_lease_now_ms());
-                m->over_rounds = 0;
+            l->by_fallback = fallback;
+            if (try_acquire(m, c, l, newest[i], prev[i]) && l->is_sink) {
+                held_sinks++;
+                if (fallback)
+                    LOG_INFO("lease %s: taken although this instance holds %lld sink leases: it had no holder "
+                             "for %lld ms; it stays here (no hand-over for balance) mono_ms=%lld",
+                             l->name, (long long)held_sinks, (long long)(t_recv - l->claimable_since),
+                             (long long)outboxd_lease_now_ms());
             }
-            pthread_mutex_unlock(&m->mu);
         }
+        /* Two rounds in a row with another live run that can take one of
+         * our sinks and holds at least two fewer: hand that sink over (the
+         * most recently acquired such, one at a time). Each hand-over makes
+         * the spread strictly more even, so it ends; four sinks over three
+         * instances do not stay at 2 + 2 + 0, and a sink no other run can
+         * take is never given up. */
+        outboxd_lease_t *pick = NULL;
+        const presence_t *to = NULL;
+        bool pending = false;
+        pthread_mutex_lock(&m->mu);
+        for (size_t i = 0; i < n; i++) {
+            outboxd_lease_t *l = all[i];
+            if (!l->is_sink || !held_locked(l))
+                continue;
+            if (atomic_load(&l->handover) == atomic_load(&l->term)) {
+                pending = true;
+                continue;
+            }
+            const presence_t *who = NULL;
+            if (l->by_fallback || fewest_rival(m, l->name, &who) > held_sinks - 2)
+                continue;
+            if (!pick || atomic_load(&l->acquired) > atomic_load(&pick->acquired)) {
+                pick = l;
+                to = who;
+            }
+        }
+        m->over_rounds = pick && !pending ? m->over_rounds + 1 : 0;
+        if (m->over_rounds >= 2) {
+            atomic_store(&pick->handover, atomic_load(&pick->term));
+            LOG_INFO("lease %s: hand-over of term %lld wanted (this instance holds %lld sink leases; instance %s, "
+                     "which has this sink too, holds %lld) mono_ms=%lld",
+                     pick->name, (long long)atomic_load(&pick->term), (long long)held_sinks, to->instance,
+                     (long long)to->sinks_held, (long long)outboxd_lease_now_ms());
+            m->over_rounds = 0;
+        }
+        pthread_mutex_unlock(&m->mu);
 
         /* Wake exactly when the earliest watched claim expires. */
         pthread_mutex_lock(&m->mu);
@@ -890,7 +971,7 @@ static void round_run(outboxd_leases_t *m) {
     mongoc_client_pool_push(m->pool, client);
     LOG_DEBUG("leases: round over %zu leases took %lld ms (the read %lld ms)", n,
               (long long)(outboxd_lease_now_ms() - start), (long long)(t_recv - start));
-    free(d.docs);
+    docs_free(&d);
     free(all);
 }
 
@@ -980,6 +1061,8 @@ void outboxd_leases_free(outboxd_leases_t *m) {
         free(m->leases);
         m->leases = next;
     }
+    for (size_t i = 0; i < m->n_presences; i++)
+        free(m->presences[i].sinks);
     free(m->presences);
     mongoc_write_concern_destroy(m->wc);
     mongoc_write_concern_destroy(m->wc_claim);

@@ -7,6 +7,7 @@
 #include "lease_doc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void outboxd_lease_claim_id(bson_t *out, const char *lease, int64_t term) {
@@ -113,4 +114,41 @@ bool outboxd_lease_doc_parse(const bson_t *doc, outboxd_lease_doc_t *out) {
     if (bson_iter_init_find(&it, doc, "renewed") && BSON_ITER_HOLDS_DATE_TIME(&it))
         out->renewed_ms = bson_iter_date_time(&it);
     return true;
+}
+
+char *outboxd_lease_presence_sinks(const bson_t *doc) {
+    bson_iter_t it, arr;
+    if (!bson_iter_init_find(&it, doc, "sinks") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &arr))
+        return NULL;
+    size_t len = 1;
+    bson_iter_t count = arr;
+    while (bson_iter_next(&count))
+        if (BSON_ITER_HOLDS_UTF8(&count))
+            len += strlen(bson_iter_utf8(&count, NULL)) + 1;
+    char *list = malloc(len + 1);
+    if (!list)
+        return NULL;
+    size_t at = 0;
+    list[at++] = '\n';
+    while (bson_iter_next(&arr)) {
+        if (!BSON_ITER_HOLDS_UTF8(&arr))
+            continue;
+        const char *name = bson_iter_utf8(&arr, NULL);
+        size_t n = strlen(name);
+        memcpy(list + at, name, n);
+        at += n;
+        list[at++] = '\n';
+    }
+    list[at] = '\0';
+    return list;
+}
+
+bool outboxd_lease_list_has(const char *list, const char *lease) {
+    if (!list)
+        return true;
+    size_t n = strlen(lease);
+    for (const char *p = strstr(list, lease); p; p = strstr(p + 1, lease))
+        if (p > list && p[-1] == '\n' && p[n] == '\n')
+            return true;
+    return false;
 }

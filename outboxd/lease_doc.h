@@ -10,7 +10,8 @@
  *                          ttl_ms, renew_ms, renewals: NumberLong, acquired, renewed, released }
  *   a release request:   { _id: { lease: "sink:audit", term: NumberLong(7), op: "release" }, by, at }
  *   an outboxd's presence: { _id: { instance: "node-a", run: "node-a:4711:9f3a0c1e" },
- *                          renewals: NumberLong, renewed, ttl_ms, sinks_held }
+ *                          renewals: NumberLong, renewed, ttl_ms, sinks_held,
+ *                          sinks: ["sink:audit", ...] (the sink leases its config has) }
  */
 #ifndef OUTBOXD_LEASE_DOC_H
 #define OUTBOXD_LEASE_DOC_H
@@ -55,5 +56,16 @@ typedef struct {
 /* false: not a document of ours (other shape, over-long names); the caller
  * ignores it. */
 bool outboxd_lease_doc_parse(const bson_t *doc, outboxd_lease_doc_t *out);
+
+/* A presence's sinks as one string, each name between newlines
+ * ("\nsink:a\nsink:b\n"; the caller frees it), for
+ * outboxd_lease_list_has. NULL when the document has no list (written by
+ * an outboxd from before the lists, which may hold any sink) or memory
+ * ran out. Entries that are not strings are skipped. */
+char *outboxd_lease_presence_sinks(const bson_t *doc);
+
+/* Whether a list from outboxd_lease_presence_sinks names lease; a NULL
+ * list names every lease. */
+bool outboxd_lease_list_has(const char *list, const char *lease);
 
 #endif

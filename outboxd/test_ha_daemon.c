@@ -15,7 +15,11 @@
  *   - a standby instance opens no tail of the log (the shared reader idles
  *     without members);
  *   - with ha.enabled: false outboxd publishes as before leases: no term in
- *     the checkpoint, no N.leases.
+ *     the checkpoint, no N.leases;
+ *   - instances with different sink lists (a config roll-out) leave no sink
+ *     without a holder, and hand over only what the other can run;
+ *   - SIGHUP keeps the lease of an unchanged sink, hands a removed one over
+ *     at once and takes an added one.
  * Each instance has its own instance_id, config file and output file (the
  * sink's route differs; its name, and so its lease, is the same).
  * No timing thresholds: order by the mono_ms=N every lease line carries
@@ -44,9 +48,10 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-/* dir/INSTANCE.yaml: one file sink "audit" writing dir/INSTANCE.jsonl, and
- * the ha section with this instance's id. */
-static char *config_for(const char *dir, outbox_t *ob, const char *instance) {
+/* dir/INSTANCE.yaml: a file sink for each of names, "audit" writing
+ * dir/INSTANCE.jsonl and any other dir/INSTANCE-NAME.jsonl, and the ha
+ * section with this instance's id. */
+static char *config_with(const char *dir, outbox_t *ob, const char *instance, const char *const *names, int n) {
     char *path = malloc(600);
     snprintf(path, 600, "%s/%s.yaml", dir, instance);
     FILE *f = fopen(path, "w");
@@ -59,17 +64,29 @@ static char *config_for(const char *dir, outbox_t *ob, const char *instance) {
             "checkpoint:\n"
             "  every_events: 100\n"
             "  every_ms: 200\n"
-            "sinks:\n"
-            "  - name: audit\n"
-            "    plugin: file\n"
-            "    route: \"%s/%s.jsonl\"\n"
+            "sinks:\n",
+            test_mongodb_uri(), TEST_DB, outbox_name(ob));
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "  - name: %s\n    plugin: file\n", names[i]);
+        if (strcmp(names[i], "audit") == 0)
+            fprintf(f, "    route: \"%s/%s.jsonl\"\n", dir, instance);
+        else
+            fprintf(f, "    route: \"%s/%s-%s.jsonl\"\n", dir, instance, names[i]);
+    }
+    fprintf(f,
             "ha:\n"
             "  lease_ttl_ms: %d\n"
             "  renew_ms: %d\n"
             "  instance_id: %s\n",
-            test_mongodb_uri(), TEST_DB, outbox_name(ob), dir, instance, TTL_MS, RENEW_MS, instance);
+            TTL_MS, RENEW_MS, instance);
     fclose(f);
     return path;
+}
+
+/* dir/INSTANCE.yaml: one file sink "audit" writing dir/INSTANCE.jsonl. */
+static char *config_for(const char *dir, outbox_t *ob, const char *instance) {
+    static const char *const audit[] = {"audit"};
+    return config_with(dir, ob, instance, audit, 1);
 }
 
 /* Starts the instance with its log in dir/INSTANCE.log and waits until it
@@ -471,6 +488,139 @@ static void ha_off_writes_no_term_and_no_lease(void **state) {
     test_outbox_drop(ob);
 }
 
+/* A rolling change of the config: instance a already has three more sinks
+ * that b does not know yet. a starts first and takes all four; when b
+ * comes, a hands over the one sink b can run (audit) and keeps the three
+ * only it can run: none is left without a holder (an instance must not
+ * give up a sink that no other can take, nor stay below its share while a
+ * sink it can run has no holder). */
+static void instances_with_different_sink_lists_run_every_sink(void **state) {
+    (void)state;
+    static const char *const names[] = {"audit", "e1", "e2", "e3"};
+    outbox_t *ob = test_outbox("ha_lists");
+    char *dir = test_tmpdir("ha_lists");
+    char *ca = config_with(dir, ob, "a", names, 4);
+    char *cb = config_for(dir, ob, "b");
+    test_daemon_t a, b;
+    start(&a, dir, ca, "a");
+    for (int i = 0; i < 4; i++) {
+        char what[80];
+        snprintf(what, sizeof what, "lease sink:%s: acquired term", names[i]);
+        test_daemon_wait_log(&a, what, 1);
+    }
+    start(&b, dir, cb, "b");
+    test_daemon_wait_log(&b, "lease sink:audit: acquired term 2", 1);
+
+    /* Every sink publishes every event from here on, audit in b. */
+    enum { N = 300 };
+    put_range(ob, 1, N);
+    char path[600];
+    for (int i = 1; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/a-%s.jsonl", dir, names[i]);
+        int got = test_wait_lines(path, N, 60000);
+        if (got != N) {
+            char *la = test_read_file(a.log);
+            print_message("# a's log:\n%s\n", la);
+            free(la);
+        }
+        assert_int_equal(got, N);
+    }
+    snprintf(path, sizeof path, "%s/b.jsonl", dir);
+    int got[N + 1];
+    assert_true(test_wait_lines(path, N, 60000) >= 1);
+    int n = test_jsonl_ordernrs(path, got, N + 1);
+    assert_true(n >= 1);
+    assert_int_equal(got[n - 1], N);
+    /* a handed over nothing else, and b took audit from a's release. */
+    char *la = test_read_file(a.log);
+    assert_int_equal(test_count_in(la, "hand-over of term"), 1);
+    assert_int_equal(test_count_in(la, "lease sink:audit: hand-over of term 1 wanted"), 1);
+    for (int i = 1; i < 4; i++) {
+        char what[80];
+        snprintf(what, sizeof what, "lease sink:%s: acquired term", names[i]);
+        assert_int_equal(test_count_in(la, what), 1);
+    }
+    free(la);
+    char owner[80];
+    assert_int_equal(checkpoint_term(ob, "audit", owner, sizeof owner), 2);
+    assert_string_equal(owner, "b");
+    for (int i = 1; i < 4; i++) {
+        assert_int_equal(checkpoint_term(ob, names[i], owner, sizeof owner), 1);
+        assert_string_equal(owner, "a");
+    }
+    print_message("# a runs e1, e2 and e3 (only it has them), b runs audit: every sink has one holder\n");
+    assert_int_equal(test_daemon_stop(&b, SIGTERM), 0);
+    assert_int_equal(test_daemon_stop(&a, SIGTERM), 0);
+    free(ca);
+    free(cb);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+/* SIGHUP with HA on: a sink that did not change keeps its lease and term;
+ * a sink removed from the holder's config is handed over at once (its
+ * lease released after its last checkpoint, so the standby takes it
+ * without waiting for a TTL and goes on without a duplicate); a sink
+ * added by the reload is taken. */
+static void sighup_keeps_unchanged_leases_and_hands_over_removed_sinks(void **state) {
+    (void)state;
+    static const char *const two[] = {"audit", "extra"};
+    static const char *const extra_only[] = {"extra", "late"};
+    outbox_t *ob = test_outbox("ha_hup");
+    char *dir = test_tmpdir("ha_hup");
+    char *ca = config_for(dir, ob, "a");
+    char *cb = config_for(dir, ob, "b");
+    test_daemon_t a, b;
+    start(&a, dir, ca, "a");
+    test_daemon_wait_log(&a, "lease sink:audit: acquired term 1", 1);
+    start(&b, dir, cb, "b");
+    test_daemon_wait_log(&b, "sink audit: standing by", 1);
+    char fa[600], fb[600];
+    snprintf(fa, sizeof fa, "%s/a.jsonl", dir);
+    snprintf(fb, sizeof fb, "%s/b.jsonl", dir);
+    put_range(ob, 1, 100);
+    assert_int_equal(test_wait_lines(fa, 100, 60000), 100);
+
+    /* Unchanged: nothing moves. */
+    free(config_with(dir, ob, "a", two, 2));
+    kill(a.pid, SIGHUP);
+    test_daemon_wait_log(&a, "reload: sink audit is unchanged and keeps running", 1);
+    test_daemon_wait_log(&a, "lease sink:extra: acquired term 1", 1);
+    put_range(ob, 101, 200);
+    assert_int_equal(test_wait_lines(fa, 200, 60000), 200);
+    char owner[80];
+    assert_int_equal(checkpoint_term(ob, "audit", owner, sizeof owner), 1);
+    assert_string_equal(owner, "a");
+
+    /* audit removed from a: b takes it as released and goes on from a's
+     * last checkpoint. */
+    free(config_with(dir, ob, "a", extra_only, 2));
+    kill(a.pid, SIGHUP);
+    test_daemon_wait_log(&a, "reload: sink audit is removed: stopping it", 1);
+    test_daemon_wait_log(&b, "lease sink:audit: acquired term 2 (claim 1 by a was released)", 1);
+    test_daemon_wait_log(&a, "lease sink:late: acquired term 1", 1);
+    put_range(ob, 201, 300);
+    assert_int_equal(test_wait_lines(fb, 100, 60000), 100);
+    sleep_ms(500); /* a duplicate would show as a line more */
+    int got[400];
+    int n = test_jsonl_ordernrs(fb, got, 400);
+    assert_int_equal(n, 100);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(got[i], 201 + i);
+    assert_int_equal(test_wait_lines(fa, 0, 0), 200);
+    char path[600];
+    snprintf(path, sizeof path, "%s/a-late.jsonl", dir);
+    assert_int_equal(test_wait_lines(path, 300, 60000), 300);
+    assert_int_equal(test_daemon_stop(&b, SIGTERM), 0);
+    assert_int_equal(test_daemon_stop(&a, SIGTERM), 0);
+    free(ca);
+    free(cb);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sigterm_hands_over_without_waiting_for_the_ttl),
@@ -479,6 +629,8 @@ int main(void) {
         cmocka_unit_test(the_promoter_runs_in_exactly_one_instance),
         cmocka_unit_test(a_standby_instance_opens_no_tail),
         cmocka_unit_test(ha_off_writes_no_term_and_no_lease),
+        cmocka_unit_test(instances_with_different_sink_lists_run_every_sink),
+        cmocka_unit_test(sighup_keeps_unchanged_leases_and_hands_over_removed_sinks),
     };
     return TEST_RUN("test_ha_daemon", tests);
 }

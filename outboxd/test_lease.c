@@ -181,6 +181,35 @@ static void runner_stop(runner_t *r) {
 
 /* ---- the documents ---- */
 
+/* A presence's sink list names exactly its sinks (no prefix or suffix of
+ * one matches), and a presence without one (an outboxd from before the
+ * lists) is taken to have every sink. */
+static void presence_lists_name_exactly_their_sinks(void **state) {
+    (void)state;
+    bson_t *doc = BCON_NEW("_id", "{", "instance", "a", "run", "a:1:x", "}", "sinks", "[", "sink:a", "sink:ab",
+                           BCON_INT32(7), "]");
+    char *list = outboxd_lease_presence_sinks(doc);
+    assert_non_null(list);
+    assert_true(outboxd_lease_list_has(list, "sink:a"));
+    assert_true(outboxd_lease_list_has(list, "sink:ab"));
+    assert_false(outboxd_lease_list_has(list, "sink:b"));
+    assert_false(outboxd_lease_list_has(list, "sink:"));
+    assert_false(outboxd_lease_list_has(list, "sink:abc"));
+    assert_false(outboxd_lease_list_has(list, "a"));
+    free(list);
+    bson_destroy(doc);
+    doc = BCON_NEW("_id", "{", "instance", "a", "run", "a:1:x", "}", "sinks", "[", "]");
+    list = outboxd_lease_presence_sinks(doc);
+    assert_non_null(list);
+    assert_false(outboxd_lease_list_has(list, "sink:a"));
+    free(list);
+    bson_destroy(doc);
+    doc = BCON_NEW("_id", "{", "instance", "a", "run", "a:1:x", "}", "sinks_held", BCON_INT64(2));
+    assert_null(outboxd_lease_presence_sinks(doc));
+    assert_true(outboxd_lease_list_has(NULL, "sink:anything"));
+    bson_destroy(doc);
+}
+
 static void claim_ids_have_one_field_order_and_an_int64_term(void **state) {
     bson_t id;
     outboxd_lease_claim_id(&id, "sink:audit", 7);
@@ -590,6 +619,7 @@ int main(void) {
         outboxd_log_set_level(OUTBOX_SINK_LOG_DEBUG);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(claim_ids_have_one_field_order_and_an_int64_term),
+        cmocka_unit_test(presence_lists_name_exactly_their_sinks),
         cmocka_unit_test(a_free_lease_is_taken_by_one_manager_only),
         cmocka_unit_test(a_renewed_lease_is_never_taken_over),
         cmocka_unit_test(an_unrenewed_lease_is_taken_only_after_the_holders_deadline),

@@ -178,6 +178,11 @@ int test_run(const char *name, const struct CMUnitTest *tests, size_t n) {
     mongoc_init();
     mongoc_log_set_handler(log_handler, NULL);
     cmocka_set_message_output(CM_OUTPUT_TAP);
+    /* OUTBOX_TEST_ONLY=PATTERN runs only the tests whose names match it
+     * (cmocka's '*' and '?' wildcards): for working on one test. */
+    const char *only = getenv("OUTBOX_TEST_ONLY");
+    if (only && *only)
+        cmocka_set_test_filter(only);
     int failed = _cmocka_run_group_tests(name, tests, n, NULL, NULL);
     mongoc_cleanup();
     free(services_env);
