@@ -111,3 +111,10 @@ void outboxd_checkpoint_writer_abandon(outboxd_checkpoint_writer_t *w) {
     outboxd_retry_writer_destroy(&w->rw);
     free(w);
 }
+
+int64_t outboxd_checkpoint_writer_writes(outboxd_checkpoint_writer_t *w) {
+    pthread_mutex_lock(&w->rw.lock);
+    int64_t n = w->writes;
+    pthread_mutex_unlock(&w->rw.lock);
+    return n;
+}

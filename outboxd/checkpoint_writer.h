@@ -31,6 +31,9 @@ outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start(mongoc_client_pool_
 /* Hands cp (copied) to the writer and returns at once. */
 void outboxd_checkpoint_writer_submit(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *cp);
 
+/* The writes made so far (for the figures while the writer runs). */
+int64_t outboxd_checkpoint_writer_writes(outboxd_checkpoint_writer_t *w);
+
 /* Stops the thread (a write in progress completes), then writes on the
  * caller's thread final if not NULL, else what was still pending: the last
  * word is the caller's, with a fence only while fence->valid (and nothing

@@ -6,6 +6,8 @@
  */
 #include "conffile.h"
 
+#include "listen_addr.h"
+
 #include "outbox/outbox.h"
 
 #include <errno.h>
@@ -610,6 +612,32 @@ static int load_ha(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
     return 0;
 }
 
+/* http: the metrics and health endpoint (http.h), off unless listen is
+ * set. The address's form is checked here; whether it can be bound, by
+ * --check and at start (outboxd_http_start). */
+static int load_http(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
+    enum { LISTEN, GRACE, N };
+    field_t f[N] = {{"listen"}, {"ready_grace_ms"}};
+    yaml_node_t *v;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "http: expected a mapping");
+    if (read_fields(ld, map, f, N, " in http") < 0)
+        return -1;
+    if ((v = given(&f[LISTEN]))) {
+        char why[200], buf[300];
+        const char *host, *port;
+        if (read_string(ld, v, "http.listen", &conf->http_listen) < 0)
+            return -1;
+        if (!outboxd_listen_split(conf->http_listen, buf, sizeof buf, &host, &port, why, sizeof why))
+            return fail(ld, at(v), "http.listen: %s", why);
+        conf->http_listen_line = at(v)->line + 1;
+    }
+    if ((v = given(&f[GRACE])) &&
+        read_range(ld, v, "http.ready_grace_ms", 0, OUTBOXD_HTTP_GRACE_MAX_MS, &conf->http_ready_grace_ms) < 0)
+        return -1;
+    return 0;
+}
+
 /* The route template, checked once here so that outboxd_route_expand()
  * can stay a plain copy loop. The rules are those of Python's
  * str.format(): a single "}" is as much a mistake as an unclosed "{". */
@@ -826,8 +854,9 @@ static int load_sinks(loader_t *ld, yaml_node_t *seq, outboxd_conf_t *conf) {
 }
 
 static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
-    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, READER, HA, SINKS, N };
-    field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"reader"}, {"ha"}, {"sinks"}};
+    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, READER, HA, HTTP, SINKS, N };
+    field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"reader"},
+                    {"ha"},      {"http"},   {"sinks"}};
     yaml_node_t *root = yaml_document_get_root_node(&ld->doc), *v;
     yaml_mark_t start = {0};
 
@@ -840,6 +869,7 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     conf->ha_enabled = true;
     conf->ha_lease_ttl_ms = OUTBOXD_HA_TTL_DEFAULT_MS;
     conf->ha_renew_ms = OUTBOXD_HA_RENEW_DEFAULT_MS;
+    conf->http_ready_grace_ms = OUTBOXD_HTTP_GRACE_DEFAULT_MS;
 
     if (!root)
         return fail(ld, &start, "empty configuration (expected mongodb, outbox and sinks)");
@@ -869,6 +899,8 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     if ((v = given(&f[READER])) && load_reader(ld, v, conf) < 0)
         return -1;
     if ((v = given(&f[HA])) && load_ha(ld, v, conf) < 0)
+        return -1;
+    if ((v = given(&f[HTTP])) && load_http(ld, v, conf) < 0)
         return -1;
     if (!f[SINKS].key)
         return fail(ld, at(root), "missing \"sinks\"");
@@ -992,6 +1024,7 @@ void outboxd_conf_free(outboxd_conf_t *conf) {
     free(conf->plugin_dir);
     free(conf->inline_secret);
     free(conf->ha_instance_id);
+    free(conf->http_listen);
     free(conf);
 }
 

@@ -70,6 +70,10 @@ typedef struct {
     int64_t ha_lease_ttl_ms;    /* default 10000 */
     int64_t ha_renew_ms;        /* default 3000; strictly below ha_lease_ttl_ms / 2 */
     char *ha_instance_id;       /* NULL: the host name */
+    /* http: the metrics and health endpoint (http.h). */
+    char *http_listen;          /* http.listen, NULL: no endpoint */
+    int http_listen_line;       /* its line, for errors at start */
+    int64_t http_ready_grace_ms; /* http.ready_grace_ms, default 30000 */
     outboxd_sink_conf_t *sinks;
     size_t n_sinks;
     /* The first secret written in the file itself (a password in
@@ -96,6 +100,9 @@ typedef struct {
 #define OUTBOXD_RING_BYTES_DEFAULT (8LL * 1024 * 1024)
 #define OUTBOXD_RING_BYTES_MIN 1024LL
 #define OUTBOXD_RING_BYTES_MAX (16LL * 1024 * 1024 * 1024)
+/* http.ready_grace_ms: how long a sink may retry before /readyz says so. */
+#define OUTBOXD_HTTP_GRACE_DEFAULT_MS 30000
+#define OUTBOXD_HTTP_GRACE_MAX_MS 3600000
 /* ha: the lease's time to live and renewal interval, in milliseconds, and
  * the instance id's length ([A-Za-z0-9._:-], 1 to 64 bytes). */
 #define OUTBOXD_HA_TTL_DEFAULT_MS 10000

@@ -8,11 +8,13 @@ outboxd_outboxd_SOURCES = \
 	outboxd/retry_writer.h outboxd/retry_writer.c \
 	outboxd/reader.h outboxd/reader.c \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
-	outboxd/sinkset.h outboxd/sinkset.c
+	outboxd/sinkset.h outboxd/sinkset.c \
+	outboxd/metrics.h outboxd/metrics.c \
+	outboxd/http.h outboxd/http.c
 outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
-outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS)
+outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS) $(MHD_CFLAGS)
 outboxd_outboxd_LDADD = outboxd/libring.la outboxd/liblease.la outboxd/libleasedoc.la outboxd/libhost.la \
-	outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS)
+	outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS)
 
 # The lease manager (docs/leases.md), apart so that test_lease runs several
 # managers in one process against the real server.
@@ -56,7 +58,8 @@ outboxd_libhost_la_LIBADD = liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS)
 # The configuration file loader, apart so that its test links it alone.
 # It checks the URI and the names with liboutbox's own rules.
 noinst_LTLIBRARIES += outboxd/libconffile.la
-outboxd_libconffile_la_SOURCES = outboxd/conffile.h outboxd/conffile.c
+outboxd_libconffile_la_SOURCES = outboxd/conffile.h outboxd/conffile.c \
+	outboxd/listen_addr.h outboxd/listen_addr.c
 outboxd_libconffile_la_CFLAGS = $(AM_CFLAGS) $(YAML_CFLAGS) $(MONGOC_CFLAGS)
 outboxd_libconffile_la_LIBADD = liboutbox/liboutbox.la $(YAML_LIBS) $(MONGOC_LIBS)
 

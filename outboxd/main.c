@@ -22,6 +22,7 @@
 #include "config.h" /* autoconf's: HAVE_SYSTEMD */
 
 #include "conffile.h"
+#include "http.h"
 #include "lease.h"
 #include "lease_doc.h"
 #include "log.h"
@@ -241,7 +242,7 @@ static mongoc_client_pool_t *pool_new(const mongoc_uri_t *uri, const char *confi
  * and any mistake in the new file keep the running configuration. */
 static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, outboxd_plugins_t *plugins,
                                  outbox_t *outbox, mongoc_client_pool_t *pool, outboxd_reader_t *reader,
-                                 outboxd_leases_t *leases) {
+                                 outboxd_leases_t *leases, outboxd_metrics_t *metrics) {
     char errbuf[2048];
     const outboxd_conf_t *cur = outboxd_sinkset_conf(sinks);
     LOG_INFO("SIGHUP: reloading %s", path);
@@ -276,12 +277,17 @@ static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, out
         strcmp(conf->ha_instance_id ? conf->ha_instance_id : "", cur->ha_instance_id ? cur->ha_instance_id : "") != 0)
         LOG_WARN("reload: ha changed, which takes effect at the next start of outboxd; the running leases "
                  "stay as they are");
+    if (strcmp(conf->http_listen ? conf->http_listen : "", cur->http_listen ? cur->http_listen : "") != 0 ||
+        conf->http_ready_grace_ms != cur->http_ready_grace_ms)
+        LOG_WARN("reload: http changed, which takes effect at the next start of outboxd; the endpoint stays as "
+                 "it is");
     outboxd_sinkset_t *next = outboxd_sinkset_prepare(conf, path, plugins, errbuf, sizeof errbuf);
     if (!next) {
         LOG_ERR("reload: %s; the running configuration stays", errbuf);
         outboxd_conf_free(conf);
         return sinks;
     }
+    outboxd_sinkset_metrics(next, metrics);
     sinks = outboxd_sinkset_reload(sinks, next, outbox, pool, reader, leases);
     LOG_INFO("reload: done");
     return sinks;
@@ -357,6 +363,24 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (check) {
+        /* http.listen: bound for a moment, so that a port in use or a
+         * host that is not this machine's shows now, not at the start. */
+        if (conf->http_listen) {
+            outboxd_metrics_t *metrics = outboxd_metrics_new();
+            mongoc_init();
+            outboxd_http_t *h = metrics ? outboxd_http_start(conf->http_listen, conf->mongodb_uri, metrics,
+                                                             conf->http_ready_grace_ms, errbuf, sizeof errbuf)
+                                        : NULL;
+            outboxd_http_stop(h);
+            outboxd_metrics_free(metrics);
+            mongoc_cleanup();
+            if (!h) {
+                outboxd_secrets_scrub(errbuf, sizeof errbuf);
+                fprintf(stderr, "outboxd: %s:%d: %s\n", config_path, conf->http_listen_line, errbuf);
+                status = 2;
+                goto out;
+            }
+        }
         outboxd_sinkset_print(sinks, stdout);
         printf("%s: ok\n", config_path);
         goto out;
@@ -406,11 +430,28 @@ int main(int argc, char **argv) {
         outbox_conf_set(oconf, "tail.await_ms", "100", &err) == OUTBOX_OK &&
         outbox_conf_set(oconf, "tail.batch_size", batch, &err) == OUTBOX_OK)
         outbox = outbox_new(oconf, &err);
-    if (!outbox) {
+    /* The endpoint before any thread of the sinks: a port that cannot be
+     * bound stops outboxd at once, as a mistake in the file does. */
+    outboxd_metrics_t *metrics = outbox ? outboxd_metrics_new() : NULL;
+    outboxd_http_t *http = NULL;
+    if (outbox && !metrics)
+        abort(); /* out of memory */
+    if (outbox && conf->http_listen &&
+        !(http = outboxd_http_start(conf->http_listen, conf->mongodb_uri, metrics, conf->http_ready_grace_ms,
+                                    errbuf, sizeof errbuf))) {
+        outboxd_secrets_scrub(errbuf, sizeof errbuf);
+        fprintf(stderr, "outboxd: %s:%d: %s\n", config_path, conf->http_listen_line, errbuf);
+        outbox_destroy(outbox);
+        outbox = NULL;
+        status = 2;
+    } else if (!outbox) {
         fprintf(stderr, "outboxd: %s: %s\n", config_path, err.message);
         outbox_conf_destroy(oconf);
         status = 2;
-    } else {
+    }
+    if (outbox) {
+        if (http)
+            LOG_INFO("http: serving /metrics, /healthz and /readyz on %s", conf->http_listen);
         char *shown = outbox_uri_redacted(conf->mongodb_uri);
         LOG_INFO("outbox %s.%s at %s, %zu sinks, plugins from %s", conf->database, conf->outbox, shown,
                  conf->n_sinks, plugin_dir);
@@ -428,6 +469,7 @@ int main(int argc, char **argv) {
         if (!leases)
             abort(); /* out of memory */
         outboxd_sinkset_leases(sinks, leases);
+        outboxd_sinkset_metrics(sinks, metrics);
         promoter_t pr = {.outbox = outbox, .lease = outboxd_leases_get(leases, OUTBOXD_LEASE_PROMOTER)};
         if (!outboxd_leases_start(leases))
             LOG_ERR("cannot start the thread of the lease manager: no lease is renewed, and the sinks stand by");
@@ -448,7 +490,7 @@ int main(int argc, char **argv) {
             }
             if (sig == SIGHUP) {
                 notify("RELOADING=1");
-                sinks = reload(sinks, config_path, plugins, outbox, pool, reader, leases);
+                sinks = reload(sinks, config_path, plugins, outbox, pool, reader, leases, metrics);
                 notify("READY=1\nSTATUS=publishing");
                 continue;
             }
@@ -470,6 +512,8 @@ int main(int argc, char **argv) {
         outbox_destroy(outbox);
         LOG_INFO("stopped");
     }
+    outboxd_http_stop(http); /* after the sinks: a scrape during the stop still answers */
+    outboxd_metrics_free(metrics);
     mongoc_client_pool_destroy(pool);
     mongoc_uri_destroy(uri);
     mongoc_cleanup();

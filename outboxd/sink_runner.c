@@ -94,6 +94,7 @@ typedef struct {
     size_t own_len;
     bool payload_failed;      /* no payload of it can be made (json_failed) */
     char *destination;        /* owned: out.destination */
+    outboxd_fail_reason_t fail; /* SLOT_FATAL: who failed it (the figures' reason) */
 } slot_t;
 
 /* Where the feeder takes events from. */
@@ -147,6 +148,7 @@ struct outboxd_sink_runner {
     /* Counters for the line logged at stop (and the benchmarks). */
     int64_t n_publish_calls, n_publish_failed, n_checkpoint_writes, n_dead_letters;
     int64_t n_malformed;        /* malformed documents met in this run */
+    int64_t cp_writes_told;     /* of the checkpoint writes, those in the figures */
 
     /* The route template's shape, for the exact size of each destination. */
     size_t route_literal, route_n_type, route_n_key;
@@ -171,6 +173,32 @@ struct outboxd_sink_runner {
     bool lost_told;
     char lost_why[600];
 };
+
+/* The sink's figures (metrics.h), when it keeps them. */
+static void count(outboxd_sink_runner_t *r, size_t field, long long n) {
+    if (r->p.metrics && n)
+        atomic_fetch_add((atomic_llong *)((char *)r->p.metrics + field), n);
+}
+#define COUNT(r, field, n) count((r), offsetof(outboxd_sink_metrics_t, field), (n))
+
+static void count_failed(outboxd_sink_runner_t *r, outboxd_fail_reason_t reason) {
+    if (r->p.metrics)
+        atomic_fetch_add(&r->p.metrics->failed[reason], 1);
+}
+
+static void set_state(outboxd_sink_runner_t *r, outboxd_sink_state_t state) {
+    outboxd_sink_metrics_state(r->p.metrics, state);
+}
+
+/* The checkpoint writes so far (inline, and the writer thread's) into the
+ * figures: the writer counts on its thread, the runner adds what is new. */
+static void report_checkpoint_writes(outboxd_sink_runner_t *r) {
+    int64_t now = r->n_checkpoint_writes + (r->cpw ? outboxd_checkpoint_writer_writes(r->cpw) : 0);
+    if (now > r->cp_writes_told) {
+        COUNT(r, checkpoint_writes, now - r->cp_writes_told);
+        r->cp_writes_told = now;
+    }
+}
 
 /* A copy of text from a plugin (ack, callback errbuf) with every known
  * secret scrubbed out: plugins put client library messages in it, which
@@ -236,10 +264,13 @@ static void host_ack(void *ctx, uint64_t seq, outbox_sink_status_t status, const
             s->published = false;
             if (status == OUTBOX_SINK_OK) {
                 s->state = SLOT_DONE;
+                COUNT(r, acked, 1);
             } else if (status == OUTBOX_SINK_RETRY) {
                 s->state = SLOT_RETRY;
+                COUNT(r, retried, 1);
             } else {
                 s->state = SLOT_FATAL;
+                s->fail = OUTBOXD_FAIL_FATAL;
                 free(s->error);
                 s->error = scrubbed_dup(error ? error : "no reason given");
             }
@@ -412,6 +443,7 @@ static void write_checkpoint(outboxd_sink_runner_t *r) {
  * into the checkpoint document, where outboxctl status shows them. */
 static void stop_sink(outboxd_sink_runner_t *r, const char *state, const char *message) {
     LOG_ERR("%s%s; this sink stops, the others go on", r->prefix, message);
+    set_state(r, strcmp(state, "gap") == 0 ? OUTBOXD_SINK_GAP : OUTBOXD_SINK_STOPPED);
     snprintf(r->cp.state, sizeof r->cp.state, "%s", state);
     snprintf(r->cp.message, sizeof r->cp.message, "%s", message);
     atomic_store(&r->stopped, true);
@@ -426,6 +458,7 @@ static void dead_letter_done(void *ctx, uint64_t seq) {
     if (seq >= r->head && seq < r->tail_seq && r->slots[seq % WINDOW].state == SLOT_DEADLETTER) {
         r->slots[seq % WINDOW].state = SLOT_DONE;
         r->n_dead_letters++;
+        COUNT(r, dead_lettered, 1);
         r->changes++;
         pthread_cond_signal(&r->work);
     }
@@ -515,6 +548,7 @@ static void add_to_window_many(outboxd_sink_runner_t *r, outboxd_shared_event_t 
             s->state = SLOT_MALFORMED;
         r->tail_seq++;
     }
+    COUNT(r, read, (long long)n);
     r->changes++;
     pthread_cond_signal(&r->work);
     pthread_mutex_unlock(&r->lock);
@@ -641,9 +675,11 @@ static bool settle(outboxd_sink_runner_t *r) {
             pthread_mutex_unlock(&r->lock);
             release_retired(r);
             count_malformed(r, msg);
+            count_failed(r, OUTBOXD_FAIL_MALFORMED);
             switch (r->p.sink->on_error) {
             case OUTBOXD_ON_ERROR_SKIP:
                 LOG_WARN("%s%s (on_error: skip, not delivered)", r->prefix, msg);
+                COUNT(r, skipped, 1);
                 break;
             case OUTBOXD_ON_ERROR_DEADLETTER:
                 LOG_WARN("%s%s (on_error: deadletter, into %s.deadletter)", r->prefix, msg, r->p.conf->outbox);
@@ -660,10 +696,12 @@ static bool settle(outboxd_sink_runner_t *r) {
         } else if (s->state == SLOT_FATAL) {
             char msg[700];
             snprintf(msg, sizeof msg, "event %s: %s", s->se->id_hex, s->error);
+            count_failed(r, s->fail);
             switch (r->p.sink->on_error) {
             case OUTBOXD_ON_ERROR_SKIP:
                 LOG_WARN("%s%s (on_error: skip, event not delivered)", r->prefix, msg);
                 s->state = SLOT_DONE;
+                COUNT(r, skipped, 1);
                 break;
             case OUTBOXD_ON_ERROR_DEADLETTER:
                 LOG_WARN("%s%s (on_error: deadletter, into %s.deadletter)", r->prefix, msg, r->p.conf->outbox);
@@ -818,6 +856,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
         if (s->payload_failed) {
             /* No JSON of it can be made: failed by outboxd, never offered. */
             s->state = SLOT_FATAL;
+            s->fail = OUTBOXD_FAIL_PAYLOAD;
             free(s->error);
             size_t size = 200;
             s->error = malloc(size);
@@ -834,6 +873,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
         if (dsize == 1) {
             /* Nothing to send it to: failed by outboxd, never offered. */
             s->state = SLOT_FATAL;
+            s->fail = OUTBOXD_FAIL_ROUTE;
             free(s->error);
             s->error = empty_destination_reason(r, s, type, key);
             r->changes++;
@@ -875,6 +915,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
     }
 
     r->n_publish_calls++;
+    COUNT(r, batches, 1);
     errbuf[0] = '\0';
     size_t taken;
     int rc;
@@ -905,6 +946,9 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
         }
         pthread_mutex_unlock(&r->lock);
     }
+    COUNT(r, published, (long long)taken);
+    if (rc != OUTBOX_SINK_OK)
+        COUNT(r, retried, (long long)(n - taken)); /* offered again later */
     *sent = taken;
     *full = rc == OUTBOX_SINK_OK && taken < n;
     return rc == OUTBOX_SINK_RETRY ? OUTBOX_SINK_RETRY : rc == OUTBOX_SINK_OK ? OUTBOX_SINK_OK : OUTBOX_SINK_FATAL;
@@ -944,6 +988,7 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
         outboxd_secrets_scrub(errbuf, sizeof errbuf);
         if (rc == OUTBOX_SINK_OK) {
             r->open = true;
+            set_state(r, OUTBOXD_SINK_RUNNING);
             LOG_INFO("%sopened (plugin %s %s, %s)", r->prefix, r->p.plugin->name,
                      r->p.plugin->version ? r->p.plugin->version : "?", r->p.plugin_path);
             return true;
@@ -954,6 +999,7 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
             stop_sink(r, "stopped", msg);
             return false;
         }
+        set_state(r, OUTBOXD_SINK_RETRYING);
         bool again;
         if (repeat_due(&rep, errbuf, &again)) {
             if (again)
@@ -1359,9 +1405,12 @@ static void lose(outboxd_sink_runner_t *r) {
     if (r->dlw)
         outboxd_deadletter_writer_abandon(r->dlw);
     r->dlw = NULL;
-    if (r->cpw)
+    if (r->cpw) {
+        r->n_checkpoint_writes += outboxd_checkpoint_writer_writes(r->cpw);
         outboxd_checkpoint_writer_abandon(r->cpw);
+    }
     r->cpw = NULL;
+    report_checkpoint_writes(r);
     pthread_mutex_lock(&r->lock);
     uint64_t dropped = r->tail_seq - r->head;
     for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
@@ -1423,6 +1472,7 @@ static void wind_down(outboxd_sink_runner_t *r, bool release) {
     else if (final)
         write_checkpoint(r);
     r->cpw = NULL;
+    report_checkpoint_writes(r);
     char hex[25] = "(none)";
     if (r->cp.has_last)
         bson_oid_to_string(&r->cp.last_id, hex);
@@ -1576,6 +1626,8 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
         int rc = publish_pending(r, &sent, &full, errbuf, sizeof errbuf);
         if (rc != OUTBOX_SINK_OK)
             r->n_publish_failed++;
+        if (!atomic_load(&r->stopped))
+            set_state(r, rc == OUTBOX_SINK_OK ? OUTBOXD_SINK_RUNNING : OUTBOXD_SINK_RETRYING);
         if (rc == OUTBOX_SINK_RETRY) {
             LOG_WARN("%spublish: %s (retrying in %lld ms)", r->prefix, errbuf, (long long)retry_backoff);
             nap(r, retry_backoff);
@@ -1609,6 +1661,7 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
             retry_backoff = next_backoff(retry_backoff);
         }
         collect_stats(r);
+        report_checkpoint_writes(r);
         if (r->cp_dirty && (r->since_write >= r->p.conf->checkpoint_every_events ||
                             now_ms() - r->last_write_ms >= r->p.conf->checkpoint_every_ms))
             write_checkpoint(r);
@@ -1642,6 +1695,7 @@ static void *run(void *arg) {
         int64_t term = outboxd_lease_wait(r->p.lease, &look);
         if (term == OUTBOXD_LEASE_NONE) {
             join_none(r);
+            set_state(r, OUTBOXD_SINK_STANDBY);
             if (!said_standby)
                 LOG_INFO("%sstanding by: another outboxd holds its lease mono_ms=%lld", r->prefix,
                          (long long)outboxd_lease_now_ms());
@@ -1656,6 +1710,7 @@ static void *run(void *arg) {
             outboxd_reader_expect(r->p.reader);
             r->expecting = true;
         }
+        set_state(r, OUTBOXD_SINK_STARTING);
         enum run_end end = activate(r, term);
         r->term = OUTBOXD_LEASE_NONE;
         if (end == END_STOP || atomic_load(r->p.stop))

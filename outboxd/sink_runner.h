@@ -24,6 +24,7 @@
 
 #include "conffile.h"
 #include "lease.h"
+#include "metrics.h"
 #include "options.h"
 #include "reader.h"
 
@@ -44,6 +45,8 @@ typedef struct {
     outboxd_reader_t *reader;    /* borrowed: the outbox's shared reader; the
                                   * runner joins it (or says it will not) */
     outboxd_lease_t *lease;      /* borrowed; never NULL (ha off: always held) */
+    outboxd_sink_metrics_t *metrics; /* borrowed: the sink's counters and state
+                                  * (metrics.h); NULL: none kept */
     atomic_bool *release_at_stop;/* set before *stop at SIGTERM: release the lease
                                   * after the last checkpoint (a reload keeps it,
                                   * for the runner that replaces this one) */

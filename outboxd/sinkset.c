@@ -139,6 +139,14 @@ void outboxd_sinkset_leases(outboxd_sinkset_t *set, outboxd_leases_t *leases) {
         entry_lease(set->entries[i], leases);
 }
 
+void outboxd_sinkset_metrics(outboxd_sinkset_t *set, outboxd_metrics_t *metrics) {
+    for (size_t i = 0; metrics && i < set->n; i++) {
+        entry_t *e = set->entries[i];
+        if (e->runs && !e->params.metrics)
+            e->params.metrics = outboxd_metrics_sink(metrics, e->sink->name, e->sink->plugin);
+    }
+}
+
 static void start_entry(entry_t *e, outbox_t *outbox, mongoc_client_pool_t *pool, outboxd_reader_t *reader) {
     if (!e->runs || e->runner)
         return;
@@ -222,8 +230,11 @@ outboxd_sinkset_t *outboxd_sinkset_reload(outboxd_sinkset_t *old, outboxd_sinkse
             bool removed = j == next->n || !next->entries[j]->runs;
             LOG_INFO("reload: sink %s is %s: stopping it", o->sink->name, j < next->n ? "changed" : "removed");
             outboxd_lease_t *lease = o->params.lease;
+            outboxd_sink_metrics_t *metrics = o->params.metrics;
             atomic_store(&o->stop, true);
             entry_free(o); /* its runner's last checkpoint is written: the lease may go */
+            if (removed)
+                outboxd_sink_metrics_hide(metrics);
             /* A changed sink keeps its lease (the same one, by name, for
              * the new runner); a removed one hands it over. */
             if (removed && lease)

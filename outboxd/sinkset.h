@@ -8,6 +8,7 @@
 
 #include "conffile.h"
 #include "lease.h"
+#include "metrics.h"
 #include "plugin.h"
 #include "reader.h"
 
@@ -31,6 +32,10 @@ void outboxd_sinkset_print(const outboxd_sinkset_t *set, FILE *out);
 /* Gets each sink's lease ("sink:NAME") from the manager, so that its first
  * round (outboxd_leases_start) bids for them: call before it. */
 void outboxd_sinkset_leases(outboxd_sinkset_t *set, outboxd_leases_t *leases);
+/* Hands each sink that runs its entry in the registry (metrics.h), before
+ * outboxd_sinkset_start or _reload; a reload hides the sinks it removes.
+ * Without it the sinks keep no figures. */
+void outboxd_sinkset_metrics(outboxd_sinkset_t *set, outboxd_metrics_t *metrics);
 
 /* Starts each sink's threads; each waits for its lease, then joins reader
  * (which must outlive the set's running sinks). */

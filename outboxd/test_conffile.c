@@ -171,7 +171,8 @@ static void unknown_keys_are_named_with_the_keys_expected(void **state) {
                  "8:5: unknown key \"x\" in sink 1 (expected name, plugin, route, types, payload, "
                  "on_error, on_gap, optional, options)");
     expect_error(HEAD SINK("a") "Outbox: e\n",
-                 "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, reader, ha, sinks)");
+                 "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, reader, ha, http, "
+                 "sinks)");
     expect_error("mongodb:\n  url: x\n",
                  "2:3: unknown key \"url\" in mongodb (expected uri, uri_file, database)");
     expect_error(HEAD SINK("a") "checkpoint:\n  every: 5\n",
@@ -201,6 +202,40 @@ static void checkpoint_counts_must_be_integers_from_one_to_their_maxima(void **s
     assert_int_equal(conf->checkpoint_every_events, OUTBOXD_EVERY_EVENTS_MAX);
     assert_int_equal(conf->checkpoint_every_ms, OUTBOXD_EVERY_MS_MAX);
     outboxd_conf_free(conf);
+}
+
+/* http: off by default; an address of the right form, checked with its
+ * line (binding it is --check's: test_http_daemon). */
+static void http_listen_takes_an_address_of_the_right_form(void **state) {
+    outboxd_conf_t *conf = load_good(HEAD SINK("a"));
+    assert_null(conf->http_listen);
+    assert_int_equal(conf->http_ready_grace_ms, OUTBOXD_HTTP_GRACE_DEFAULT_MS);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "http:\n  listen: \"127.0.0.1:9187\"\n  ready_grace_ms: 0\n");
+    assert_string_equal(conf->http_listen, "127.0.0.1:9187");
+    assert_int_equal(conf->http_listen_line, 10);
+    assert_int_equal(conf->http_ready_grace_ms, 0);
+    outboxd_conf_free(conf);
+    static const char *const good[] = {"[::1]:9187", ":9187", "localhost:1", "0.0.0.0:65535"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[400];
+        snprintf(text, sizeof text, HEAD SINK("a") "http:\n  listen: \"%s\"\n", good[i]);
+        conf = load_good(text);
+        assert_string_equal(conf->http_listen, good[i]);
+        outboxd_conf_free(conf);
+    }
+    expect_error(HEAD SINK("a") "http:\n  listen: \"9187\"\n",
+                 "10:11: http.listen: expected HOST:PORT (an IPv6 address in brackets: [::1]:9187)");
+    expect_error(HEAD SINK("a") "http:\n  listen: \"host:0\"\n",
+                 "10:11: http.listen: the port must be a number from 1 to 65535, got \"0\"");
+    expect_error(HEAD SINK("a") "http:\n  listen: \"host:http\"\n",
+                 "10:11: http.listen: the port must be a number from 1 to 65535, got \"http\"");
+    expect_error(HEAD SINK("a") "http:\n  listen: \"[::1]9187\"\n", "10:11: http.listen: expected [IPV6]:PORT");
+    expect_error(HEAD SINK("a") "http:\n  listen: \"[]:9187\"\n", "10:11: http.listen: an empty host in brackets");
+    expect_error(HEAD SINK("a") "http:\n  ready_grace_ms: -1\n",
+                 "10:19: http.ready_grace_ms: expected an integer from 0 to 3600000, got \"-1\"");
+    expect_error(HEAD SINK("a") "http:\n  port: 9187\n", "10:3: unknown key \"port\" in http (expected listen, "
+                                                            "ready_grace_ms)");
 }
 
 /* reader: the shared reader's ring (issue 17): events and bytes, with
@@ -845,6 +880,7 @@ int main(void) {
         cmocka_unit_test(unknown_keys_are_named_with_the_keys_expected),
         cmocka_unit_test(checkpoint_counts_must_be_integers_from_one_to_their_maxima),
         cmocka_unit_test(reader_ring_limits_take_counts_and_sizes),
+        cmocka_unit_test(http_listen_takes_an_address_of_the_right_form),
         cmocka_unit_test(ha_is_on_by_default_with_a_ten_second_lease),
         cmocka_unit_test(ha_renewal_must_fit_twice_in_a_lease),
         cmocka_unit_test(ha_values_outside_their_ranges_are_refused),

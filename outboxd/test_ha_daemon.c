@@ -52,35 +52,21 @@ static void sleep_ms(int ms) {
  * dir/INSTANCE.jsonl and any other dir/INSTANCE-NAME.jsonl, and the ha
  * section with this instance's id. */
 static char *config_with(const char *dir, outbox_t *ob, const char *instance, const char *const *names, int n) {
-    char *path = malloc(600);
-    snprintf(path, 600, "%s/%s.yaml", dir, instance);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f,
-            "mongodb:\n"
-            "  uri: \"%s\"\n"
-            "  database: %s\n"
-            "outbox: %s\n"
-            "checkpoint:\n"
-            "  every_events: 100\n"
-            "  every_ms: 200\n"
-            "sinks:\n",
-            test_mongodb_uri(), TEST_DB, outbox_name(ob));
+    char sinks[4096] = "", file[100], ha[100];
+    size_t len = 0;
     for (int i = 0; i < n; i++) {
-        fprintf(f, "  - name: %s\n    plugin: file\n", names[i]);
         if (strcmp(names[i], "audit") == 0)
-            fprintf(f, "    route: \"%s/%s.jsonl\"\n", dir, instance);
+            len += (size_t)snprintf(sinks + len, sizeof sinks - len,
+                                    "  - name: audit\n    plugin: file\n    route: \"%s/%s.jsonl\"\n", dir, instance);
         else
-            fprintf(f, "    route: \"%s/%s-%s.jsonl\"\n", dir, instance, names[i]);
+            len += (size_t)snprintf(sinks + len, sizeof sinks - len,
+                                    "  - name: %s\n    plugin: file\n    route: \"%s/%s-%s.jsonl\"\n", names[i], dir,
+                                    instance, names[i]);
+        assert_true(len < sizeof sinks);
     }
-    fprintf(f,
-            "ha:\n"
-            "  lease_ttl_ms: %d\n"
-            "  renew_ms: %d\n"
-            "  instance_id: %s\n",
-            TTL_MS, RENEW_MS, instance);
-    fclose(f);
-    return path;
+    snprintf(file, sizeof file, "%s.yaml", instance);
+    snprintf(ha, sizeof ha, "  instance_id: %s\n", instance);
+    return test_daemon_config_file(dir, file, ob, sinks, ha);
 }
 
 /* dir/INSTANCE.yaml: one file sink "audit" writing dir/INSTANCE.jsonl. */

@@ -23,6 +23,8 @@ packages=(
   libcmocka-dev                 # test framework
   python3 python3-pymongo       # tests: a producer in another language
   valgrind                      # tests: memory checking
+  prometheus                    # tests: promtool judges outboxd's /metrics
+  curl                          # tests: an HTTP client we did not write, for /metrics, /healthz, /readyz
   clang libjansson-dev          # tests/fuzz: libFuzzer; jansson checks our JSON output
   openssl                       # tests/services: the test CA for TLS
   patch                         # tests/services: applies our FerretDB patch (built with the Go on PATH)

@@ -90,10 +90,10 @@ int test_ha_renew_ms(void) {
     return TEST_HA_RENEW_MS * ha_scale(3, 2);
 }
 
-static char *write_config(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml, const char *ha_yaml,
-                          int ttl_ms, int renew_ms) {
+static char *write_config(const char *dir, const char *file, outbox_t *ob, const char *uri, const char *sinks_yaml,
+                          const char *ha_yaml, int ttl_ms, int renew_ms) {
     char *path = malloc(600);
-    snprintf(path, 600, "%s/outboxd.yaml", dir);
+    snprintf(path, 600, "%s/%s", dir, file);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fprintf(f,
@@ -120,7 +120,12 @@ static char *write_config(const char *dir, outbox_t *ob, const char *uri, const 
 
 char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
                              const char *ha_yaml) {
-    return write_config(dir, ob, uri, sinks_yaml, ha_yaml, test_ha_ttl_ms(), test_ha_renew_ms());
+    return write_config(dir, "outboxd.yaml", ob, uri, sinks_yaml, ha_yaml, test_ha_ttl_ms(), test_ha_renew_ms());
+}
+
+char *test_daemon_config_file(const char *dir, const char *file, outbox_t *ob, const char *sinks_yaml,
+                              const char *ha_yaml) {
+    return write_config(dir, file, ob, test_mongodb_uri(), sinks_yaml, ha_yaml, test_ha_ttl_ms(), test_ha_renew_ms());
 }
 
 char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yaml, const char *ha_yaml) {
@@ -128,7 +133,8 @@ char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yam
 }
 
 char *test_daemon_config(const char *dir, outbox_t *ob, const char *sinks_yaml) {
-    return write_config(dir, ob, test_mongodb_uri(), sinks_yaml, NULL, test_daemon_ttl_ms(), test_daemon_renew_ms());
+    return write_config(dir, "outboxd.yaml", ob, test_mongodb_uri(), sinks_yaml, NULL, test_daemon_ttl_ms(),
+                        test_daemon_renew_ms());
 }
 
 void test_daemon_start(test_daemon_t *d, const char *config, const char *dir) {
@@ -386,4 +392,12 @@ int64_t test_checkpoint_term(outbox_t *ob, const char *sink) {
     mongoc_collection_destroy(c);
     mongoc_client_destroy(client);
     return term;
+}
+
+int test_daemon_check(const char *config, char **out) {
+    char cmd[2048];
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --check --config '%s' --plugin-dir '%s/sinks/file' 2>&1",
+             b ? b : ".", config, b ? b : ".");
+    return test_run_command(cmd, out);
 }

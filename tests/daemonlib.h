@@ -55,6 +55,9 @@ void test_daemon_wait_log(const test_daemon_t *d, const char *text, int times);
 /* ordernr of each line of a file sink's JSON-lines file, in order;
  * returns the count (0 when the file does not exist). */
 int test_jsonl_ordernrs(const char *path, int *out, int max);
+/* outboxd --check of config with the file plugin's folder: its exit
+ * status, and its stdout and stderr together in *out (caller frees). */
+int test_daemon_check(const char *config, char **out);
 /* Waits until path has at least n lines (up to timeout_ms); returns the
  * count it saw last. */
 int test_wait_lines(const char *path, int n, int timeout_ms);
@@ -103,6 +106,10 @@ char *test_daemon_config_ha(const char *dir, outbox_t *ob, const char *sinks_yam
 /* The same with another MongoDB URI (a TCP proxy's). */
 char *test_daemon_config_uri(const char *dir, outbox_t *ob, const char *uri, const char *sinks_yaml,
                              const char *ha_yaml);
+/* The same written to dir/FILE instead of dir/outboxd.yaml: one config
+ * per instance when several run from one folder. */
+char *test_daemon_config_file(const char *dir, const char *file, outbox_t *ob, const char *sinks_yaml,
+                              const char *ha_yaml);
 
 /* test_daemon_spawn, then waits until outboxd has started its sinks (as
  * test_daemon_start does): for several outboxd with logs in one folder. */

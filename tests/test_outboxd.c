@@ -569,14 +569,6 @@ static void tells_systemd_ready_reloading_and_stopping(void **state) {
     test_outbox_drop(ob);
 }
 
-static int run_check(const char *config, char **out) {
-    char cmd[2048];
-    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
-    snprintf(cmd, sizeof cmd, "'%s/outboxd/outboxd' --check --config '%s' --plugin-dir '%s/sinks/file' 2>&1",
-             b ? b : ".", config, b ? b : ".");
-    return test_run_command(cmd, out);
-}
-
 static void config_and_plugin_mistakes_name_the_file_and_line(void **state) {
     outbox_t *ob = test_outbox("d_check");
     char *dir = test_tmpdir("check");
@@ -584,14 +576,14 @@ static void config_and_plugin_mistakes_name_the_file_and_line(void **state) {
 
     snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", ""), dir);
     char *config = test_daemon_config(dir, ob, sinks);
-    assert_int_equal(run_check(config, &out), 0);
+    assert_int_equal(test_daemon_check(config, &out), 0);
     assert_non_null(strstr(out, "sink a: plugin file"));
     free(out);
     free(config);
 
     /* A plugin that does not exist: line 9 is the sink's entry. */
     config = test_daemon_config(dir, ob, "  - name: x\n    plugin: nosuch\n    route: \"r\"\n");
-    assert_int_equal(run_check(config, &out), 2);
+    assert_int_equal(test_daemon_check(config, &out), 2);
     if (!strstr(out, "outboxd.yaml:9:5: sink x: plugin \"nosuch\": cannot load"))
         fail_msg("unexpected: %s", out);
     free(out);
@@ -600,7 +592,7 @@ static void config_and_plugin_mistakes_name_the_file_and_line(void **state) {
     /* The same, marked optional: outboxd runs without it. */
     snprintf(sinks, sizeof sinks, "  - name: x\n    plugin: nosuch\n    route: \"r\"\n    optional: true\n" SINK("a", "%s/a.jsonl", ""), dir);
     config = test_daemon_config(dir, ob, sinks);
-    assert_int_equal(run_check(config, &out), 0);
+    assert_int_equal(test_daemon_check(config, &out), 0);
     assert_non_null(strstr(out, "sink x (optional) is left out"));
     free(out);
     free(config);
@@ -608,14 +600,14 @@ static void config_and_plugin_mistakes_name_the_file_and_line(void **state) {
     /* An option the plugin does not know, and a bad value. */
     snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "    options:\n      fsinc: always\n"), dir);
     config = test_daemon_config(dir, ob, sinks);
-    assert_int_equal(run_check(config, &out), 2);
+    assert_int_equal(test_daemon_check(config, &out), 2);
     if (!strstr(out, "outboxd.yaml:13:7: sink a: option fsinc: unknown option (plugin file)"))
         fail_msg("unexpected: %s", out);
     free(out);
     free(config);
     snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", "    options:\n      fsync: sometimes\n"), dir);
     config = test_daemon_config(dir, ob, sinks);
-    assert_int_equal(run_check(config, &out), 2);
+    assert_int_equal(test_daemon_check(config, &out), 2);
     if (!strstr(out, "sink a: option fsync: expected one of always|batch|never, got \"sometimes\""))
         fail_msg("unexpected: %s", out);
     free(out);
@@ -632,7 +624,7 @@ static void config_and_plugin_mistakes_name_the_file_and_line(void **state) {
 
     /* A config error from the parser. */
     config = test_daemon_config(dir, ob, "  - name: a\n    plugn: file\n");
-    assert_int_equal(run_check(config, &out), 2);
+    assert_int_equal(test_daemon_check(config, &out), 2);
     if (!strstr(out, "outboxd.yaml:10:5: unknown key \"plugn\""))
         fail_msg("unexpected: %s", out);
     free(out);

@@ -1,0 +1,102 @@
+/*
+ * metrics.h - what outboxd counts, for GET /metrics (http.c) and the
+ * readiness check: one registry per process, one entry per sink name.
+ *
+ * A sink runner owns nothing here: it gets a pointer to its sink's entry
+ * (outboxd_metrics_sink) and bumps atomic counters and its state, from any
+ * of its threads, without a lock. Entries live as long as the registry, so
+ * a runner replaced by a SIGHUP reload goes on counting in the same entry
+ * (Prometheus counters only grow within a process); a sink removed by a
+ * reload is hidden from the scrape (outboxd_sink_metrics_hide), not freed.
+ * The registry's lock guards the list only, never a counter.
+ *
+ * Names and units follow Prometheus's conventions (docs/metrics.md lists
+ * every series): counters end in _total, times are in seconds.
+ */
+#ifndef OUTBOXD_METRICS_H
+#define OUTBOXD_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A sink's state, one gauge per state (1 for the current one). */
+typedef enum {
+    OUTBOXD_SINK_STARTING = 0, /* opening: the plugin, the checkpoint */
+    OUTBOXD_SINK_RUNNING,      /* publishing (or idle with nothing to publish) */
+    OUTBOXD_SINK_RETRYING,     /* the last publish or open failed with RETRY: backing off */
+    OUTBOXD_SINK_GAP,          /* stopped at a gap (on_gap: stop) */
+    OUTBOXD_SINK_STOPPED,      /* stopped by on_error: stop, or a plugin that cannot open */
+    OUTBOXD_SINK_STANDBY,      /* another outboxd holds its lease */
+    OUTBOXD_SINK_N_STATES
+} outboxd_sink_state_t;
+
+/* The state's name as the state label and the readiness body show it. */
+const char *outboxd_sink_state_name(outboxd_sink_state_t state);
+
+/* Why an event failed (the reason label of failed_total). */
+typedef enum {
+    OUTBOXD_FAIL_FATAL = 0,  /* the plugin acked FATAL */
+    OUTBOXD_FAIL_MALFORMED,  /* a document of the log that is no event */
+    OUTBOXD_FAIL_ROUTE,      /* its route expanded to an empty destination */
+    OUTBOXD_FAIL_PAYLOAD,    /* its data cannot be encoded as the sink's payload */
+    OUTBOXD_FAIL_N
+} outboxd_fail_reason_t;
+
+typedef struct outboxd_sink_metrics {
+    /* Events, each counted once per step it reaches (a retried event is
+     * published again and counted again in published and retried). */
+    atomic_llong read;          /* taken into the sink's window */
+    atomic_llong published;     /* handed to the plugin's publish */
+    atomic_llong acked;         /* acked OK by the plugin */
+    atomic_llong retried;       /* acked or refused RETRY: offered again */
+    atomic_llong failed[OUTBOXD_FAIL_N];
+    atomic_llong dead_lettered; /* written to N.deadletter (on_error: deadletter) */
+    atomic_llong skipped;       /* passed over (on_error: skip) */
+    atomic_llong batches;       /* calls of the plugin's publish */
+    atomic_llong checkpoint_writes;
+    atomic_int state;           /* outboxd_sink_state_t */
+    atomic_llong state_since_ms; /* CLOCK_MONOTONIC ms of the last state change */
+    atomic_bool present;        /* shown in the scrape (a reload may hide it) */
+    /* The registry's (under its lock). */
+    char *sink, *plugin;
+    struct outboxd_sink_metrics *next;
+} outboxd_sink_metrics_t;
+
+typedef struct outboxd_metrics outboxd_metrics_t;
+
+/* A registry; NULL when out of memory. */
+outboxd_metrics_t *outboxd_metrics_new(void);
+/* Frees the registry and every entry: no runner may use one any more. */
+void outboxd_metrics_free(outboxd_metrics_t *m);
+
+/* The entry of the sink (made, state STARTING, on first use; its plugin
+ * name updated), marked present. Never NULL (aborts when out of memory:
+ * a runner cannot start without it). */
+outboxd_sink_metrics_t *outboxd_metrics_sink(outboxd_metrics_t *m, const char *sink, const char *plugin);
+/* Hides a sink's series from the scrape and the readiness check (a reload
+ * removed the sink; outboxd_metrics_sink shows it again). */
+void outboxd_sink_metrics_hide(outboxd_sink_metrics_t *s);
+
+/* Sets the sink's state (and the time it changed, when it did). */
+void outboxd_sink_metrics_state(outboxd_sink_metrics_t *s, outboxd_sink_state_t state);
+
+/* A growable text buffer for the renderers (http.c frees text). */
+typedef struct {
+    char *text;
+    size_t len, cap;
+    bool failed; /* out of memory: text is incomplete */
+} outboxd_buf_t;
+void outboxd_buf_printf(outboxd_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The whole scrape, Prometheus text format 0.0.4, into b. */
+void outboxd_metrics_render(outboxd_metrics_t *m, outboxd_buf_t *b);
+
+/* Readiness of the sinks: true when every present sink is running, idle or
+ * standing by, or has been retrying for less than grace_ms. Otherwise
+ * false, and b gets one JSON object per sink that is not ready, in a JSON
+ * array ("[{"sink":"audit","state":"retrying","for_ms":31000}]"). */
+bool outboxd_metrics_sinks_ready(outboxd_metrics_t *m, int64_t grace_ms, outboxd_buf_t *b);
+
+#endif
