@@ -1549,6 +1549,7 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
          * checkpoint (outboxctl checkpoint set/reset). */
         LOG_ERR("%sstopped at a gap: %s", r->prefix, r->cp.message);
         atomic_store(&r->stopped, true);
+        set_state(r, OUTBOXD_SINK_GAP);
     }
     snprintf(r->cp.state, sizeof r->cp.state, "%s", atomic_load(&r->stopped) ? "gap" : "running");
     outboxd_place_t place = {OUTBOXD_PLACE_STOPPED, 0};
