@@ -616,8 +616,8 @@ static int load_ha(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
  * set. The address's form is checked here; whether it can be bound, by
  * --check and at start (outboxd_http_start). */
 static int load_http(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
-    enum { LISTEN, GRACE, N };
-    field_t f[N] = {{"listen"}, {"ready_grace_ms"}};
+    enum { LISTEN, GRACE, STUCK, N };
+    field_t f[N] = {{"listen"}, {"ready_grace_ms"}, {"stuck_ms"}};
     yaml_node_t *v;
     if (map->type != YAML_MAPPING_NODE)
         return fail(ld, at(map), "http: expected a mapping");
@@ -634,6 +634,9 @@ static int load_http(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
     }
     if ((v = given(&f[GRACE])) &&
         read_range(ld, v, "http.ready_grace_ms", 0, OUTBOXD_HTTP_GRACE_MAX_MS, &conf->http_ready_grace_ms) < 0)
+        return -1;
+    if ((v = given(&f[STUCK])) && read_range(ld, v, "http.stuck_ms", OUTBOXD_HTTP_STUCK_MIN_MS,
+                                             OUTBOXD_HTTP_GRACE_MAX_MS, &conf->http_stuck_ms) < 0)
         return -1;
     return 0;
 }
@@ -870,6 +873,7 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     conf->ha_lease_ttl_ms = OUTBOXD_HA_TTL_DEFAULT_MS;
     conf->ha_renew_ms = OUTBOXD_HA_RENEW_DEFAULT_MS;
     conf->http_ready_grace_ms = OUTBOXD_HTTP_GRACE_DEFAULT_MS;
+    conf->http_stuck_ms = OUTBOXD_HTTP_STUCK_DEFAULT_MS;
 
     if (!root)
         return fail(ld, &start, "empty configuration (expected mongodb, outbox and sinks)");

@@ -74,6 +74,7 @@ typedef struct {
     char *http_listen;          /* http.listen, NULL: no endpoint */
     int http_listen_line;       /* its line, for errors at start */
     int64_t http_ready_grace_ms; /* http.ready_grace_ms, default 30000 */
+    int64_t http_stuck_ms;      /* http.stuck_ms, default 60000 */
     outboxd_sink_conf_t *sinks;
     size_t n_sinks;
     /* The first secret written in the file itself (a password in
@@ -103,6 +104,9 @@ typedef struct {
 /* http.ready_grace_ms: how long a sink may retry before /readyz says so. */
 #define OUTBOXD_HTTP_GRACE_DEFAULT_MS 30000
 #define OUTBOXD_HTTP_GRACE_MAX_MS 3600000
+/* http.stuck_ms: how long one plugin call may run before /healthz fails. */
+#define OUTBOXD_HTTP_STUCK_DEFAULT_MS 60000
+#define OUTBOXD_HTTP_STUCK_MIN_MS 1000
 /* ha: the lease's time to live and renewal interval, in milliseconds, and
  * the instance id's length ([A-Za-z0-9._:-], 1 to 64 bytes). */
 #define OUTBOXD_HA_TTL_DEFAULT_MS 10000

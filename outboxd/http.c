@@ -27,7 +27,7 @@
 struct outboxd_http {
     struct MHD_Daemon *daemon;
     outboxd_metrics_t *metrics;
-    int64_t ready_grace_ms;
+    int64_t ready_grace_ms, stuck_ms;
     pthread_mutex_t ping_lock; /* the client is single-threaded */
     atomic_bool started;       /* MHD_start_daemon returned */
     mongoc_client_t *client;
@@ -97,6 +97,19 @@ static enum MHD_Result readyz(outboxd_http_t *h, struct MHD_Connection *c) {
     return respond(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body.text, body.len);
 }
 
+static enum MHD_Result healthz(outboxd_http_t *h, struct MHD_Connection *c) {
+    outboxd_buf_t stuck = {0}, body = {0};
+    bool live = outboxd_metrics_sinks_live(h->metrics, h->stuck_ms, &stuck);
+    outboxd_buf_printf(&body, "{\"status\":\"%s\",\"sinks_stuck\":%s}\n", live ? "live" : "stuck",
+                       stuck.failed ? "[]" : stuck.text);
+    free(stuck.text);
+    if (body.failed) {
+        free(body.text);
+        return MHD_NO;
+    }
+    return respond(c, live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body.text, body.len);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_data_size,
                               void **con_cls) {
@@ -117,7 +130,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return respond(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.text, b.len);
     }
     if (strcmp(url, "/healthz") == 0)
-        return respond_text(c, MHD_HTTP_OK, "ok\n");
+        return healthz(h, c);
     if (strcmp(url, "/readyz") == 0)
         return readyz(h, c);
     return respond_text(c, MHD_HTTP_NOT_FOUND, "not found: the paths are /metrics, /healthz and /readyz\n");
@@ -161,7 +174,7 @@ static mongoc_client_t *ping_client(const char *mongodb_uri, char *errbuf, size_
 }
 
 outboxd_http_t *outboxd_http_start(const char *listen, const char *mongodb_uri, outboxd_metrics_t *metrics,
-                                   int64_t ready_grace_ms, char *errbuf, size_t errbuf_size) {
+                                   int64_t ready_grace_ms, int64_t stuck_ms, char *errbuf, size_t errbuf_size) {
     char buf[300], why[200];
     const char *host, *port;
     if (!outboxd_listen_split(listen, buf, sizeof buf, &host, &port, why, sizeof why)) {
@@ -182,6 +195,7 @@ outboxd_http_t *outboxd_http_start(const char *listen, const char *mongodb_uri, 
     }
     h->metrics = metrics;
     h->ready_grace_ms = ready_grace_ms;
+    h->stuck_ms = stuck_ms;
     pthread_mutex_init(&h->ping_lock, NULL);
     if (!(h->client = ping_client(mongodb_uri, errbuf, errbuf_size))) {
         freeaddrinfo(ai);

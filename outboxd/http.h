@@ -4,7 +4,8 @@
  * own, one request at a time (a scrape every few seconds needs no more):
  *
  *   GET /metrics  Prometheus text format 0.0.4 (metrics.c; docs/metrics.md)
- *   GET /healthz  200 "ok" while outboxd answers (liveness)
+ *   GET /healthz  200 while outboxd answers and no sink has been inside one
+ *                 plugin call for stuck_ms (liveness); else 503 naming it
  *   GET /readyz   200 when MongoDB answers a ping and every sink is ready
  *                 (metrics.h: outboxd_metrics_sinks_ready); else 503 with a
  *                 JSON body saying what is not ready and why
@@ -27,7 +28,7 @@ typedef struct outboxd_http outboxd_http_t;
  * metrics: borrowed, must outlive the server. NULL with errbuf when the
  * address cannot be resolved or bound (in use, no permission). */
 outboxd_http_t *outboxd_http_start(const char *listen, const char *mongodb_uri, outboxd_metrics_t *metrics,
-                                   int64_t ready_grace_ms, char *errbuf, size_t errbuf_size);
+                                   int64_t ready_grace_ms, int64_t stuck_ms, char *errbuf, size_t errbuf_size);
 /* Stops serving (waits for a request in progress) and frees the server. */
 void outboxd_http_stop(outboxd_http_t *h);
 

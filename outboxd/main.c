@@ -278,7 +278,7 @@ static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, out
         LOG_WARN("reload: ha changed, which takes effect at the next start of outboxd; the running leases "
                  "stay as they are");
     if (strcmp(conf->http_listen ? conf->http_listen : "", cur->http_listen ? cur->http_listen : "") != 0 ||
-        conf->http_ready_grace_ms != cur->http_ready_grace_ms)
+        conf->http_ready_grace_ms != cur->http_ready_grace_ms || conf->http_stuck_ms != cur->http_stuck_ms)
         LOG_WARN("reload: http changed, which takes effect at the next start of outboxd; the endpoint stays as "
                  "it is");
     outboxd_sinkset_t *next = outboxd_sinkset_prepare(conf, path, plugins, errbuf, sizeof errbuf);
@@ -369,7 +369,8 @@ int main(int argc, char **argv) {
             outboxd_metrics_t *metrics = outboxd_metrics_new();
             mongoc_init();
             outboxd_http_t *h = metrics ? outboxd_http_start(conf->http_listen, conf->mongodb_uri, metrics,
-                                                             conf->http_ready_grace_ms, errbuf, sizeof errbuf)
+                                                             conf->http_ready_grace_ms, conf->http_stuck_ms, errbuf,
+                                                             sizeof errbuf)
                                         : NULL;
             outboxd_http_stop(h);
             outboxd_metrics_free(metrics);
@@ -438,7 +439,7 @@ int main(int argc, char **argv) {
         abort(); /* out of memory */
     if (outbox && conf->http_listen &&
         !(http = outboxd_http_start(conf->http_listen, conf->mongodb_uri, metrics, conf->http_ready_grace_ms,
-                                    errbuf, sizeof errbuf))) {
+                                    conf->http_stuck_ms, errbuf, sizeof errbuf))) {
         outboxd_secrets_scrub(errbuf, sizeof errbuf);
         fprintf(stderr, "outboxd: %s:%d: %s\n", config_path, conf->http_listen_line, errbuf);
         outbox_destroy(outbox);

@@ -23,6 +23,7 @@ struct outboxd_metrics {
 static const char *const state_names[OUTBOXD_SINK_N_STATES] = {"starting", "running", "retrying",
                                                                 "gap",      "stopped", "standby"};
 static const char *const fail_names[OUTBOXD_FAIL_N] = {"fatal", "malformed", "route", "payload"};
+static const char *const call_names[OUTBOXD_CALL_N] = {"", "open", "publish", "poll", "flush", "close"};
 
 const char *outboxd_sink_state_name(outboxd_sink_state_t state) {
     return state >= 0 && state < OUTBOXD_SINK_N_STATES ? state_names[state] : "unknown";
@@ -94,6 +95,15 @@ void outboxd_sink_metrics_state(outboxd_sink_metrics_t *s, outboxd_sink_state_t 
         return;
     if (atomic_exchange(&s->state, (int)state) != (int)state)
         atomic_store(&s->state_since_ms, mono_ms());
+}
+
+void outboxd_sink_metrics_call(outboxd_sink_metrics_t *s, outboxd_plugin_call_t call) {
+    if (!s)
+        return;
+    /* The time first: a reader that sees the call sees its start. */
+    if (call != OUTBOXD_CALL_NONE)
+        atomic_store(&s->call_since_ms, mono_ms());
+    atomic_store(&s->call, (int)call);
 }
 
 void outboxd_buf_printf(outboxd_buf_t *b, const char *fmt, ...) {
@@ -203,6 +213,18 @@ void outboxd_metrics_render(outboxd_metrics_t *m, outboxd_buf_t *b) {
             outboxd_buf_printf(b, ",state=\"%s\"} %d\n", state_names[st], st == now);
         }
     }
+    outboxd_buf_printf(b, "# HELP outboxd_sink_plugin_call_seconds How long the plugin call the sink is in has run "
+                          "(0: in none).\n"
+                          "# TYPE outboxd_sink_plugin_call_seconds gauge\n");
+    for (outboxd_sink_metrics_t *s = m->sinks; s; s = s->next) {
+        if (!atomic_load(&s->present))
+            continue;
+        int call = atomic_load(&s->call);
+        outboxd_buf_printf(b, "outboxd_sink_plugin_call_seconds");
+        put_labels(b, s);
+        outboxd_buf_printf(b, "} %.3f\n",
+                           call ? (double)(mono_ms() - atomic_load(&s->call_since_ms)) / 1000.0 : 0.0);
+    }
     outboxd_buf_printf(b, "# HELP outboxd_sink_state_seconds How long the sink has been in its current state.\n"
                           "# TYPE outboxd_sink_state_seconds gauge\n");
     int64_t now_ms = mono_ms();
@@ -238,4 +260,25 @@ bool outboxd_metrics_sinks_ready(outboxd_metrics_t *m, int64_t grace_ms, outboxd
     pthread_mutex_unlock(&m->lock);
     outboxd_buf_printf(b, "]");
     return ready;
+}
+
+bool outboxd_metrics_sinks_live(outboxd_metrics_t *m, int64_t stuck_ms, outboxd_buf_t *b) {
+    bool live = true;
+    int64_t now_ms = mono_ms();
+    outboxd_buf_printf(b, "[");
+    pthread_mutex_lock(&m->lock);
+    for (outboxd_sink_metrics_t *s = m->sinks; s; s = s->next) {
+        int call = atomic_load(&s->call);
+        if (!atomic_load(&s->present) || call <= OUTBOXD_CALL_NONE || call >= OUTBOXD_CALL_N)
+            continue;
+        int64_t for_ms = now_ms - atomic_load(&s->call_since_ms);
+        if (for_ms < stuck_ms)
+            continue;
+        outboxd_buf_printf(b, "%s{\"sink\":\"%s\",\"in\":\"%s\",\"for_ms\":%lld}", live ? "" : ",", s->sink,
+                           call_names[call], (long long)for_ms);
+        live = false;
+    }
+    pthread_mutex_unlock(&m->lock);
+    outboxd_buf_printf(b, "]");
+    return live;
 }

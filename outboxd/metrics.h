@@ -44,6 +44,17 @@ typedef enum {
     OUTBOXD_FAIL_N
 } outboxd_fail_reason_t;
 
+/* The plugin call a sink's runner is in, for the watchdog of /healthz. */
+typedef enum {
+    OUTBOXD_CALL_NONE = 0,
+    OUTBOXD_CALL_OPEN,
+    OUTBOXD_CALL_PUBLISH,
+    OUTBOXD_CALL_POLL,
+    OUTBOXD_CALL_FLUSH,
+    OUTBOXD_CALL_CLOSE,
+    OUTBOXD_CALL_N
+} outboxd_plugin_call_t;
+
 typedef struct outboxd_sink_metrics {
     /* Events, each counted once per step it reaches (a retried event is
      * published again and counted again in published and retried). */
@@ -58,6 +69,8 @@ typedef struct outboxd_sink_metrics {
     atomic_llong checkpoint_writes;
     atomic_int state;           /* outboxd_sink_state_t */
     atomic_llong state_since_ms; /* CLOCK_MONOTONIC ms of the last state change */
+    atomic_int call;            /* outboxd_plugin_call_t the runner is in */
+    atomic_llong call_since_ms; /* when it entered it */
     atomic_bool present;        /* shown in the scrape (a reload may hide it) */
     /* The registry's (under its lock). */
     char *sink, *plugin;
@@ -82,6 +95,9 @@ void outboxd_sink_metrics_hide(outboxd_sink_metrics_t *s);
 /* Sets the sink's state (and the time it changed, when it did). */
 void outboxd_sink_metrics_state(outboxd_sink_metrics_t *s, outboxd_sink_state_t state);
 
+/* The runner enters (call) or leaves (OUTBOXD_CALL_NONE) a plugin call. */
+void outboxd_sink_metrics_call(outboxd_sink_metrics_t *s, outboxd_plugin_call_t call);
+
 /* A growable text buffer for the renderers (http.c frees text). */
 typedef struct {
     char *text;
@@ -98,5 +114,12 @@ void outboxd_metrics_render(outboxd_metrics_t *m, outboxd_buf_t *b);
  * false, and b gets one JSON object per sink that is not ready, in a JSON
  * array ("[{"sink":"audit","state":"retrying","for_ms":31000}]"). */
 bool outboxd_metrics_sinks_ready(outboxd_metrics_t *m, int64_t grace_ms, outboxd_buf_t *b);
+
+/* Liveness: false when a sink's runner has been inside one plugin call
+ * for stuck_ms or longer (a publish, open, poll, flush or close that never
+ * returns holds that sink for good), with b getting a JSON array naming
+ * each ("[{"sink":"audit","in":"publish","for_ms":61000}]"). Waiting for
+ * events, for a lease or in a back-off is not being stuck. */
+bool outboxd_metrics_sinks_live(outboxd_metrics_t *m, int64_t stuck_ms, outboxd_buf_t *b);
 
 #endif

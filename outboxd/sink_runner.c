@@ -190,6 +190,10 @@ static void set_state(outboxd_sink_runner_t *r, outboxd_sink_state_t state) {
     outboxd_sink_metrics_state(r->p.metrics, state);
 }
 
+static void plugin_call(outboxd_sink_runner_t *r, outboxd_plugin_call_t call) {
+    outboxd_sink_metrics_call(r->p.metrics, call);
+}
+
 /* The checkpoint writes so far (inline, and the writer thread's) into the
  * figures: the writer counts on its thread, the runner adds what is new. */
 static void report_checkpoint_writes(outboxd_sink_runner_t *r) {
@@ -922,7 +926,9 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
     if (has_publish_some(r->p.plugin)) {
         /* events[0..taken) are the plugin's; the rest go back. */
         taken = 0;
+        plugin_call(r, OUTBOXD_CALL_PUBLISH);
         rc = r->p.plugin->publish_some(r->state, events, n, &taken, errbuf, errbuf_size);
+        plugin_call(r, OUTBOXD_CALL_NONE);
         if (taken > n) {
             snprintf(errbuf, errbuf_size, "publish_some said it took %zu of the %zu events it was given (a bug "
                      "in plugin %s, %s): treated as FATAL", taken, n, r->p.plugin->name, r->p.plugin_path);
@@ -932,7 +938,9 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
     } else {
         /* publish: RETRY or FATAL means it took none of the batch that it
          * has not acked; those are published again later. */
+        plugin_call(r, OUTBOXD_CALL_PUBLISH);
         rc = r->p.plugin->publish(r->state, events, n, errbuf, errbuf_size);
+        plugin_call(r, OUTBOXD_CALL_NONE);
         taken = rc == OUTBOX_SINK_OK ? n : 0;
     }
     errbuf[errbuf_size - 1] = '\0';
@@ -983,7 +991,9 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
     repeat_t rep = {.attempts = 0};
     while (!atomic_load(r->p.stop) && holding(r)) {
         errbuf[0] = '\0';
+        plugin_call(r, OUTBOXD_CALL_OPEN);
         int rc = r->p.plugin->open(&r->host, &r->state, errbuf, sizeof errbuf);
+        plugin_call(r, OUTBOXD_CALL_NONE);
         errbuf[sizeof errbuf - 1] = '\0';
         outboxd_secrets_scrub(errbuf, sizeof errbuf);
         if (rc == OUTBOX_SINK_OK) {
@@ -1016,7 +1026,9 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
 static void close_plugin(outboxd_sink_runner_t *r) {
     if (!r->open)
         return;
+    plugin_call(r, OUTBOXD_CALL_CLOSE);
     r->p.plugin->close(r->state);
+    plugin_call(r, OUTBOXD_CALL_NONE);
     r->open = false;
     r->state = NULL;
     /* Whatever was in flight was not delivered: publish it again. */
@@ -1244,7 +1256,9 @@ static void stop_reader(outboxd_sink_runner_t *r) {
  * ack (its queue drains by its own threads). */
 static void wait_for_room(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_size) {
     if (r->p.plugin->poll) {
+        plugin_call(r, OUTBOXD_CALL_POLL);
         r->p.plugin->poll(r->state, POLL_WAIT_MS, errbuf, errbuf_size);
+        plugin_call(r, OUTBOXD_CALL_NONE);
         return;
     }
     pthread_mutex_lock(&r->lock);
@@ -1263,7 +1277,9 @@ static void wait_for_work(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_
     bool in_flight = r->tail_seq > r->head;
     if (in_flight && r->p.plugin->poll) {
         pthread_mutex_unlock(&r->lock);
+        plugin_call(r, OUTBOXD_CALL_POLL);
         r->p.plugin->poll(r->state, POLL_WAIT_MS, errbuf, errbuf_size);
+        plugin_call(r, OUTBOXD_CALL_NONE);
         return;
     }
     if (r->changes == r->changes_seen)
@@ -1446,7 +1462,10 @@ static void wind_down(outboxd_sink_runner_t *r, bool release) {
             if (left < timeout)
                 timeout = left > 0 ? left : 0;
             errbuf[0] = '\0';
-            if (r->p.plugin->flush(r->state, (int)timeout, errbuf, sizeof errbuf) != OUTBOX_SINK_OK) {
+            plugin_call(r, OUTBOXD_CALL_FLUSH);
+            int flushed = r->p.plugin->flush(r->state, (int)timeout, errbuf, sizeof errbuf);
+            plugin_call(r, OUTBOXD_CALL_NONE);
+            if (flushed != OUTBOX_SINK_OK) {
                 errbuf[sizeof errbuf - 1] = '\0';
                 outboxd_secrets_scrub(errbuf, sizeof errbuf);
                 LOG_WARN("%sflush: %s (unacked events will be published again)", r->prefix, errbuf);
@@ -1652,8 +1671,11 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
              * again, with no backoff. */
             wait_for_room(r, errbuf, sizeof errbuf);
         } else if (sent > 0 && rc == OUTBOX_SINK_OK) {
-            if (r->p.plugin->poll)
+            if (r->p.plugin->poll) {
+                plugin_call(r, OUTBOXD_CALL_POLL);
                 r->p.plugin->poll(r->state, 0, errbuf, sizeof errbuf);
+                plugin_call(r, OUTBOXD_CALL_NONE);
+            }
         } else if (rc == OUTBOX_SINK_OK) {
             wait_for_work(r, errbuf, sizeof errbuf);
         }

@@ -234,8 +234,13 @@ static void http_listen_takes_an_address_of_the_right_form(void **state) {
     expect_error(HEAD SINK("a") "http:\n  listen: \"[]:9187\"\n", "10:11: http.listen: an empty host in brackets");
     expect_error(HEAD SINK("a") "http:\n  ready_grace_ms: -1\n",
                  "10:19: http.ready_grace_ms: expected an integer from 0 to 3600000, got \"-1\"");
+    expect_error(HEAD SINK("a") "http:\n  stuck_ms: 999\n",
+                 "10:13: http.stuck_ms: expected an integer from 1000 to 3600000, got \"999\"");
+    conf = load_good(HEAD SINK("a") "http:\n  stuck_ms: 5000\n");
+    assert_int_equal(conf->http_stuck_ms, 5000);
+    outboxd_conf_free(conf);
     expect_error(HEAD SINK("a") "http:\n  port: 9187\n", "10:3: unknown key \"port\" in http (expected listen, "
-                                                            "ready_grace_ms)");
+                                                            "ready_grace_ms, stuck_ms)");
 }
 
 /* reader: the shared reader's ring (issue 17): events and bytes, with

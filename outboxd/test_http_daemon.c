@@ -8,6 +8,8 @@
  *   - /readyz turns 503 naming a sink that retries past
  *     http.ready_grace_ms, and 200 again once it publishes; /healthz stays
  *     200 meanwhile;
+ *   - /healthz turns 503 naming a sink whose plugin call hangs past
+ *     http.stuck_ms, and 200 again once it returns;
  *   - --check refuses a port in use and an address of the wrong form,
  *     naming the file and the line.
  * Waits are bounded only against a hang.
@@ -22,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -216,6 +220,66 @@ static void readyz_names_a_sink_that_retries_past_the_grace(void **state) {
     test_outbox_drop(ob);
 }
 
+/* The sink's destination is a FIFO with no reader: the file sink's open
+ * of it, inside publish, blocks. Past http.stuck_ms /healthz fails naming
+ * the sink and the call; a reader unblocks it and /healthz passes again. */
+static void healthz_fails_while_a_plugin_call_hangs(void **state) {
+    (void)state;
+    outbox_t *ob = test_outbox("http_stuck");
+    char *dir = test_tmpdir("http_stuck");
+    char sinks[700], fifo[600], listen[64];
+    snprintf(fifo, sizeof fifo, "%s/fifo.jsonl", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", fifo);
+    char *config = test_daemon_config(dir, ob, sinks);
+    int port = free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    add_http(config, listen, -1);
+    FILE *f = fopen(config, "a");
+    assert_non_null(f);
+    fprintf(f, "  stuck_ms: 1000\n");
+    fclose(f);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    test_daemon_wait_log(&d, "http: serving /metrics, /healthz and /readyz on", 1);
+    char *body = NULL;
+    assert_int_equal(get(port, "/healthz", &body), 200);
+    free(body);
+    body = NULL;
+    test_put_order(ob, 1, "k");
+
+    int status = 0;
+    for (int i = 0; i < WAIT_MS / 100 && status != 503; i++) {
+        free(body);
+        status = get(port, "/healthz", &body);
+        if (status != 503)
+            sleep_ms(100);
+    }
+    assert_int_equal(status, 503);
+    print_message("# /healthz while publish hangs: %s", body);
+    assert_non_null(strstr(body, "\"sink\":\"audit\",\"in\":\"publish\""));
+    free(body);
+    assert_int_equal(get(port, "/metrics", &body), 200);
+    assert_true(series(body, "outboxd_sink_plugin_call_seconds" SINK_LABELS) >= 1);
+    free(body);
+
+    /* A reader: the open returns, the event goes through the pipe. */
+    int rd = open(fifo, O_RDONLY | O_NONBLOCK);
+    assert_true(rd >= 0);
+    for (int i = 0; i < WAIT_MS / 100 && status != 200; i++) {
+        sleep_ms(100);
+        status = get(port, "/healthz", &body);
+        free(body);
+    }
+    assert_int_equal(status, 200);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    close(rd);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 static void check_refuses_a_busy_port_and_a_bad_address_with_file_and_line(void **state) {
     (void)state;
     outbox_t *ob = test_outbox("http_check");
@@ -263,6 +327,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(metrics_count_what_reached_the_sink_and_promtool_accepts_them),
         cmocka_unit_test(readyz_names_a_sink_that_retries_past_the_grace),
+        cmocka_unit_test(healthz_fails_while_a_plugin_call_hangs),
         cmocka_unit_test(check_refuses_a_busy_port_and_a_bad_address_with_file_and_line),
     };
     return TEST_RUN("test_http_daemon", tests);
