@@ -4,3 +4,6 @@ examples_order_example_SOURCES = examples/order_example.c
 examples_order_example_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
 examples_order_example_LDADD = liboutbox/liboutbox.la $(MONGOC_LIBS)
 EXTRA_DIST += examples/schemas examples/demo.sh
+# examples/prometheus/: alert rules for outboxd's /metrics, judged by promtool.
+TESTS += examples/prometheus/test_rules.sh
+EXTRA_DIST += examples/prometheus
