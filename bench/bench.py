@@ -26,7 +26,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 import pymongo
 
@@ -42,11 +44,13 @@ TARGETS = {
     "fanout_db_cpu": 1.2, "vs_base": 0.97, "rss3_mb": 40.0,
     # issue 14 (HA leases): the drain with ha.enabled true against false
     "ha_drain": 0.97,
+    # issue 15 (metrics over HTTP): the drain with /metrics scraped every second against no endpoint
+    "metrics_drain": 0.98,
 }
 # What --cases takes. The default is what the current targets need and fits
 # in about 15 minutes; "all" adds the latency, checkpoint and naive cases.
 DEFAULT_CASES = ["drain", "fanout", "fanout-files", "base", "ceiling", "json"]
-ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency"]
+ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency", "metrics"]
 # Only when named: the HA case (issue 14) kills outboxd twenty times and
 # waits out leases of 10 s (about 6 minutes), and needs an outboxd with
 # leases; --quick does not run it unless named either.
@@ -55,6 +59,42 @@ EXTRA_CASES = ["ha"]
 
 class BenchError(Exception):
     pass
+
+
+def free_port():
+    """A loopback port free now (outboxd binds it a moment later)."""
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
+
+class Scraper:
+    """Fetches url every period seconds on a thread of its own, as a
+    Prometheus server would, until stop(); keeps each fetch's time in ms
+    (a refused connection, before outboxd listens, is not counted)."""
+
+    def __init__(self, url, period):
+        self.url, self.period, self.count, self.ms, self.bytes = url, period, 0, [], 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.done.is_set():
+            t = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as resp:
+                    self.bytes = len(resp.read())
+                self.ms.append(1000 * (time.perf_counter() - t))
+                self.count += 1
+            except OSError:
+                self.done.wait(0.05)  # not listening yet: try again soon
+                continue
+            self.done.wait(self.period)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
 
 
 def log(msg):
@@ -177,14 +217,17 @@ class Bench:
 
     # ---- outboxd ----------------------------------------------------------
 
-    def write_config(self, outbox, sinks, every_events=1000, every_ms=1000, ha=None):
+    def write_config(self, outbox, sinks, every_events=1000, every_ms=1000, ha=None, http=None):
         """sinks: [(name, plugin, route, options)]; ha: the `ha:` keys
-        (None: no `ha:` section, outboxd's defaults)."""
+        (None: no `ha:` section, outboxd's defaults); http: the address of
+        http.listen (None: no endpoint)."""
         path = os.path.join(self.tmp, self.name("conf") + ".yaml")
         with open(path, "w") as f:
             f.write(f'mongodb:\n  uri: "{self.uri}"\n  database: {DB}\noutbox: {outbox}\n')
             if ha is not None:
                 f.write("ha:\n" + "".join(f"  {k}: {v}\n" for k, v in ha.items()))
+            if http is not None:
+                f.write(f'http:\n  listen: "{http}"\n')
             f.write(f"checkpoint:\n  every_events: {every_events}\n  every_ms: {every_ms}\nsinks:\n")
             for name, plugin, route, opts in sinks:
                 f.write(f'  - name: {name}\n    plugin: {plugin}\n    route: "{route}"\n')
@@ -302,20 +345,23 @@ class Bench:
             time.sleep(0.05)
         raise BenchError(f"outboxd: no {count} x '{pattern}' in {logpath}: {open(logpath).read()[-1500:]}")
 
-    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head", ha=None):
+    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head", ha=None, scrape=False):
         """Runs outboxd (of the given build) from an empty checkpoint over
         a log of n events to the given sinks [(sink, name)], each to a fresh
         destination. Returns per sink: rate (events/s until the destination
         held all n), the counters, outboxd's peak RSS, and the CPU seconds
         each process used during the run (cpu_s) and the database's use
-        while nothing ran, just before (db_idle_cores)."""
+        while nothing ran, just before (db_idle_cores). scrape: outboxd
+        serves /metrics on a free port, fetched every second meanwhile
+        (scrapes, scrape_ms in the result)."""
         specs, waiters = [], []
         for sink, name in sinks:
             dargs, route, opts = self.dest_args(sink, name)
             self.prepare(sink, dargs)
             specs.append((name, sink, route, opts))
             waiters.append((sink, name, dargs))
-        conf = self.write_config(outbox, specs, every_events, every_ms, ha)
+        port = free_port() if scrape else None
+        conf = self.write_config(outbox, specs, every_events, every_ms, ha, f"127.0.0.1:{port}" if port else None)
         timeout = str(max(600, n // 50))
         procs = [subprocess.Popen([self.prog("bench_dest"), "wait", s, "--events", str(n), "--timeout-s", timeout]
                                   + d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -334,6 +380,7 @@ class Bench:
         pids["outboxd"] = p.pid
         cpu0 = self.cpu_seconds(pids)
         out = {}
+        scraper = Scraper(f"http://127.0.0.1:{port}/metrics", 1.0) if port else None
         try:
             for (sink, name, dargs), w in zip(waiters, procs):
                 so, se = w.communicate()
@@ -342,6 +389,8 @@ class Bench:
                 at = int(parse_result(so, f"wait {sink}")["at_ns"])
                 out[name] = {"sink": sink, "rate": n / ((at - t0) / 1e9), "dargs": dargs}
             wall = (time.time_ns() - t0) / 1e9
+            if scraper:
+                scraper.stop()
             cpu1 = self.cpu_seconds(pids)
             cpu_s = {k: cpu1[k] - cpu0[k] for k in cpu1 if k in cpu0}
             cores = {k: v / wall for k, v in cpu_s.items()}
@@ -349,6 +398,8 @@ class Bench:
                 self.wait_checkpoint(outbox, name, n)
             rss = self.peak_rss_kb(p.pid)
         finally:
+            if scraper:
+                scraper.stop()
             if p.poll() is None:
                 stats = self.stop_outboxd(p, logpath)
             else:
@@ -364,6 +415,8 @@ class Bench:
             r["cpu_s"] = cpu_s
             r["db_idle_cores"] = db_idle
             r["log"] = logpath
+            if scraper:
+                r["scrapes"], r["scrape_ms"] = scraper.count, scraper.ms
         return out
 
     # ---- the cases --------------------------------------------------------
@@ -878,27 +931,76 @@ class Bench:
         log(f"rep {rep}: ha idle: {(c1[0] - c0[0]) / secs / len(sinks):.2f} lease writes/s per sink, "
             f"{(c1[1] - c0[1]) / secs / 2:.2f} presence writes/s per instance over {secs:.0f} s")
 
-    def ha_drain(self, rep, n):
-        """The drain of one file sink with ha.enabled true and false, in
-        pairs back to back in ABBA order (as case 8): the ratio per pair."""
+    def paired_drain(self, rep, n, case, what, modes, ratio_metric):
+        """The drain of one file sink in two set-ups, in pairs back to back
+        in ABBA order (as case 8): modes = {"on": relay kwargs, "off": ...};
+        records each drain under "drain, file sink, WHAT MODE" and the ratio
+        on / off per pair. Returns the relays' results per mode."""
         first, second = ("off", "on") if rep % 2 else ("on", "off")
         got = {"on": [], "off": []}
         for mode in [first, second, second, first][:2 * self.a.ha_pairs]:
-            res = self.relay("drain", n, [("file", self.name(f"h{mode}-file-"))],
-                             ha={"enabled": "true" if mode == "on" else "false"})
+            res = self.relay("drain", n, [("file", self.name(f"{case}{mode}-file-"))], **modes[mode])
             got[mode].append(next(iter(res.values())))
         for mode in ("on", "off"):
-            subj = f"drain, file sink, ha.enabled: {'true' if mode == 'on' else 'false'}"
+            subj = f"drain, file sink, {what(mode)}"
             for r in got[mode]:
-                self.record("ha", subj, "events/s", rep, r["rate"], "events/s")
-                self.record("ha", subj, "outboxd CPU per event", rep, 1e6 * r["cpu_s"].get("outboxd", 0.0) / n, "us")
-                self.record("ha", subj, "database CPU per event", rep, self.db_us_per_event(r, n), "us")
+                self.record(case, subj, "events/s", rep, r["rate"], "events/s")
+                self.record(case, subj, "outboxd CPU per event", rep, 1e6 * r["cpu_s"].get("outboxd", 0.0) / n, "us")
+                self.record(case, subj, "database CPU per event", rep, self.db_us_per_event(r, n), "us")
         ratios = [a["rate"] / b["rate"] for a, b in zip(got["on"], got["off"])]
         for x in ratios:
-            self.record("ha", "drain, file sink", "ha on / ha off (per pair)", rep, x, "x")
-        log(f"rep {rep}: ha drain: on " + ", ".join(f"{r['rate']:.0f}/s" for r in got["on"]) + "; off "
+            self.record(case, "drain, file sink", ratio_metric, rep, x, "x")
+        log(f"rep {rep}: {case} drain: on " + ", ".join(f"{r['rate']:.0f}/s" for r in got["on"]) + "; off "
             + ", ".join(f"{r['rate']:.0f}/s" for r in got["off"]) + "; ratios "
             + ", ".join(f"{x:.3f}" for x in ratios))
+        return got
+
+    def ha_drain(self, rep, n):
+        """The drain of one file sink with ha.enabled true and false."""
+        self.paired_drain(rep, n, "ha", lambda m: f"ha.enabled: {'true' if m == 'on' else 'false'}",
+                          {"on": {"ha": {"enabled": "true"}}, "off": {"ha": {"enabled": "false"}}},
+                          "ha on / ha off (per pair)")
+
+    def case_metrics(self, rep):
+        """Issue 15's figures: the drain with /metrics scraped every second
+        against no endpoint (every repetition), and the scrape of 16 sinks
+        (first repetition)."""
+        got = self.paired_drain(rep, self.a.events, "metrics",
+                                lambda m: "/metrics scraped every second" if m == "on" else "no http endpoint",
+                                {"on": {"scrape": True}, "off": {}}, "scraped / no endpoint (per pair)")
+        for r in got["on"]:
+            self.record("metrics", "drain, file sink, /metrics scraped every second", "scrapes during the drain",
+                        rep, r["scrapes"], "")
+        if rep == 1:
+            self.metrics_scrape_16(rep)
+
+    def metrics_scrape_16(self, rep, sinks=16, fetches=50):
+        """outboxd with 16 file sinks over an empty outbox: the time of one
+        GET /metrics (curl-like, one connection each) and its size."""
+        outbox, port = self.name("m16-"), free_port()
+        specs = [(f"s{i}", "file", os.path.join(self.tmp, self.name(f"m16-{i}-") + ".jsonl"), {"fsync": "never"})
+                 for i in range(sinks)]
+        conf = self.write_config(outbox, specs, http=f"127.0.0.1:{port}")
+        p, logpath = self.start_outboxd(conf)
+        try:
+            self.wait_log(logpath, r"sink s\d+: opened", sinks)
+            url, ms, size = f"http://127.0.0.1:{port}/metrics", [], 0
+            for _ in range(fetches):
+                t = time.perf_counter()
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    size = len(resp.read())
+                ms.append(1000 * (time.perf_counter() - t))
+        finally:
+            if p.poll() is None:
+                self.stop_outboxd(p, logpath)
+            for suffix in ("", ".checkpoints", ".leases", ".pending"):
+                self.mongo[DB].drop_collection(outbox + suffix)
+        subj = f"GET /metrics, {sinks} sinks, idle"
+        self.record("metrics", subj, "time per scrape, median", rep, statistics.median(ms), "ms")
+        self.record("metrics", subj, "time per scrape, max", rep, max(ms), "ms")
+        self.record("metrics", subj, "size of the scrape", rep, size / 1024, "KiB")
+        log(f"rep {rep}: /metrics with {sinks} sinks: median {statistics.median(ms):.2f} ms, max {max(ms):.2f} ms, "
+            f"{size} bytes")
 
     def case_ha(self, rep):
         """Issue 14's figures: takeover and idle lease traffic once (their
@@ -979,6 +1081,14 @@ class Bench:
             return (f"drain with leases: outboxd CPU per event {cpu['true']:.1f} us (off {cpu['false']:.1f}), "
                     f"database CPU per event {db['true']:.0f} us (off {db['false']:.0f}); the lease thread's "
                     "round trips every renew_ms and one validity check per publish call are what HA adds")
+        if kind == "metrics_drain":
+            cpu = {m: self.med("metrics", f"drain, file sink, {m}", "outboxd CPU per event")
+                   for m in ("/metrics scraped every second", "no http endpoint")}
+            vals = list(cpu.values())
+            if None in vals:
+                return "drain with /metrics scraped: no CPU figures"
+            return (f"drain with /metrics scraped every second: outboxd CPU per event {vals[0]:.1f} us (no endpoint "
+                    f"{vals[1]:.1f}); a scrape reads the counters under one lock, the runners add to atomics")
         if kind == "rss3":
             return ("peak RSS with three sinks: the ring's events and bytes, the sinks' windows and the "
                     "client libraries' buffers (section 5)")
@@ -1040,6 +1150,9 @@ class Bench:
               "speed-up over the naive relay"), TARGETS["naive_speedup"], True, "x")
         check("drain, file: ha.enabled true / false", self.values("ha", "drain, file sink", "ha on / ha off (per pair)"),
               TARGETS["ha_drain"], True, "x", "ha_drain")
+        check("drain, file: /metrics scraped every second / no endpoint",
+              self.values("metrics", "drain, file sink", "scraped / no endpoint (per pair)"),
+              TARGETS["metrics_drain"], True, "x", "metrics_drain")
         return out
 
     def machine(self):
@@ -1104,6 +1217,8 @@ class Bench:
             ("9. JSON encoders (bench_json)", "json"),
             ("10. HA (issue 14, --cases ha): takeover after kill -9 (per kill), lease traffic at idle, the drain "
              "with ha.enabled true and false", "ha"),
+            ("11. Metrics over HTTP (issue 15, --cases metrics): the drain with /metrics scraped every second "
+             "against no endpoint, and one scrape of 16 sinks", "metrics"),
             ("Where the time goes: CPU used during the drain and fan-out runs (cores = CPU seconds / wall "
              "seconds; the machine has " + str(os.cpu_count()) + "; the database's CPU per event in us)", "cpu"),
         ]
@@ -1211,7 +1326,7 @@ def main():
     if a.base_builddir:
         b.record("setup", "base build " + (a.base_rev or os.path.abspath(a.base_builddir)), "present", 0, 1.0, "")
     try:
-        if relays or "ha" in cases:
+        if relays or "ha" in cases or "metrics" in cases:
             b.fill("drain", a.events)
         if "checkpoint" in cases:
             b.fill("ckpt", a.ckpt_events)
@@ -1230,6 +1345,8 @@ def main():
                 b.case_json(rep)
             if "ha" in cases:
                 b.case_ha(rep)
+            if "metrics" in cases:
+                b.case_metrics(rep)
         stem = b.write_report(a.out)
         log(f"report: {stem}.md, raw figures: {stem}.csv")
         print(open(stem + ".md").read())
