@@ -178,31 +178,42 @@ void outboxd_metrics_render(outboxd_metrics_t *m, outboxd_buf_t *b) {
                        "outboxd_start_time_seconds %.3f\n",
                        PACKAGE_VERSION, OUTBOX_SINK_ABI_MAJOR, OUTBOX_SINK_ABI_MINOR, m->start_time);
     pthread_mutex_lock(&m->lock);
-    sink_counter(m, b, "events_read_total", "Events taken from the log into the sink's window.",
-                 offsetof(outboxd_sink_metrics_t, read));
-    sink_counter(m, b, "events_published_total", "Events handed to the plugin's publish (again when retried).",
-                 offsetof(outboxd_sink_metrics_t, published));
-    sink_counter(m, b, "events_acked_total", "Events the plugin acknowledged as delivered.",
-                 offsetof(outboxd_sink_metrics_t, acked));
-    sink_counter(m, b, "events_retried_total", "Events the plugin refused with RETRY, to be offered again.",
-                 offsetof(outboxd_sink_metrics_t, retried));
-    outboxd_buf_printf(b, "# HELP outboxd_sink_events_failed_total Events that failed for good, by reason.\n"
-                          "# TYPE outboxd_sink_events_failed_total counter\n");
-    for (outboxd_sink_metrics_t *s = m->sinks; s; s = s->next) {
-        for (int r = 0; atomic_load(&s->present) && r < OUTBOXD_FAIL_N; r++) {
-            outboxd_buf_printf(b, "outboxd_sink_events_failed_total");
-            put_labels(b, s);
-            outboxd_buf_printf(b, ",reason=\"%s\"} %lld\n", fail_names[r], (long long)atomic_load(&s->failed[r]));
+    static const struct {
+        const char *name, *help;
+        size_t off;
+        bool failed_after; /* events_failed_total (labelled by reason) comes next */
+    } counters[] = {
+        {"events_read_total", "Events taken from the log into the sink's window.",
+         offsetof(outboxd_sink_metrics_t, read), false},
+        {"events_published_total", "Events handed to the plugin's publish (again when retried).",
+         offsetof(outboxd_sink_metrics_t, published), false},
+        {"events_acked_total", "Events the plugin acknowledged as delivered.", offsetof(outboxd_sink_metrics_t, acked),
+         false},
+        {"events_retried_total", "Events the plugin refused with RETRY, to be offered again.",
+         offsetof(outboxd_sink_metrics_t, retried), true},
+        {"events_dead_lettered_total", "Failed events written to the outbox's dead-letter collection.",
+         offsetof(outboxd_sink_metrics_t, dead_lettered), false},
+        {"events_skipped_total", "Failed events passed over (on_error: skip).", offsetof(outboxd_sink_metrics_t, skipped),
+         false},
+        {"publish_batches_total", "Calls of the plugin's publish.", offsetof(outboxd_sink_metrics_t, batches), false},
+        {"checkpoint_writes_total", "Writes of the sink's checkpoint document.",
+         offsetof(outboxd_sink_metrics_t, checkpoint_writes), false},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        sink_counter(m, b, counters[i].name, counters[i].help, counters[i].off);
+        if (!counters[i].failed_after)
+            continue;
+        outboxd_buf_printf(b, "# HELP outboxd_sink_events_failed_total Events that failed for good, by reason.\n"
+                              "# TYPE outboxd_sink_events_failed_total counter\n");
+        for (outboxd_sink_metrics_t *s = m->sinks; s; s = s->next) {
+            for (int r = 0; atomic_load(&s->present) && r < OUTBOXD_FAIL_N; r++) {
+                outboxd_buf_printf(b, "outboxd_sink_events_failed_total");
+                put_labels(b, s);
+                outboxd_buf_printf(b, ",reason=\"%s\"} %lld\n", fail_names[r],
+                                   (long long)atomic_load(&s->failed[r]));
+            }
         }
     }
-    sink_counter(m, b, "events_dead_lettered_total", "Failed events written to the outbox's dead-letter collection.",
-                 offsetof(outboxd_sink_metrics_t, dead_lettered));
-    sink_counter(m, b, "events_skipped_total", "Failed events passed over (on_error: skip).",
-                 offsetof(outboxd_sink_metrics_t, skipped));
-    sink_counter(m, b, "publish_batches_total", "Calls of the plugin's publish.",
-                 offsetof(outboxd_sink_metrics_t, batches));
-    sink_counter(m, b, "checkpoint_writes_total", "Writes of the sink's checkpoint document.",
-                 offsetof(outboxd_sink_metrics_t, checkpoint_writes));
     outboxd_buf_printf(b, "# HELP outboxd_sink_state The sink's state: 1 for the current one, 0 for the others.\n"
                           "# TYPE outboxd_sink_state gauge\n");
     for (outboxd_sink_metrics_t *s = m->sinks; s; s = s->next) {

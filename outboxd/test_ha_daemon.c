@@ -153,6 +153,19 @@ static void put_range(outbox_t *ob, int from, int to) {
         test_put_order(ob, i, "k");
 }
 
+/* path gets exactly the events from..from+n-1, in order (a duplicate
+ * would show as a line more half a second later). */
+static void expect_run(const char *path, int from, int n) {
+    assert_int_equal(test_wait_lines(path, n, 60000), n);
+    sleep_ms(500);
+    int got[400];
+    assert_true(n < 400);
+    int have = test_jsonl_ordernrs(path, got, 400);
+    assert_int_equal(have, n);
+    for (int i = 0; i < have; i++)
+        assert_int_equal(got[i], from + i);
+}
+
 /* A holds the sink (started first), B stands by. */
 static void start_pair(const char *dir, outbox_t *ob, test_daemon_t *a, test_daemon_t *b, char **ca, char **cb) {
     *ca = config_for(dir, ob, "a");
@@ -239,13 +252,7 @@ static void a_release_request_hands_the_sink_over_while_the_holder_runs(void **s
     test_daemon_wait_log(&a, "sink audit: term 1 handed over after the last checkpoint", 1);
     test_daemon_wait_log(&b, "lease sink:audit: acquired term 2 (claim 1 by a was released)", 1);
     put_range(ob, 101, 200);
-    assert_int_equal(test_wait_lines(fb, 100, 60000), 100);
-    sleep_ms(500); /* a duplicate would show as a line more */
-    int got[400];
-    int n = test_jsonl_ordernrs(fb, got, 400);
-    assert_int_equal(n, 100);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(got[i], 101 + i);
+    expect_run(fb, 101, 100);
     /* A stands by and publishes nothing more. */
     assert_int_equal(test_wait_lines(fa, 0, 0), 100);
     assert_true(count_log(&a, "sink audit: standing by") >= 1);
@@ -587,13 +594,7 @@ static void sighup_keeps_unchanged_leases_and_hands_over_removed_sinks(void **st
     test_daemon_wait_log(&b, "lease sink:audit: acquired term 2 (claim 1 by a was released)", 1);
     test_daemon_wait_log(&a, "lease sink:late: acquired term 1", 1);
     put_range(ob, 201, 300);
-    assert_int_equal(test_wait_lines(fb, 100, 60000), 100);
-    sleep_ms(500); /* a duplicate would show as a line more */
-    int got[400];
-    int n = test_jsonl_ordernrs(fb, got, 400);
-    assert_int_equal(n, 100);
-    for (int i = 0; i < n; i++)
-        assert_int_equal(got[i], 201 + i);
+    expect_run(fb, 201, 100);
     assert_int_equal(test_wait_lines(fa, 0, 0), 200);
     char path[600];
     snprintf(path, sizeof path, "%s/a-late.jsonl", dir);
