@@ -119,7 +119,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)con_cls;
     outboxd_http_t *h = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n");
+        return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     if (strcmp(url, "/metrics") == 0) {
         outboxd_buf_t b = {0};
         outboxd_metrics_render(h->metrics, &b);
@@ -202,7 +202,10 @@ outboxd_http_t *outboxd_http_start(const char *listen, const char *mongodb_uri, 
         outboxd_http_stop(h);
         return NULL;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* AUTO: epoll or poll, never select(), whose FD_SETSIZE an outboxd
+     * holding many open files (a file sink keeps up to 64 per sink) would
+     * pass with the connections it accepts. */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
