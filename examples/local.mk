@@ -5,5 +5,8 @@ examples_order_example_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
 examples_order_example_LDADD = liboutbox/liboutbox.la $(MONGOC_LIBS)
 EXTRA_DIST += examples/schemas examples/demo.sh
 # examples/prometheus/: alert rules for outboxd's /metrics, judged by promtool.
+# (Files, not the folder: a VPATH build's make check writes test_rules.log
+# into the build's examples/prometheus, which dist would then copy.)
 TESTS += examples/prometheus/test_rules.sh
-EXTRA_DIST += examples/prometheus
+EXTRA_DIST += examples/prometheus/outboxd.rules.yml examples/prometheus/outboxd.rules.test.yml \
+	examples/prometheus/test_rules.sh
