@@ -81,33 +81,39 @@ static void put_json_string(outboxd_buf_t *b, const char *s) {
     }
 }
 
+/* A probe's answer: 200 when ok, else 503; the JSON body is
+ * {"status": ..., (mongodb: ..., when given,) LIST_NAME: list}, list being
+ * the JSON array metrics.c built (freed here). */
+static enum MHD_Result respond_probe(struct MHD_Connection *c, bool ok, const char *status, const char *mongodb,
+                                     const char *list_name, outboxd_buf_t *list) {
+    outboxd_buf_t body = {0};
+    outboxd_buf_printf(&body, "{\"status\":\"%s\",", status);
+    if (mongodb) {
+        outboxd_buf_printf(&body, "\"mongodb\":\"");
+        put_json_string(&body, mongodb);
+        outboxd_buf_printf(&body, "\",");
+    }
+    outboxd_buf_printf(&body, "\"%s\":%s}\n", list_name, list->failed ? "[]" : list->text);
+    free(list->text);
+    if (body.failed) {
+        free(body.text);
+        return MHD_NO;
+    }
+    return respond(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body.text, body.len);
+}
+
 static enum MHD_Result readyz(outboxd_http_t *h, struct MHD_Connection *c) {
     char why[600] = "";
     bool db = ping(h, why, sizeof why);
-    outboxd_buf_t sinks = {0}, body = {0};
+    outboxd_buf_t sinks = {0};
     bool ready = outboxd_metrics_sinks_ready(h->metrics, h->ready_grace_ms, &sinks) && db;
-    outboxd_buf_printf(&body, "{\"status\":\"%s\",\"mongodb\":\"", ready ? "ready" : "not ready");
-    put_json_string(&body, db ? "ok" : why);
-    outboxd_buf_printf(&body, "\",\"sinks_not_ready\":%s}\n", sinks.failed ? "[]" : sinks.text);
-    free(sinks.text);
-    if (body.failed) {
-        free(body.text);
-        return MHD_NO;
-    }
-    return respond(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body.text, body.len);
+    return respond_probe(c, ready, ready ? "ready" : "not ready", db ? "ok" : why, "sinks_not_ready", &sinks);
 }
 
 static enum MHD_Result healthz(outboxd_http_t *h, struct MHD_Connection *c) {
-    outboxd_buf_t stuck = {0}, body = {0};
+    outboxd_buf_t stuck = {0};
     bool live = outboxd_metrics_sinks_live(h->metrics, h->stuck_ms, &stuck);
-    outboxd_buf_printf(&body, "{\"status\":\"%s\",\"sinks_stuck\":%s}\n", live ? "live" : "stuck",
-                       stuck.failed ? "[]" : stuck.text);
-    free(stuck.text);
-    if (body.failed) {
-        free(body.text);
-        return MHD_NO;
-    }
-    return respond(c, live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", body.text, body.len);
+    return respond_probe(c, live, live ? "live" : "stuck", NULL, "sinks_stuck", &stuck);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,

@@ -293,6 +293,20 @@ static outboxd_sinkset_t *reload(outboxd_sinkset_t *sinks, const char *path, out
     return sinks;
 }
 
+/* The http endpoint of conf (http.listen set); NULL when it cannot listen,
+ * said on stderr at the line of http.listen (as a mistake in the file is:
+ * --check and the start fail alike). */
+static outboxd_http_t *start_http(const outboxd_conf_t *conf, const char *config_path, outboxd_metrics_t *metrics) {
+    char errbuf[1024];
+    outboxd_http_t *h = outboxd_http_start(conf->http_listen, conf->mongodb_uri, metrics, conf->http_ready_grace_ms,
+                                           conf->http_stuck_ms, errbuf, sizeof errbuf);
+    if (!h) {
+        outboxd_secrets_scrub(errbuf, sizeof errbuf);
+        fprintf(stderr, "outboxd: %s:%d: %s\n", config_path, conf->http_listen_line, errbuf);
+    }
+    return h;
+}
+
 int main(int argc, char **argv) {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
@@ -368,16 +382,12 @@ int main(int argc, char **argv) {
         if (conf->http_listen) {
             outboxd_metrics_t *metrics = outboxd_metrics_new();
             mongoc_init();
-            outboxd_http_t *h = metrics ? outboxd_http_start(conf->http_listen, conf->mongodb_uri, metrics,
-                                                             conf->http_ready_grace_ms, conf->http_stuck_ms, errbuf,
-                                                             sizeof errbuf)
-                                        : NULL;
+            outboxd_http_t *h = metrics ? start_http(conf, config_path, metrics) : NULL;
+            bool listened = h != NULL;
             outboxd_http_stop(h);
             outboxd_metrics_free(metrics);
             mongoc_cleanup();
-            if (!h) {
-                outboxd_secrets_scrub(errbuf, sizeof errbuf);
-                fprintf(stderr, "outboxd: %s:%d: %s\n", config_path, conf->http_listen_line, errbuf);
+            if (!listened) {
                 status = 2;
                 goto out;
             }
@@ -437,11 +447,7 @@ int main(int argc, char **argv) {
     outboxd_http_t *http = NULL;
     if (outbox && !metrics)
         abort(); /* out of memory */
-    if (outbox && conf->http_listen &&
-        !(http = outboxd_http_start(conf->http_listen, conf->mongodb_uri, metrics, conf->http_ready_grace_ms,
-                                    conf->http_stuck_ms, errbuf, sizeof errbuf))) {
-        outboxd_secrets_scrub(errbuf, sizeof errbuf);
-        fprintf(stderr, "outboxd: %s:%d: %s\n", config_path, conf->http_listen_line, errbuf);
+    if (outbox && conf->http_listen && !(http = start_http(conf, config_path, metrics))) {
         outbox_destroy(outbox);
         outbox = NULL;
         status = 2;
