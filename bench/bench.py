@@ -46,11 +46,18 @@ TARGETS = {
     "ha_drain": 0.97,
     # issue 15 (metrics over HTTP): the drain with /metrics scraped every second against no endpoint
     "metrics_drain": 0.98,
+    # issue 19 (message formats): the drain, and each sink's ceiling, with format: cloudevents against native
+    "formats_drain": 0.95, "formats_ceiling": 0.95,
+    # issue 15 (the log survey): the drain with the default survey against none
+    "survey_drain": 0.98,
+    # issue 21 (outboxd's own ceiling, events fed from memory): the pipeline against the sink's
+    # ceiling (bench_sink), fan-out from memory against single, outboxd's CPU per event (file sink)
+    "pipeline": 0.8, "pipeline_fanout": 0.8, "pipeline_cpu_us": 5.0,
 }
 # What --cases takes. The default is what the current targets need and fits
 # in about 15 minutes; "all" adds the latency, checkpoint and naive cases.
 DEFAULT_CASES = ["drain", "fanout", "fanout-files", "base", "ceiling", "json"]
-ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency", "metrics"]
+ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency", "metrics", "formats", "pipeline"]
 # Only when named: the HA case (issue 14) kills outboxd twenty times and
 # waits out leases of 10 s (about 6 minutes), and needs an outboxd with
 # leases; --quick does not run it unless named either.
@@ -217,10 +224,12 @@ class Bench:
 
     # ---- outboxd ----------------------------------------------------------
 
-    def write_config(self, outbox, sinks, every_events=1000, every_ms=1000, ha=None, http=None):
+    def write_config(self, outbox, sinks, every_events=1000, every_ms=1000, ha=None, http=None, logsec=None,
+                     sinkyaml="", reader=None):
         """sinks: [(name, plugin, route, options)]; ha: the `ha:` keys
         (None: no `ha:` section, outboxd's defaults); http: the address of
-        http.listen (None: no endpoint)."""
+        http.listen (None: no endpoint); logsec: the `log:` keys; sinkyaml:
+        lines added to every sink (indented 4 spaces)."""
         path = os.path.join(self.tmp, self.name("conf") + ".yaml")
         with open(path, "w") as f:
             f.write(f'mongodb:\n  uri: "{self.uri}"\n  database: {DB}\noutbox: {outbox}\n')
@@ -228,22 +237,28 @@ class Bench:
                 f.write("ha:\n" + "".join(f"  {k}: {v}\n" for k, v in ha.items()))
             if http is not None:
                 f.write(f'http:\n  listen: "{http}"\n')
+            if logsec is not None:
+                f.write("log:\n" + "".join(f"  {k}: {v}\n" for k, v in logsec.items()))
+            if reader is not None:
+                f.write("reader:\n" + "".join(f"  {k}: {v}\n" for k, v in reader.items()))
             f.write(f"checkpoint:\n  every_events: {every_events}\n  every_ms: {every_ms}\nsinks:\n")
             for name, plugin, route, opts in sinks:
-                f.write(f'  - name: {name}\n    plugin: {plugin}\n    route: "{route}"\n')
+                f.write(f'  - name: {name}\n    plugin: {plugin}\n    route: "{route}"\n{sinkyaml}')
                 if opts:
                     f.write("    options:\n")
                     for k, v in opts.items():
                         f.write(f'      {k}: "{v}"\n')
         return path
 
-    def start_outboxd(self, conf, build="head", logpath=None):
+    def start_outboxd(self, conf, build="head", logpath=None, generate=0):
+        """outboxd on conf; generate > 0: bench_pipeline instead, the same
+        daemon with that many events fed from memory (issue 21)."""
         logpath = logpath or conf + ".log"
         logf = open(logpath, "w")
         b = self.builds[build]
-        p = subprocess.Popen([b["outboxd"], "--config", conf,
-                              "--plugin-dir", b["plugins"]], stdout=logf, stderr=subprocess.STDOUT,
-                             env=dict(os.environ, MONGOC_DISABLE_SHM="1"))
+        prog = [self.prog("bench_pipeline"), "--events", str(generate)] if generate else [b["outboxd"]]
+        p = subprocess.Popen(prog + ["--config", conf, "--plugin-dir", b["plugins"]], stdout=logf,
+                             stderr=subprocess.STDOUT, env=dict(os.environ, MONGOC_DISABLE_SHM="1"))
         logf.close()
         return p, logpath
 
@@ -278,16 +293,35 @@ class Bench:
                 stats[""] = {"shared_tails": int(m.group(1)), "events_read": int(m.group(2))}
         return stats
 
+    @staticmethod
+    def stat_cpu_seconds(path):
+        """(comm, utime + stime in seconds) of a /proc .../stat file; None
+        when it is gone."""
+        try:
+            stat = open(path).read()
+        except OSError:
+            return None
+        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        return comm, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def client_thread_seconds(self, pid):
+        """CPU seconds of the broker client libraries' own threads in pid,
+        where they can be told apart: librdkafka names its threads rdk:*
+        (libnats's and outboxd's have the program's name)."""
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return 0.0
+        threads = (self.stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat") for tid in tids)
+        return sum((sec for comm, sec in filter(None, threads) if comm.startswith("rdk:")), 0.0)
+
     def cpu_seconds(self, pids):
         """utime + stime of each process, in seconds."""
-        tick = os.sysconf("SC_CLK_TCK")
         out = {}
         for label, pid in pids.items():
-            try:
-                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-                out[label] = (int(fields[11]) + int(fields[12])) / tick
-            except OSError:
-                pass
+            got = self.stat_cpu_seconds(f"/proc/{pid}/stat")
+            if got:
+                out[label] = got[1]
         return out
 
     def head_rev(self):
@@ -345,7 +379,8 @@ class Bench:
             time.sleep(0.05)
         raise BenchError(f"outboxd: no {count} x '{pattern}' in {logpath}: {open(logpath).read()[-1500:]}")
 
-    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head", ha=None, scrape=False):
+    def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head", ha=None, scrape=False,
+              logsec=None, sinkyaml="", generate=False, reader=None):
         """Runs outboxd (of the given build) from an empty checkpoint over
         a log of n events to the given sinks [(sink, name)], each to a fresh
         destination. Returns per sink: rate (events/s until the destination
@@ -353,7 +388,9 @@ class Bench:
         each process used during the run (cpu_s) and the database's use
         while nothing ran, just before (db_idle_cores). scrape: outboxd
         serves /metrics on a free port, fetched every second meanwhile
-        (scrapes, scrape_ms in the result)."""
+        (scrapes, scrape_ms in the result). generate: bench_pipeline feeds
+        the n events from memory (the outbox must be empty; the client
+        libraries' threads' CPU in client_s)."""
         specs, waiters = [], []
         for sink, name in sinks:
             dargs, route, opts = self.dest_args(sink, name)
@@ -361,7 +398,8 @@ class Bench:
             specs.append((name, sink, route, opts))
             waiters.append((sink, name, dargs))
         port = free_port() if scrape else None
-        conf = self.write_config(outbox, specs, every_events, every_ms, ha, f"127.0.0.1:{port}" if port else None)
+        conf = self.write_config(outbox, specs, every_events, every_ms, ha, f"127.0.0.1:{port}" if port else None,
+                                 logsec, sinkyaml, reader)
         timeout = str(max(600, n // 50))
         procs = [subprocess.Popen([self.prog("bench_dest"), "wait", s, "--events", str(n), "--timeout-s", timeout]
                                   + d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -376,9 +414,10 @@ class Bench:
         idle1 = self.cpu_seconds({db: pids[db]})
         db_idle = (idle1[db] - idle0[db]) / (time.time() - i0) if db in idle0 and db in idle1 else 0.0
         t0 = time.time_ns()
-        p, logpath = self.start_outboxd(conf, build)
+        p, logpath = self.start_outboxd(conf, build, generate=n if generate else 0)
         pids["outboxd"] = p.pid
         cpu0 = self.cpu_seconds(pids)
+        client0 = self.client_thread_seconds(p.pid)
         out = {}
         scraper = Scraper(f"http://127.0.0.1:{port}/metrics", 1.0) if port else None
         try:
@@ -392,6 +431,7 @@ class Bench:
             if scraper:
                 scraper.stop()
             cpu1 = self.cpu_seconds(pids)
+            client_s = self.client_thread_seconds(p.pid) - client0
             cpu_s = {k: cpu1[k] - cpu0[k] for k in cpu1 if k in cpu0}
             cores = {k: v / wall for k, v in cpu_s.items()}
             for _, name in sinks:
@@ -413,6 +453,7 @@ class Bench:
             r["rss_kb"] = rss
             r["cores"] = cores
             r["cpu_s"] = cpu_s
+            r["client_s"] = client_s
             r["db_idle_cores"] = db_idle
             r["log"] = logpath
             if scraper:
@@ -492,6 +533,7 @@ class Bench:
     def record_cpu(self, subject, rep, r, n):
         for proc, c in sorted(r["cores"].items()):
             self.record("cpu", subject, proc, rep, c, "cores")
+        self.record("cpu", subject, "outboxd CPU per event", rep, 1e6 * r["cpu_s"].get("outboxd", 0.0) / n, "us")
         self.record("cpu", subject, "database CPU per event", rep, self.db_us_per_event(r, n), "us")
         self.record("cpu", subject, "database, idle just before the run", rep, r["db_idle_cores"], "cores")
 
@@ -607,6 +649,22 @@ class Bench:
                         100.0 * r.get("ckpt_writes", 0) / n, "writes")
             log(f"rep {rep}: checkpoint {label}: {r['rate']:.0f}/s, {r.get('ckpt_writes')} writes")
 
+    def sink_ceiling(self, sink, name, n, extra=(), what=""):
+        """bench_sink to a fresh destination called name: its rate, once
+        the destination is seen to hold all n (extra: more arguments)."""
+        dargs, route, opts = self.dest_args(sink, name)
+        self.prepare(sink, dargs)
+        argv = [self.prog("bench_sink"), "--plugin-dir", self.plugins, "--plugin", sink, "--route", route,
+                "--events", str(n)] + list(extra)
+        for k, v in opts.items():
+            argv += ["--option", f"{k}={v}"]
+        what = f"sink ceiling {sink}{what}"
+        rate = float(self.run(argv, what)["rate"])
+        got = self.count(sink, dargs)
+        if got != n:
+            raise BenchError(f"{what}: {got} messages at the destination for {n} events")
+        return rate
+
     def case_sink_ceiling(self, rep):
         n = self.a.ceiling_events
         for sink in (self.a.ceiling_sinks or self.a.sinks).split(","):
@@ -614,17 +672,7 @@ class Bench:
             dargs, _, _ = self.dest_args(sink, name)
             self.prepare(sink, dargs)
             raw = float(self.run([self.prog("bench_raw"), sink, "--events", str(n)] + dargs, f"raw {sink}")["rate"])
-            name = self.name(f"c-{sink}-")
-            dargs, route, opts = self.dest_args(sink, name)
-            self.prepare(sink, dargs)
-            argv = [self.prog("bench_sink"), "--plugin-dir", self.plugins, "--plugin", sink, "--route", route,
-                    "--events", str(n)]
-            for k, v in opts.items():
-                argv += ["--option", f"{k}={v}"]
-            plug = float(self.run(argv, f"sink ceiling {sink}")["rate"])
-            got = self.count(sink, dargs)
-            if got != n:
-                raise BenchError(f"sink ceiling {sink}: {got} messages at the destination for {n} events")
+            plug = self.sink_ceiling(sink, self.name(f"c-{sink}-"), n)
             self.record("ceiling", f"raw {sink} producer", "events/s", rep, raw, "events/s")
             self.record("ceiling", f"{sink} plugin via the ABI", "events/s", rep, plug, "events/s")
             self.record("ceiling", f"{sink} plugin via the ABI", "ratio to the raw producer", rep, plug / raw, "x")
@@ -971,8 +1019,156 @@ class Bench:
         for r in got["on"]:
             self.record("metrics", "drain, file sink, /metrics scraped every second", "scrapes during the drain",
                         rep, r["scrapes"], "")
+        self.paired_drain(rep, self.a.events, "survey",
+                          lambda m: "log survey every 10 s (the default)" if m == "on" else "no log survey",
+                          {"on": {}, "off": {"logsec": {"survey_ms": 0}}},
+                          "survey / no survey (per pair)")
         if rep == 1:
             self.metrics_scrape_16(rep)
+            self.survey_walk(rep)
+
+    def case_formats(self, rep):
+        """Issue 19's figure: the drain of one file sink with format:
+        cloudevents (structured: one JSON object per event, built by
+        outboxd around the shared data JSON) against native."""
+        ce = '    format: cloudevents\n    cloudevents:\n      source: "/bench/{outbox}"\n'
+        self.paired_drain(rep, self.a.events, "formats",
+                          lambda m: "format: cloudevents" if m == "on" else "format: native",
+                          {"on": {"sinkyaml": ce}, "off": {}}, "cloudevents / native (per pair)")
+        self.formats_ceiling(rep)
+
+    def formats_ceiling(self, rep):
+        """Each sink's ceiling (bench_sink, as case 7) with format:
+        cloudevents and format: debezium against native, in the order
+        A B C C B A (rotated each repetition): the messages laid out by
+        outboxd's own msgformat.c inside the timed loop (binary content mode
+        for Kafka, structured for the others). Debezium's layout sends the
+        native payload with one header: the control that tells the cost of
+        the as-given path itself from that of CloudEvents' larger messages."""
+        n = self.a.ceiling_events
+        formats = ["native", "cloudevents", "debezium"]
+        order = formats[rep % 3:] + formats[:rep % 3]
+        for sink in (self.a.ceiling_sinks or self.a.sinks).split(","):
+            got = {f: [] for f in formats}
+            for fmt in (order + order[::-1])[:3 * self.a.ha_pairs]:
+                rate = self.sink_ceiling(sink, self.name(f"f-{fmt[:2]}-{sink}-"), n, ["--format", fmt],
+                                         f", format {fmt}")
+                got[fmt].append(rate)
+                self.record("formats", f"{sink} plugin via the ABI, format: {fmt}", "events/s", rep, rate,
+                            "events/s")
+            for fmt in ("cloudevents", "debezium"):
+                for x in (a / b for a, b in zip(got[fmt], got["native"])):
+                    self.record("formats", f"sink ceiling, {sink}", f"{fmt} / native (per pair)", rep, x, "x")
+            log(f"rep {rep}: formats ceiling {sink}: " + "; ".join(
+                f"{f} " + ", ".join(f"{r:.0f}/s" for r in got[f]) for f in formats))
+
+    def empty_outbox(self, outbox):
+        """A capped log with nothing in it, and no checkpoints: for
+        bench_pipeline, whose events never touch it."""
+        self.mongo[DB].drop_collection(outbox)
+        self.mongo[DB].drop_collection(outbox + ".checkpoints")
+        self.mongo[DB].create_collection(outbox, capped=True, size=int(CAPPED))
+
+    def case_pipeline(self, rep):
+        """Issue 21, outboxd's own ceiling: the whole daemon with its events
+        fed from memory (bench_pipeline), per sink beside that sink's
+        ceiling (bench_sink, run right before it), then the broker sinks at
+        once. outboxd's CPU per event counts its own threads: the process's
+        CPU less librdkafka's threads (rdk:*); libnats's cannot be told
+        apart and count as outboxd's."""
+        n = self.a.ceiling_events
+        single = {}
+        for sink in (self.a.ceiling_sinks or self.a.sinks).split(","):
+            ceiling = self.sink_ceiling(sink, self.name(f"pc-{sink}-"), n)
+            self.empty_outbox("pipeline")
+            res = self.relay("pipeline", n, [(sink, self.name(f"p-{sink}-"))], logsec={"survey_ms": 0},
+                             generate=True)
+            (r,) = res.values()
+            single[sink] = r["rate"]
+            own = r["cpu_s"].get("outboxd", 0.0) - r["client_s"]
+            subj = f"outboxd -> {sink}, from memory"
+            self.record("pipeline", f"{sink} plugin via the ABI (sink ceiling)", "events/s", rep, ceiling, "events/s")
+            self.record("pipeline", subj, "events/s", rep, r["rate"], "events/s")
+            self.record("pipeline", subj, "ratio to the sink ceiling", rep, r["rate"] / ceiling, "x")
+            self.record("pipeline", subj, "outboxd CPU per event (its own threads)", rep, 1e6 * own / n, "us")
+            if r["client_s"] > 0:
+                self.record("pipeline", subj, "librdkafka's threads' CPU per event", rep, 1e6 * r["client_s"] / n,
+                            "us")
+            self.record("pipeline", subj, "peak RSS", rep, r["rss_kb"] / 1024, "MB")
+            log(f"rep {rep}: pipeline {sink}: {r['rate']:.0f}/s from memory, sink ceiling {ceiling:.0f}/s, "
+                f"outboxd {1e6 * own / n:.1f} us CPU per event")
+        brokers = [s for s in self.broker_sinks if s in single]
+        if len(brokers) >= 2:
+            # A sink that falls behind the ring catches up on the log, which
+            # a source in memory does not have: the ring holds all n here
+            # (about 1 KB each), so that no sink waits for another.
+            self.empty_outbox("pipeline")
+            res = self.relay("pipeline", n, [(s, self.name(f"pf-{s}-")) for s in brokers], logsec={"survey_ms": 0},
+                             generate=True, reader={"ring_events": n, "ring_bytes": 4 * 1024 ** 3})
+            for r in res.values():
+                s = r["sink"]
+                self.record("pipeline", f"outboxd -> {s}, from memory, all at once", "events/s", rep, r["rate"],
+                            "events/s")
+                self.record("pipeline", f"outboxd -> {s}, from memory, all at once", "ratio to single", rep,
+                            r["rate"] / single[s], "x")
+            log(f"rep {rep}: pipeline fan-out: " + ", ".join(f"{r['sink']} {r['rate']:.0f}/s" for r in res.values()))
+
+    def survey_walk(self, rep):
+        """One survey of the drain log with a sink whose checkpoint is its
+        oldest event and that cannot publish (its route needs a folder where
+        a file is), so that the shared reader stops behind the head:
+        outboxd's survey (outboxd_log_survey_duration_seconds) beside the
+        same reads by pymongo (collStats, the oldest and the newest event,
+        the checkpoint event by _id, the walk from the oldest to it)."""
+        coll = self.mongo[DB]["drain"]
+        oldest = coll.find_one({}, {"_id": 1})["_id"]
+        n = coll.estimated_document_count()
+        name, port = self.name("walk-"), free_port()
+        gate = os.path.join(self.tmp, name)
+        open(gate, "w").close()
+        self.mongo[DB]["drain.checkpoints"].insert_one({"_id": name, "last_id": oldest, "events": 0})
+        conf = self.write_config("drain", [(name, "file", os.path.join(gate, "x.jsonl"), {})],
+                                 http=f"127.0.0.1:{port}", logsec={"survey_ms": 2000})
+        p, logpath = self.start_outboxd(conf)
+        took, lag = None, None
+        try:
+            deadline = time.time() + 600
+            while time.time() < deadline and took is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                        text = resp.read().decode()
+                except OSError:
+                    time.sleep(0.2)
+                    continue
+                m = re.search(r"^outboxd_log_survey_duration_seconds (\S+)$", text, re.M)
+                lm = re.search(r'^outboxd_sink_lag_events\{sink="%s"[^}]*\} (\S+)$' % name, text, re.M)
+                if m and lm:
+                    took, lag = float(m.group(1)), float(lm.group(1))
+                else:
+                    time.sleep(0.2)
+        finally:
+            if p.poll() is None:
+                self.stop_outboxd(p, logpath)
+            self.mongo[DB]["drain.checkpoints"].delete_one({"_id": name})
+        if took is None:
+            raise BenchError(f"no survey figures from outboxd within 600 s (log {logpath})")
+        if int(lag) != n - 1:
+            raise BenchError(f"survey: lag {lag} for a checkpoint at the oldest of {n} events")
+        t = time.perf_counter()
+        self.mongo[DB].command("collStats", "drain")
+        coll.find_one({}, {"_id": 1, "created": 1})
+        coll.find_one({}, {"_id": 1, "created": 1}, sort=[("$natural", -1)])
+        list(coll.find({"_id": oldest}, {"_id": 1, "created": 1}).limit(1))
+        for doc in coll.find({}, {"_id": 1}, batch_size=10000):
+            if doc["_id"] == oldest:
+                break
+        raw = time.perf_counter() - t
+        subj = f"one survey, a sink {int(lag):,} events behind, the reader not at the head"
+        self.record("survey", subj, "outboxd: time of the survey", rep, took, "s")
+        self.record("survey", subj, "raw: the same reads by pymongo", rep, raw, "s")
+        self.record("survey", subj, "outboxd / raw", rep, took / raw if raw else 0.0, "x")
+        log(f"rep {rep}: survey with a sink {lag:.0f} events behind ({n} in the log): outboxd {took:.2f} s, "
+            f"the same reads by pymongo {raw:.2f} s")
 
     def metrics_scrape_16(self, rep, sinks=16, fetches=50):
         """outboxd with 16 file sinks over an empty outbox: the time of one
@@ -1089,6 +1285,35 @@ class Bench:
                 return "drain with /metrics scraped: no CPU figures"
             return (f"drain with /metrics scraped every second: outboxd CPU per event {vals[0]:.1f} us (no endpoint "
                     f"{vals[1]:.1f}); a scrape reads the counters under one lock, the runners add to atomics")
+        if kind == "formats_drain":
+            cpu = {m: self.med("formats", f"drain, file sink, {m}", "outboxd CPU per event")
+                   for m in ("format: cloudevents", "format: native")}
+            vals = list(cpu.values())
+            if None in vals:
+                return "drain with format: cloudevents: no CPU figures"
+            return (f"drain with format: cloudevents: outboxd CPU per event {vals[0]:.1f} us (native {vals[1]:.1f}); "
+                    "each event's attributes are encoded and spliced around the shared data JSON per sink")
+        if kind == "formats_ceiling":
+            dbz = self.med("formats", f"sink ceiling, {sink}", "debezium / native (per pair)")
+            dbz_s = f"; format: debezium, the same path with the native payload, {dbz:.2f} x" if dbz else ""
+            return (f"sink ceiling, {sink}, with format: cloudevents: outboxd lays out each message (about 0.2 us "
+                    "for Kafka's binary mode, 0.4 us for a structured envelope) and the message is larger (the "
+                    f"attributes add about 200 bytes), which the destination stores too{dbz_s}")
+        if kind in ("pipeline", "pipeline_fanout", "pipeline_cpu"):
+            us = self.med("pipeline", f"outboxd -> {sink or 'file'}, from memory",
+                          "outboxd CPU per event (its own threads)")
+            return (f"outboxd's own ceiling{', ' + sink if sink else ''}: {us:.1f} us of outboxd's CPU per event "
+                    "from memory (docs/performance.md, case 13, has the profile: where the time goes)"
+                    if us is not None else "outboxd's own ceiling: no CPU figures")
+        if kind == "survey_drain":
+            db = {m: self.med("survey", f"drain, file sink, {m}", "database CPU per event")
+                  for m in ("log survey every 10 s (the default)", "no log survey")}
+            vals = list(db.values())
+            if None in vals:
+                return "drain with the log survey: no CPU figures"
+            return (f"drain with the log survey: database CPU per event {vals[0]:.0f} us (none {vals[1]:.0f}); "
+                    "while the reader drains a backlog, a survey finds the newest event in reverse natural order "
+                    "(FerretDB sorts the whole log for it) and walks to checkpoints not in the ring")
         if kind == "rss3":
             return ("peak RSS with three sinks: the ring's events and bytes, the sinks' windows and the "
                     "client libraries' buffers (section 5)")
@@ -1153,6 +1378,27 @@ class Bench:
         check("drain, file: /metrics scraped every second / no endpoint",
               self.values("metrics", "drain, file sink", "scraped / no endpoint (per pair)"),
               TARGETS["metrics_drain"], True, "x", "metrics_drain")
+        check("drain, file: format cloudevents / native",
+              self.values("formats", "drain, file sink", "cloudevents / native (per pair)"),
+              TARGETS["formats_drain"], True, "x", "formats_drain")
+        for s in (self.a.ceiling_sinks or self.a.sinks).split(","):
+            check(f"sink ceiling, {s}: format cloudevents / native",
+                  self.values("formats", f"sink ceiling, {s}", "cloudevents / native (per pair)"),
+                  TARGETS["formats_ceiling"], True, "x", "formats_ceiling", s)
+        for s in (self.a.ceiling_sinks or self.a.sinks).split(","):
+            check(f"pipeline from memory, {s}: outboxd / sink ceiling",
+                  self.values("pipeline", f"outboxd -> {s}, from memory", "ratio to the sink ceiling"),
+                  TARGETS["pipeline"], True, "x", "pipeline", s)
+        for s in self.broker_sinks:
+            check(f"pipeline fan-out from memory, {s}: rate / single-sink rate",
+                  self.values("pipeline", f"outboxd -> {s}, from memory, all at once", "ratio to single"),
+                  TARGETS["pipeline_fanout"], True, "x", "pipeline_fanout", s)
+        check("pipeline from memory, file: outboxd CPU per event",
+              self.values("pipeline", "outboxd -> file, from memory", "outboxd CPU per event (its own threads)"),
+              TARGETS["pipeline_cpu_us"], False, "us", "pipeline_cpu")
+        check("drain, file: log survey (default) / no survey",
+              self.values("survey", "drain, file sink", "survey / no survey (per pair)"),
+              TARGETS["survey_drain"], True, "x", "survey_drain")
         return out
 
     def machine(self):
@@ -1219,6 +1465,12 @@ class Bench:
              "with ha.enabled true and false", "ha"),
             ("11. Metrics over HTTP (issue 15, --cases metrics): the drain with /metrics scraped every second "
              "against no endpoint, and one scrape of 16 sinks", "metrics"),
+            ("11b. The log survey (issue 15, --cases metrics): the drain with the default survey against "
+             "none, and one survey with a sink a whole log behind beside the same reads by pymongo", "survey"),
+            ("12. Message formats (issue 19, --cases formats): the drain of a file sink, and each sink's "
+             "ceiling (bench_sink), with format: cloudevents against native", "formats"),
+            ("13. outboxd's own ceiling (issue 21, --cases pipeline): the whole daemon with its events fed from "
+             "memory (bench_pipeline), beside each sink's ceiling, and the broker sinks at once", "pipeline"),
             ("Where the time goes: CPU used during the drain and fan-out runs (cores = CPU seconds / wall "
              "seconds; the machine has " + str(os.cpu_count()) + "; the database's CPU per event in us)", "cpu"),
         ]
@@ -1326,7 +1578,7 @@ def main():
     if a.base_builddir:
         b.record("setup", "base build " + (a.base_rev or os.path.abspath(a.base_builddir)), "present", 0, 1.0, "")
     try:
-        if relays or "ha" in cases or "metrics" in cases:
+        if relays or "ha" in cases or "metrics" in cases or "formats" in cases:
             b.fill("drain", a.events)
         if "checkpoint" in cases:
             b.fill("ckpt", a.ckpt_events)
@@ -1347,6 +1599,10 @@ def main():
                 b.case_ha(rep)
             if "metrics" in cases:
                 b.case_metrics(rep)
+            if "formats" in cases:
+                b.case_formats(rep)
+            if "pipeline" in cases:
+                b.case_pipeline(rep)
         stem = b.write_report(a.out)
         log(f"report: {stem}.md, raw figures: {stem}.csv")
         print(open(stem + ".md").read())

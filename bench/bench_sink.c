@@ -3,7 +3,8 @@
  * neither MongoDB nor outboxd's reading is in the way.
  *
  *   bench_sink --plugin-dir DIR --plugin NAME --route ROUTE --events N
- *              [--option key=value]...
+ *              [--format native|cloudevents|debezium]
+ *              [--cloudevents-mode auto|binary|structured] [--option key=value]...
  *
  * The plugin is loaded and checked by outboxd's own loader (outboxd/plugin.c)
  * and its options resolved by outboxd's own code (outboxd/options.c: the
@@ -18,11 +19,18 @@
  * plugin's and its server's: from the first publish to the last OK ack.
  * Prints RESULT events=N seconds=S rate=R.
  *
+ * --format lays each message out as outboxd does for a sink's `format`
+ * (outboxd/msgformat.c, checked against the plugin by the same
+ * outboxd_msgformat_resolve): built per event inside the timed loop, as
+ * the runner builds it when it hands the event over, and freed when
+ * publish returns (the ABI lends an event for the call only).
+ *
  * ROUTE is the destination of every event as given: the harness passes a
  * literal one, and expanding {type}/{key} would need outboxd's config
  * loader (and libyaml), so a route with braces is refused.
  */
 #include "bench.h"
+#include "outboxd/msgformat.h"
 #include "outboxd/options.h"
 #include "outboxd/plugin.h"
 #include "outboxd/secrets.h"
@@ -48,6 +56,7 @@ typedef struct {
     outboxd_options_t options;
     void *state;                /* the plugin's */
     const char *route;
+    outboxd_msgformat_t msgformat; /* --format, resolved against the plugin */
 
     bench_msg_t *msgs;
     uint64_t n;
@@ -155,6 +164,33 @@ static void resolve_options(bench_t *b, int argc, char **argv) {
     outboxd_secrets_add_options(&b->options); /* as outboxd: a secret is never printed */
 }
 
+/* --format and --cloudevents-mode, as a sink's format: and cloudevents:
+ * (source "/bench"), refused as outboxd's configuration check refuses
+ * what the plugin cannot carry. */
+static void resolve_format(bench_t *b, int argc, char **argv) {
+    const char *format = bench_arg(argc, argv, "--format", "native");
+    const char *mode = bench_arg(argc, argv, "--cloudevents-mode", "auto");
+    outboxd_sink_conf_t conf = {.name = "bench", .payload = OUTBOXD_PAYLOAD_JSON, .ce_source = "/bench"};
+    /* The names outboxd gives host->format (msgformat.c's one table). */
+    for (conf.format = OUTBOXD_MESSAGE_NATIVE;; conf.format++) {
+        if (strcmp(format, outboxd_message_format_name(conf.format)) == 0)
+            break;
+        if (conf.format == OUTBOXD_MESSAGE_DEBEZIUM) /* the last */
+            bench_die("--format %s: expected native, cloudevents or debezium", format);
+    }
+    if (!strcmp(mode, "auto"))
+        conf.ce_mode = OUTBOXD_CE_AUTO;
+    else if (!strcmp(mode, "binary"))
+        conf.ce_mode = OUTBOXD_CE_BINARY;
+    else if (!strcmp(mode, "structured"))
+        conf.ce_mode = OUTBOXD_CE_STRUCTURED;
+    else
+        bench_die("--cloudevents-mode %s: expected auto, binary or structured", mode);
+    char why[400];
+    if (!outboxd_msgformat_resolve(&conf, b->plugin, &b->msgformat, why, sizeof why))
+        bench_die("%s", why);
+}
+
 static void make_messages(bench_t *b) {
     /* One put_ns for all: this run measures throughput, not latency. */
     int64_t put_ns = bench_now_ns();
@@ -181,6 +217,8 @@ static void open_plugin(bench_t *b) {
         .route = b->route, /* a literal route: the destination itself */
         .payload = "json",
         .options_fill = host_options_fill,
+        .format = outboxd_message_format_name(b->msgformat.format),
+        .message_as_given = b->msgformat.format != OUTBOXD_MESSAGE_NATIVE,
     };
     int rc = b->plugin->open(&b->host, &b->state, err, sizeof err);
     err[sizeof err - 1] = '\0';
@@ -195,6 +233,7 @@ static void open_plugin(bench_t *b) {
  * says how many. Returns its status (OK when there was nothing to do). */
 static int publish_pending(bench_t *b, size_t *count, char *err, size_t errsize) {
     outbox_sink_event_t events[BATCH];
+    outboxd_message_t built[BATCH]; /* --format's messages, for this call only */
     size_t n = 0;
 
     pthread_mutex_lock(&b->lock);
@@ -220,6 +259,18 @@ static int publish_pending(bench_t *b, size_t *count, char *err, size_t errsize)
     *count = n;
     if (n == 0)
         return OUTBOX_SINK_OK;
+    if (b->msgformat.format != OUTBOXD_MESSAGE_NATIVE) {
+        for (size_t i = 0; i < n; i++) {
+            if (!outboxd_message_build(&b->msgformat, &events[i], &built[i]))
+                bench_die("out of memory laying out event %s", events[i].id);
+            events[i].headers = built[i].n_headers ? built[i].headers : NULL;
+            events[i].n_headers = built[i].n_headers;
+            if (built[i].body) {
+                events[i].payload = built[i].body;
+                events[i].payload_len = built[i].body_len;
+            }
+        }
+    }
 
     err[0] = '\0';
     int rc;
@@ -249,6 +300,9 @@ static int publish_pending(bench_t *b, size_t *count, char *err, size_t errsize)
             pthread_mutex_unlock(&b->lock);
         }
     }
+    if (b->msgformat.format != OUTBOXD_MESSAGE_NATIVE)
+        for (size_t i = 0; i < n; i++)
+            outboxd_message_clear(&built[i]);
     err[errsize - 1] = '\0';
     return rc == OUTBOX_SINK_OK || rc == OUTBOX_SINK_RETRY ? rc : OUTBOX_SINK_FATAL;
 }
@@ -319,6 +373,7 @@ static bool drive(bench_t *b, int64_t *start_ns, char *err, size_t errsize) {
 int main(int argc, char **argv) {
     if (argc < 2 || bench_flag(argc, argv, "--help")) {
         fprintf(stderr, "usage: bench_sink --plugin-dir DIR --plugin NAME --route ROUTE --events N "
+                        "[--format native|cloudevents|debezium] [--cloudevents-mode auto|binary|structured] "
                         "[--option key=value]...\n");
         return 2;
     }
@@ -338,6 +393,7 @@ int main(int argc, char **argv) {
     if (!b.plugin)
         bench_die("%s", err);
     resolve_options(&b, argc, argv);
+    resolve_format(&b, argc, argv);
     make_messages(&b);
     pthread_mutex_init(&b.lock, NULL);
     open_plugin(&b);

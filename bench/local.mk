@@ -29,6 +29,13 @@ bench_bench_sink_SOURCES = bench/bench_sink.c
 bench_bench_sink_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_sink_LDADD = outboxd/libhost.la $(BENCH_LDADD) $(LTDL_LIBS)
 
+# outboxd's own ceiling (issue 21): the whole daemon (outboxd/libdaemon.la)
+# with its events fed from memory instead of the log.
+noinst_PROGRAMS += bench/bench_pipeline
+bench_bench_pipeline_SOURCES = bench/bench_pipeline.c
+bench_bench_pipeline_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_pipeline_LDADD = outboxd/libdaemon.la liboutbox/liboutbox.la $(BENCH_LDADD)
+
 if WITH_KAFKA
 if WITH_REDIS
 if WITH_NATS

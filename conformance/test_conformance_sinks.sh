@@ -66,6 +66,10 @@ sink() {
   fi
 }
 
+# The Kafka broker is stopped and started by some tests (outages): wait
+# for them (the lock of tests/testlib.h, OUTBOX_TEST_KAFKA_LOCK).
+exec 8>>/tmp/outbox-test-kafka.lock
+flock 8
 sink kafka OUTBOX_TEST_KAFKA_BROKERS Kafka -- \
   --option "bootstrap.servers=${OUTBOX_TEST_KAFKA_BROKERS:-}" --route 'conformance-{type}' --events 200
 sink redis OUTBOX_TEST_REDIS_URL Redis -- \

@@ -10,3 +10,12 @@ EXTRA_DIST += examples/schemas examples/demo.sh
 TESTS += examples/prometheus/test_rules.sh
 EXTRA_DIST += examples/prometheus/outboxd.rules.yml examples/prometheus/outboxd.rules.test.yml \
 	examples/prometheus/test_rules.sh
+# examples/grafana/: a Grafana dashboard of outboxd's /metrics. Its check
+# validates the JSON, decodes it strictly with Grafana Labs' Grafana
+# Foundation SDK (Go), has promtool parse every query, and holds the metric
+# names of the dashboard and of the alert rules to examples/metric-names.txt
+# (the one list of outboxd's metric names, which test_metrics_daemon checks
+# outboxd declares). Files, not the folder (above).
+TESTS += examples/grafana/test_dashboard.sh
+EXTRA_DIST += examples/grafana/outboxd.json examples/grafana/README.md \
+	examples/grafana/test_dashboard.sh examples/metric-names.txt

@@ -103,7 +103,8 @@ struct outbox_event {
     int64_t created_ms;
     int32_t v;
     bool has_headers;
-    bool owned;          /* doc is ours (outbox_event_copy) */
+    bool owned;          /* the event is one block of ours, doc within it
+                          * (outbox_event_copy, outbox_event_parse) */
 };
 
 /* Reads an envelope; false (with a message naming the field) when doc is not

@@ -265,22 +265,146 @@ static int event_in_log(store_t *s, const bson_oid_t *id, bool *found) {
     return status;
 }
 
-/* checkpoint set SINK ID | checkpoint reset SINK: moves a sink's position,
- * typically to restart a sink stopped at a gap. */
+/* Where a replay from a point in time starts, found by walking the log in
+ * natural order (the order outboxd publishes), never by comparing ids or
+ * created times: neither is that order, and created is each producer's
+ * clock, so it need not grow along the log. */
+typedef struct {
+    int64_t events;          /* in the log */
+    bool any_created;        /* some event has a created date ... */
+    bson_oid_t oldest;       /* ... the first in natural order, */
+    int64_t oldest_ms;       /* with this created */
+    bool found;              /* an event created at or after the time ... */
+    bson_oid_t first;        /* ... the first such in natural order, */
+    int64_t first_ms;        /* with this created, */
+    bool has_before;         /* the event before it (else it is the oldest) */
+    bson_oid_t before;
+    int64_t replay;          /* events from first to the end of the log */
+    bson_oid_t newest;
+} replay_point_t;
+
+static int find_replay_point(store_t *s, int64_t at_ms, replay_point_t *rp) {
+    bson_error_t berr;
+    const bson_t *doc;
+    bson_t filter = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "created", BCON_INT32(1), "}", "sort", "{",
+                            "$natural", BCON_INT32(1), "}", "batchSize", BCON_INT32(100000));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(s->log, &filter, opts, NULL);
+    memset(rp, 0, sizeof *rp);
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_oid_t id;
+        if (!doc_oid(doc, "_id", &id))
+            continue; /* not a position: readers pass it, and so does this walk */
+        int64_t created = doc_date(doc, "created");
+        if (!rp->any_created && created >= 0) {
+            rp->any_created = true;
+            bson_oid_copy(&id, &rp->oldest);
+            rp->oldest_ms = created;
+        }
+        if (!rp->found && created >= 0 && created >= at_ms) {
+            rp->found = true;
+            bson_oid_copy(&id, &rp->first);
+            rp->first_ms = created;
+            rp->has_before = rp->events > 0;
+            if (rp->has_before)
+                bson_oid_copy(&rp->newest, &rp->before);
+        }
+        rp->replay += rp->found;
+        bson_oid_copy(&id, &rp->newest);
+        rp->events++;
+    }
+    int status = 0;
+    if (mongoc_cursor_error(cur, &berr)) {
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, s->name, berr.message);
+        status = EXIT_FAILURE;
+    }
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&filter);
+    return status;
+}
+
+/* checkpoint set SINK --time T: the checkpoint becomes the event just
+ * before the first event (in natural order) created at or after T, so the
+ * sink republishes every event created at or after T (and the events
+ * created earlier that come after that one in the log, from producers
+ * whose clocks lag). Refused when T is older than the oldest event: the
+ * events of that time were overwritten, and the replay would miss them. */
+static int set_from_time(store_t *s, const char *sink, const char *arg, int64_t at_ms, bool create) {
+    replay_point_t rp;
+    char at[40], when[40], hex[25], message[96];
+    int status = find_replay_point(s, at_ms, &rp);
+    if (status)
+        return status;
+    format_iso(at_ms, at, sizeof at);
+    if (rp.events > 0 && !rp.any_created) {
+        fprintf(stderr, "outboxctl: --time %s: no event in the log %s.%s has a created date; checkpoint of "
+                        "sink %s not changed\n", arg, s->db, s->name, sink);
+        return EXIT_FAILURE;
+    }
+    if (rp.any_created && at_ms < rp.oldest_ms) {
+        bson_oid_to_string(&rp.oldest, hex);
+        format_iso(rp.oldest_ms, when, sizeof when);
+        fprintf(stderr, "outboxctl: --time %s is older than the oldest event in the log %s.%s (%s, created %s): "
+                        "events created between the two may have been overwritten by the capped log, and a replay "
+                        "could not republish them; checkpoint of sink %s not changed (checkpoint reset %s "
+                        "replays from the oldest event)\n",
+                arg, s->db, s->name, hex, when, sink, sink);
+        return EXIT_FAILURE;
+    }
+    /* An empty log or a first event at or after T: (start). No event at
+     * or after T: the newest event, so nothing is republished. */
+    const bson_oid_t *to = rp.found ? (rp.has_before ? &rp.before : NULL) : rp.events ? &rp.newest : NULL;
+    snprintf(message, sizeof message, "set by outboxctl --time %s", at);
+    if ((status = move_checkpoint(s, sink, to, message, create)) != 0)
+        return status;
+    if (rp.found) {
+        bson_oid_to_string(&rp.first, hex);
+        format_iso(rp.first_ms, when, sizeof when);
+        printf("sink %s: replays from %s: %lld event%s to republish, from event %s (created %s), the first in "
+               "the log's order created at or after it\n", sink, at, (long long)rp.replay,
+               rp.replay == 1 ? "" : "s", hex, when);
+    } else if (rp.events > 0) {
+        printf("sink %s: every event in the log was created before %s: checkpoint at the newest event, "
+               "nothing to republish\n", sink, at);
+    } else {
+        printf("sink %s: the log is empty: checkpoint (start), nothing to republish\n", sink);
+    }
+    return 0;
+}
+
+/* checkpoint set SINK ID | checkpoint set SINK --time T | checkpoint reset
+ * SINK: moves a sink's position, typically to restart a sink stopped at a
+ * gap, or to replay from a point in time. */
 int cmd_checkpoint(const options_t *o, char **args, int n) {
     store_t s;
     bson_oid_t id;
-    bool set = n == 3 && strcmp(args[0], "set") == 0;
+    int64_t at_ms = 0;
+    bool set = n == (o->time ? 2 : 3) && strcmp(args[0], "set") == 0;
+    if (o->time && n == 3 && strcmp(args[0], "set") == 0) {
+        fprintf(stderr, "outboxctl: checkpoint set: give an event ID or --time, not both\n");
+        return EXIT_USAGE;
+    }
     if (o->create && !set) {
         fprintf(stderr, "outboxctl: --create goes with checkpoint set only\n");
         return EXIT_USAGE;
     }
-    bool reset = n == 2 && strcmp(args[0], "reset") == 0;
-    if (!set && !reset) {
-        fprintf(stderr, "outboxctl: expected checkpoint set SINK ID or checkpoint reset SINK\n");
+    if (o->time && !set) {
+        fprintf(stderr, "outboxctl: --time goes with checkpoint set SINK only\n");
         return EXIT_USAGE;
     }
-    if (set) {
+    bool reset = n == 2 && strcmp(args[0], "reset") == 0 && !o->time;
+    if (!set && !reset) {
+        fprintf(stderr, "outboxctl: expected checkpoint set SINK ID, checkpoint set SINK --time ISO-8601 or "
+                        "checkpoint reset SINK\n");
+        return EXIT_USAGE;
+    }
+    if (set && o->time && !parse_iso_time(o->time, &at_ms)) {
+        fprintf(stderr, "outboxctl: --time %s: not an ISO-8601 time with a zone (2026-12-05T10:00:00Z, "
+                        "2026-12-05T10:00:00.123Z, 2026-12-05T11:00:00+01:00)\n", o->time);
+        return EXIT_USAGE;
+    }
+    if (set && !o->time) {
         if (!bson_oid_is_valid(args[2], strlen(args[2]))) {
             fprintf(stderr, "outboxctl: checkpoint set: %s: not an event id (24 hex digits)\n", args[2]);
             return EXIT_USAGE;
@@ -290,7 +414,9 @@ int cmd_checkpoint(const options_t *o, char **args, int n) {
     int status = store_open(o, &s);
     if (status)
         return status;
-    if (set) {
+    if (set && o->time) {
+        status = set_from_time(&s, args[1], o->time, at_ms, o->create);
+    } else if (set) {
         bool found;
         if ((status = event_in_log(&s, &id, &found)) == 0 && !found) {
             fprintf(stderr, "outboxctl: event %s is not in the log %s.%s; checkpoint of sink %s not changed\n",
@@ -308,4 +434,3 @@ int cmd_checkpoint(const options_t *o, char **args, int n) {
     store_close(&s);
     return status;
 }
-

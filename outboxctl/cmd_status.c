@@ -8,8 +8,13 @@
  * that has any. With HA (issue 14), each sink's lease from N.leases: who
  * holds it, at which term, and how long ago it was renewed (on the
  * server's clock); plus the promoter's lease and the live outboxd runs.
+ * Issue 15: per sink the log's headroom (outboxd's formula, headroom.h),
+ * marked LOW under --warn-headroom, and the backlog of transactional puts
+ * in N.pending that the promoter has not moved into the log yet.
  */
 #include "outboxctl.h"
+
+#include "headroom.h" /* outboxd's, -I outboxd: one formula for both */
 
 #include <errno.h>
 #include <math.h>
@@ -37,12 +42,22 @@ typedef struct {
     int64_t lag_ms;       /* -1: unknown */
     bson_t *plugin_stats; /* the checkpoint's plugin_stats, NULL when absent */
     lease_view_t lease;   /* the newest claim of sink:NAME */
+    double headroom;      /* outboxd_headroom_ratio; -1: unknown */
+    bool headroom_low;    /* headroom below --warn-headroom */
 } sink_status_t;
 
 typedef struct {
     int64_t events;
     bson_oid_t oldest, newest;
     int64_t oldest_ms, newest_ms; /* created, -1 unknown */
+    /* The capped log's limits and its average document, from collStats:
+     * what headroom is worked out from. */
+    bool capacity_known;
+    int64_t cap_bytes, cap_events; /* cap_events 0: no limit by documents */
+    double avg_obj_bytes;          /* 0: unknown (FerretDB omits it for an empty log) */
+    /* N.pending: transactional puts the promoter has not moved yet. */
+    int64_t pending_events;
+    int64_t pending_oldest_ms;     /* the oldest one's created, -1 when none */
 } log_status_t;
 
 static void free_sinks(sink_status_t *sinks, size_t n) {
@@ -201,6 +216,91 @@ static bool lookup_created(store_t *s, log_status_t *log, sink_status_t *sinks, 
     return ok;
 }
 
+static double doc_number(const bson_t *doc, const char *key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_NUMBER(&it) ? bson_iter_as_double(&it) : 0.0;
+}
+
+/* The log's limits (maxSize, max) and avgObjSize from collStats, which
+ * MongoDB and FerretDB both answer with these three. A failure is not
+ * status's: the headroom is then unknown, and status says why on stderr. */
+static void read_capacity(store_t *s, log_status_t *log) {
+    bson_error_t berr;
+    bson_t reply;
+    bson_t *cmd = BCON_NEW("collStats", BCON_UTF8(s->name));
+    if (!mongoc_client_command_simple(s->client, s->db, cmd, NULL, &reply, &berr)) {
+        fprintf(stderr, "outboxctl: cannot read the size of %s.%s (collStats: %s): headroom unknown\n", s->db,
+                s->name, berr.message);
+    } else {
+        double max_size = doc_number(&reply, "maxSize"), max = doc_number(&reply, "max");
+        log->avg_obj_bytes = doc_number(&reply, "avgObjSize");
+        log->cap_bytes = max_size > 0 ? (int64_t)max_size : 0;
+        /* Some servers report a log without a document limit as 0, others
+         * as -1: both mean none. */
+        log->cap_events = max > 0 ? (int64_t)max : 0;
+        log->capacity_known = log->cap_bytes > 0;
+        if (!log->capacity_known)
+            fprintf(stderr, "outboxctl: %s.%s has no capped size (collStats maxSize): headroom unknown\n",
+                    s->db, s->name);
+    }
+    bson_destroy(&reply);
+    bson_destroy(cmd);
+}
+
+/* N.pending's backlog: how many, and the oldest one's created (the time
+ * its producer put it, so its age is how long the promoter has left it). */
+static bool read_pending(store_t *s, log_status_t *log) {
+    bson_error_t berr;
+    const bson_t *doc;
+    char name[320];
+    bool ok = true;
+    snprintf(name, sizeof name, "%s.pending", s->name);
+    mongoc_collection_t *pending = mongoc_client_get_collection(s->client, s->db, name);
+    bson_t all = BSON_INITIALIZER;
+    log->pending_oldest_ms = -1;
+    log->pending_events = mongoc_collection_count_documents(pending, &all, NULL, NULL, NULL, &berr);
+    if (log->pending_events < 0)
+        ok = false;
+    bson_t *dated = BCON_NEW("created", "{", "$type", BCON_UTF8("date"), "}");
+    bson_t *opts = BCON_NEW("projection", "{", "created", BCON_INT32(1), "}", "sort", "{", "created", BCON_INT32(1),
+                            "}", "limit", BCON_INT64(1));
+    if (ok && log->pending_events > 0) {
+        mongoc_cursor_t *cur = mongoc_collection_find_with_opts(pending, dated, opts, NULL);
+        if (mongoc_cursor_next(cur, &doc))
+            log->pending_oldest_ms = doc_date(doc, "created");
+        ok = !mongoc_cursor_error(cur, &berr);
+        mongoc_cursor_destroy(cur);
+    }
+    if (!ok)
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, name, berr.message);
+    bson_destroy(opts);
+    bson_destroy(dated);
+    bson_destroy(&all);
+    mongoc_collection_destroy(pending);
+    return ok;
+}
+
+/* Each sink's headroom: outboxd's own formula over the lag the walk
+ * counted. A sink at (start) has no checkpoint event: as headroom.h asks,
+ * the oldest event stands for it, so its backlog is the log's events less
+ * one (an empty log: nothing waits, 1). A sink in a gap gets the formula's
+ * 0 (its checkpoint event is already gone), which is LOW. Unknown (-1)
+ * only when the log's figures are: its capped size, or its average
+ * document while events wait (with none waiting it is 1 whatever they are). */
+static void compute_headroom(const log_status_t *log, sink_status_t *sinks, size_t n, double warn) {
+    for (size_t i = 0; i < n; i++) {
+        sink_status_t *k = &sinks[i];
+        int64_t lag = k->gap ? -1 : k->has_last ? k->lag_events : log->events > 0 ? log->events - 1 : 0;
+        if (lag > 0 && (!log->capacity_known || log->avg_obj_bytes <= 0)) {
+            k->headroom = -1;
+            k->headroom_low = false;
+            continue;
+        }
+        k->headroom = outboxd_headroom_ratio(lag, log->avg_obj_bytes, log->cap_bytes, log->cap_events);
+        k->headroom_low = k->headroom < warn;
+    }
+}
+
 /* Lag and gap of each sink from what the walk found. A sink is in a gap
  * when its checkpoint event is no longer in the log (even if outboxd has
  * not noticed yet and its state still says running), or when outboxd
@@ -308,8 +408,13 @@ static void lease_json(const lease_view_t *v) {
 
 #define MAX_INSTANCES 256
 
+/* How long ago ms was on the server's clock (leases' now_ms), never below 0. */
+static double age_seconds(const leases_t *leases, int64_t ms) {
+    return leases->now_ms > ms ? (double)(leases->now_ms - ms) / 1000.0 : 0.0;
+}
+
 static void print_status_json(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
-                              size_t n, bool any_gap, const leases_t *leases) {
+                              size_t n, bool any_gap, const leases_t *leases, double warn) {
     char hex[25], iso[40];
     fputs("{\"db\":", stdout);
     json_string(stdout, s->db);
@@ -333,7 +438,30 @@ static void print_status_json(const store_t *s, const log_status_t *log, const s
             fputs("null}", stdout);
         }
     }
-    fputs("},\"sinks\":[", stdout);
+    fputs(",\"capacity\":", stdout);
+    if (log->capacity_known) {
+        printf("{\"bytes\":%lld,\"events\":", (long long)log->cap_bytes);
+        if (log->cap_events > 0)
+            printf("%lld", (long long)log->cap_events);
+        else
+            fputs("null", stdout);
+        fputs(",\"avg_event_bytes\":", stdout);
+        if (log->avg_obj_bytes > 0)
+            stat_number(stdout, log->avg_obj_bytes);
+        else
+            fputs("null", stdout);
+        fputc('}', stdout);
+    } else {
+        fputs("null", stdout);
+    }
+    printf(",\"pending\":{\"events\":%lld,\"oldest_age_seconds\":", (long long)log->pending_events);
+    if (log->pending_oldest_ms >= 0)
+        printf("%.3f}", age_seconds(leases, log->pending_oldest_ms));
+    else
+        fputs("null}", stdout);
+    fputs("},\"warn_headroom\":", stdout);
+    stat_number(stdout, warn);
+    fputs(",\"sinks\":[", stdout);
     for (size_t i = 0; i < n; i++) {
         const sink_status_t *k = &sinks[i];
         fputs(i ? ",{\"name\":" : "{\"name\":", stdout);
@@ -355,6 +483,13 @@ static void print_status_json(const store_t *s, const log_status_t *log, const s
             printf(",\"lag_seconds\":%.3f", (double)k->lag_ms / 1000.0);
         else
             fputs(",\"lag_seconds\":null", stdout);
+        fputs(",\"headroom\":", stdout);
+        if (k->headroom >= 0) {
+            stat_number(stdout, k->headroom);
+            printf(",\"headroom_low\":%s", k->headroom_low ? "true" : "false");
+        } else {
+            fputs("null,\"headroom_low\":null", stdout);
+        }
         printf(",\"events\":%lld,\"malformed\":%lld,\"last_malformed\":", (long long)k->events,
                (long long)k->malformed);
         if (k->last_malformed)
@@ -436,8 +571,10 @@ static void stat_text(void *ctx, const char *name, double value, bool first) {
 /* The text table: one row per sink, columns padded to line up. A cell
  * holds a sink name or an instance id (64 bytes) whole. */
 #define CELL 80
+/* Columns added later go before MESSAGE, so that those before keep their
+ * places for whoever reads them by position. */
 enum { COL_SINK, COL_STATE, COL_CHECKPOINT, COL_LAG, COL_LAG_S, COL_EVENTS, COL_MALFORMED, COL_UPDATED,
-       COL_OWNER, COL_TERM, COL_LEASE, COL_MESSAGE, N_COLS };
+       COL_OWNER, COL_TERM, COL_LEASE, COL_HEADROOM, COL_WARN, COL_MESSAGE, N_COLS };
 
 /* A lease's age for the text table: "2.1s", "14.2s stale", "released", or
  * "-" with no claim. */
@@ -467,6 +604,13 @@ static void status_row(const sink_status_t *k, char cells[N_COLS][CELL]) {
         snprintf(cells[COL_LAG_S], CELL, "%.3f", (double)k->lag_ms / 1000.0);
     else
         snprintf(cells[COL_LAG_S], CELL, "-");
+    /* Two decimals rounded down, so that a LOW sink never shows the
+     * threshold itself (0.199 as 0.20) and 1.00 means nothing waits. */
+    if (k->headroom >= 0)
+        snprintf(cells[COL_HEADROOM], CELL, "%.2f", floor(k->headroom * 100.0) / 100.0);
+    else
+        snprintf(cells[COL_HEADROOM], CELL, "-");
+    snprintf(cells[COL_WARN], CELL, "%s", k->headroom_low ? "LOW" : "-");
     snprintf(cells[COL_EVENTS], CELL, "%lld", (long long)k->events);
     snprintf(cells[COL_MALFORMED], CELL, "%lld", (long long)k->malformed);
     if (k->updated_ms >= 0)
@@ -514,12 +658,13 @@ static void print_leases_text(const leases_t *leases) {
 }
 
 static void print_status_text(const store_t *s, const log_status_t *log, const sink_status_t *sinks,
-                              size_t n, const leases_t *leases) {
+                              size_t n, const leases_t *leases, double warn) {
     static const char *const heads[N_COLS] = {"SINK", "STATE", "CHECKPOINT", "LAG", "LAG_S", "EVENTS",
-                                              "MALFORMED", "UPDATED", "OWNER", "TERM", "LEASE", "MESSAGE"};
+                                              "MALFORMED", "UPDATED", "OWNER", "TERM", "LEASE", "HEADROOM",
+                                              "WARN", "MESSAGE"};
     /* Numbers are right-aligned, text left-aligned. */
-    static const bool right[N_COLS] = {[COL_LAG] = true, [COL_LAG_S] = true, [COL_EVENTS] = true,
-                                       [COL_MALFORMED] = true, [COL_TERM] = true};
+    static const bool right[N_COLS] = {[COL_LAG] = true, [COL_LAG_S] = true, [COL_HEADROOM] = true,
+                                       [COL_EVENTS] = true, [COL_MALFORMED] = true, [COL_TERM] = true};
     char hex[25], iso[40];
     printf("log %s.%s: %lld events", s->db, s->name, (long long)log->events);
     if (log->events > 0) {
@@ -530,6 +675,19 @@ static void print_status_text(const store_t *s, const log_status_t *log, const s
         format_iso(log->newest_ms >= 0 ? log->newest_ms : 0, iso, sizeof iso);
         printf(", newest %s %s", hex, log->newest_ms >= 0 ? iso : "(no created)");
     }
+    putchar('\n');
+    if (log->capacity_known) {
+        printf("log capacity: %lld bytes", (long long)log->cap_bytes);
+        if (log->cap_events > 0)
+            printf(" or %lld events", (long long)log->cap_events);
+        if (log->avg_obj_bytes > 0)
+            printf(", %.0f bytes per event on average", log->avg_obj_bytes);
+        printf("; HEADROOM is LOW below %g\n", warn);
+    }
+    printf("pending %s.%s.pending: %lld event%s", s->db, s->name, (long long)log->pending_events,
+           log->pending_events == 1 ? "" : "s");
+    if (log->pending_oldest_ms >= 0)
+        printf(", the oldest put %.1fs ago", age_seconds(leases, log->pending_oldest_ms));
     putchar('\n');
     if (n == 0) {
         printf("no sinks: %s.%s is empty\n", s->db, s->checkpoints_name);
@@ -599,17 +757,19 @@ int cmd_status(const options_t *o) {
     }
     for (size_t i = 0; i < n; i++)
         leases_sink(&leases, sinks[i].name, &sinks[i].lease);
-    if (!walk_log(&s, &log, sinks, n) || !lookup_created(&s, &log, sinks, n)) {
+    if (!walk_log(&s, &log, sinks, n) || !lookup_created(&s, &log, sinks, n) || !read_pending(&s, &log)) {
         status = EXIT_FAILURE;
     } else {
         bool any_gap = false;
+        read_capacity(&s, &log);
         compute_lag(&log, sinks, n);
+        compute_headroom(&log, sinks, n, o->warn_headroom);
         for (size_t i = 0; i < n; i++)
             any_gap |= sinks[i].gap;
         if (o->json)
-            print_status_json(&s, &log, sinks, n, any_gap, &leases);
+            print_status_json(&s, &log, sinks, n, any_gap, &leases, o->warn_headroom);
         else
-            print_status_text(&s, &log, sinks, n, &leases);
+            print_status_text(&s, &log, sinks, n, &leases, o->warn_headroom);
         status = any_gap ? EXIT_GAP : 0;
     }
     leases_free(&leases);

@@ -4,6 +4,8 @@
  */
 #include "outboxctl.h"
 
+#include "ejson.h" /* outboxd's, -I outboxd */
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +181,85 @@ void format_iso(int64_t ms, char *out, size_t size) {
     snprintf(out + n, size - n, ".%03dZ", millis);
 }
 
+/* Days from 1970-01-01 to the proleptic Gregorian date y-m-d (Howard
+ * Hinnant's days_from_civil): timegm() would read the TZ-less struct tm
+ * the same way, but is not in C11 or POSIX. */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* n decimal digits at *p into *out, advancing *p; false if fewer. */
+static bool iso_digits(const char **p, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+bool parse_iso_time(const char *s, int64_t *ms) {
+    static const int month_days[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p = s;
+    int year, month, day, hour, minute, second, off_h = 0, off_m = 0, sign = 0;
+    if (!iso_digits(&p, 4, &year) || *p++ != '-' || !iso_digits(&p, 2, &month) || *p++ != '-' ||
+        !iso_digits(&p, 2, &day) || *p++ != 'T' || !iso_digits(&p, 2, &hour) || *p++ != ':' ||
+        !iso_digits(&p, 2, &minute) || *p++ != ':' || !iso_digits(&p, 2, &second))
+        return false;
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (month < 1 || month > 12 || day < 1 || day > month_days[month - 1] || (month == 2 && day == 29 && !leap) ||
+        hour > 23 || minute > 59 || second > 59)
+        return false;
+    /* A fraction of any length, rounded up to the millisecond: created has
+     * milliseconds, and created >= 10:00:02.0005 holds exactly when
+     * created >= 10:00:02.001. */
+    int64_t frac_ms = 0;
+    if (*p == '.') {
+        int digits = 0;
+        bool rest = false;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+            if (digits < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+            else
+                rest |= *p != '0';
+        }
+        if (digits == 0)
+            return false;
+        for (int d = digits; d < 3; d++)
+            frac_ms *= 10;
+        frac_ms += rest;
+    }
+    /* A zone is required: a time without one would be this machine's
+     * local time, which outboxctl on another machine would read otherwise. */
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++ == '+' ? 1 : -1;
+        if (!iso_digits(&p, 2, &off_h))
+            return false;
+        if (*p == ':')
+            p++;
+        if (!iso_digits(&p, 2, &off_m) || off_h > 23 || off_m > 59)
+            return false;
+    } else {
+        return false;
+    }
+    if (*p)
+        return false;
+    int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second -
+                   sign * (off_h * 3600 + off_m * 60);
+    *ms = secs * 1000 + frac_ms;
+    return true;
+}
+
 /* A document's field as a borrowed string, or NULL when absent or not one. */
 const char *doc_utf8(const bson_t *doc, const char *key) {
     bson_iter_t it;
@@ -204,17 +285,9 @@ int64_t doc_date(const bson_t *doc, const char *key) {
 /* Writes s as a JSON string: status --json builds its document by hand so
  * that lag_seconds prints as 1.234, not as libbson's %.20g digits. */
 void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
+    outboxd_json_text_t t = {0}; /* outboxd's ejson.h: the one JSON string escaper */
+    outboxd_json_string(&t, s, strlen(s));
+    fwrite(t.p, 1, t.len, f);
+    free(t.p);
 }
 

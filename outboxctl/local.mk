@@ -10,14 +10,17 @@ outboxctl_outboxctl_SOURCES = \
 	outboxctl/cmd_deadletter.c \
 	outboxctl/cmd_lease.c \
 	outboxctl/scrub.c \
-	outboxd/secrets.h outboxd/secrets.c
+	outboxd/secrets.h outboxd/secrets.c \
+	outboxd/headroom.h
 # outboxd's secrets registry (outboxd/secrets.c) is compiled in: one list
 # of what a secret looks like for both programs. So is outboxd's builder and
 # parser of N.leases documents (libleasedoc, libbson only): a compound _id
-# matches only when built exactly as outboxd builds it.
+# matches only when built exactly as outboxd builds it. status's log
+# headroom is outboxd's formula (headroom.h, inline), so the two agree. Its
+# JSON strings are escaped by outboxd's one escaper (libejson, ejson.h).
 outboxctl_outboxctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/outboxd
 outboxctl_outboxctl_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
-outboxctl_outboxctl_LDADD = outboxd/libleasedoc.la liboutbox/liboutbox.la $(MONGOC_LIBS)
+outboxctl_outboxctl_LDADD = outboxd/libleasedoc.la outboxd/libejson.la liboutbox/liboutbox.la $(MONGOC_LIBS)
 
 if HAVE_CMOCKA
 # status's leases and lease release, against the harness's MongoDB.

@@ -11,6 +11,7 @@
  */
 #include "outboxctl.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +38,24 @@ static const char usage[] =
     "                                     tail goes on\n"
     "  promote                            move committed transactional events from\n"
     "                                     N.pending into the log (outboxd does this)\n"
-    "  status [--json]                    the log's size, oldest and newest event, and\n"
-    "                                     per sink (N.checkpoints): state, checkpoint\n"
+    "  status [--json] [--warn-headroom R]\n"
+    "                                     the log's size, oldest and newest event, its\n"
+    "                                     capacity, the pending backlog (N.pending:\n"
+    "                                     transactional puts not yet promoted, and how\n"
+    "                                     long ago the oldest was put), and per sink\n"
+    "                                     (N.checkpoints): state, checkpoint\n"
     "                                     ((start) = the oldest event), lag in events\n"
-    "                                     and seconds, events handled, last update,\n"
-    "                                     message, and its lease (N.leases): OWNER,\n"
+    "                                     and seconds, HEADROOM (the share of the\n"
+    "                                     capped log still free for writes before the\n"
+    "                                     sink's checkpoint event is overwritten, by\n"
+    "                                     documents and by bytes at the average event\n"
+    "                                     size, the smaller: outboxd's formula; 1 when\n"
+    "                                     nothing waits, 0 in a gap, - unknown) and\n"
+    "                                     WARN (LOW when below R, default 0.2 as\n"
+    "                                     outboxd's log.warn_headroom; 0 never warns;\n"
+    "                                     no effect on the exit status), events\n"
+    "                                     handled, last update, message, and its\n"
+    "                                     lease (N.leases): OWNER,\n"
     "                                     TERM, LEASE (age of the last renewal on the\n"
     "                                     server's clock, \"stale\" past its TTL,\n"
     "                                     \"released\", or - when unclaimed); then the\n"
@@ -50,9 +64,13 @@ static const char usage[] =
     "                                     longer in the log is in a gap (exit 3).\n"
     "                                     --json keys: db, outbox, gap (any sink),\n"
     "                                     log {events, oldest, newest: {id, created}\n"
-    "                                     or null}, sinks [{name, state, gap,\n"
+    "                                     or null, capacity {bytes, events (null: no\n"
+    "                                     limit), avg_event_bytes} or null, pending\n"
+    "                                     {events, oldest_age_seconds (null: none)}},\n"
+    "                                     warn_headroom, sinks [{name, state, gap,\n"
     "                                     checkpoint (id or null = start), lag_events,\n"
-    "                                     lag_seconds (null in a gap), events,\n"
+    "                                     lag_seconds (null in a gap), headroom and\n"
+    "                                     headroom_low (null when unknown), events,\n"
     "                                     updated, message, plugin_stats ({name:\n"
     "                                     number} or null), owner (null: not held),\n"
     "                                     term, lease_age_ms, lease_state (held,\n"
@@ -69,6 +87,20 @@ static const char usage[] =
     "                                     state running, events handled kept. SINK\n"
     "                                     must have a checkpoint already (a typo is\n"
     "                                     refused), unless --create\n"
+    "  checkpoint set SINK --time T [--create]\n"
+    "                                     replay from a point in time: SINK\n"
+    "                                     republishes every event created at or after\n"
+    "                                     T. Walking the log in its order, the\n"
+    "                                     checkpoint becomes the event just before the\n"
+    "                                     first one created at or after T ((start)\n"
+    "                                     when that is the oldest); later events\n"
+    "                                     created before T (producers' clocks differ)\n"
+    "                                     are republished too. T after the newest\n"
+    "                                     event: the newest, nothing to republish. T\n"
+    "                                     older than the oldest event is refused (exit\n"
+    "                                     1): events of that time may be gone. T is\n"
+    "                                     ISO-8601 with a zone: 2026-12-05T10:00:00Z,\n"
+    "                                     ...:00.123Z, ...:00+01:00 (else exit 2)\n"
     "  checkpoint reset SINK              SINK restarts at the oldest event in the log.\n"
     "                                     With HA (a claim of SINK in N.leases),\n"
     "                                     outboxctl takes SINK's lease first (the next\n"
@@ -125,7 +157,8 @@ static void log_handler(mongoc_log_level_t level, const char *domain, const char
 
 int main(int argc, char **argv) {
     enum { O_URI = 256, O_DB, O_OUTBOX, O_SCHEMAS, O_SIZE, O_MAX, O_FROM_START, O_FROM_NOW, O_AFTER,
-           O_LIMIT, O_TIMEOUT, O_HEADER, O_SINK, O_ID, O_JSON, O_URI_FILE, O_SKIP_MALFORMED, O_CREATE };
+           O_LIMIT, O_TIMEOUT, O_HEADER, O_SINK, O_ID, O_JSON, O_URI_FILE, O_SKIP_MALFORMED, O_CREATE,
+           O_TIME, O_WARN_HEADROOM };
     static const struct option longopts[] = {
         {"uri", required_argument, NULL, O_URI},
         {"db", required_argument, NULL, O_DB},
@@ -145,12 +178,15 @@ int main(int argc, char **argv) {
         {"uri-file", required_argument, NULL, O_URI_FILE},
         {"skip-malformed", no_argument, NULL, O_SKIP_MALFORMED},
         {"create", no_argument, NULL, O_CREATE},
+        {"time", required_argument, NULL, O_TIME},
+        {"warn-headroom", required_argument, NULL, O_WARN_HEADROOM},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     options_t o = {.db = getenv("OUTBOX_DB"), .outbox = getenv("OUTBOX_NAME"),
-                   .schemas = getenv("OUTBOX_SCHEMAS"), .limit = -1, .timeout_ms = -1};
+                   .schemas = getenv("OUTBOX_SCHEMAS"), .limit = -1, .timeout_ms = -1,
+                   .warn_headroom = OUTBOXCTL_WARN_HEADROOM_DEFAULT};
     const char *uri_arg = NULL, *uri_file_arg = NULL;
     char *uri_from_file = NULL;
     int c;
@@ -160,6 +196,18 @@ int main(int argc, char **argv) {
         case O_URI_FILE: uri_file_arg = optarg; break;
         case O_SKIP_MALFORMED: o.skip_malformed = true; break;
         case O_CREATE: o.create = true; break;
+        case O_TIME: o.time = optarg; break; /* parsed by checkpoint set, which names it */
+        case O_WARN_HEADROOM: {
+            char *end;
+            errno = 0;
+            o.warn_headroom = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o.warn_headroom >= 0.0 && o.warn_headroom <= 1.0)) {
+                fprintf(stderr, "outboxctl: --warn-headroom %s: expected a ratio from 0 to 1\n", optarg);
+                return EXIT_USAGE;
+            }
+            o.warn_headroom_set = true;
+            break;
+        }
         case O_DB: o.db = optarg; break;
         case O_OUTBOX: o.outbox = optarg; break;
         case O_SCHEMAS: o.schemas = optarg; break;
@@ -199,6 +247,10 @@ int main(int argc, char **argv) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (o.warn_headroom_set && strcmp(argv[optind], "status") != 0) {
+        fprintf(stderr, "outboxctl: --warn-headroom goes with status only\n");
+        return EXIT_USAGE;
+    }
     /* The connection string: the command line over the environment, and
      * never two sources at one level (which would be a guess). */
     const char *env_uri = getenv("OUTBOX_URI"), *env_uri_file = getenv("OUTBOX_URI_FILE");
@@ -233,8 +285,11 @@ int main(int argc, char **argv) {
     int status;
     if (o.uri)
         outboxctl_scrub_output(o.uri);
-    mongoc_init();
+    /* The handler first: mongoc_init itself may warn (the counters' shared
+     * memory), and that line in stdout or stderr broke status --json for
+     * whoever read both (the tests, under load). */
     mongoc_log_set_handler(log_handler, NULL);
+    mongoc_init();
     if (strcmp(cmd, "init") == 0 && n == 0)
         status = cmd_init(&o);
     else if (strcmp(cmd, "put") == 0)

@@ -31,7 +31,14 @@ typedef struct {
     bool json;             /* status --json */
     bool skip_malformed;   /* tail --skip-malformed */
     bool create;           /* checkpoint set --create */
+    const char *time;      /* checkpoint set SINK --time ISO-8601 */
+    double warn_headroom;  /* status --warn-headroom: a sink below is LOW */
+    bool warn_headroom_set;
 } options_t;
+
+/* status's --warn-headroom when not given: the default of outboxd's
+ * log.warn_headroom, so that outboxctl and outboxd's warning agree. */
+#define OUTBOXCTL_WARN_HEADROOM_DEFAULT 0.2
 
 /* Reads a connection string from a file (--uri-file, OUTBOX_URI_FILE): the
  * first line, without its end-of-line; so the password need not be on the
@@ -67,6 +74,10 @@ int require_log(store_t *s);
 
 int64_t now_ms(void);
 void format_iso(int64_t ms, char *out, size_t size);
+/* An ISO-8601 time with a zone, YYYY-MM-DDTHH:MM:SS[.fff...](Z|+hh:mm|-hh:mm)
+ * (also +hhmm), as milliseconds since the epoch; a fraction finer than a
+ * millisecond rounds up. False for anything else (no zone, 24:00, Feb 30). */
+bool parse_iso_time(const char *s, int64_t *ms);
 const char *doc_utf8(const bson_t *doc, const char *key);
 bool doc_oid(const bson_t *doc, const char *key, bson_oid_t *out);
 int64_t doc_date(const bson_t *doc, const char *key);

@@ -6,6 +6,7 @@
 #include "check.h"
 
 #include "log.h"
+#include "msgformat.h"
 #include "plugin.h"
 #include "secrets.h"
 
@@ -110,6 +111,14 @@ bool outboxd_sink_check(const char *path, const outboxd_sink_conf_t *sink,
                         char *errbuf, size_t errbuf_size) {
     if (!outboxd_sink_payload_check(path, sink, plugin, errbuf, errbuf_size))
         return false;
+    outboxd_msgformat_t mf;
+    char why[400];
+    if (!outboxd_msgformat_resolve(sink, plugin, &mf, why, sizeof why)) {
+        int line = sink->format_line ? sink->format_line : sink->line;
+        int column = sink->format_line ? sink->format_column : sink->column;
+        snprintf(errbuf, errbuf_size, "%s:%d:%d: sink %s: %s", path, line, column, sink->name, why);
+        return false;
+    }
     if (!OUTBOXD_PLUGIN_HAS(plugin, check) || !plugin->check)
         return true;
     check_ctx_t c = {.sink = sink, .opts = opts};
@@ -127,6 +136,9 @@ bool outboxd_sink_check(const char *path, const outboxd_sink_conf_t *sink,
         .route = sink->route ? sink->route : "",
         .payload = payload_name(sink->payload),
         .options_fill = check_options_fill,
+        /* ABI 1.2: what the sink's open will be told. */
+        .format = outboxd_message_format_name(mf.format),
+        .message_as_given = mf.format != OUTBOXD_MESSAGE_NATIVE,
     };
     char msg[1024] = "";
     int rc = plugin->check(&host, msg, sizeof msg);

@@ -45,6 +45,7 @@
 typedef struct {
     char name[OUTBOXD_STAT_NAME_MAX + 1];
     double value;
+    int kind; /* outbox_sink_stat_kind_t: counter or gauge (/metrics' TYPE) */
 } outboxd_stat_t;
 
 typedef struct {

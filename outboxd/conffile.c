@@ -280,6 +280,26 @@ static int read_range(loader_t *ld, yaml_node_t *v, const char *label, int64_t m
     return 0;
 }
 
+/* A decimal fraction from 0 to 1 ("0.2", "0", "1"): no exponent, no sign,
+ * no percent. */
+static int read_ratio(loader_t *ld, yaml_node_t *v, const char *label, double *out) {
+    const char *s = text(v);
+    char *end = NULL;
+    double x = 0;
+    bool digits_only = s && *s;
+    for (const char *c = s; digits_only && *c; c++)
+        digits_only = (*c >= '0' && *c <= '9') || *c == '.';
+    if (digits_only) {
+        errno = 0;
+        x = strtod(s, &end);
+    }
+    if (!digits_only || errno || *end || !(x >= 0.0 && x <= 1.0))
+        return fail(ld, at(v), "%s: expected a number from 0 to 1 (a share of the log, e.g. 0.2), got \"%s\"",
+                    label, s ? shown(ld, s, strlen(s)) : "");
+    *out = x;
+    return 0;
+}
+
 static int read_count(loader_t *ld, yaml_node_t *v, const char *label, int64_t max, int64_t *out) {
     return read_range(ld, v, label, 1, max, out);
 }
@@ -641,6 +661,30 @@ static int load_http(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
     return 0;
 }
 
+/* log: the survey of the log (survey.h) and its early warning. */
+static int load_log(loader_t *ld, yaml_node_t *map, outboxd_conf_t *conf) {
+    enum { WARN, SURVEY, WARN_EVERY, N };
+    field_t f[N] = {{"warn_headroom"}, {"survey_ms"}, {"warn_every_ms"}};
+    yaml_node_t *v;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(ld, at(map), "log: expected a mapping");
+    if (read_fields(ld, map, f, N, " in log") < 0)
+        return -1;
+    if ((v = given(&f[WARN])) && read_ratio(ld, v, "log.warn_headroom", &conf->log_warn_headroom) < 0)
+        return -1;
+    if ((v = given(&f[SURVEY]))) {
+        if (read_range(ld, v, "log.survey_ms", 0, OUTBOXD_LOG_SURVEY_MAX_MS, &conf->log_survey_ms) < 0)
+            return -1;
+        if (conf->log_survey_ms > 0 && conf->log_survey_ms < OUTBOXD_LOG_SURVEY_MIN_MS)
+            return fail(ld, at(v), "log.survey_ms: expected 0 (no survey) or an integer from %d to %d, got \"%s\"",
+                        OUTBOXD_LOG_SURVEY_MIN_MS, OUTBOXD_LOG_SURVEY_MAX_MS, text(v));
+    }
+    if ((v = given(&f[WARN_EVERY])) && read_range(ld, v, "log.warn_every_ms", OUTBOXD_LOG_SURVEY_MIN_MS,
+                                                  OUTBOXD_LOG_SURVEY_MAX_MS, &conf->log_warn_every_ms) < 0)
+        return -1;
+    return 0;
+}
+
 /* The route template, checked once here so that outboxd_route_expand()
  * can stay a plain copy loop. The rules are those of Python's
  * str.format(): a single "}" is as much a mistake as an unclosed "{". */
@@ -757,13 +801,100 @@ static bool valid_sink_name(const char *s) {
     return s && *s && only_word_chars(s, "_.-");
 }
 
+/* cloudevents.source with {outbox} and {db} expanded (docs/formats.md). */
+static char *expand_source(loader_t *ld, const char *source) {
+    size_t cap = strlen(source) + 1;
+    for (const char *p = source; (p = strchr(p, '{')); p++)
+        cap += strlen(ld->conf->outbox) + strlen(ld->conf->database);
+    char *out = malloc(cap), *o = out;
+    if (!out)
+        abort();
+    for (const char *p = source; *p;) {
+        if (!strncmp(p, "{outbox}", 8)) {
+            o += sprintf(o, "%s", ld->conf->outbox);
+            p += 8;
+        } else if (!strncmp(p, "{db}", 4)) {
+            o += sprintf(o, "%s", ld->conf->database);
+            p += 4;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* format and its cloudevents section: the layout of the sink's messages. */
+static int load_format(loader_t *ld, yaml_node_t *sink_map, yaml_node_t *format, yaml_node_t *ce,
+                       outboxd_sink_conf_t *sink) {
+    static const char *const formats[] = {"native", "cloudevents", "debezium", NULL};
+    static const char *const modes[] = {"auto", "binary", "structured", NULL};
+    int choice;
+    if (format) {
+        if (read_choice(ld, format, "format", formats, "native, cloudevents or debezium", &choice) < 0)
+            return -1;
+        sink->format = (outboxd_message_format_t)choice;
+        sink->format_line = (int)format->start_mark.line + 1;
+        sink->format_column = (int)format->start_mark.column + 1;
+    }
+    if (ce && sink->format != OUTBOXD_MESSAGE_CLOUDEVENTS)
+        return fail(ld, at(ce), "cloudevents: only with format: cloudevents (this sink's format is %s)",
+                    formats[sink->format]);
+    if (sink->format != OUTBOXD_MESSAGE_CLOUDEVENTS)
+        return 0;
+    if (!ce)
+        return fail(ld, at(format ? format : sink_map),
+                    "format: cloudevents needs cloudevents.source, the URI-reference of the events' source "
+                    "(e.g. \"/{db}/{outbox}\")");
+    enum { SOURCE, MODE, N };
+    field_t f[N] = {{"source"}, {"mode"}};
+    yaml_node_t *v;
+    if (ce->type != YAML_MAPPING_NODE)
+        return fail(ld, at(ce), "cloudevents: expected a mapping (source, mode)");
+    if (read_fields(ld, ce, f, N, " in cloudevents") < 0)
+        return -1;
+    if (!(v = given(&f[SOURCE])))
+        return fail(ld, at(ce), "cloudevents: missing \"source\", the URI-reference of the events' source "
+                                "(e.g. \"/{db}/{outbox}\")");
+    char *source;
+    if (read_string(ld, v, "cloudevents.source", &source) < 0)
+        return -1;
+    for (const unsigned char *c = (const unsigned char *)source; *c; c++) {
+        if (*c <= 0x20 || *c == 0x7f || *c == '"' || *c == '<' || *c == '>' || *c == '\\') {
+            int at_col = (int)(c - (const unsigned char *)source);
+            free(source);
+            return fail(ld, at(v), "cloudevents.source: not a URI-reference: character %d is not allowed (a "
+                                   "space, a control character, a quote, <, > or \\)",
+                        at_col + 1);
+        }
+    }
+    sink->ce_source = expand_source(ld, source);
+    free(source);
+    /* What is left of braces is a placeholder mistyped ({dbname}); RFC 3986
+     * allows none of these in a URI-reference. */
+    const char *bad = strpbrk(sink->ce_source, "{}|^`");
+    if (bad)
+        return fail(ld, at(v), "cloudevents.source: not a URI-reference: \"%c\" is not allowed (the "
+                               "placeholders are {db} and {outbox})",
+                    *bad);
+    if ((v = given(&f[MODE]))) {
+        if (read_choice(ld, v, "cloudevents.mode", modes, "auto, binary or structured", &choice) < 0)
+            return -1;
+        sink->ce_mode = (outboxd_ce_mode_t)choice;
+        if (sink->ce_mode == OUTBOXD_CE_STRUCTURED && sink->payload == OUTBOXD_PAYLOAD_BSON)
+            return fail(ld, at(v), "cloudevents.mode: structured carries the data as JSON: it needs payload: json "
+                                   "(the sink's payload is bson)");
+    }
+    return 0;
+}
+
 static int load_sink(loader_t *ld, yaml_node_t *map, size_t number, outboxd_sink_conf_t *sink) {
     static const char *const payloads[] = {"json", "bson", NULL};
     static const char *const on_errors[] = {"stop", "skip", "deadletter", NULL};
     static const char *const on_gaps[] = {"stop", "continue", NULL};
-    enum { NAME, PLUGIN, ROUTE, TYPES, PAYLOAD, ON_ERROR, ON_GAP, OPTIONAL, OPTIONS, N };
-    field_t f[N] = {{"name"},    {"plugin"}, {"route"},    {"types"},  {"payload"},
-                    {"on_error"}, {"on_gap"}, {"optional"}, {"options"}};
+    enum { NAME, PLUGIN, ROUTE, TYPES, PAYLOAD, FORMAT, CLOUDEVENTS, ON_ERROR, ON_GAP, OPTIONAL, OPTIONS, N };
+    field_t f[N] = {{"name"},   {"plugin"},      {"route"},    {"types"},    {"payload"}, {"format"},
+                    {"cloudevents"}, {"on_error"}, {"on_gap"}, {"optional"}, {"options"}};
     char where[128];
     yaml_node_t *v;
     int choice;
@@ -817,6 +948,8 @@ static int load_sink(loader_t *ld, yaml_node_t *map, size_t number, outboxd_sink
         sink->payload_line = (int)v->start_mark.line + 1;
         sink->payload_column = (int)v->start_mark.column + 1;
     }
+    if (load_format(ld, map, given(&f[FORMAT]), given(&f[CLOUDEVENTS]), sink) < 0)
+        return -1;
     if ((v = given(&f[ON_ERROR]))) {
         if (read_choice(ld, v, "on_error", on_errors, "stop, skip or deadletter", &choice) < 0)
             return -1;
@@ -857,9 +990,9 @@ static int load_sinks(loader_t *ld, yaml_node_t *seq, outboxd_conf_t *conf) {
 }
 
 static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
-    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, READER, HA, HTTP, SINKS, N };
+    enum { MONGODB, OUTBOX, PLUGIN_DIR, CHECKPOINT, READER, HA, HTTP, LOG, SINKS, N };
     field_t f[N] = {{"mongodb"}, {"outbox"}, {"plugin_dir"}, {"checkpoint"}, {"reader"},
-                    {"ha"},      {"http"},   {"sinks"}};
+                    {"ha"},      {"http"},   {"log"},        {"sinks"}};
     yaml_node_t *root = yaml_document_get_root_node(&ld->doc), *v;
     yaml_mark_t start = {0};
 
@@ -874,6 +1007,9 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     conf->ha_renew_ms = OUTBOXD_HA_RENEW_DEFAULT_MS;
     conf->http_ready_grace_ms = OUTBOXD_HTTP_GRACE_DEFAULT_MS;
     conf->http_stuck_ms = OUTBOXD_HTTP_STUCK_DEFAULT_MS;
+    conf->log_warn_headroom = OUTBOXD_LOG_WARN_HEADROOM_DEFAULT;
+    conf->log_survey_ms = OUTBOXD_LOG_SURVEY_DEFAULT_MS;
+    conf->log_warn_every_ms = OUTBOXD_LOG_WARN_EVERY_DEFAULT_MS;
 
     if (!root)
         return fail(ld, &start, "empty configuration (expected mongodb, outbox and sinks)");
@@ -905,6 +1041,8 @@ static int load_conf(loader_t *ld, outboxd_conf_t *conf) {
     if ((v = given(&f[HA])) && load_ha(ld, v, conf) < 0)
         return -1;
     if ((v = given(&f[HTTP])) && load_http(ld, v, conf) < 0)
+        return -1;
+    if ((v = given(&f[LOG])) && load_log(ld, v, conf) < 0)
         return -1;
     if (!f[SINKS].key)
         return fail(ld, at(root), "missing \"sinks\"");
@@ -1008,6 +1146,7 @@ void outboxd_conf_free(outboxd_conf_t *conf) {
         free(sink->name);
         free(sink->plugin);
         free(sink->route);
+        free(sink->ce_source);
         for (size_t j = 0; j < sink->n_types; j++)
             free(sink->types[j]);
         free(sink->types);

@@ -12,6 +12,11 @@
 typedef enum { OUTBOXD_PAYLOAD_JSON = 0, OUTBOXD_PAYLOAD_BSON = 1 } outboxd_payload_t;
 typedef enum { OUTBOXD_ON_ERROR_STOP = 0, OUTBOXD_ON_ERROR_SKIP = 1, OUTBOXD_ON_ERROR_DEADLETTER = 2 } outboxd_on_error_t;
 typedef enum { OUTBOXD_ON_GAP_STOP = 0, OUTBOXD_ON_GAP_CONTINUE = 1 } outboxd_on_gap_t;
+/* The message layout a sink publishes (docs/formats.md). */
+typedef enum { OUTBOXD_MESSAGE_NATIVE = 0, OUTBOXD_MESSAGE_CLOUDEVENTS = 1, OUTBOXD_MESSAGE_DEBEZIUM = 2 } outboxd_message_format_t;
+/* cloudevents.mode: auto is binary where the plugin's protocol has a
+ * CloudEvents binding with headers (Kafka), structured elsewhere. */
+typedef enum { OUTBOXD_CE_AUTO = 0, OUTBOXD_CE_BINARY = 1, OUTBOXD_CE_STRUCTURED = 2 } outboxd_ce_mode_t;
 
 /* One string of an option written as a YAML sequence, and where it is. */
 typedef struct {
@@ -43,6 +48,10 @@ typedef struct {
     char **types;    /* type filter; n_types == 0 means every type */
     size_t n_types;
     outboxd_payload_t payload;
+    outboxd_message_format_t format;   /* format, default native */
+    char *ce_source;           /* cloudevents.source, {outbox} and {db} expanded */
+    outboxd_ce_mode_t ce_mode; /* cloudevents.mode */
+    int format_line, format_column; /* where format's value is; 0 when not written */
     outboxd_on_error_t on_error;
     outboxd_on_gap_t on_gap;
     bool optional;   /* when its plugin cannot load, run the others */
@@ -75,6 +84,10 @@ typedef struct {
     int http_listen_line;       /* its line, for errors at start */
     int64_t http_ready_grace_ms; /* http.ready_grace_ms, default 30000 */
     int64_t http_stuck_ms;      /* http.stuck_ms, default 60000 */
+    /* log: the survey of the log and its early warning (survey.h). */
+    double log_warn_headroom;   /* log.warn_headroom, default 0.2 */
+    int64_t log_survey_ms;      /* log.survey_ms, default 10000 */
+    int64_t log_warn_every_ms;  /* log.warn_every_ms, default 60000 */
     outboxd_sink_conf_t *sinks;
     size_t n_sinks;
     /* The first secret written in the file itself (a password in
@@ -107,6 +120,14 @@ typedef struct {
 /* http.stuck_ms: how long one plugin call may run before /healthz fails. */
 #define OUTBOXD_HTTP_STUCK_DEFAULT_MS 60000
 #define OUTBOXD_HTTP_STUCK_MIN_MS 1000
+/* log: how often outboxd looks at the log (its figures, each sink's lag
+ * and headroom), the headroom below which it warns, and how often it
+ * repeats a warning. */
+#define OUTBOXD_LOG_WARN_HEADROOM_DEFAULT 0.2
+#define OUTBOXD_LOG_SURVEY_DEFAULT_MS 10000
+#define OUTBOXD_LOG_WARN_EVERY_DEFAULT_MS 60000
+#define OUTBOXD_LOG_SURVEY_MIN_MS 100
+#define OUTBOXD_LOG_SURVEY_MAX_MS 3600000
 /* ha: the lease's time to live and renewal interval, in milliseconds, and
  * the instance id's length ([A-Za-z0-9._:-], 1 to 64 bytes). */
 #define OUTBOXD_HA_TTL_DEFAULT_MS 10000

@@ -86,10 +86,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf_t;
+typedef outboxd_json_text_t buf_t; /* ejson.h: the same growing text */
 
 static void grow(buf_t *b, size_t need) {
     size_t cap = b->cap ? b->cap : 64;
@@ -196,6 +193,19 @@ static void put_str(buf_t *b, const char *s, size_t n) {
         p++;
     }
     put_c(b, '"');
+}
+
+/* ejson.h's text writer for hand-laid JSON: the same buffer and escaper. */
+void outboxd_json_reserve(outboxd_json_text_t *t, size_t n) {
+    reserve(t, n);
+}
+
+void outboxd_json_raw(outboxd_json_text_t *t, const char *s, size_t n) {
+    put_n(t, s, n);
+}
+
+void outboxd_json_string(outboxd_json_text_t *t, const char *s, size_t n) {
+    put_str(t, s, n);
 }
 
 /* Decimal digits of v into out (at least 21 bytes); returns the length. */

@@ -29,4 +29,21 @@
  * always writes '.' as the decimal point. */
 char *outboxd_ejson_encode(const bson_t *doc, size_t *len);
 
+/* A JSON text of the caller's making, for output laid out by hand (the
+ * CloudEvents structured envelope, msgformat.c) with the string rules of
+ * the encoder above, so that there is one JSON string escaper. p is
+ * malloc'd (the caller frees it, or takes it), not NUL-terminated; start
+ * from {0}. Out of memory aborts, as in the encoder. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} outboxd_json_text_t;
+
+/* Makes room for n more bytes at once (a hint, to avoid growing twice). */
+void outboxd_json_reserve(outboxd_json_text_t *t, size_t n);
+/* n bytes as they are (JSON the caller vouches for). */
+void outboxd_json_raw(outboxd_json_text_t *t, const char *s, size_t n);
+/* s[0..n) as a JSON string, quoted and escaped as the encoder escapes. */
+void outboxd_json_string(outboxd_json_text_t *t, const char *s, size_t n);
+
 #endif

@@ -3,6 +3,7 @@
  */
 #include "http.h"
 
+#include "ejson.h"
 #include "listen_addr.h"
 #include "log.h"
 #include "secrets.h"
@@ -68,19 +69,6 @@ static bool ping(outboxd_http_t *h, char *why, size_t why_size) {
     return ok;
 }
 
-/* A JSON string's content (the ping's message may hold quotes). */
-static void put_json_string(outboxd_buf_t *b, const char *s) {
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            outboxd_buf_printf(b, "\\%c", ch);
-        else if (ch < 0x20)
-            outboxd_buf_printf(b, "\\u%04x", ch);
-        else
-            outboxd_buf_printf(b, "%c", ch);
-    }
-}
-
 /* A probe's answer: 200 when ok, else 503; the JSON body is
  * {"status": ..., (mongodb: ..., when given,) LIST_NAME: list}, list being
  * the JSON array metrics.c built (freed here). */
@@ -89,9 +77,10 @@ static enum MHD_Result respond_probe(struct MHD_Connection *c, bool ok, const ch
     outboxd_buf_t body = {0};
     outboxd_buf_printf(&body, "{\"status\":\"%s\",", status);
     if (mongodb) {
-        outboxd_buf_printf(&body, "\"mongodb\":\"");
-        put_json_string(&body, mongodb);
-        outboxd_buf_printf(&body, "\",");
+        outboxd_json_text_t t = {0}; /* ejson.h: the one JSON string escaper */
+        outboxd_json_string(&t, mongodb, strlen(mongodb));
+        outboxd_buf_printf(&body, "\"mongodb\":%.*s,", (int)t.len, t.p);
+        free(t.p);
     }
     outboxd_buf_printf(&body, "\"%s\":%s}\n", list_name, list->failed ? "[]" : list->text);
     free(list->text);
@@ -113,7 +102,7 @@ static enum MHD_Result readyz(outboxd_http_t *h, struct MHD_Connection *c) {
 static enum MHD_Result healthz(outboxd_http_t *h, struct MHD_Connection *c) {
     outboxd_buf_t stuck = {0};
     bool live = outboxd_metrics_sinks_live(h->metrics, h->stuck_ms, &stuck);
-    return respond_probe(c, live, live ? "live" : "stuck", NULL, "sinks_stuck", &stuck);
+    return respond_probe(c, live, live ? "live" : "stuck", NULL, "stuck", &stuck);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,

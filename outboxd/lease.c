@@ -86,6 +86,7 @@ typedef struct {
 
 struct outboxd_leases {
     mongoc_client_pool_t *pool;
+    outboxd_heartbeat_t *beat; /* the watchdog's (heartbeat.h); NULL: none */
     char *db, *coll; /* N.leases */
     bool enabled;
     int64_t ttl, renew;
@@ -981,16 +982,23 @@ static void *manager_main(void *arg) {
     while (!m->stopping) {
         int64_t now = outboxd_lease_now_ms();
         if (!m->round_soon && now < m->next_round) {
+            outboxd_heartbeat_idle(m->beat); /* the time to the next round */
             outboxd_cond_wait_ms(&m->tick, &m->mu, m->next_round - now);
             continue;
         }
         m->round_soon = false;
         pthread_mutex_unlock(&m->mu);
+        outboxd_heartbeat_busy(m->beat);
         round_run(m);
         pthread_mutex_lock(&m->mu);
     }
     pthread_mutex_unlock(&m->mu);
+    outboxd_heartbeat_end(m->beat);
     return NULL;
+}
+
+void outboxd_leases_watch(outboxd_leases_t *m, outboxd_heartbeat_t *beat) {
+    m->beat = beat;
 }
 
 bool outboxd_leases_start(outboxd_leases_t *m) {

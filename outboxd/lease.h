@@ -21,6 +21,7 @@
 #define OUTBOXD_LEASE_H
 
 #include "conffile.h"
+#include "heartbeat.h"
 
 #include <mongoc/mongoc.h>
 
@@ -52,6 +53,10 @@ outboxd_leases_t *outboxd_leases_new(mongoc_client_pool_t *pool, const char *db,
  * unreachable it holds nothing and says so in the log), then the thread.
  * false only when the thread cannot start. Leases got before start are bid
  * for in that first round: a single instance starts holding everything. */
+/* The heartbeat the manager's thread keeps for the watchdog of /healthz
+ * (heartbeat.h); before outboxd_leases_start. */
+void outboxd_leases_watch(outboxd_leases_t *m, outboxd_heartbeat_t *beat);
+
 bool outboxd_leases_start(outboxd_leases_t *m);
 /* INSTANCE:PID:RANDOM, this process's run (the claims' run field). */
 const char *outboxd_leases_run_id(const outboxd_leases_t *m);

@@ -1,7 +1,15 @@
 # outboxd/: the daemon, and the sink plugin ABI it hosts.
 sbin_PROGRAMS = outboxd/outboxd
-outboxd_outboxd_SOURCES = \
-	outboxd/main.c \
+outboxd_outboxd_SOURCES = outboxd/main.c
+outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
+outboxd_outboxd_LDADD = outboxd/libdaemon.la
+
+# The daemon itself, behind outboxd_daemon_main (daemon.h): apart from
+# main.c so that bench/bench_pipeline runs the very same daemon with its
+# events fed from memory.
+noinst_LTLIBRARIES += outboxd/libdaemon.la
+outboxd_libdaemon_la_SOURCES = \
+	outboxd/daemon.h outboxd/daemon.c \
 	outboxd/checkpoint.h outboxd/checkpoint.c \
 	outboxd/checkpoint_writer.h outboxd/checkpoint_writer.c outboxd/condwait.h \
 	outboxd/deadletter_writer.h outboxd/deadletter_writer.c \
@@ -9,11 +17,12 @@ outboxd_outboxd_SOURCES = \
 	outboxd/reader.h outboxd/reader.c \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
 	outboxd/sinkset.h outboxd/sinkset.c \
-	outboxd/metrics.h outboxd/metrics.c \
+	outboxd/metrics.h outboxd/metrics.c outboxd/heartbeat.h outboxd/clock.h \
+	outboxd/survey.h outboxd/survey.c outboxd/headroom.h \
 	outboxd/http.h outboxd/http.c
-outboxd_outboxd_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
-outboxd_outboxd_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS) $(MHD_CFLAGS)
-outboxd_outboxd_LDADD = outboxd/libring.la outboxd/liblease.la outboxd/libleasedoc.la outboxd/libhost.la \
+outboxd_libdaemon_la_CPPFLAGS = $(AM_CPPFLAGS) -DOUTBOXD_PLUGIN_DIR='"$(sinkdir)"'
+outboxd_libdaemon_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(SYSTEMD_CFLAGS) $(MHD_CFLAGS)
+outboxd_libdaemon_la_LIBADD = outboxd/libring.la outboxd/liblease.la outboxd/libleasedoc.la outboxd/libhost.la \
 	outboxd/libconffile.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS) $(SYSTEMD_LIBS) $(MHD_LIBS)
 
 # The lease manager (docs/leases.md), apart so that test_lease runs several
@@ -51,9 +60,10 @@ outboxd_libhost_la_SOURCES = \
 	outboxd/secrets.h outboxd/secrets.c \
 	outboxd/plugin.h outboxd/plugin.c \
 	outboxd/options.h outboxd/options.c \
-	outboxd/check.h outboxd/check.c
+	outboxd/check.h outboxd/check.c \
+	outboxd/msgformat.h outboxd/msgformat.c
 outboxd_libhost_la_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
-outboxd_libhost_la_LIBADD = liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS)
+outboxd_libhost_la_LIBADD = outboxd/libejson.la liboutbox/liboutbox.la $(MONGOC_LIBS) $(LTDL_LIBS)
 
 # The configuration file loader, apart so that its test links it alone.
 # It checks the URI and the names with liboutbox's own rules.
@@ -157,6 +167,13 @@ outboxd_test_options_SOURCES = outboxd/test_options.c
 outboxd_test_options_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 outboxd_test_options_LDADD = outboxd/libhost.la outboxd/libconffile.la $(CMOCKA_LIBS)
 
+# The message formats' layouts (issue 19), exactly, without a server.
+check_PROGRAMS += outboxd/test_msgformat
+TESTS += outboxd/test_msgformat
+outboxd_test_msgformat_SOURCES = outboxd/test_msgformat.c
+outboxd_test_msgformat_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS) $(CMOCKA_CFLAGS)
+outboxd_test_msgformat_LDADD = outboxd/libhost.la $(CMOCKA_LIBS)
+
 check_PROGRAMS += outboxd/test_plugin_load
 TESTS += outboxd/test_plugin_load
 outboxd_test_plugin_load_SOURCES = outboxd/test_plugin_load.c
@@ -166,7 +183,7 @@ EXTRA_outboxd_test_plugin_load_DEPENDENCIES = $(check_LTLIBRARIES)
 
 # Daemon-level tests: they run the real outboxd (tests/daemonlib.c) against
 # the harness's servers.
-OUTBOXD_DAEMON_TESTS = outboxd/test_outboxd_start_stop outboxd/test_sink_abi_daemon
+OUTBOXD_DAEMON_TESTS = outboxd/test_outboxd_start_stop outboxd/test_sink_abi_daemon outboxd/test_replay_daemon
 if WITH_KAFKA
 if WITH_REDIS
 if WITH_NATS
@@ -189,6 +206,11 @@ outboxd_test_outboxd_start_stop_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
 outboxd_test_outboxd_start_stop_CFLAGS = $(TEST_CFLAGS)
 outboxd_test_outboxd_start_stop_LDADD = $(TEST_LDADD)
 EXTRA_outboxd_test_outboxd_start_stop_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
+outboxd_test_replay_daemon_SOURCES = outboxd/test_replay_daemon.c tests/daemonlib.h tests/daemonlib.c
+outboxd_test_replay_daemon_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
+outboxd_test_replay_daemon_CFLAGS = $(TEST_CFLAGS)
+outboxd_test_replay_daemon_LDADD = $(TEST_LDADD)
+EXTRA_outboxd_test_replay_daemon_DEPENDENCIES = outboxd/outboxd$(EXEEXT) outboxctl/outboxctl$(EXEEXT) sinks/file/file.la
 outboxd_test_sink_abi_daemon_SOURCES = outboxd/test_sink_abi_daemon.c tests/daemonlib.h tests/daemonlib.c
 outboxd_test_sink_abi_daemon_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests
 outboxd_test_sink_abi_daemon_CFLAGS = $(TEST_CFLAGS)

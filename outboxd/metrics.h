@@ -16,6 +16,10 @@
 #ifndef OUTBOXD_METRICS_H
 #define OUTBOXD_METRICS_H
 
+#include "checkpoint.h"
+#include "heartbeat.h"
+
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,6 +59,28 @@ typedef enum {
     OUTBOXD_CALL_N
 } outboxd_plugin_call_t;
 
+/* The upper bounds (seconds) of the end-to-end latency histogram's buckets,
+ * from 5 ms to 10 minutes; one more bucket, +Inf, holds the rest. */
+#define OUTBOXD_LATENCY_BUCKETS 16
+
+/* What the log survey (survey.h) found of a sink at its last look. */
+typedef struct {
+    bool known;             /* the survey has looked at this sink */
+    int64_t lag_events;     /* documents of the log after its checkpoint;
+                             * -1: unknown (its checkpoint event left the log) */
+    int64_t lag_ms;         /* newest event's created minus its checkpoint
+                             * event's (0 with nothing to publish); -1 unknown */
+    int64_t checkpoint_written_ms; /* wall clock of the checkpoint document's
+                                    * last write ("updated"); -1: no document */
+    double headroom;        /* headroom.h; 0 when lag_events is unknown; -1:
+                             * unknown (no average document size yet) */
+    bool headroom_low;      /* below log.warn_headroom */
+    /* The survey's own: when it last logged of the headroom (mono), and
+     * whether that was a warning. */
+    int64_t warned_ms;
+    bool warned_low;
+} outboxd_sink_survey_t;
+
 typedef struct outboxd_sink_metrics {
     /* Events, each counted once per step it reaches (a retried event is
      * published again and counted again in published and retried). */
@@ -72,6 +98,17 @@ typedef struct outboxd_sink_metrics {
     atomic_int call;            /* outboxd_plugin_call_t the runner is in */
     atomic_llong call_since_ms; /* when it entered it */
     atomic_bool present;        /* shown in the scrape (a reload may hide it) */
+    atomic_bool optional;       /* the sink's optional: /readyz does not wait for it */
+    /* End-to-end latency, created to ack: counts per bucket (not yet
+     * cumulative), and the sum in microseconds. */
+    atomic_llong latency[OUTBOXD_LATENCY_BUCKETS + 1];
+    atomic_llong latency_sum_us;
+    /* Under figures_lock: the plugin's own figures (ABI 1.1 stats, the
+     * latest set) and the log survey's. */
+    pthread_mutex_t figures_lock;
+    outboxd_stat_t stats[OUTBOXD_STATS_MAX];
+    size_t n_stats;
+    outboxd_sink_survey_t survey;
     /* The registry's (under its lock). */
     char *sink, *plugin;
     struct outboxd_sink_metrics *next;
@@ -98,6 +135,57 @@ void outboxd_sink_metrics_state(outboxd_sink_metrics_t *s, outboxd_sink_state_t 
 /* The runner enters (call) or leaves (OUTBOXD_CALL_NONE) a plugin call. */
 void outboxd_sink_metrics_call(outboxd_sink_metrics_t *s, outboxd_plugin_call_t call);
 
+/* One event acked OK, created_ms (the event's created) to now. */
+void outboxd_sink_metrics_latency(outboxd_sink_metrics_t *s, int64_t created_ms);
+
+/* The plugin's latest figures (ABI 1.1 stats), replacing the previous set. */
+void outboxd_sink_metrics_stats(outboxd_sink_metrics_t *s, const outboxd_stat_t *stats, size_t n);
+
+/* The survey's figures of the sink: set, and read back (its last ones). */
+void outboxd_sink_metrics_survey(outboxd_sink_metrics_t *s, const outboxd_sink_survey_t *figures);
+outboxd_sink_survey_t outboxd_sink_metrics_survey_get(outboxd_sink_metrics_t *s);
+
+/* Every entry shown in the scrape now, in the configuration's order, into a
+ * new array (*out, to free; the entries are the registry's and live as long
+ * as it does). False when out of memory. */
+bool outboxd_metrics_sinks(outboxd_metrics_t *m, outboxd_sink_metrics_t ***out, size_t *n);
+
+/* What the log survey found of the log itself. */
+typedef struct {
+    bool surveyed;            /* a survey has run: mongodb_up says something */
+    bool mongodb_up;          /* the last survey's first read was answered */
+    bool known;               /* some survey succeeded: the figures below are set */
+    int64_t events;           /* documents in the log */
+    int64_t size_bytes;       /* the server's figure of the log's data size */
+    int64_t capped_size_bytes;
+    int64_t capped_max_events; /* 0: no limit by documents */
+    int64_t oldest_created_ms, newest_created_ms; /* -1: an empty log */
+    bool pending_known;        /* N.pending could be read */
+    int64_t pending_events;    /* documents of N.pending */
+    int64_t pending_oldest_created_ms; /* -1: none */
+    int64_t surveyed_ms;       /* wall clock of the last successful survey */
+    double survey_seconds;     /* how long it took */
+} outboxd_log_figures_t;
+
+/* The survey's figures of the log (known false: the survey failed, the
+ * other figures stay those of the last success; mongodb_up says whether
+ * the server answered at all). */
+void outboxd_metrics_log(outboxd_metrics_t *m, const outboxd_log_figures_t *figures);
+
+/* The configured thresholds the scrape shows and judges by: http's
+ * ready_grace_ms (outboxd_sink_ready) and log.warn_headroom. */
+void outboxd_metrics_ready_grace(outboxd_metrics_t *m, int64_t ready_grace_ms);
+void outboxd_metrics_warn_headroom(outboxd_metrics_t *m, double warn_headroom);
+
+/* outboxd's own threads, each watched by its heartbeat (heartbeat.h). */
+typedef enum {
+    OUTBOXD_THREAD_READER = 0,
+    OUTBOXD_THREAD_LEASES,
+    OUTBOXD_THREAD_SURVEY,
+    OUTBOXD_THREAD_N
+} outboxd_thread_t;
+outboxd_heartbeat_t *outboxd_metrics_heartbeat(outboxd_metrics_t *m, outboxd_thread_t thread);
+
 /* A growable text buffer for the renderers (http.c frees text). */
 typedef struct {
     char *text;
@@ -109,17 +197,20 @@ void outboxd_buf_printf(outboxd_buf_t *b, const char *fmt, ...) __attribute__((f
 /* The whole scrape, Prometheus text format 0.0.4, into b. */
 void outboxd_metrics_render(outboxd_metrics_t *m, outboxd_buf_t *b);
 
-/* Readiness of the sinks: true when every present sink is running, idle or
- * standing by, or has been retrying for less than grace_ms. Otherwise
- * false, and b gets one JSON object per sink that is not ready, in a JSON
- * array ("[{"sink":"audit","state":"retrying","for_ms":31000}]"). */
+/* Readiness of the sinks: true when every present sink that is not
+ * optional is running, idle or standing by, or has been retrying (or
+ * starting) for less than grace_ms. Otherwise false, and b gets one JSON
+ * object per such sink that is not ready, in a JSON array
+ * ("[{"sink":"audit","state":"retrying","for_ms":31000}]"). */
 bool outboxd_metrics_sinks_ready(outboxd_metrics_t *m, int64_t grace_ms, outboxd_buf_t *b);
 
 /* Liveness: false when a sink's runner has been inside one plugin call
  * for stuck_ms or longer (a publish, open, poll, flush or close that never
- * returns holds that sink for good), with b getting a JSON array naming
- * each ("[{"sink":"audit","in":"publish","for_ms":61000}]"). Waiting for
- * events, for a lease or in a back-off is not being stuck. */
+ * returns holds that sink for good), or one of outboxd's own threads has
+ * been busy that long without a beat (heartbeat.h), with b getting a JSON
+ * array naming each ("[{"sink":"audit","in":"publish","for_ms":61000},
+ * {"thread":"reader","for_ms":60500}]"). Waiting for events, for a lease
+ * or in a back-off is not being stuck. */
 bool outboxd_metrics_sinks_live(outboxd_metrics_t *m, int64_t stuck_ms, outboxd_buf_t *b);
 
 #endif

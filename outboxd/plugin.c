@@ -136,6 +136,13 @@ static bool check_plugin(const outboxd_plugins_t *set, const char *path, const o
                  path, p->abi_major, p->abi_minor, (size_t)OUTBOX_SINK_PLUGIN_SIZE_1_1, p->struct_size);
         return false;
     }
+    if (p->abi_minor >= 2 && p->struct_size < OUTBOX_SINK_PLUGIN_SIZE_1_2) {
+        snprintf(errbuf, errbuf_size,
+                 "%s: plugin struct too small for the ABI it declares: ABI %u.%u needs at least %zu bytes "
+                 "(OUTBOX_SINK_PLUGIN_SIZE_1_2), plugin has %u (rebuild it against outbox/sink.h)",
+                 path, p->abi_major, p->abi_minor, (size_t)OUTBOX_SINK_PLUGIN_SIZE_1_2, p->struct_size);
+        return false;
+    }
     if (OUTBOXD_PLUGIN_HAS(p, option_size) && p->option_size != 0 &&
         p->option_size < OUTBOX_SINK_OPTION_SIZE_1_0) {
         snprintf(errbuf, errbuf_size,

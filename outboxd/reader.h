@@ -27,6 +27,7 @@
 #ifndef OUTBOXD_READER_H
 #define OUTBOXD_READER_H
 
+#include "heartbeat.h"
 #include "ring.h"
 
 #include "outbox/outbox.h"
@@ -62,6 +63,36 @@ outboxd_reader_t *outboxd_reader_new(outbox_t *outbox, mongoc_client_pool_t *poo
  * outboxd_reader_join_none answers exactly one expect: a sink that joins
  * again (after standing by) expects again right before. */
 void outboxd_reader_expect(outboxd_reader_t *reader);
+
+/* The heartbeat the reader's thread keeps for the watchdog of /healthz
+ * (heartbeat.h); before outboxd_reader_start. */
+void outboxd_reader_watch(outboxd_reader_t *reader, outboxd_heartbeat_t *beat);
+
+/* For the log survey (survey.h), the sinks' lag without reading the log.
+ * True when the reader has read everything the log holds (its last read
+ * found nothing new): then *newest_created_ms is the log's newest
+ * document's created (-1: a malformed document), and for each of the n
+ * event ids that its ring holds, after[i] is the number of documents
+ * after it (events and malformed documents alike; a gap mark, rare, counts
+ * as one) and created_ms[i] its created; -1 for an id not in the ring. */
+bool outboxd_reader_at_head(outboxd_reader_t *reader, const bson_oid_t *ids, size_t n, int64_t *after,
+                            int64_t *created_ms, int64_t *newest_created_ms);
+
+/* Where the reader's events come from instead of the log: a source of the
+ * caller's, for bench/bench_pipeline.c, which feeds outboxd's event path
+ * from memory to measure outboxd's own ceiling (issue 21; docs/
+ * performance.md). next is called as outbox_tail_next would be: OUTBOX_OK
+ * with *event (valid until the next call), OUTBOX_ERR_TIMED_OUT when
+ * nothing came within wait_ms. With a source the reader looks nothing up
+ * in the log (every sink must start without a checkpoint) and waits for
+ * the slowest sink rather than the leading one, since no sink could catch
+ * up from the log. Before outboxd_reader_start; source must outlive the
+ * reader. */
+typedef struct {
+    outbox_code_t (*next)(void *ctx, int wait_ms, const outbox_event_t **event, outbox_error_t *error);
+    void *ctx;
+} outboxd_reader_source_t;
+void outboxd_reader_set_source(outboxd_reader_t *reader, const outboxd_reader_source_t *source);
 
 /* Starts the reader's thread; false if it could not start. */
 bool outboxd_reader_start(outboxd_reader_t *reader);

@@ -60,13 +60,11 @@ outboxd_shared_event_t *outboxd_shared_event_new(const outbox_event_t *ev, unsig
     bson_oid_copy(outbox_event_id(se->ev), &se->id);
     bson_oid_to_string(&se->id, se->id_hex);
     const bson_t *hdrs = outbox_event_headers(se->ev);
-    /* What the allocations take: this block, the event's struct (384
-     * bytes), and its document's copy (libbson's 128-byte bson_t and a
-     * buffer of the next power of two). */
-    size_t doc_len = outbox_event_document(se->ev)->len, buf = 64;
-    while (buf < doc_len)
-        buf *= 2;
-    se->bytes = sizeof *se + (se->json ? json_len + 1 : 0) + 384 + 128 + buf;
+    /* What the allocations take: this block, and the event's copy in one
+     * block of its own (liboutbox's event.c: the 384-byte struct, a
+     * 128-byte bson_t and the document, rounded up to 128 bytes). */
+    size_t doc_len = outbox_event_document(se->ev)->len;
+    se->bytes = sizeof *se + (se->json ? json_len + 1 : 0) + (384 + 128 + doc_len + 127) / 128 * 128;
     if (hdrs) {
         /* Every value is a UTF-8 string: the parser refuses an envelope
          * with any other (docs/envelope.md), so nothing is dropped here. */

@@ -38,6 +38,10 @@
  */
 #include "sink_runner.h"
 
+#include "clock.h"
+
+#include "msgformat.h"
+
 #include "checkpoint.h"
 #include "checkpoint_writer.h"
 #include "condwait.h"
@@ -63,6 +67,7 @@
 #define READ_WAIT_MS 200     /* one wait of the reader for new events */
 #define TAKE_MAX 256         /* ring entries a feeder takes under one lock */
 #define IDLE_WAIT_MS 100     /* the runner's wait for work when nothing is in flight */
+#define IDLE_POLL_MS 250     /* ...and how often it polls the plugin meanwhile */
 #define POLL_WAIT_MS 2       /* the runner's wait in poll with events in flight:
                               * a new event waits for the poll to end */
 #define SLOW_READ_MS 5000    /* a read of the log that took this much longer than
@@ -75,6 +80,14 @@
  * parser said why); never published, settled by on_error like a FATAL.
  * SLOT_DEADLETTER: handed to the dead-letter writer, done once written. */
 enum slot_state { SLOT_PENDING = 0, SLOT_DONE, SLOT_RETRY, SLOT_FATAL, SLOT_MALFORMED, SLOT_DEADLETTER };
+
+/* A failure said once, then again only when its text changes or a minute
+ * passed (repeat_due). */
+typedef struct {
+    char last[1024];
+    int64_t said_ms;
+    unsigned attempts;
+} repeat_t;
 
 typedef struct {
     outboxd_shared_event_t *se; /* a reference, owned: the event (se->ev), or a
@@ -94,6 +107,8 @@ typedef struct {
     size_t own_len;
     bool payload_failed;      /* no payload of it can be made (json_failed) */
     char *destination;        /* owned: out.destination */
+    outboxd_message_t msg;    /* owned: out.headers and out.payload in a format
+                               * other than native (msgformat.h) */
     outboxd_fail_reason_t fail; /* SLOT_FATAL: who failed it (the figures' reason) */
 } slot_t;
 
@@ -120,6 +135,7 @@ struct outboxd_sink_runner {
     bool reader_running;
     char gap[600];              /* under lock: a gap the feeder met (on_gap: stop) */
     unsigned format;            /* OUTBOXD_FORMAT_* of payload */
+    outboxd_msgformat_t msgformat; /* the message layout (format:), msgformat.h */
 
     /* The feeder's own (after it started). */
     outboxd_reader_member_t *member;
@@ -144,6 +160,9 @@ struct outboxd_sink_runner {
     int64_t since_write;        /* events retired since the last write */
     int64_t last_write_ms;
     atomic_bool stopped;        /* on_error/on_gap stop: idle until shutdown */
+    bool unreachable;           /* the plugin's last poll said RETRY (sink.h) */
+    repeat_t unreachable_said;
+    int64_t last_idle_poll_ms;  /* the last poll while nothing was in flight */
     int64_t last_read_warn_ms;  /* the reader's rate limit for "reading the log" warnings */
     /* Counters for the line logged at stop (and the benchmarks). */
     int64_t n_publish_calls, n_publish_failed, n_checkpoint_writes, n_dead_letters;
@@ -217,12 +236,6 @@ static char *scrubbed_dup(const char *text) {
     return copy;
 }
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Whether this activation may still publish and write: its lease is held
  * at its term and its deadline has not passed (atomics and a clock read;
  * always true with ha off). Any of the sink's threads. */
@@ -249,6 +262,18 @@ static void fence_lost(void *ctx, int64_t term, int64_t seen_term, const char *w
     outboxd_lease_lost(r->p.lease, term, seen_term, why);
 }
 
+/* Counts an attempt that failed with text; true when it is to be logged,
+ * with *again set when the same text was logged before. */
+static bool repeat_due(repeat_t *rep, const char *text, bool *again) {
+    rep->attempts++;
+    *again = strcmp(text, rep->last) == 0;
+    if (*again && outboxd_mono_ms() - rep->said_ms < 60000)
+        return false;
+    snprintf(rep->last, sizeof rep->last, "%s", text);
+    rep->said_ms = outboxd_mono_ms();
+    return true;
+}
+
 /* ---- host services ------------------------------------------------------- */
 
 static void host_log(void *ctx, outbox_sink_log_level_t level, const char *fmt, ...) {
@@ -269,6 +294,7 @@ static void host_ack(void *ctx, uint64_t seq, outbox_sink_status_t status, const
             if (status == OUTBOX_SINK_OK) {
                 s->state = SLOT_DONE;
                 COUNT(r, acked, 1);
+                outboxd_sink_metrics_latency(r->p.metrics, s->out.created_ms);
             } else if (status == OUTBOX_SINK_RETRY) {
                 s->state = SLOT_RETRY;
                 COUNT(r, retried, 1);
@@ -365,6 +391,7 @@ static void stats_emit(void *emit_ctx, const char *name, outbox_sink_stat_kind_t
     outboxd_stat_t *st = &r->stats_next[r->n_stats_next++];
     snprintf(st->name, sizeof st->name, "%s", name);
     st->value = value;
+    st->kind = (int)kind;
 }
 
 /* Asks the plugin for its figures, at most once a second, between other
@@ -374,7 +401,7 @@ static void collect_stats(outboxd_sink_runner_t *r) {
     const outbox_sink_plugin_t *p = r->p.plugin;
     if (!r->open || !OUTBOXD_PLUGIN_HAS(p, stats) || !p->stats)
         return;
-    int64_t now = now_ms();
+    int64_t now = outboxd_mono_ms();
     if (r->last_stats_ms && now - r->last_stats_ms < STATS_EVERY_MS)
         return;
     r->last_stats_ms = now;
@@ -382,14 +409,15 @@ static void collect_stats(outboxd_sink_runner_t *r) {
     p->stats(r->state, stats_emit, r);
     memcpy(r->cp.stats, r->stats_next, r->n_stats_next * sizeof r->stats_next[0]);
     r->cp.n_stats = r->n_stats_next;
+    outboxd_sink_metrics_stats(r->p.metrics, r->stats_next, r->n_stats_next);
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
 
 /* Sleeps ms, waking early when the daemon stops or the lease is gone. */
 static void nap(outboxd_sink_runner_t *r, int64_t ms) {
-    int64_t until = now_ms() + ms;
-    while (!atomic_load(r->p.stop) && holding(r) && now_ms() < until) {
+    int64_t until = outboxd_mono_ms() + ms;
+    while (!atomic_load(r->p.stop) && holding(r) && outboxd_mono_ms() < until) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -421,7 +449,7 @@ static void write_checkpoint(outboxd_sink_runner_t *r) {
     r->cp.catchups = atomic_load(&r->n_catchups);
     r->cp_dirty = false;
     r->since_write = 0;
-    r->last_write_ms = now_ms();
+    r->last_write_ms = outboxd_mono_ms();
     if (r->cpw) {
         outboxd_checkpoint_writer_submit(r->cpw, &r->cp);
         return;
@@ -490,6 +518,7 @@ static void slot_free(outboxd_sink_runner_t *r, slot_t *s, bool keep) {
     free(s->error);
     free(s->own_payload);
     free(s->destination);
+    outboxd_message_clear(&s->msg);
     memset(s, 0, sizeof *s);
 }
 
@@ -822,6 +851,18 @@ static void build_event(outboxd_sink_runner_t *r, slot_t *s, size_t dsize) {
     e->destination = s->destination;
     e->n_headers = se->n_headers;
     e->headers = se->n_headers ? se->headers : NULL;
+    /* A format other than native: outboxd lays the message out, the
+     * plugin sends it as given (sink.h, message_as_given). */
+    if (r->msgformat.format != OUTBOXD_MESSAGE_NATIVE) {
+        if (!outboxd_message_build(&r->msgformat, e, &s->msg))
+            abort(); /* out of memory */
+        e->n_headers = s->msg.n_headers;
+        e->headers = s->msg.n_headers ? s->msg.headers : NULL;
+        if (s->msg.body) {
+            e->payload = s->msg.body;
+            e->payload_len = s->msg.body_len;
+        }
+    }
     s->built = true;
 }
 
@@ -967,24 +1008,6 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
 /* A failure that a retry loop meets again and again (a wrong CA or
  * password fails every attempt the same way) is said once, and again only
  * when its text changes or a minute has passed, with the attempts so far. */
-typedef struct {
-    char last[1024];
-    int64_t said_ms;
-    unsigned attempts;
-} repeat_t;
-
-/* Counts an attempt that failed with text; true when it is to be logged,
- * with *again set when the same text was logged before. */
-static bool repeat_due(repeat_t *rep, const char *text, bool *again) {
-    rep->attempts++;
-    *again = strcmp(text, rep->last) == 0;
-    if (*again && now_ms() - rep->said_ms < 60000)
-        return false;
-    snprintf(rep->last, sizeof rep->last, "%s", text);
-    rep->said_ms = now_ms();
-    return true;
-}
-
 static bool open_plugin(outboxd_sink_runner_t *r) {
     char errbuf[1024];
     int64_t backoff = BACKOFF_MIN_MS;
@@ -998,6 +1021,7 @@ static bool open_plugin(outboxd_sink_runner_t *r) {
         outboxd_secrets_scrub(errbuf, sizeof errbuf);
         if (rc == OUTBOX_SINK_OK) {
             r->open = true;
+            r->unreachable = false;
             set_state(r, OUTBOXD_SINK_RUNNING);
             LOG_INFO("%sopened (plugin %s %s, %s)", r->prefix, r->p.plugin->name,
                      r->p.plugin->version ? r->p.plugin->version : "?", r->p.plugin_path);
@@ -1045,9 +1069,9 @@ static bool reading(outboxd_sink_runner_t *r) {
 }
 
 static void warn_read(outboxd_sink_runner_t *r, const char *message) {
-    if (now_ms() - r->last_read_warn_ms > 10000) {
+    if (outboxd_mono_ms() - r->last_read_warn_ms > 10000) {
         LOG_WARN("%sreading the log: %s (retrying)", r->prefix, message);
-        r->last_read_warn_ms = now_ms();
+        r->last_read_warn_ms = outboxd_mono_ms();
     }
 }
 
@@ -1154,9 +1178,9 @@ static void feed_wait(outboxd_sink_runner_t *r) {
 static bool feed_private(outboxd_sink_runner_t *r) {
     outbox_error_t err;
     const outbox_event_t *ev;
-    int64_t started = now_ms();
+    int64_t started = outboxd_mono_ms();
     outbox_code_t rc = outbox_tail_next(r->tail, READ_WAIT_MS, &ev, &err);
-    int64_t took = now_ms() - started;
+    int64_t took = outboxd_mono_ms() - started;
     if (took > READ_WAIT_MS + SLOW_READ_MS)
         LOG_WARN("%sone read of the log took %lld ms (waiting at most %d ms for new events): a "
                  "large event, or a slow or unreachable server, holds back this sink", r->prefix,
@@ -1251,14 +1275,39 @@ static void stop_reader(outboxd_sink_runner_t *r) {
     r->reader_running = false;
 }
 
+/* Calls the plugin's poll. Its RETRY says that the destination cannot be
+ * reached now (sink.h): the sink shows as retrying (/metrics, /readyz)
+ * until a poll returns OK again, said once in the log (and again each
+ * minute, or when the reason changes). What is published does not change:
+ * the plugin keeps its events, and acks them when it can. */
+static void poll_plugin(outboxd_sink_runner_t *r, int timeout_ms, char *errbuf, size_t errbuf_size) {
+    errbuf[0] = '\0';
+    plugin_call(r, OUTBOXD_CALL_POLL);
+    int rc = r->p.plugin->poll(r->state, timeout_ms, errbuf, errbuf_size);
+    plugin_call(r, OUTBOXD_CALL_NONE);
+    if (rc == OUTBOX_SINK_RETRY) {
+        errbuf[errbuf_size - 1] = '\0';
+        outboxd_secrets_scrub(errbuf, errbuf_size);
+        const char *why = errbuf[0] ? errbuf : "no reason given";
+        bool again;
+        if (repeat_due(&r->unreachable_said, why, &again))
+            LOG_WARN("%sunreachable: %s (%s; events wait, none is lost)", r->prefix, why,
+                     again ? "still" : "the sink retries");
+        r->unreachable = true;
+        set_state(r, OUTBOXD_SINK_RETRYING);
+    } else if (rc == OUTBOX_SINK_OK && r->unreachable) {
+        LOG_INFO("%sreachable again", r->prefix);
+        r->unreachable = false;
+        memset(&r->unreachable_said, 0, sizeof r->unreachable_said);
+    }
+}
+
 /* After publish_some took only part of a batch: a short poll of the plugin
  * (POLL_WAIT_MS), or, for a plugin without poll, a wait of as long for an
  * ack (its queue drains by its own threads). */
 static void wait_for_room(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_size) {
     if (r->p.plugin->poll) {
-        plugin_call(r, OUTBOXD_CALL_POLL);
-        r->p.plugin->poll(r->state, POLL_WAIT_MS, errbuf, errbuf_size);
-        plugin_call(r, OUTBOXD_CALL_NONE);
+        poll_plugin(r, POLL_WAIT_MS, errbuf, errbuf_size);
         return;
     }
     pthread_mutex_lock(&r->lock);
@@ -1277,9 +1326,16 @@ static void wait_for_work(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_
     bool in_flight = r->tail_seq > r->head;
     if (in_flight && r->p.plugin->poll) {
         pthread_mutex_unlock(&r->lock);
-        plugin_call(r, OUTBOXD_CALL_POLL);
-        r->p.plugin->poll(r->state, POLL_WAIT_MS, errbuf, errbuf_size);
-        plugin_call(r, OUTBOXD_CALL_NONE);
+        poll_plugin(r, POLL_WAIT_MS, errbuf, errbuf_size);
+        return;
+    }
+    /* Idle: a poll that does not wait, now and then, so that the plugin
+     * serves its callbacks and can tell a destination gone while nothing
+     * is sent (a broker down before the next event comes). */
+    if (r->p.plugin->poll && outboxd_mono_ms() - r->last_idle_poll_ms >= IDLE_POLL_MS) {
+        pthread_mutex_unlock(&r->lock);
+        r->last_idle_poll_ms = outboxd_mono_ms();
+        poll_plugin(r, 0, errbuf, errbuf_size);
         return;
     }
     if (r->changes == r->changes_seen)
@@ -1616,7 +1672,7 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
                                          : "the shared reader's ring no longer holds the oldest event");
         start_reader(r);
     }
-    r->last_write_ms = now_ms();
+    r->last_write_ms = outboxd_mono_ms();
     int64_t retry_backoff = BACKOFF_MIN_MS;
 
     while (!atomic_load(r->p.stop)) {
@@ -1647,7 +1703,7 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
         if (rc != OUTBOX_SINK_OK)
             r->n_publish_failed++;
         if (!atomic_load(&r->stopped))
-            set_state(r, rc == OUTBOX_SINK_OK ? OUTBOXD_SINK_RUNNING : OUTBOXD_SINK_RETRYING);
+            set_state(r, rc == OUTBOX_SINK_OK && !r->unreachable ? OUTBOXD_SINK_RUNNING : OUTBOXD_SINK_RETRYING);
         if (rc == OUTBOX_SINK_RETRY) {
             LOG_WARN("%spublish: %s (retrying in %lld ms)", r->prefix, errbuf, (long long)retry_backoff);
             nap(r, retry_backoff);
@@ -1671,11 +1727,8 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
              * again, with no backoff. */
             wait_for_room(r, errbuf, sizeof errbuf);
         } else if (sent > 0 && rc == OUTBOX_SINK_OK) {
-            if (r->p.plugin->poll) {
-                plugin_call(r, OUTBOXD_CALL_POLL);
-                r->p.plugin->poll(r->state, 0, errbuf, sizeof errbuf);
-                plugin_call(r, OUTBOXD_CALL_NONE);
-            }
+            if (r->p.plugin->poll)
+                poll_plugin(r, 0, errbuf, sizeof errbuf);
         } else if (rc == OUTBOX_SINK_OK) {
             wait_for_work(r, errbuf, sizeof errbuf);
         }
@@ -1686,7 +1739,7 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
         collect_stats(r);
         report_checkpoint_writes(r);
         if (r->cp_dirty && (r->since_write >= r->p.conf->checkpoint_every_events ||
-                            now_ms() - r->last_write_ms >= r->p.conf->checkpoint_every_ms))
+                            outboxd_mono_ms() - r->last_write_ms >= r->p.conf->checkpoint_every_ms))
             write_checkpoint(r);
     }
     if (end == END_STOP && term >= 0 && !holding(r))
@@ -1761,6 +1814,16 @@ outboxd_sink_runner_t *outboxd_sink_runner_start(outboxd_sink_params_t *params) 
     r->host.route = r->p.sink->route ? r->p.sink->route : "";
     r->host.payload = r->p.sink->payload == OUTBOXD_PAYLOAD_BSON ? "bson" : "json";
     r->format = r->p.sink->payload == OUTBOXD_PAYLOAD_BSON ? OUTBOXD_FORMAT_BSON : OUTBOXD_FORMAT_JSON;
+    /* ABI 1.2: the message format, checked against the plugin when the
+     * configuration was (check.c): a refusal here would be a bug, said. */
+    char why[400];
+    if (!outboxd_msgformat_resolve(r->p.sink, r->p.plugin, &r->msgformat, why, sizeof why)) {
+        LOG_ERR("%s%s: format native instead (a bug: the configuration's check should have refused it)", r->prefix,
+                why);
+        r->msgformat.format = OUTBOXD_MESSAGE_NATIVE;
+    }
+    r->host.format = outboxd_message_format_name(r->msgformat.format);
+    r->host.message_as_given = r->msgformat.format != OUTBOXD_MESSAGE_NATIVE;
     r->retired = calloc(WINDOW, sizeof *r->retired);
     if (!r->retired)
         abort();

@@ -142,8 +142,10 @@ void outboxd_sinkset_leases(outboxd_sinkset_t *set, outboxd_leases_t *leases) {
 void outboxd_sinkset_metrics(outboxd_sinkset_t *set, outboxd_metrics_t *metrics) {
     for (size_t i = 0; metrics && i < set->n; i++) {
         entry_t *e = set->entries[i];
-        if (e->runs && !e->params.metrics)
+        if (e->runs && !e->params.metrics) {
             e->params.metrics = outboxd_metrics_sink(metrics, e->sink->name, e->sink->plugin);
+            atomic_store(&e->params.metrics->optional, e->sink->optional);
+        }
     }
 }
 
@@ -186,6 +188,7 @@ static bool same_sink(const outboxd_conf_t *ca, const outboxd_sink_conf_t *a, co
         return false;
     if (!strs_equal(a->plugin, b->plugin) || !strs_equal(a->route, b->route) || a->payload != b->payload ||
         a->on_error != b->on_error || a->on_gap != b->on_gap || a->optional != b->optional ||
+        a->format != b->format || a->ce_mode != b->ce_mode || !strs_equal(a->ce_source, b->ce_source) ||
         a->n_types != b->n_types || a->n_options != b->n_options)
         return false;
     for (size_t i = 0; i < a->n_types; i++)

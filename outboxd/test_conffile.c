@@ -162,17 +162,17 @@ static void absent_or_null_optional_keys_take_their_defaults(void **state) {
 static void unknown_keys_are_named_with_the_keys_expected(void **state) {
     expect_error(HEAD "  - name: audit\n    plugin: file\n    plugn: file\n",
                  "8:5: unknown key \"plugn\" in sink \"audit\" (expected name, plugin, route, types, "
-                 "payload, on_error, on_gap, optional, options)");
+                 "payload, format, cloudevents, on_error, on_gap, optional, options)");
     /* The sink is found by its name even when the mistake comes first. */
     expect_error(HEAD SINK("a") "  - Plugin: file\n    name: b\n",
                  "9:5: unknown key \"Plugin\" in sink \"b\" (expected name, plugin, route, types, "
-                 "payload, on_error, on_gap, optional, options)");
+                 "payload, format, cloudevents, on_error, on_gap, optional, options)");
     expect_error(HEAD "  - route: x\n    name: bad name\n    x: 1\n",
                  "8:5: unknown key \"x\" in sink 1 (expected name, plugin, route, types, payload, "
-                 "on_error, on_gap, optional, options)");
+                 "format, cloudevents, on_error, on_gap, optional, options)");
     expect_error(HEAD SINK("a") "Outbox: e\n",
                  "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, reader, ha, http, "
-                 "sinks)");
+                 "log, sinks)");
     expect_error("mongodb:\n  url: x\n",
                  "2:3: unknown key \"url\" in mongodb (expected uri, uri_file, database)");
     expect_error(HEAD SINK("a") "checkpoint:\n  every: 5\n",
@@ -241,6 +241,83 @@ static void http_listen_takes_an_address_of_the_right_form(void **state) {
     outboxd_conf_free(conf);
     expect_error(HEAD SINK("a") "http:\n  port: 9187\n", "10:3: unknown key \"port\" in http (expected listen, "
                                                             "ready_grace_ms, stuck_ms)");
+}
+
+/* format and cloudevents (issue 19): the choices, the source required and
+ * expanded, the section only with its format, structured needing JSON. */
+static void format_and_cloudevents_are_checked(void **state) {
+    (void)state;
+    outboxd_conf_t *conf = load_good(HEAD SINK("a"));
+    assert_int_equal(conf->sinks[0].format, OUTBOXD_MESSAGE_NATIVE);
+    assert_null(conf->sinks[0].ce_source);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "    format: cloudevents\n    cloudevents:\n      source: \"/{db}/{outbox}/x\"\n"
+                                   "      mode: structured\n");
+    assert_int_equal(conf->sinks[0].format, OUTBOXD_MESSAGE_CLOUDEVENTS);
+    assert_string_equal(conf->sinks[0].ce_source, "/shop/events/x");
+    assert_int_equal(conf->sinks[0].ce_mode, OUTBOXD_CE_STRUCTURED);
+    assert_int_equal(conf->sinks[0].format_line, 9);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "    format: debezium\n");
+    assert_int_equal(conf->sinks[0].format, OUTBOXD_MESSAGE_DEBEZIUM);
+    outboxd_conf_free(conf);
+    expect_error(HEAD SINK("a") "    format: avro\n",
+                 "9:13: format: expected native, cloudevents or debezium, got \"avro\"");
+    expect_error(HEAD SINK("a") "    format: cloudevents\n",
+                 "9:13: format: cloudevents needs cloudevents.source, the URI-reference of the events' source "
+                 "(e.g. \"/{db}/{outbox}\")");
+    expect_error(HEAD SINK("a") "    format: cloudevents\n    cloudevents:\n      mode: binary\n",
+                 "11:7: cloudevents: missing \"source\", the URI-reference of the events' source "
+                 "(e.g. \"/{db}/{outbox}\")");
+    expect_error(HEAD SINK("a") "    cloudevents:\n      source: /s\n",
+                 "10:7: cloudevents: only with format: cloudevents (this sink's format is native)");
+    expect_error(HEAD SINK("a") "    format: cloudevents\n    cloudevents:\n      source: \"/a b\"\n",
+                 "11:15: cloudevents.source: not a URI-reference: character 3 is not allowed (a space, a control "
+                 "character, a quote, <, > or \\)");
+    expect_error(HEAD SINK("a") "    format: cloudevents\n    cloudevents:\n      source: \"/{dbname}\"\n",
+                 "11:15: cloudevents.source: not a URI-reference: \"{\" is not allowed (the placeholders are {db} "
+                 "and {outbox})");
+    expect_error(HEAD SINK("a") "    payload: bson\n    format: cloudevents\n    cloudevents:\n      source: /s\n"
+                                "      mode: structured\n",
+                 "13:13: cloudevents.mode: structured carries the data as JSON: it needs payload: json (the sink's "
+                 "payload is bson)");
+    expect_error(HEAD SINK("a") "    format: cloudevents\n    cloudevents:\n      source: /s\n      mode: both\n",
+                 "12:13: cloudevents.mode: expected auto, binary or structured, got \"both\"");
+}
+
+/* log: the survey of the log and its early warning (issue 15): a share
+ * from 0 to 1, and intervals in milliseconds. */
+static void log_warn_headroom_is_a_share_and_the_survey_an_interval(void **state) {
+    (void)state;
+    outboxd_conf_t *conf = load_good(HEAD SINK("a"));
+    assert_true(conf->log_warn_headroom == OUTBOXD_LOG_WARN_HEADROOM_DEFAULT);
+    assert_int_equal(conf->log_survey_ms, OUTBOXD_LOG_SURVEY_DEFAULT_MS);
+    assert_int_equal(conf->log_warn_every_ms, OUTBOXD_LOG_WARN_EVERY_DEFAULT_MS);
+    outboxd_conf_free(conf);
+    conf = load_good(HEAD SINK("a") "log:\n  warn_headroom: 0.35\n  survey_ms: 2500\n  warn_every_ms: 100\n");
+    assert_true(conf->log_warn_headroom == 0.35);
+    assert_int_equal(conf->log_survey_ms, 2500);
+    assert_int_equal(conf->log_warn_every_ms, 100);
+    outboxd_conf_free(conf);
+    static const char *const shares[] = {"0", "1", "1.0", ".5"};
+    for (size_t i = 0; i < sizeof shares / sizeof shares[0]; i++) {
+        char text[400];
+        snprintf(text, sizeof text, HEAD SINK("a") "log:\n  warn_headroom: %s\n", shares[i]);
+        outboxd_conf_free(load_good(text));
+    }
+    expect_error(HEAD SINK("a") "log:\n  warn_headroom: 1.5\n",
+                 "10:18: log.warn_headroom: expected a number from 0 to 1 (a share of the log, e.g. 0.2), got \"1.5\"");
+    expect_error(HEAD SINK("a") "log:\n  warn_headroom: 20%\n",
+                 "10:18: log.warn_headroom: expected a number from 0 to 1 (a share of the log, e.g. 0.2), got \"20%\"");
+    expect_error(HEAD SINK("a") "log:\n  warn_headroom: 2e-1\n",
+                 "10:18: log.warn_headroom: expected a number from 0 to 1 (a share of the log, e.g. 0.2), got \"2e-1\"");
+    expect_error(HEAD SINK("a") "log:\n  survey_ms: 99\n",
+                 "10:14: log.survey_ms: expected 0 (no survey) or an integer from 100 to 3600000, got \"99\"");
+    conf = load_good(HEAD SINK("a") "log:\n  survey_ms: 0\n");
+    assert_int_equal(conf->log_survey_ms, 0);
+    outboxd_conf_free(conf);
+    expect_error(HEAD SINK("a") "log:\n  warn_every: 5\n",
+                 "10:3: unknown key \"warn_every\" in log (expected warn_headroom, survey_ms, warn_every_ms)");
 }
 
 /* reader: the shared reader's ring (issue 17): events and bytes, with
@@ -886,6 +963,8 @@ int main(void) {
         cmocka_unit_test(checkpoint_counts_must_be_integers_from_one_to_their_maxima),
         cmocka_unit_test(reader_ring_limits_take_counts_and_sizes),
         cmocka_unit_test(http_listen_takes_an_address_of_the_right_form),
+        cmocka_unit_test(format_and_cloudevents_are_checked),
+        cmocka_unit_test(log_warn_headroom_is_a_share_and_the_survey_an_interval),
         cmocka_unit_test(ha_is_on_by_default_with_a_ten_second_lease),
         cmocka_unit_test(ha_renewal_must_fit_twice_in_a_lease),
         cmocka_unit_test(ha_values_outside_their_ranges_are_refused),

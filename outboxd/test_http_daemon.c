@@ -16,82 +16,25 @@
  */
 #include "config.h"
 
-#include "daemonlib.h"
+#include "httplib.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define WAIT_MS 60000
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* A socket bound to a free loopback port (the caller closes it; closed at
- * once, the port is free for outboxd). */
-static int bound_socket(int *port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 1), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static int free_port(void) {
-    int port;
-    close(bound_socket(&port));
-    return port;
-}
-
-/* config plus an http section listening on port. */
-static void add_http(const char *config, const char *listen, int grace_ms) {
-    FILE *f = fopen(config, "a");
-    assert_non_null(f);
-    fprintf(f, "http:\n  listen: \"%s\"\n", listen);
-    if (grace_ms >= 0)
-        fprintf(f, "  ready_grace_ms: %d\n", grace_ms);
-    fclose(f);
-}
-
-/* GET path: the HTTP status and the body (caller frees). */
-static int get(int port, const char *path, char **body) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "curl -s -m 10 -w '\\n%%{http_code}' http://127.0.0.1:%d%s", port, path);
-    char *out;
-    assert_int_equal(test_run_command(cmd, &out), 0);
-    char *last = strrchr(out, '\n');
-    assert_non_null(last);
-    int status = atoi(last + 1);
-    *last = '\0';
-    *body = out;
-    return status;
-}
-
-/* The value of the series that starts with prefix (name{labels}), -1 when
- * absent. */
+/* The scrape's value of series as a count (-1: absent). */
 static long long series(const char *scrape, const char *prefix) {
-    for (const char *p = scrape; (p = strstr(p, prefix)); p++) {
-        if (p != scrape && p[-1] != '\n')
-            continue;
-        const char *sp = strchr(p, ' ');
-        return sp ? atoll(sp + 1) : -1;
-    }
-    return -1;
+    return (long long)test_scrape_value(scrape, prefix);
 }
+
+#define get test_http_get
 
 #define SINK_LABELS "{sink=\"audit\",plugin=\"file\"}"
 
@@ -99,13 +42,12 @@ static void metrics_count_what_reached_the_sink_and_promtool_accepts_them(void *
     (void)state;
     outbox_t *ob = test_outbox("http_metrics");
     char *dir = test_tmpdir("http_metrics");
-    char sinks[700], out[600], listen[64];
+    char sinks[700], out[600];
     snprintf(out, sizeof out, "%s/audit.jsonl", dir);
     snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", out);
     char *config = test_daemon_config(dir, ob, sinks);
-    int port = free_port();
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    add_http(config, listen, -1);
+    int port = test_free_port();
+    test_config_http(config, port, NULL);
     test_daemon_t d;
     test_daemon_start(&d, config, dir);
     test_daemon_wait_log(&d, "http: serving /metrics, /healthz and /readyz on", 1);
@@ -115,14 +57,7 @@ static void metrics_count_what_reached_the_sink_and_promtool_accepts_them(void *
     assert_int_equal(test_wait_lines(out, N, WAIT_MS), N);
 
     /* The acks come before the lines are in the file: wait for the count. */
-    char *body = NULL;
-    for (int i = 0; i < WAIT_MS / 100; i++) {
-        free(body);
-        assert_int_equal(get(port, "/metrics", &body), 200);
-        if (series(body, "outboxd_sink_events_acked_total" SINK_LABELS) >= N)
-            break;
-        sleep_ms(100);
-    }
+    char *body = test_scrape_until(port, "outboxd_sink_events_acked_total" SINK_LABELS, N, WAIT_MS, NULL);
     assert_int_equal(series(body, "outboxd_sink_events_read_total" SINK_LABELS), N);
     assert_int_equal(series(body, "outboxd_sink_events_published_total" SINK_LABELS), N);
     assert_int_equal(series(body, "outboxd_sink_events_acked_total" SINK_LABELS), N);
@@ -133,20 +68,10 @@ static void metrics_count_what_reached_the_sink_and_promtool_accepts_them(void *
     assert_int_equal(series(body, "outboxd_sink_state{sink=\"audit\",plugin=\"file\",state=\"retrying\"}"), 0);
     assert_true(series(body, "outboxd_sink_publish_batches_total" SINK_LABELS) >= 1);
     assert_true(series(body, "outboxd_sink_checkpoint_writes_total" SINK_LABELS) >= 1);
-    assert_int_equal(series(body, "outboxd_build_info{version=\"" PACKAGE_VERSION "\",abi=\"1.1\"}"), 1);
+    assert_int_equal(series(body, "outboxd_build_info{version=\"" PACKAGE_VERSION "\",abi=\"1.2\"}"), 1);
 
     /* Prometheus's own checker reads the scrape. */
-    char path[700], cmd[800], *verdict;
-    snprintf(path, sizeof path, "%s/scrape.txt", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(body, f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' 2>&1", path);
-    int rc = test_run_command(cmd, &verdict);
-    if (rc != 0)
-        fail_msg("promtool check metrics refused the scrape (exit %d):\n%s\n--- scrape:\n%s", rc, verdict, body);
-    free(verdict);
+    test_promtool_accepts(dir, body);
     free(body);
 
     assert_int_equal(get(port, "/healthz", &body), 200);
@@ -171,7 +96,7 @@ static void readyz_names_a_sink_that_retries_past_the_grace(void **state) {
     (void)state;
     outbox_t *ob = test_outbox("http_ready");
     char *dir = test_tmpdir("http_ready");
-    char sinks[700], out[600], gate[600], listen[64];
+    char sinks[700], out[600], gate[600];
     snprintf(out, sizeof out, "%s/gate/audit.jsonl", dir);
     snprintf(gate, sizeof gate, "%s/gate", dir);
     snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", out);
@@ -179,24 +104,15 @@ static void readyz_names_a_sink_that_retries_past_the_grace(void **state) {
     assert_non_null(g);
     fclose(g);
     char *config = test_daemon_config(dir, ob, sinks);
-    int port = free_port();
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    add_http(config, listen, 1000);
+    int port = test_free_port();
+    test_config_http(config, port, "  ready_grace_ms: 1000\n");
     test_daemon_t d;
     test_daemon_start(&d, config, dir);
     test_daemon_wait_log(&d, "http: serving /metrics, /healthz and /readyz on", 1);
     test_put_order(ob, 1, "k");
     test_daemon_wait_log(&d, "sink audit: publish:", 1);
 
-    char *body = NULL;
-    int status = 0;
-    for (int i = 0; i < WAIT_MS / 100 && status != 503; i++) {
-        free(body);
-        status = get(port, "/readyz", &body);
-        if (status != 503)
-            sleep_ms(100);
-    }
-    assert_int_equal(status, 503);
+    char *body = test_http_until(port, "/readyz", 503, WAIT_MS);
     print_message("# /readyz while the sink retries: %s", body);
     assert_non_null(strstr(body, "\"sink\":\"audit\",\"state\":\"retrying\""));
     assert_non_null(strstr(body, "\"mongodb\":\"ok\""));
@@ -207,12 +123,7 @@ static void readyz_names_a_sink_that_retries_past_the_grace(void **state) {
     /* The gate opens: the event goes, readiness comes back. */
     assert_int_equal(unlink(gate), 0);
     assert_int_equal(test_wait_lines(out, 1, WAIT_MS), 1);
-    for (int i = 0; i < WAIT_MS / 100 && status != 200; i++) {
-        sleep_ms(100);
-        status = get(port, "/readyz", &body);
-        free(body);
-    }
-    assert_int_equal(status, 200);
+    free(test_http_until(port, "/readyz", 200, WAIT_MS));
     assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
     free(config);
     test_rmtree(dir);
@@ -227,35 +138,22 @@ static void healthz_fails_while_a_plugin_call_hangs(void **state) {
     (void)state;
     outbox_t *ob = test_outbox("http_stuck");
     char *dir = test_tmpdir("http_stuck");
-    char sinks[700], fifo[600], listen[64];
+    char sinks[700], fifo[600];
     snprintf(fifo, sizeof fifo, "%s/fifo.jsonl", dir);
     assert_int_equal(mkfifo(fifo, 0600), 0);
     snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", fifo);
     char *config = test_daemon_config(dir, ob, sinks);
-    int port = free_port();
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    add_http(config, listen, -1);
-    FILE *f = fopen(config, "a");
-    assert_non_null(f);
-    fprintf(f, "  stuck_ms: 1000\n");
-    fclose(f);
+    int port = test_free_port();
+    test_config_http(config, port, "  stuck_ms: 1000\n");
     test_daemon_t d;
     test_daemon_start(&d, config, dir);
     test_daemon_wait_log(&d, "http: serving /metrics, /healthz and /readyz on", 1);
     char *body = NULL;
     assert_int_equal(get(port, "/healthz", &body), 200);
     free(body);
-    body = NULL;
     test_put_order(ob, 1, "k");
 
-    int status = 0;
-    for (int i = 0; i < WAIT_MS / 100 && status != 503; i++) {
-        free(body);
-        status = get(port, "/healthz", &body);
-        if (status != 503)
-            sleep_ms(100);
-    }
-    assert_int_equal(status, 503);
+    body = test_http_until(port, "/healthz", 503, WAIT_MS);
     print_message("# /healthz while publish hangs: %s", body);
     assert_non_null(strstr(body, "\"sink\":\"audit\",\"in\":\"publish\""));
     free(body);
@@ -266,12 +164,7 @@ static void healthz_fails_while_a_plugin_call_hangs(void **state) {
     /* A reader: the open returns, the event goes through the pipe. */
     int rd = open(fifo, O_RDONLY | O_NONBLOCK);
     assert_true(rd >= 0);
-    for (int i = 0; i < WAIT_MS / 100 && status != 200; i++) {
-        sleep_ms(100);
-        status = get(port, "/healthz", &body);
-        free(body);
-    }
-    assert_int_equal(status, 200);
+    free(test_http_until(port, "/healthz", 200, WAIT_MS));
     assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
     close(rd);
     free(config);
@@ -287,10 +180,10 @@ static void check_refuses_a_busy_port_and_a_bad_address_with_file_and_line(void 
     char sinks[700], listen[64], *out, where[700];
     snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s/a.jsonl\"\n", dir);
     int port;
-    int fd = bound_socket(&port);
+    int fd = test_bound_socket(&port);
     char *config = test_daemon_config(dir, ob, sinks);
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    add_http(config, listen, -1);
+    test_config_http(config, port, NULL);
     /* The http section follows the sinks and ha: its listen is on line 16. */
     snprintf(where, sizeof where, "%s:16: http.listen \"%s\": cannot listen there: Address already in use", config,
              listen);
@@ -304,7 +197,7 @@ static void check_refuses_a_busy_port_and_a_bad_address_with_file_and_line(void 
     free(config);
 
     config = test_daemon_config(dir, ob, sinks);
-    add_http(config, "127.0.0.1:99999", -1);
+    test_config_append(config, "http:\n  listen: \"127.0.0.1:99999\"\n");
     assert_int_equal(test_daemon_check(config, &out), 2);
     if (!strstr(out, "outboxd.yaml:16:11: http.listen: the port must be a number from 1 to 65535, got \"99999\""))
         fail_msg("unexpected: %s", out);
@@ -312,7 +205,7 @@ static void check_refuses_a_busy_port_and_a_bad_address_with_file_and_line(void 
     free(config);
 
     config = test_daemon_config(dir, ob, sinks);
-    add_http(config, "::1:9187", -1);
+    test_config_append(config, "http:\n  listen: \"::1:9187\"\n");
     assert_int_equal(test_daemon_check(config, &out), 2);
     if (!strstr(out, "outboxd.yaml:16:11: http.listen: expected HOST:PORT (an IPv6 address in brackets"))
         fail_msg("unexpected: %s", out);

@@ -130,6 +130,7 @@ static void secrets_of_every_kind_are_never_printed(void **state) {
                *kafka = test_service("OUTBOX_TEST_KAFKA_BROKERS");
     if (!redis || !nats || !kafka)
         TEST_SKIP("needs Redis, NATS and Kafka from the harness");
+    test_lock_kafka(); /* not while another test stops the broker */
     char redis_hp[128], nats_hp[128];
     /* host:port of each, from redis://H:P/0 and nats://H:P */
     sscanf(redis + strlen("redis://"), "%127[^/]", redis_hp);

@@ -54,7 +54,7 @@ static void a_plugin_built_against_abi_1_0_loads_and_publishes(void **state) {
      * and the 1.0 publish. */
     assert_int_equal(lines_with(out, "1.0 orders.order.created {"), 5);
     char *log = test_read_file(d.log);
-    if (test_count_in(log, "sink old: ABI 1.0 plugin open, host ABI 1.1") != 1 || test_count_in(log, "sink old: opened") != 1)
+    if (test_count_in(log, "sink old: ABI 1.0 plugin open, host ABI 1.2") != 1 || test_count_in(log, "sink old: opened") != 1)
         fail_msg("the 1.0 plugin did not open once:\n%s", log);
     free(log);
     free(config);

@@ -22,6 +22,7 @@ packages=(
   "${build_depends[@]}"
   libcmocka-dev                 # test framework
   python3 python3-pymongo       # tests: a producer in another language
+  python3-venv                  # tests: the venv of tests/python-requirements.txt (PyPI consumers)
   valgrind                      # tests: memory checking
   prometheus                    # tests: promtool judges outboxd's /metrics
   curl                          # tests: an HTTP client we did not write, for /metrics, /healthz, /readyz
@@ -38,10 +39,36 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+if [[ ${#missing[@]} -gt 0 ]]; then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  echo "scripts/deps.sh: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+fi
 
-sudo=""
-[[ $(id -u) -ne 0 ]] && sudo="sudo"
-echo "scripts/deps.sh: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+# tests: examples/grafana/test_dashboard.sh judges the Grafana dashboard by
+# Grafana Labs' Grafana Foundation SDK, a Go module (no Debian package):
+# fetched into Go's module cache (go mod download: nothing when it is there
+# already), at the version that test's go.mod requires (one place), with the
+# Go on PATH or in /usr/local/go/bin (Debian's golang-go is older than the
+# Go 1.21 the SDK needs). Without Go the test skips that check, saying so.
+PATH=$PATH:/usr/local/go/bin
+grafana_sdk=$(sed -n 's|^require \(github.com/grafana/grafana-foundation-sdk/go\) \(v[^ ]*\)$|\1@\2|p' \
+  "$top/examples/grafana/test_dashboard.sh")
+[[ -n $grafana_sdk ]] || { echo "scripts/deps.sh: no Grafana Foundation SDK in examples/grafana/test_dashboard.sh" >&2; exit 1; }
+if command -v go >/dev/null; then
+  (cd / && go mod download "$grafana_sdk") ||
+    { echo "scripts/deps.sh: go mod download $grafana_sdk failed" >&2; exit 1; }
+else
+  echo "scripts/deps.sh: no go on PATH: examples/grafana/test_dashboard.sh will skip its check by $grafana_sdk" >&2
+fi
+
+# tests: Python consumers no one here wrote (tests/python-requirements.txt:
+# the CloudEvents SDK, nats-py), from PyPI into a venv over the system's
+# Python (so that Debian's pymongo stays visible); tests/test_formats.sh
+# runs with it. pip installs nothing when the pinned versions are there.
+pyenv=${XDG_CACHE_HOME:-$HOME/.cache}/service-outbox/pyenv
+[[ -x $pyenv/bin/pip ]] || /usr/bin/python3 -m venv --system-site-packages "$pyenv"
+"$pyenv/bin/pip" install -q --disable-pip-version-check -r "$top/tests/python-requirements.txt" ||
+  { echo "scripts/deps.sh: pip install -r tests/python-requirements.txt into $pyenv failed" >&2; exit 1; }

@@ -190,6 +190,25 @@ static void wait_started(const test_daemon_t *d) {
     fail_msg("outboxd did not start within 10 s (log: %s)", d->log);
 }
 
+char *test_plugins_dir(const char *dir, const char *const *names, size_t n) {
+    const char *b = getenv("OUTBOX_TEST_BUILDDIR");
+    b = b ? b : ".";
+    size_t size = strlen(dir) + 20;
+    char *plugins = malloc(size), cmd[4096];
+    assert_non_null(plugins);
+    snprintf(plugins, size, "%s/plugins", dir);
+    /* Not group- or world-writable: outboxd refuses such a folder. */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && chmod 755 '%s'", plugins, plugins);
+    assert_int_equal(system(cmd), 0);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(cmd, sizeof cmd, "test ! -f '%s/sinks/%s/.libs/%s.so' || cp '%s/sinks/%s/.libs/%s.so' '%s/%s.so'", b,
+                 names[i], names[i], b, names[i], names[i], plugins, names[i]);
+        if (system(cmd) != 0)
+            fail_msg("cannot copy the %s sink (%s)", names[i], cmd);
+    }
+    return plugins;
+}
+
 void test_daemon_start_with(test_daemon_t *d, const char *config, const char *dir, const char *sink_dir) {
     char log[512];
     snprintf(log, sizeof log, "%s/outboxd.log", dir);

@@ -115,6 +115,12 @@ char *test_daemon_config_file(const char *dir, const char *file, outbox_t *ob, c
  * test_daemon_start does): for several outboxd with logs in one folder. */
 void test_daemon_start_log(test_daemon_t *d, const char *config, const char *plugin_dir, const char *log);
 
+/* dir/plugins with a copy of each named plugin of the build tree (those
+ * not built, e.g. without their library, left out): one plugin folder for
+ * an outboxd that runs sinks of several kinds. Returns the folder's path
+ * (the caller frees it). */
+char *test_plugins_dir(const char *dir, const char *const *names, size_t n);
+
 /* SIGSTOP / SIGCONT: a holder that stops running without dying (a VM
  * frozen by its hypervisor). test_daemon_stop resumes a paused outboxd so
  * that its signal arrives. */

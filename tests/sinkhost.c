@@ -466,6 +466,10 @@ int sinkhost_open(sinkhost_t *h, char *errbuf, size_t size) {
     h->host.route = h->conf.route;
     h->host.payload = h->payload_name;
     h->host.options_fill = host_options_fill;
+    /* ABI 1.2: the test host lays nothing out: every plugin sends its own
+     * layout (outboxd's formats are tested with outboxd, test_formats.sh). */
+    h->host.format = "native";
+    h->host.message_as_given = 0;
 
     pthread_mutex_lock(&h->lock);
     h->phase = PHASE_OPENING;

@@ -111,17 +111,10 @@ static void cleanup(void);
 /* A plugin folder with copies of the build tree's sinks (outboxd loads
  * NAME.so from one trusted folder and refuses links out of it). */
 static void copy_plugins(const char *dir) {
-    const char *names[] = {"file", "redis"};
-    char cmd[2048];
-    snprintf(plugin_dir, sizeof plugin_dir, "%s/plugins", dir);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && chmod 755 '%s'", plugin_dir, plugin_dir);
-    assert_int_equal(system(cmd), 0);
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(cmd, sizeof cmd, "test ! -f '%s/sinks/%s/.libs/%s.so' || cp '%s/sinks/%s/.libs/%s.so' '%s/%s.so'",
-                 builddir(), names[i], names[i], builddir(), names[i], names[i], plugin_dir, names[i]);
-        if (system(cmd) != 0)
-            fail_msg("cannot copy the %s sink (%s)", names[i], cmd);
-    }
+    static const char *const names[] = {"file", "redis"};
+    char *plugins = test_plugins_dir(dir, names, sizeof names / sizeof names[0]);
+    snprintf(plugin_dir, sizeof plugin_dir, "%s", plugins);
+    free(plugins);
 }
 
 /* Instance id's config in dir/ID/outboxd.yaml; uri NULL: the server's. */

@@ -5,7 +5,8 @@
  * document and the field, with the raw document at hand; the tail moves
  * past each and goes on with the events after it. Nothing is passed over
  * in silence, and a document without an ObjectId _id never becomes a
- * position.
+ * position. outbox_event_parse, the same parser for an envelope from
+ * elsewhere, refuses the same documents with the same words.
  */
 #include "testlib.h"
 
@@ -198,10 +199,46 @@ static void data_nested_too_deep_for_json_is_malformed(void **state) {
     test_outbox_drop(ob);
 }
 
+/* outbox_event_parse, for an envelope that came some other way than a tail,
+ * is the tail's parser: it refuses what the tail reports as malformed, with
+ * the same words, and a good envelope reads back through the accessors
+ * after the caller's document is gone (the event owns a copy). No server. */
+static void event_parse_is_the_tails_parser(void **state) {
+    outbox_error_t err;
+    for (size_t i = 0; i < N_BAD; i++) {
+        bson_t *doc = envelope(bad_docs[i].drop, bad_docs[i].add, NULL);
+        assert_null(outbox_event_parse(doc, &err));
+        assert_int_equal(err.code, OUTBOX_ERR_MALFORMED);
+        /* The tail words a document without an ObjectId _id its own way
+         * (it cannot name it by position); the parser names the field. */
+        const char *why = bad_docs[i].has_oid ? bad_docs[i].why : "_id: expected objectId, got string";
+        if (!strstr(err.message, why))
+            fail_msg("document %zu: \"%s\" does not say \"%s\"", i, err.message, why);
+        bson_destroy(doc);
+    }
+    bson_oid_t id;
+    bson_t *doc = envelope("", NULL, &id);
+    outbox_event_t *ev = outbox_event_parse(doc, &err);
+    bson_destroy(doc);
+    assert_non_null(ev);
+    assert_true(bson_oid_equal(outbox_event_id(ev), &id));
+    assert_string_equal(outbox_event_type(ev), "order.created");
+    assert_string_equal(outbox_event_key(ev), "k");
+    assert_int_equal(outbox_event_created_ms(ev), 1700000000000);
+    assert_int_equal(test_ordernr(ev), 99);
+    outbox_event_t *copy = outbox_event_copy(ev);
+    outbox_event_destroy(ev);
+    assert_string_equal(outbox_event_type(copy), "order.created");
+    outbox_event_destroy(copy);
+    assert_null(outbox_event_parse(NULL, &err));
+    assert_int_equal(err.code, OUTBOX_ERR_INVALID_ARG);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(malformed_documents_are_reported_one_by_one_and_passed),
         cmocka_unit_test(data_nested_too_deep_for_json_is_malformed),
+        cmocka_unit_test(event_parse_is_the_tails_parser),
     };
     return TEST_RUN("tail_malformed", tests);
 }

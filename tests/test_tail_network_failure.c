@@ -13,15 +13,9 @@
 
 static void tail_recovers_from_a_broken_connection(void **state) {
     outbox_error_t err;
-    bson_error_t berr;
     const outbox_event_t *ev;
     outbox_t *direct = test_outbox("netfail");
-    mongoc_uri_t *uri = mongoc_uri_new_with_error(test_mongodb_uri(), &berr);
-    assert_non_null(uri);
-    const mongoc_host_list_t *host = mongoc_uri_get_hosts(uri);
-    test_proxy_t *proxy = test_proxy_start(host->host, host->port);
-    assert_non_null(proxy);
-    mongoc_uri_destroy(uri);
+    test_proxy_t *proxy = test_proxy_to_mongodb();
 
     /* A second handle on the same outbox, through the proxy. */
     char proxied[256];

@@ -3,6 +3,9 @@
  */
 #include "testlib.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,8 +119,16 @@ outbox_conf_t *test_conf(const char *label) {
 }
 
 outbox_t *test_outbox(const char *label) {
+    return test_outbox_capped(label, NULL, NULL);
+}
+
+outbox_t *test_outbox_capped(const char *label, const char *cap_bytes, const char *cap_events) {
     outbox_error_t err;
     outbox_conf_t *conf = test_conf(label);
+    if (cap_bytes && outbox_conf_set(conf, "capped.size", cap_bytes, &err) != OUTBOX_OK)
+        fail_msg("capped.size %s: %s", cap_bytes, err.message);
+    if (cap_events && outbox_conf_set(conf, "capped.max", cap_events, &err) != OUTBOX_OK)
+        fail_msg("capped.max %s: %s", cap_events, err.message);
     outbox_t *ob = outbox_new(conf, &err);
     if (!ob)
         fail_msg("outbox_new: %s", err.message);
@@ -277,4 +288,18 @@ int test_outboxctl_run(char **out, const char *fmt, ...) {
     va_end(ap);
     snprintf(cmd, sizeof cmd, "'%s/outboxctl/outboxctl' %s %s 2>&1", b ? b : ".", outboxctl_conn, args);
     return test_run_command(cmd, out);
+}
+
+void test_lock_kafka(void) {
+    static int fd = -1;
+    if (fd >= 0)
+        return;
+    fd = open(OUTBOX_TEST_KAFKA_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        fail_msg("cannot open %s", OUTBOX_TEST_KAFKA_LOCK);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        print_message("# waiting for another Kafka test to finish (%s)\n", OUTBOX_TEST_KAFKA_LOCK);
+        if (flock(fd, LOCK_EX) != 0)
+            fail_msg("cannot lock %s", OUTBOX_TEST_KAFKA_LOCK);
+    }
 }

@@ -44,6 +44,9 @@ outbox_conf_t *test_conf(const char *label);
 
 /* An outbox from test_conf, ensured. Asserts on failure. */
 outbox_t *test_outbox(const char *label);
+/* The same capped at cap_bytes and cap_events (capped.size, capped.max;
+ * NULL: the default). */
+outbox_t *test_outbox_capped(const char *label, const char *cap_bytes, const char *cap_events);
 
 /* Drops the outbox's collections and destroys it. */
 void test_outbox_drop(outbox_t *ob);
@@ -96,6 +99,14 @@ int test_read_ordernrs(outbox_tail_t *tail, int *ordernrs, int max, int64_t time
  * sets it for the valgrind and distcheck runs, where the full volumes
  * (tens of thousands of events) add time and no coverage. */
 int test_scaled(int n);
+
+/* The one test Kafka broker is stopped and started by some tests (outages):
+ * every test that needs it up takes this lock, a file in /tmp held for the
+ * life of the process (close-on-exec: outboxd does not inherit it), so
+ * that no two run at once under `make -j2 check`. Idempotent. Shell tests
+ * take it with flock(1) on OUTBOX_TEST_KAFKA_LOCK's path. */
+#define OUTBOX_TEST_KAFKA_LOCK "/tmp/outbox-test-kafka.lock"
+void test_lock_kafka(void);
 
 /* Runs a shell command; returns its exit status and (if out) its stdout
  * (caller frees). */

@@ -348,8 +348,16 @@ OUTBOX_EXPORT const bson_t *outbox_tail_malformed_document(const outbox_tail_t *
  * work as on the original. NULL only for NULL. Free with
  * outbox_event_destroy(). */
 OUTBOX_EXPORT outbox_event_t *outbox_event_copy(const outbox_event_t *event);
-/* Frees a copy made by outbox_event_copy(); accepts NULL. Never call it on
- * an event a tail returned (that one is borrowed). */
+/* An event read from an envelope document that came some other way than
+ * a tail (a change stream, an export, a generator), by the same parser the
+ * tail uses (docs/envelope.md): it owns a copy of doc, and its accessors
+ * work as on a tail's event. NULL, with OUTBOX_ERR_MALFORMED and a message
+ * naming the field in *error, when doc is not a valid envelope; with
+ * OUTBOX_ERR_INVALID_ARG for a NULL doc. Free with outbox_event_destroy(). */
+OUTBOX_EXPORT outbox_event_t *outbox_event_parse(const bson_t *doc, outbox_error_t *error);
+/* Frees an event made by outbox_event_copy() or outbox_event_parse();
+ * accepts NULL. Never call it on an event a tail returned (that one is
+ * borrowed). */
 OUTBOX_EXPORT void outbox_event_destroy(outbox_event_t *event);
 
 #ifdef __cplusplus

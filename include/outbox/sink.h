@@ -70,7 +70,7 @@ extern "C" {
 #endif
 
 #define OUTBOX_SINK_ABI_MAJOR 1
-#define OUTBOX_SINK_ABI_MINOR 1
+#define OUTBOX_SINK_ABI_MINOR 2
 
 /* What must match between outboxd and a plugin beyond the ABI version:
  * pointer size and byte order. Compared as a string, so a mismatch can be
@@ -190,6 +190,20 @@ typedef struct outbox_sink_host {
      * host whose struct covers this member sets it (outboxd, the test host,
      * outbox-sink-conformance). */
     int (*options_fill)(void *ctx, void *config);
+
+    /* -- ABI 1.2 ------------------------------------------------------ */
+    /* The sink's message format (its `format` in the config, docs/formats.md):
+     * "native", "cloudevents" or "debezium"; never NULL (in check too). With any but native,
+     * message_as_given is 1: outboxd has laid each event out itself, and
+     * the plugin sends event->headers as the message's headers (as fields
+     * where the protocol has none: Redis), event->payload as its body and
+     * event->key as its key, and adds no header or field of its own (what
+     * the protocol needs for delivery, such as JetStream's Nats-Msg-Id,
+     * stays). Only a plugin that declares OUTBOX_SINK_MESSAGES_AS_GIVEN is
+     * given another format than native. Test with
+     * OUTBOX_SINK_HOST_HAS(host, message_as_given). */
+    const char *format;
+    int message_as_given;
 } outbox_sink_host_t;
 
 /* True when the host struct is new enough to have member m. */
@@ -314,8 +328,15 @@ typedef struct outbox_sink_plugin {
 
     /* Drives deliveries (serves callbacks, reconnects), waiting at most
      * timeout_ms for something to happen. outboxd calls it whenever it has
-     * nothing to publish and between batches. May be NULL for sinks that
-     * ack within publish. */
+     * nothing to publish and between batches, and every quarter of a
+     * second (timeout_ms 0) while nothing is in flight. Returns OK; or
+     * RETRY, with the reason in errbuf, while the plugin knows that its
+     * destination cannot be reached now (every broker down, the
+     * connection lost): outboxd then shows the sink as retrying (its
+     * state in /metrics; /readyz past http.ready_grace_ms) until a poll
+     * returns OK again, and changes nothing else: the plugin keeps and
+     * acks its events as before. FATAL is taken as OK here (publish says
+     * what is fatal). May be NULL for sinks that ack within publish. */
     int (*poll)(void *state, int timeout_ms, char *errbuf, size_t errbuf_size);
 
     /* Waits up to timeout_ms until every published event has been acked.
@@ -390,8 +411,21 @@ typedef struct outbox_sink_plugin {
     int (*init)(char *errbuf, size_t errbuf_size);
     void (*fini)(void);
 
+    /* -- ABI 1.2 (every member optional: 0 or NULL means "not offered") - */
+    /* OUTBOX_SINK_MESSAGES_AS_GIVEN: the plugin sends events laid out by
+     * outboxd as they are given (host->message_as_given), so every
+     * `format` of the config is open to it. */
+    uint32_t messages;
+    /* The CloudEvents protocol binding whose binary content mode the
+     * plugin's messages carry ("kafka": headers ce_id, ce_type, ...), or
+     * NULL: CloudEvents go in structured mode (one JSON object). */
+    const char *cloudevents_binding;
+
     /* -- members appended by later ABI minors go here ----------------- */
 } outbox_sink_plugin_t;
+
+/* The plugin's `messages` (ABI 1.2). */
+#define OUTBOX_SINK_MESSAGES_AS_GIVEN (1u << 0)
 
 /* The size of the ABI 1.0 struct: outboxd refuses smaller ones. */
 #define OUTBOX_SINK_PLUGIN_MIN_SIZE (offsetof(outbox_sink_plugin_t, close) + sizeof(void (*)(void *)))
@@ -399,6 +433,10 @@ typedef struct outbox_sink_plugin {
 /* The size of the ABI 1.1 struct: a plugin that says abi_minor >= 1 must
  * be at least this large (outboxd refuses it otherwise, naming both). */
 #define OUTBOX_SINK_PLUGIN_SIZE_1_1 (offsetof(outbox_sink_plugin_t, fini) + sizeof(void (*)(void)))
+
+/* The size of the ABI 1.2 struct. */
+#define OUTBOX_SINK_PLUGIN_SIZE_1_2 \
+    (offsetof(outbox_sink_plugin_t, cloudevents_binding) + sizeof(const char *))
 
 /* The size of one ABI 1.0 option table entry. */
 #define OUTBOX_SINK_OPTION_SIZE_1_0 (offsetof(outbox_sink_option_t, help) + sizeof(const char *))

@@ -275,7 +275,10 @@ static void blank_line_breaks(char *p, size_t n) {
 
 /* Builds the event's line, "\n" included, in line. Returns -1 when out of
  * memory. */
-static int format_line(line_t *line, const outbox_sink_event_t *ev) {
+/* as_given (a format other than native, sink.h): the message outboxd laid
+ * out, as {"headers":{NAME:VALUE,...},"payload":BODY} (a file has no
+ * headers of its own: the same shape as the Redis sink's fields). */
+static int format_line(line_t *line, const outbox_sink_event_t *ev, int as_given) {
     size_t id_len = strlen(ev->id), type_len = strlen(ev->type),
            key_len = ev->key != NULL ? strlen(ev->key) : 0,
            dest_len = strlen(ev->destination);
@@ -301,6 +304,24 @@ static int format_line(line_t *line, const outbox_sink_event_t *ev) {
     }
 
     char *o = line->data;
+    if (as_given) {
+        PUT_LITERAL(o, "{\"headers\":{");
+        for (size_t i = 0; i < ev->n_headers; i++) {
+            if (i > 0) *o++ = ',';
+            o = json_string(o, ev->headers[i].name, strlen(ev->headers[i].name));
+            *o++ = ':';
+            o = json_string(o, ev->headers[i].value, strlen(ev->headers[i].value));
+        }
+        PUT_LITERAL(o, "},\"payload\":");
+        if (ev->payload_len > 0) {
+            memcpy(o, ev->payload, ev->payload_len);
+            blank_line_breaks(o, ev->payload_len);
+            o += ev->payload_len;
+        }
+        PUT_LITERAL(o, "}\n");
+        line->len = (size_t)(o - line->data);
+        return 0;
+    }
     PUT_LITERAL(o, "{\"id\":");
     o = json_string(o, ev->id, id_len);
     PUT_LITERAL(o, ",\"type\":");
@@ -362,6 +383,7 @@ typedef struct {
 
 typedef struct {
     const outbox_sink_host_t *host;
+    int as_given; /* host->message_as_given (ABI 1.2): events go as outboxd laid them out */
     /* Set by file_parse, from the options and the route. */
     fsync_policy_t fsync_policy;
     int make_dirs;
@@ -806,7 +828,7 @@ static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errb
         snprintf(errbuf, errbuf_size, "%s", why);
         return -1;
     }
-    if (format_line(&s->line, ev) != 0) {
+    if (format_line(&s->line, ev, s->as_given) != 0) {
         snprintf(errbuf, errbuf_size, "file sink: out of memory formatting event %s", ev->id);
         return -1;
     }
@@ -889,6 +911,7 @@ static int file_open(const outbox_sink_host_t *host, void **state, char *errbuf,
     }
     for (size_t i = 0; i < s->max_open; i++) s->files[i].fd = -1;
     s->host = host;
+    s->as_given = OUTBOX_SINK_HOST_HAS(host, message_as_given) && host->message_as_given;
     host->log(host->ctx, OUTBOX_SINK_LOG_INFO,
               "appending JSON lines to files beneath %s: fsync=%s mkdir=%s file_mode=%04o "
               "max_open_files=%zu",
@@ -989,4 +1012,4 @@ OUTBOX_SINK_PLUGIN(.name = "file", .version = "1.1.0",
                    .description = "JSON lines appended to files (the reference sink)",
                    .options = file_options, .payloads = OUTBOX_SINK_PAYLOAD_JSON,
                    .check = file_check, .open = file_open, .publish = file_publish,
-                   .stats = file_stats, .close = file_close_sink)
+                   .stats = file_stats, .close = file_close_sink, .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN)

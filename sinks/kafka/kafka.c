@@ -49,6 +49,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -161,6 +162,7 @@ typedef enum { NULL_KEY_TYPE, NULL_KEY_NONE } null_key_t;
 
 typedef struct {
     const outbox_sink_host_t *host;
+    int as_given; /* host->message_as_given (ABI 1.2): send events as given */
     rd_kafka_t *rk;
     null_key_t null_key;
     int flush_timeout_ms;
@@ -186,6 +188,19 @@ typedef struct {
     int fatal;
     int fatal_purged; /* poll has failed what the broken producer held */
     char fatal_reason[512];
+
+    /* Every broker is down: set by the error callback (on the runner's
+     * thread, inside rd_kafka_poll), cleared by a delivery or by the
+     * prober, a thread of this sink that asks a broker for metadata once a
+     * second meanwhile (so that poll itself never waits for the network).
+     * poll returns RETRY while it is set. */
+    atomic_int all_down;
+    char down_reason[512]; /* the runner's thread only */
+    pthread_t prober;
+    int prober_started;
+    pthread_mutex_t probe_lock;
+    pthread_cond_t probe_wake;
+    int probe_stop; /* under probe_lock */
 
     /* The last error librdkafka reported, for open's RETRY message. */
     char last_error[512];
@@ -381,6 +396,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     int alone = s->isolating && seq == s->isolated_seq;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         s->n_delivered++;
+        atomic_store(&s->all_down, 0); /* a broker took it: not every one is down */
         ack(s, seq, OUTBOX_SINK_OK, NULL);
     } else if (is_batch_refusal(m->err) && !alone && !s->fatal) {
         if (s->n_suspects == 0)
@@ -432,6 +448,10 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
         return;
     }
     snprintf(s->last_error, sizeof s->last_error, "%s", reason);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !atomic_load(&s->opening)) {
+        atomic_store(&s->all_down, 1);
+        snprintf(s->down_reason, sizeof s->down_reason, "%s", reason);
+    }
     /* "All brokers down" names no cause; keep the one before it. */
     if (err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) s->last_error_code = (rd_kafka_resp_err_t)err;
     /* "All brokers down" and connection failures come with librdkafka's
@@ -602,7 +622,43 @@ static int check_cluster(kafka_sink_t *s, int timeout_ms, int *n_brokers) {
     return 0;
 }
 
+/* The prober: while every broker is down, a metadata request (up to a
+ * second) once a second; the first answer clears all_down. librdkafka
+ * says when its last broker goes, never when one comes back, and poll must
+ * not wait for the network. Started by poll the first time every broker is
+ * down; stopped before the producer is destroyed. */
+static void *prober_main(void *arg) {
+    kafka_sink_t *s = arg;
+    pthread_mutex_lock(&s->probe_lock);
+    while (!s->probe_stop) {
+        if (atomic_load(&s->all_down)) {
+            pthread_mutex_unlock(&s->probe_lock);
+            const struct rd_kafka_metadata *md = NULL;
+            if (rd_kafka_metadata(s->rk, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+                atomic_store(&s->all_down, 0);
+            if (md) rd_kafka_metadata_destroy(md);
+            pthread_mutex_lock(&s->probe_lock);
+        }
+        if (s->probe_stop) break;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&s->probe_wake, &s->probe_lock, &until);
+    }
+    pthread_mutex_unlock(&s->probe_lock);
+    return NULL;
+}
+
 static void free_sink(kafka_sink_t *s) {
+    if (s->prober_started) {
+        pthread_mutex_lock(&s->probe_lock);
+        s->probe_stop = 1;
+        pthread_cond_signal(&s->probe_wake);
+        pthread_mutex_unlock(&s->probe_lock);
+        pthread_join(s->prober, NULL);
+    }
+    pthread_cond_destroy(&s->probe_wake);
+    pthread_mutex_destroy(&s->probe_lock);
     if (s->rk != NULL) rd_kafka_destroy(s->rk);
     free(s->suspects);
     free(s);
@@ -634,6 +690,9 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
         return OUTBOX_SINK_RETRY;
     }
     s->host = host;
+    s->as_given = OUTBOX_SINK_HOST_HAS(host, message_as_given) && host->message_as_given;
+    pthread_mutex_init(&s->probe_lock, NULL);
+    pthread_cond_init(&s->probe_wake, NULL);
     s->null_key = cfg.null_key != NULL && strcmp(cfg.null_key, "none") == 0 ? NULL_KEY_NONE
                                                                             : NULL_KEY_TYPE;
     s->flush_timeout_ms = (int)cfg.flush_timeout_ms;
@@ -757,14 +816,20 @@ static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                    size_t errbuf_size) {
     char error[600], created[OUTBOX_SINK_TIME_SIZE];
     const char *key = ev->key;
+    /* null_key: type keeps one type's events in order on one partition, in
+     * every format (the message's attributes still say the key is null). */
     if (key == NULL && s->null_key == NULL_KEY_TYPE) key = ev->type;
     size_t key_len = key != NULL ? strlen(key) : 0;
 
     rd_kafka_headers_t *headers = rd_kafka_headers_new(3 + ev->n_headers);
-    outbox_sink_format_time(ev->created_ms, created);
-    rd_kafka_header_add(headers, "outbox-id", -1, ev->id, -1);
-    rd_kafka_header_add(headers, "outbox-type", -1, ev->type, -1);
-    rd_kafka_header_add(headers, "outbox-created", -1, created, -1);
+    /* A format other than native (sink.h, message_as_given): outboxd laid
+     * the message out, and it goes as given, with no header of ours. */
+    if (!s->as_given) {
+        outbox_sink_format_time(ev->created_ms, created);
+        rd_kafka_header_add(headers, "outbox-id", -1, ev->id, -1);
+        rd_kafka_header_add(headers, "outbox-type", -1, ev->type, -1);
+        rd_kafka_header_add(headers, "outbox-created", -1, created, -1);
+    }
     for (size_t i = 0; i < ev->n_headers; i++)
         rd_kafka_header_add(headers, ev->headers[i].name, -1, ev->headers[i].value, -1);
 
@@ -862,6 +927,12 @@ static int kafka_poll(void *state, int timeout_ms, char *errbuf, size_t errbuf_s
         snprintf(errbuf, errbuf_size, "kafka sink: fatal producer error: %s", s->fatal_reason);
         return OUTBOX_SINK_FATAL;
     }
+    if (atomic_load(&s->all_down) && !s->prober_started)
+        s->prober_started = pthread_create(&s->prober, NULL, prober_main, s) == 0;
+    if (atomic_load(&s->all_down)) {
+        snprintf(errbuf, errbuf_size, "kafka sink: every broker is down (%s)", s->down_reason);
+        return OUTBOX_SINK_RETRY;
+    }
     return OUTBOX_SINK_OK;
 }
 
@@ -924,4 +995,5 @@ OUTBOX_SINK_PLUGIN(.name = "kafka", .version = "1.1.0",
                    .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON,
                    .check = kafka_check, .open = kafka_open, .publish_some = kafka_publish_some,
                    .poll = kafka_poll, .flush = kafka_flush, .close = kafka_close,
-                   .stats = kafka_stats)
+                   .stats = kafka_stats, .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN,
+                   .cloudevents_binding = "kafka")

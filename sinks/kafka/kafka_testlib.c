@@ -11,17 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOCK_PATH "/tmp/outbox-test-kafka.lock"
-
 void kt_lock(void) {
-    static int fd = -1;
-    if (fd >= 0) return;
-    fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-    if (fd < 0) fail_msg("cannot open %s", LOCK_PATH);
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        print_message("# waiting for another Kafka test to finish (%s)\n", LOCK_PATH);
-        if (flock(fd, LOCK_EX) != 0) fail_msg("cannot lock %s", LOCK_PATH);
-    }
+    test_lock_kafka();
 }
 
 const char *kt_brokers(void) {

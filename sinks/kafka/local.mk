@@ -14,9 +14,9 @@ sinks_kafka_kafka_la_LIBADD = $(RDKAFKA_LIBS)
 sinks_kafka_kafka_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -export-symbols-regex '^outbox_sink_entry$$'
 
 if HAVE_CMOCKA
-# Both tests talk to the harness's real Kafka broker (skipped without one)
-# and take a lock so that they never run at once: the outboxd test stops
-# and starts the broker.
+# The tests talk to the harness's real Kafka broker (skipped without one)
+# and take a lock so that they never run at once: the outboxd and metrics
+# tests stop and start the broker.
 #
 # test_kafka_sink loads the built module through tests/sinkhost.h (outboxd's
 # own loader, option code and check) and drives it; it defines its own
@@ -43,6 +43,18 @@ sinks_kafka_test_kafka_outboxd_LDADD = $(KAFKA_TEST_LDADD)
 # outboxd, outboxctl and the module must exist before the test runs.
 EXTRA_sinks_kafka_test_kafka_outboxd_DEPENDENCIES = sinks/kafka/kafka.la outboxd/outboxd$(EXEEXT) \
 	outboxctl/outboxctl$(EXEEXT)
+
+# test_kafka_metrics runs outboxd with a file and a Kafka sink and its
+# HTTP endpoint (issue 15): counters against the topic, readiness while
+# the broker is stopped.
+check_PROGRAMS += sinks/kafka/test_kafka_metrics
+TESTS += sinks/kafka/test_kafka_metrics
+sinks_kafka_test_kafka_metrics_SOURCES = sinks/kafka/test_kafka_metrics.c \
+	sinks/kafka/kafka_testlib.c sinks/kafka/kafka_testlib.h \
+	tests/daemonlib.c tests/daemonlib.h tests/httplib.c tests/httplib.h
+sinks_kafka_test_kafka_metrics_CFLAGS = $(KAFKA_TEST_CFLAGS)
+sinks_kafka_test_kafka_metrics_LDADD = $(KAFKA_TEST_LDADD)
+EXTRA_sinks_kafka_test_kafka_metrics_DEPENDENCIES = sinks/kafka/kafka.la sinks/file/file.la outboxd/outboxd$(EXEEXT)
 endif
 endif
 EXTRA_DIST += sinks/kafka/README.md sinks/kafka/.gitignore

@@ -87,6 +87,7 @@ typedef struct {
 
 typedef struct {
     const outbox_sink_host_t *host;
+    int as_given; /* host->message_as_given (ABI 1.2): events go as outboxd laid them out */
     nats_config_t cfg;
     int core;                /* cfg.core */
     char servers_shown[1024]; /* the servers as list_shown() gives them: for messages */
@@ -151,7 +152,7 @@ void server_shown(const char *url, char *out, size_t size);
 void list_shown(const char *const *servers, char *out, size_t size);
 
 /* subject.c: an event becomes a message */
-int nats_build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size_t why_size);
+int nats_build_msg(const outbox_sink_event_t *ev, int as_given, natsMsg **msg, char *why, size_t why_size);
 
 /* connection.c: the connection, authentication, TLS, the stream */
 void nats_error_text(natsStatus st, char *out, size_t size);

@@ -129,6 +129,26 @@ void natstest_server_start(natstest_server_t *srv, const char *dir, int port) {
     natstest_server_start_with(srv, dir, port, 1, NULL);
 }
 
+/* The client port the server with this pid chose for "-p -1": nats-server
+ * writes {"nats":["nats://127.0.0.1:PORT"], ...} to
+ * dir/<program>_<pid>.ports once it listens. 0 while there is no such file
+ * yet. */
+static int chosen_port(const char *dir, const char *exe, pid_t pid) {
+    char path[800];
+    const char *name = strrchr(exe, '/');
+    snprintf(path, sizeof path, "%s/%s_%ld.ports", dir, name ? name + 1 : exe, (long)pid);
+    char *text = test_read_file(path);
+    if (text == NULL) return 0;
+    int port = 0;
+    const char *url = strstr(text, "\"nats\"");
+    const char *host = url ? strstr(url, "://") : NULL;
+    const char *colon = host ? strchr(host + 3, ':') : NULL; /* 127.0.0.1:PORT */
+    if (colon != NULL) port = atoi(colon + 1);
+    free(text);
+    if (port > 0) unlink(path);
+    return port;
+}
+
 void natstest_server_start_with(natstest_server_t *srv, const char *dir, int port, int jetstream,
                                 const char *const *extra) {
     const char *exe = natstest_server_binary();
@@ -136,12 +156,14 @@ void natstest_server_start_with(natstest_server_t *srv, const char *dir, int por
     int argc = 0;
     char port_arg[16];
     assert_non_null(exe);
-    if (port == 0) port = srv->port ? srv->port : natstest_free_port();
-    srv->port = port;
+    if (port == 0) port = srv->port;
+    /* A first start lets the server choose its port ("-p -1") and tell it
+     * through a ports file. A port found free by a probe and handed over
+     * could be taken by another test's server in between, and this test
+     * would then talk to that one. A restart takes the port back. */
+    bool choose = port == 0;
+    snprintf(port_arg, sizeof port_arg, "%d", choose ? -1 : port);
     snprintf(srv->store, sizeof srv->store, "%s/store", dir);
-    snprintf(srv->log, sizeof srv->log, "%s/nats-%d.log", dir, port);
-    snprintf(srv->url, sizeof srv->url, "nats://127.0.0.1:%d", port);
-    snprintf(port_arg, sizeof port_arg, "%d", port);
     mkdir(srv->store, 0755);
 
     fflush(stdout);
@@ -152,7 +174,9 @@ void natstest_server_start_with(natstest_server_t *srv, const char *dir, int por
         /* Should the test itself crash, its servers go with it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
-        int fd = open(srv->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        char log[600];
+        snprintf(log, sizeof log, "%s/nats-%ld.log", dir, (long)getpid());
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
@@ -163,6 +187,10 @@ void natstest_server_start_with(natstest_server_t *srv, const char *dir, int por
         argv[argc++] = "127.0.0.1";
         argv[argc++] = "-p";
         argv[argc++] = port_arg;
+        if (choose) {
+            argv[argc++] = "--ports_file_dir";
+            argv[argc++] = dir;
+        }
         if (jetstream) {
             argv[argc++] = "-js";
             argv[argc++] = "-sd";
@@ -174,8 +202,14 @@ void natstest_server_start_with(natstest_server_t *srv, const char *dir, int por
         _exit(127);
     }
     remember(srv->pid);
+    snprintf(srv->log, sizeof srv->log, "%s/nats-%ld.log", dir, (long)srv->pid);
     for (int i = 0; i < 300; i++) { /* 15 s: recovering a store takes a moment */
-        if (server_answers(srv->url, jetstream)) return;
+        if (choose && port == 0) port = chosen_port(dir, exe, srv->pid);
+        if (port != 0) {
+            srv->port = port;
+            snprintf(srv->url, sizeof srv->url, "nats://127.0.0.1:%d", port);
+            if (server_answers(srv->url, jetstream)) return;
+        }
         int status;
         if (waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
             forget(srv->pid);
@@ -185,7 +219,7 @@ void natstest_server_start_with(natstest_server_t *srv, const char *dir, int por
         }
         nap_ms(50);
     }
-    fail_msg("nats-server on port %d: JetStream did not answer within 15 s (log %s)", port, srv->log);
+    fail_msg("nats-server (port %d) did not answer within 15 s (log %s)", port, srv->log);
 }
 
 void natstest_server_stop(natstest_server_t *srv, int sig) {

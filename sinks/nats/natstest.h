@@ -35,10 +35,12 @@ void natstest_require_server(void);
 /* A TCP port nothing listens on right now. */
 int natstest_free_port(void);
 
-/* Starts `nats-server -js` on 127.0.0.1: on port (0: a free one), with its
- * store in dir/store and its log in dir/nats-PORT.log, and returns once
- * JetStream answers. Starting again with the same srv restarts it on the
- * same port and store. */
+/* Starts `nats-server -js` on 127.0.0.1: on port (0: one the server
+ * chooses and reports in a ports file, so that no other test's server can
+ * take it first), with its store in dir/store and its log in
+ * dir/nats-PID.log, and returns once JetStream answers; srv->port,
+ * srv->url and srv->log say where. Starting again with the same srv
+ * restarts it on the same port and store. */
 void natstest_server_start(natstest_server_t *srv, const char *dir, int port);
 
 /* The same with JetStream on or off, and extra command-line arguments

@@ -98,6 +98,12 @@ static int nats_open(const outbox_sink_host_t *host, void **state, char *errbuf,
      * fixed server (or a corrected password file) is picked up without a
      * restart of outboxd. */
     natsStatus st = natsConnection_Connect(&s->nc, s->opts);
+    /* libnats before 3.8.0 (Debian's is 3.4.1) sends no signature when
+     * the nonce's signature starts with a zero byte (its base64 encoder
+     * stopped at the first 0, fixed upstream in nats.c #705): one NKey
+     * connect in 256 is refused. Another connect signs another nonce. */
+    if (st == NATS_CONNECTION_AUTH_FAILED && c.nkey != NULL && nats_GetVersionNumber() < 0x030800)
+        st = natsConnection_Connect(&s->nc, s->opts);
     if (st != NATS_OK) {
         char text[512];
         nats_error_text(st, text, sizeof text);
@@ -213,4 +219,5 @@ OUTBOX_SINK_PLUGIN(.name = "nats", .version = "1.1.0",
                    .options = nats_options, .open = nats_open, .publish_some = nats_publish_some,
                    .poll = nats_poll, .flush = nats_flush, .close = nats_close, .check = nats_check,
                    .stats = nats_stats, .init = nats_init,
-                   .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON)
+                   .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON,
+                   .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN)

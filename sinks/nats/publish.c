@@ -377,7 +377,7 @@ static int publish_jetstream(nats_sink_t *s, const outbox_sink_event_t *events, 
                                           "first event that was in flight");
             return OUTBOX_SINK_RETRY;
         }
-        int rc = nats_build_msg(ev, &m, why, sizeof why);
+        int rc = nats_build_msg(ev, s->as_given, &m, why, sizeof why);
         if (rc > 0) {
             fail_event(s, ev->seq, why);
             continue;
@@ -456,7 +456,7 @@ static int publish_core(nats_sink_t *s, const outbox_sink_event_t *events, size_
 
     for (size_t i = 0; i < n; i++) {
         natsMsg *m = NULL;
-        int built = nats_build_msg(&events[i], &m, why, sizeof why);
+        int built = nats_build_msg(&events[i], s->as_given, &m, why, sizeof why);
         natsStatus st = built > 0 ? NATS_INVALID_ARG : built == 0 ? natsConnection_PublishMsg(s->nc, m) : NATS_NO_MEMORY;
         natsMsg_Destroy(m);
         if (st == NATS_MAX_PAYLOAD)

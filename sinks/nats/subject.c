@@ -76,8 +76,10 @@ static int header_value_ok(const char *value) {
 
 /* The event as a natsMsg with its headers, or a reason why it can never be
  * one. Returns 0 (msg set), 1 (the event is bad: why says why, FATAL) or -1
- * (libnats failed, out of memory: why says so, RETRY). */
-int nats_build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size_t why_size) {
+ * (libnats failed, out of memory: why says so, RETRY). as_given (a format
+ * other than native, sink.h): the headers outboxd built and no Outbox-*
+ * header; Nats-Msg-Id stays, JetStream's de-duplication needs it. */
+int nats_build_msg(const outbox_sink_event_t *ev, int as_given, natsMsg **msg, char *why, size_t why_size) {
     const char *problem = subject_problem(ev->destination);
     if (problem != NULL) {
         char shown[400];
@@ -115,6 +117,15 @@ int nats_build_msg(const outbox_sink_event_t *ev, natsMsg **msg, char *why, size
      * de-duplicates as well, and subscribers can use it. In JetStream mode
      * jsPubOptions.MsgId sets the same header again. */
     if (st == NATS_OK) st = natsMsgHeader_Set(m, "Nats-Msg-Id", ev->id);
+    if (as_given) {
+        if (st != NATS_OK) {
+            natsMsg_Destroy(m);
+            nats_error_text(st, why, why_size);
+            return -1;
+        }
+        *msg = m;
+        return 0;
+    }
     if (st == NATS_OK) st = natsMsgHeader_Set(m, "Outbox-Id", ev->id);
     if (st == NATS_OK) st = natsMsgHeader_Set(m, "Outbox-Type", ev->type);
     if (st == NATS_OK && ev->key != NULL) {

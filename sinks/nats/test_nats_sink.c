@@ -196,7 +196,7 @@ static void test_identification(void **state) {
     sinkhost_t *h = new_host();
     const outbox_sink_plugin_t *plugin = sinkhost_plugin(h);
     assert_int_equal(plugin->abi_major, OUTBOX_SINK_ABI_MAJOR);
-    assert_int_equal(plugin->abi_minor, 1);
+    assert_int_equal(plugin->abi_minor, OUTBOX_SINK_ABI_MINOR);
     assert_string_equal(plugin->build_tag, OUTBOX_SINK_BUILD_TAG);
     assert_string_equal(plugin->name, "nats");
     assert_non_null(plugin->poll);

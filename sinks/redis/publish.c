@@ -122,6 +122,17 @@ static int append_command(redis_sink_t *s, const outbox_sink_event_t *ev, const 
         for (size_t i = 0; i < t->argc; i++) ARGZ(t->argv[i]);
         ARGZ("*");
     }
+    if (s->as_given) {
+        /* A format other than native (sink.h): the message's headers as
+         * fields, then its body as the field "payload"; nothing of ours. */
+        for (size_t h = 0; h < ev->n_headers; h++) {
+            ARGZ(ev->headers[h].name);
+            ARGZ(ev->headers[h].value);
+        }
+        ARGZ("payload");
+        ARG((const char *)ev->payload, ev->payload_len);
+        return redisAppendCommandArgv(s->c, (int)argc, s->argv, s->argvlen) == REDIS_OK ? 0 : -1;
+    }
     ARGZ("id");
     ARGZ(ev->id);
     ARGZ("type");

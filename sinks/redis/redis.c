@@ -107,6 +107,7 @@ static int redis_open(const outbox_sink_host_t *host, void **state, char *errbuf
         return OUTBOX_SINK_RETRY;
     }
     s->host = host;
+    s->as_given = OUTBOX_SINK_HOST_HAS(host, message_as_given) && host->message_as_given;
     if (redis_configure(s, why, sizeof why) != 0) {
         snprintf(errbuf, errbuf_size, "redis sink: option %s", why);
         sink_free(s);
@@ -173,4 +174,5 @@ OUTBOX_SINK_PLUGIN(.name = "redis", .version = "1.1.0",
                                   "dedupe by event id)",
                    .options = redis_options, .open = redis_open, .publish = redis_publish,
                    .close = redis_close, .check = redis_check, .stats = redis_stats,
-                   .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON)
+                   .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON,
+                   .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN)

@@ -65,6 +65,7 @@ typedef enum { TRIM_NONE, TRIM_MAXLEN, TRIM_MINID, TRIM_MINID_AGE } trim_kind_t;
 
 typedef struct {
     const outbox_sink_host_t *host;
+    int as_given; /* host->message_as_given (ABI 1.2): events go as outboxd laid them out */
     redis_config_t cfg;
     /* What config.c made of cfg. */
     redis_url_t url;

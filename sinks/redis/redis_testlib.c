@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,9 +123,22 @@ static char *log_tail(const test_redis_t *r) {
     return text;
 }
 
+/* The process id that the redis-server on c reports: telling ours from
+ * another test's server that took the port first. */
+static long server_pid(redisContext *c) {
+    redisReply *reply = redisCommand(c, "INFO server");
+    long pid = -1;
+    const char *at = reply && reply->type == REDIS_REPLY_STRING ? strstr(reply->str, "process_id:") : NULL;
+    if (at != NULL) pid = strtol(at + strlen("process_id:"), NULL, 10);
+    freeReplyObject(reply);
+    return pid;
+}
+
 /* Forks redis-server on r's config and waits until it answers PING (not
- * LOADING). */
-static void launch(test_redis_t *r) {
+ * LOADING) as the process just started. Returns false when it exited
+ * because its port was taken (the caller may pick another); fails the
+ * test on any other exit. */
+static bool launch(test_redis_t *r) {
     char conf[200];
     snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
     fflush(stdout);
@@ -150,6 +164,7 @@ static void launch(test_redis_t *r) {
         if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
             r->pid = 0;
             forget(r, 0);
+            if (strstr(log_tail(r), "Address already in use") != NULL) return false;
             fail_msg("redis-server on port %d exited at start: %s", r->port, log_tail(r));
         }
         struct timeval tv = {0, 200000};
@@ -160,26 +175,22 @@ static void launch(test_redis_t *r) {
             reply = redisCommand(c, "PING");
             int up = reply && reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "PONG") == 0;
             freeReplyObject(reply);
+            /* Another test's server on this port answers too (or refuses
+             * the password); ours then exits, seen above. */
+            if (up) up = server_pid(c) == (long)r->pid;
             redisFree(c);
-            if (up) return;
+            if (up) return true;
         } else if (c != NULL) {
             redisFree(c);
         }
         sleep_ms(50);
     }
     fail_msg("redis-server on port %d did not answer within 20 s: %s", r->port, log_tail(r));
+    return false;
 }
 
-void test_redis_start(test_redis_t *r, const char *extra_conf, const char *password) {
+static void write_conf(const test_redis_t *r) {
     char path[200];
-    test_redis_require();
-    if (r->port == 0) r->port = test_redis_free_port();
-    snprintf(r->dir, sizeof r->dir, "/tmp/outbox-test-redis-XXXXXX");
-    if (mkdtemp(r->dir) == NULL) fail_msg("mkdtemp: %s", strerror(errno));
-    snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
-    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
-    snprintf(r->password, sizeof r->password, "%s", password ? password : "");
-    snprintf(r->extra_conf, sizeof r->extra_conf, "%s", extra_conf ? extra_conf : "");
     snprintf(path, sizeof path, "%s/redis.conf", r->dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
@@ -197,7 +208,30 @@ void test_redis_start(test_redis_t *r, const char *extra_conf, const char *passw
             "%s\n",
             r->port, r->dir, r->sock, r->dir, r->extra_conf);
     fclose(f);
-    launch(r);
+}
+
+void test_redis_start(test_redis_t *r, const char *extra_conf, const char *password) {
+    test_redis_require();
+    /* A port found free may be taken by another test's server before this
+     * one binds it: then a new port, a few times. A port the test chose
+     * is its to keep. */
+    bool chosen_here = r->port == 0;
+    snprintf(r->dir, sizeof r->dir, "/tmp/outbox-test-redis-XXXXXX");
+    if (mkdtemp(r->dir) == NULL) fail_msg("mkdtemp: %s", strerror(errno));
+    snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
+    snprintf(r->password, sizeof r->password, "%s", password ? password : "");
+    snprintf(r->extra_conf, sizeof r->extra_conf, "%s", extra_conf ? extra_conf : "");
+    for (int attempt = 0;; attempt++) {
+        if (chosen_here) r->port = test_redis_free_port();
+        snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+        write_conf(r);
+        char log[200];
+        snprintf(log, sizeof log, "%s/redis.log", r->dir);
+        unlink(log); /* an earlier attempt's "in use" is not this one's */
+        if (launch(r)) return;
+        if (!chosen_here || attempt == 4)
+            fail_msg("redis-server: port %d is in use: %s", r->port, log_tail(r));
+    }
 }
 
 void test_redis_kill(test_redis_t *r, int sig) {
@@ -208,7 +242,7 @@ void test_redis_kill(test_redis_t *r, int sig) {
 
 void test_redis_restart(test_redis_t *r) {
     assert_int_equal(r->pid, 0);
-    launch(r);
+    if (!launch(r)) fail_msg("redis-server: its port %d was taken while it was down: %s", r->port, log_tail(r));
 }
 
 void test_redis_stop(test_redis_t *r) {

@@ -404,7 +404,7 @@ static void test_identification(void **state) {
     fixture_t *fx = *state;
     const outbox_sink_plugin_t *plugin = sinkhost_plugin(fx->h);
     assert_int_equal(plugin->abi_major, OUTBOX_SINK_ABI_MAJOR);
-    assert_int_equal(plugin->abi_minor, 1);
+    assert_int_equal(plugin->abi_minor, OUTBOX_SINK_ABI_MINOR);
     assert_true(plugin->struct_size >= OUTBOX_SINK_PLUGIN_SIZE_1_1);
     assert_string_equal(plugin->build_tag, OUTBOX_SINK_BUILD_TAG);
     assert_string_equal(plugin->name, "redis");
