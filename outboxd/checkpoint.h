@@ -52,6 +52,9 @@ typedef struct {
     bool has_last;
     bson_oid_t last_id;
     int64_t events;       /* events this sink has handled, in all */
+    uint64_t seq;         /* the runner's window position just after last_id:
+                           * not written, handed back by the writer's
+                           * on_written once this checkpoint is durable */
     char state[16];
     char message[512];
     /* The plugin's latest figures. has_stats: the plugin offers stats, so

@@ -20,6 +20,8 @@ struct outboxd_checkpoint_writer {
     bool pending;              /* under rw.lock */
     int64_t writes;            /* under rw.lock */
     outboxd_checkpoint_t taken; /* the thread's own: the one being written */
+    void (*written)(void *ctx, uint64_t seq); /* set before the first submit */
+    void *written_ctx;
 };
 
 /* One attempt; true when it is settled (written, or dropped by the
@@ -35,6 +37,8 @@ static bool write_one(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t
         pthread_mutex_lock(&w->rw.lock);
         w->writes++;
         pthread_mutex_unlock(&w->rw.lock);
+        if (w->written)
+            w->written(w->written_ctx, cp->seq);
         return true;
     case OUTBOXD_WRITE_FENCED:
         outboxd_retry_writer_fenced(&w->rw, seen, err);
@@ -82,6 +86,14 @@ outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start(mongoc_client_pool_
         return NULL;
     }
     return w;
+}
+
+void outboxd_checkpoint_writer_on_written(outboxd_checkpoint_writer_t *w, void (*fn)(void *ctx, uint64_t seq),
+                                          void *ctx) {
+    pthread_mutex_lock(&w->rw.lock);
+    w->written = fn;
+    w->written_ctx = ctx;
+    pthread_mutex_unlock(&w->rw.lock);
 }
 
 void outboxd_checkpoint_writer_submit(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *cp) {

@@ -28,6 +28,12 @@ outboxd_checkpoint_writer_t *outboxd_checkpoint_writer_start(mongoc_client_pool_
                                                              const char *coll, const char *sink,
                                                              const char *log_prefix, const outboxd_fence_t *fence);
 
+/* Tells fn(ctx, cp->seq) on the writer's thread each time a checkpoint
+ * was written (the runner bounds what it publishes beyond its last durable
+ * checkpoint: docs/recovery.md). Set before the first submit. */
+void outboxd_checkpoint_writer_on_written(outboxd_checkpoint_writer_t *w, void (*fn)(void *ctx, uint64_t seq),
+                                          void *ctx);
+
 /* Hands cp (copied) to the writer and returns at once. */
 void outboxd_checkpoint_writer_submit(outboxd_checkpoint_writer_t *w, const outboxd_checkpoint_t *cp);
 

@@ -892,9 +892,9 @@ static int load_sink(loader_t *ld, yaml_node_t *map, size_t number, outboxd_sink
     static const char *const payloads[] = {"json", "bson", NULL};
     static const char *const on_errors[] = {"stop", "skip", "deadletter", NULL};
     static const char *const on_gaps[] = {"stop", "continue", NULL};
-    enum { NAME, PLUGIN, ROUTE, TYPES, PAYLOAD, FORMAT, CLOUDEVENTS, ON_ERROR, ON_GAP, OPTIONAL, OPTIONS, N };
-    field_t f[N] = {{"name"},   {"plugin"},      {"route"},    {"types"},    {"payload"}, {"format"},
-                    {"cloudevents"}, {"on_error"}, {"on_gap"}, {"optional"}, {"options"}};
+    enum { NAME, PLUGIN, ROUTE, TYPES, PAYLOAD, FORMAT, CLOUDEVENTS, ON_ERROR, ON_GAP, OPTIONAL, RECOVER, OPTIONS, N };
+    field_t f[N] = {{"name"},        {"plugin"},   {"route"},  {"types"},    {"payload"}, {"format"},
+                    {"cloudevents"}, {"on_error"}, {"on_gap"}, {"optional"}, {"recover"}, {"options"}};
     char where[128];
     yaml_node_t *v;
     int choice;
@@ -961,6 +961,9 @@ static int load_sink(loader_t *ld, yaml_node_t *map, size_t number, outboxd_sink
         sink->on_gap = (outboxd_on_gap_t)choice;
     }
     if ((v = given(&f[OPTIONAL])) && read_bool(ld, v, "optional", &sink->optional) < 0)
+        return -1;
+    sink->recover = true;
+    if ((v = given(&f[RECOVER])) && read_bool(ld, v, "recover", &sink->recover) < 0)
         return -1;
     if ((v = given(&f[OPTIONS])) && load_options(ld, v, sink) < 0)
         return -1;

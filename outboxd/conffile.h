@@ -55,6 +55,9 @@ typedef struct {
     outboxd_on_error_t on_error;
     outboxd_on_gap_t on_gap;
     bool optional;   /* when its plugin cannot load, run the others */
+    bool recover;    /* recover, default true: before publishing after a crash
+                      * or a takeover, ask the plugin which events in doubt
+                      * the destination holds (docs/recovery.md) */
     outboxd_option_t *options;
     size_t n_options;
     int line, column; /* where the sink's mapping starts */

@@ -16,6 +16,7 @@ outboxd_libdaemon_la_SOURCES = \
 	outboxd/retry_writer.h outboxd/retry_writer.c \
 	outboxd/reader.h outboxd/reader.c \
 	outboxd/sink_runner.h outboxd/sink_runner.c \
+	outboxd/in_doubt.h outboxd/in_doubt.c \
 	outboxd/sinkset.h outboxd/sinkset.c \
 	outboxd/metrics.h outboxd/metrics.c outboxd/heartbeat.h outboxd/clock.h \
 	outboxd/survey.h outboxd/survey.c outboxd/headroom.h \

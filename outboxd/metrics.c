@@ -35,7 +35,7 @@ static const char *const thread_names[OUTBOXD_THREAD_N] = {"reader", "lease", "s
 static const char *const state_names[OUTBOXD_SINK_N_STATES] = {"starting", "running", "retrying",
                                                                 "gap",      "stopped", "standby"};
 static const char *const fail_names[OUTBOXD_FAIL_N] = {"fatal", "malformed", "route", "payload"};
-static const char *const call_names[OUTBOXD_CALL_N] = {"", "open", "publish", "poll", "flush", "close"};
+static const char *const call_names[OUTBOXD_CALL_N] = {"", "open", "publish", "poll", "flush", "close", "recover"};
 
 const char *outboxd_sink_state_name(outboxd_sink_state_t state) {
     return state >= 0 && state < OUTBOXD_SINK_N_STATES ? state_names[state] : "unknown";
@@ -530,6 +530,11 @@ void outboxd_metrics_render(outboxd_metrics_t *m, outboxd_buf_t *b) {
          offsetof(outboxd_sink_metrics_t, dead_lettered), false},
         {"events_skipped_total", "Failed events passed over (on_error: skip).", offsetof(outboxd_sink_metrics_t, skipped),
          false},
+        {"events_recovered_total", "Events in doubt after a crash or a takeover that the destination held already "
+                                   "(the plugin's recover): settled without publishing them again.",
+         offsetof(outboxd_sink_metrics_t, recovered), false},
+        {"recoveries_total", "Recoveries (reads of the destination before publishing) that succeeded.",
+         offsetof(outboxd_sink_metrics_t, recoveries), false},
         {"publish_batches_total", "Calls of the plugin's publish.", offsetof(outboxd_sink_metrics_t, batches), false},
         {"checkpoint_writes_total", "Writes of the sink's checkpoint document.",
          offsetof(outboxd_sink_metrics_t, checkpoint_writes), false},

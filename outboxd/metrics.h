@@ -56,6 +56,7 @@ typedef enum {
     OUTBOXD_CALL_POLL,
     OUTBOXD_CALL_FLUSH,
     OUTBOXD_CALL_CLOSE,
+    OUTBOXD_CALL_RECOVER,
     OUTBOXD_CALL_N
 } outboxd_plugin_call_t;
 
@@ -91,6 +92,10 @@ typedef struct outboxd_sink_metrics {
     atomic_llong failed[OUTBOXD_FAIL_N];
     atomic_llong dead_lettered; /* written to N.deadletter (on_error: deadletter) */
     atomic_llong skipped;       /* passed over (on_error: skip) */
+    atomic_llong recovered;     /* in doubt after a crash or a takeover and found
+                                 * at the destination by the plugin's recover:
+                                 * settled without publishing */
+    atomic_llong recoveries;    /* recover calls that succeeded */
     atomic_llong batches;       /* calls of the plugin's publish */
     atomic_llong checkpoint_writes;
     atomic_int state;           /* outboxd_sink_state_t */

@@ -46,6 +46,7 @@
 #include "checkpoint_writer.h"
 #include "condwait.h"
 #include "deadletter_writer.h"
+#include "in_doubt.h"
 #include "lease.h"
 #include "log.h"
 #include "plugin.h"
@@ -191,6 +192,19 @@ struct outboxd_sink_runner {
     pthread_mutex_t lost_lock;  /* guards what a fenced writer told */
     bool lost_told;
     char lost_why[600];
+
+    /* Effectively-once (docs/recovery.md). recovering: the plugin has
+     * recover and the sink's recover is on, so nothing is published more
+     * than in_doubt_max documents past the last durable checkpoint
+     * (durable_seq, under lock: the window position just after it), and
+     * each activation first asks the plugin which of those the destination
+     * holds. in_doubt: that answer, the feeder's from when it starts. */
+    bool recovering;
+    uint64_t in_doubt_max;
+    uint64_t durable_seq;
+    outboxd_in_doubt_t *in_doubt;
+    int64_t n_recovered;        /* this activation's, for the stop line */
+    bool at_limit;              /* the last publish_pending stopped at the bound */
 };
 
 /* The sink's figures (metrics.h), when it keeps them. */
@@ -440,6 +454,19 @@ static bool type_selected(const outboxd_sink_conf_t *sink, const char *type) {
     return false;
 }
 
+/* A checkpoint at window position seq is durable (the writer's thread, or
+ * the runner's for an inline write): what may be published moves on. */
+static void checkpoint_written(void *ctx, uint64_t seq) {
+    outboxd_sink_runner_t *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    if (seq > r->durable_seq) {
+        r->durable_seq = seq;
+        r->changes++;
+        pthread_cond_signal(&r->work);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
 /* Hands the checkpoint to the writer thread (checkpoint_writer.h says
  * why); inline only if that thread could not start. */
 static void write_checkpoint(outboxd_sink_runner_t *r) {
@@ -463,6 +490,7 @@ static void write_checkpoint(outboxd_sink_runner_t *r) {
                                                      r->term, &r->cp, &seen, err, sizeof err);
     if (rc == OUTBOXD_WRITE_OK) {
         r->n_checkpoint_writes++;
+        checkpoint_written(r, r->cp.seq);
     } else if (rc == OUTBOXD_WRITE_FENCED) {
         fence_lost(r, r->term, seen, err);
     } else {
@@ -533,6 +561,21 @@ static void release_retired(outboxd_sink_runner_t *r) {
         outboxd_shared_event_unref(r->retired[i]);
 }
 
+/* The sink's payload of se when the shared event has none in its format:
+ * read while no sink used that format (a sink that uses it came with a
+ * reload), so encoded here, for this sink alone, outside the window's
+ * lock. *failed: no payload of it can be made. */
+static void own_payload(const outboxd_sink_runner_t *r, const outboxd_shared_event_t *se, char **own, size_t *len,
+                        bool *failed) {
+    *own = NULL;
+    *len = 0;
+    *failed = se->ev && r->format == OUTBOXD_FORMAT_JSON && se->json_failed;
+    if (se->ev && r->format == OUTBOXD_FORMAT_JSON && !se->json && !se->json_failed) {
+        *own = outboxd_payload_encode_json(outbox_event_data(se->ev), len);
+        *failed = !*own;
+    }
+}
+
 /* Takes se (the caller's reference) into the window. An event whose type
  * the sink does not select is done at once (the checkpoint passes it in
  * order); a document that is not an envelope takes its place like an
@@ -540,20 +583,22 @@ static void release_retired(outboxd_sink_runner_t *r) {
 static void add_to_window_many(outboxd_sink_runner_t *r, outboxd_shared_event_t **ses, size_t n) {
     char *errors[TAKE_MAX], *own[TAKE_MAX];
     size_t own_len[TAKE_MAX];
-    bool failed[TAKE_MAX];
+    bool failed[TAKE_MAX], held[TAKE_MAX];
+    size_t n_held = 0;
     for (size_t i = 0; i < n; i++) {
         outboxd_shared_event_t *se = ses[i];
-        errors[i] = se->ev ? NULL : scrubbed_dup(se->error ? se->error : "not a valid envelope");
-        /* Read while no sink used this sink's format (a sink that uses it
-         * came with a reload): encoded here, for this sink alone, outside
-         * the window's lock. */
-        own[i] = NULL;
-        own_len[i] = 0;
-        failed[i] = se->ev && r->format == OUTBOXD_FORMAT_JSON && se->json_failed;
-        if (se->ev && r->format == OUTBOXD_FORMAT_JSON && !se->json && !se->json_failed) {
-            own[i] = outboxd_payload_encode_json(outbox_event_data(se->ev), &own_len[i]);
-            failed[i] = !own[i];
+        /* In doubt after a crash and found at the destination by recover:
+         * done like an event of a type not selected, never offered. */
+        held[i] = false;
+        if (r->in_doubt && se->ev && outboxd_in_doubt_take(r->in_doubt, &se->id, &held[i])) {
+            n_held += held[i];
+            if (!outboxd_in_doubt_left(r->in_doubt)) {
+                outboxd_in_doubt_free(r->in_doubt); /* every listed one passed */
+                r->in_doubt = NULL;
+            }
         }
+        errors[i] = se->ev ? NULL : scrubbed_dup(se->error ? se->error : "not a valid envelope");
+        own_payload(r, se, &own[i], &own_len[i], &failed[i]);
         /* The feeder's position, for a catch-up tail: read now, since once
          * in the window se may be retired and freed by the runner at any
          * time. */
@@ -576,12 +621,16 @@ static void add_to_window_many(outboxd_sink_runner_t *r, outboxd_shared_event_t 
         s->own_len = own_len[i];
         s->payload_failed = failed[i];
         if (se->ev)
-            s->state = type_selected(r->p.sink, outbox_event_type(se->ev)) ? SLOT_PENDING : SLOT_DONE;
+            s->state = !held[i] && type_selected(r->p.sink, outbox_event_type(se->ev)) ? SLOT_PENDING : SLOT_DONE;
         else
             s->state = SLOT_MALFORMED;
         r->tail_seq++;
     }
     COUNT(r, read, (long long)n);
+    if (n_held) {
+        COUNT(r, recovered, (long long)n_held);
+        r->n_recovered += (int64_t)n_held;
+    }
     r->changes++;
     pthread_cond_signal(&r->work);
     pthread_mutex_unlock(&r->lock);
@@ -654,6 +703,7 @@ static void retire_done(outboxd_sink_runner_t *r) {
         if (s->se->has_id) {
             r->cp.has_last = true;
             bson_oid_copy(&s->se->id, &r->cp.last_id);
+            r->cp.seq = r->head + 1;
         }
         if (s->se->ev)
             r->cp.events++;
@@ -889,8 +939,16 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
 
     pthread_mutex_lock(&r->lock);
     r->changes_seen = r->changes;
+    /* Effectively-once: never more than in_doubt_max documents past the
+     * last durable checkpoint, the most a recovery reads back. */
+    uint64_t limit = r->recovering ? r->durable_seq + r->in_doubt_max : UINT64_MAX;
+    r->at_limit = false;
     for (uint64_t seq = r->head; seq < r->tail_seq && n < max; seq++) {
         slot_t *s = &r->slots[seq % WINDOW];
+        if (seq >= limit) {
+            r->at_limit = true;
+            break;
+        }
         /* on_error: stop stops at a malformed document: nothing after it
          * is published, so the sink stops exactly there. */
         if (s->state == SLOT_MALFORMED && r->p.sink->on_error != OUTBOXD_ON_ERROR_SKIP &&
@@ -944,7 +1002,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
         events[i].seq = seqs[i];
     }
     *sent = 0;
-    *full = false;
+    *full = r->at_limit; /* wait briefly (acks, the checkpoint's write), then again */
     if (n == 0)
         return OUTBOX_SINK_OK;
     if (!holding(r)) {
@@ -999,7 +1057,7 @@ static int publish_pending(outboxd_sink_runner_t *r, size_t *sent, bool *full, c
     if (rc != OUTBOX_SINK_OK)
         COUNT(r, retried, (long long)(n - taken)); /* offered again later */
     *sent = taken;
-    *full = rc == OUTBOX_SINK_OK && taken < n;
+    *full = rc == OUTBOX_SINK_OK && (taken < n || r->at_limit);
     return rc == OUTBOX_SINK_RETRY ? OUTBOX_SINK_RETRY : rc == OUTBOX_SINK_OK ? OUTBOX_SINK_OK : OUTBOX_SINK_FATAL;
 }
 
@@ -1061,6 +1119,139 @@ static void close_plugin(outboxd_sink_runner_t *r) {
         r->slots[seq % WINDOW].published = false;
     pthread_mutex_unlock(&r->lock);
 }
+
+
+/* ---- recovery (docs/recovery.md) ------------------------------------------------ */
+
+static bool has_recover(const outbox_sink_plugin_t *p) {
+    return OUTBOXD_PLUGIN_HAS(p, recover) && p->recover;
+}
+
+/* One recovery: reads from the log the documents after the checkpoint that
+ * an earlier run may have published (at most in_doubt_max), builds the
+ * events among them as the plugin gets them, and asks its recover which
+ * the destination holds; on OK leaves the answer in r->in_doubt. Returns
+ * the plugin's status, RETRY with errbuf when the log cannot be read. */
+static int recover_once(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_size) {
+    int64_t started = outboxd_mono_ms();
+    errbuf[0] = '\0';
+    /* The read ends at the newest document the log holds now: an earlier
+     * run (gone by now) cannot have published one put later, and reading
+     * on would read new events at the pace they are put. */
+    bool found, has_oid;
+    bson_oid_t newest;
+    if (!outboxd_log_newest_id(r->p.pool, r->p.conf->database, r->p.conf->outbox, &found, &has_oid, &newest, errbuf,
+                               errbuf_size))
+        return OUTBOX_SINK_RETRY;
+    outbox_error_t err;
+    outbox_tail_t *tail = r->cp.has_last ? outbox_tail_new(r->p.outbox, OUTBOX_TAIL_AFTER, &r->cp.last_id, &err)
+                                         : outbox_tail_new(r->p.outbox, OUTBOX_TAIL_FROM_START, NULL, &err);
+    size_t cap = (size_t)r->in_doubt_max;
+    slot_t *slots = calloc(cap, sizeof *slots);
+    outbox_sink_event_t *events = calloc(cap, sizeof *events);
+    bson_oid_t *ids = calloc(cap, sizeof *ids);
+    unsigned char *held = calloc(cap, 1);
+    if (!tail || !slots || !events || !ids || !held)
+        abort(); /* out of memory (the tail's arguments are valid) */
+    size_t n = 0, docs = 0;
+    int rc = OUTBOX_SINK_OK;
+    bool at_end = !found || (has_oid && r->cp.has_last && bson_oid_equal(&newest, &r->cp.last_id));
+    while (docs < cap && !at_end) {
+        const outbox_event_t *ev;
+        /* (Without an ObjectId to stop at, the read ends when nothing new
+         * comes at once.) */
+        outbox_code_t got = outbox_tail_next(tail, has_oid ? READ_WAIT_MS : 0, &ev, &err);
+        /* Nothing more in the log; or a gap, which the feeder meets next
+         * and on_gap settles; or a document that is no event (never
+         * published). */
+        if (got == OUTBOX_ERR_TIMED_OUT || got == OUTBOX_ERR_GAP)
+            break;
+        docs++;
+        if (got == OUTBOX_ERR_MALFORMED)
+            continue;
+        if (got != OUTBOX_OK) {
+            snprintf(errbuf, errbuf_size, "reading the events in doubt from the log: %s", err.message);
+            rc = OUTBOX_SINK_RETRY;
+            break;
+        }
+        at_end = has_oid && bson_oid_equal(outbox_event_id(ev), &newest);
+        if (!type_selected(r->p.sink, outbox_event_type(ev)))
+            continue;
+        slot_t *s = &slots[n];
+        s->se = outboxd_shared_event_new(ev, r->format);
+        own_payload(r, s->se, &s->own_payload, &s->own_len, &s->payload_failed);
+        size_t dsize = destination_size(r, outbox_event_type(ev), outbox_event_key(ev));
+        if (s->payload_failed || dsize == 1 || !s->se->has_id) {
+            slot_free(r, s, false); /* never published: failed by outboxd itself */
+            continue;
+        }
+        build_event(r, s, dsize);
+        events[n] = s->out;
+        events[n].seq = n;
+        bson_oid_copy(&s->se->id, &ids[n]);
+        n++;
+    }
+    outbox_tail_destroy(tail);
+    int64_t read_ms = outboxd_mono_ms() - started;
+    if (rc == OUTBOX_SINK_OK && n > 0) {
+        plugin_call(r, OUTBOXD_CALL_RECOVER);
+        rc = r->p.plugin->recover(r->state, events, n, held, errbuf, errbuf_size);
+        plugin_call(r, OUTBOXD_CALL_NONE);
+        errbuf[errbuf_size - 1] = '\0';
+        outboxd_secrets_scrub(errbuf, errbuf_size);
+    }
+    if (rc == OUTBOX_SINK_OK) {
+        size_t at_destination = 0;
+        for (size_t i = 0; i < n; i++)
+            at_destination += held[i] != 0;
+        r->in_doubt = outboxd_in_doubt_new(ids, held, n);
+        if (!r->in_doubt)
+            abort();
+        COUNT(r, recoveries, 1);
+        LOG_INFO("%srecovered: %zu of the %zu events in doubt are at the destination already and are not "
+                 "published again (%zu documents after the checkpoint read from the log in %lld ms, the "
+                 "destination read back in %lld ms)", r->prefix, at_destination, n, docs, (long long)read_ms,
+                 (long long)(outboxd_mono_ms() - started - read_ms));
+    }
+    for (size_t i = 0; i < n; i++)
+        slot_free(r, &slots[i], false);
+    free(slots);
+    free(events);
+    free(ids);
+    free(held);
+    return rc;
+}
+
+/* Before anything is published in an activation: recover_once until it
+ * succeeds (nothing is published meanwhile), with backoff. False when the
+ * activation ends first (a stop, the lease gone or wanted elsewhere). */
+static bool recover_in_doubt(outboxd_sink_runner_t *r) {
+    char errbuf[1024];
+    int64_t backoff = BACKOFF_MIN_MS;
+    repeat_t rep = {.attempts = 0};
+    while (!atomic_load(r->p.stop) && holding(r) &&
+           !(r->term >= 0 && outboxd_lease_handover_wanted(r->p.lease, r->term))) {
+        int rc = recover_once(r, errbuf, sizeof errbuf);
+        if (rc == OUTBOX_SINK_OK)
+            return true;
+        set_state(r, OUTBOXD_SINK_RETRYING);
+        const char *why = errbuf[0] ? errbuf : "no reason given";
+        bool again;
+        if (repeat_due(&rep, why, &again)) {
+            if (again)
+                LOG_WARN("%srecover: %s (still failing after %u attempts; nothing is published until it "
+                         "succeeds)", r->prefix, why, rep.attempts);
+            else
+                LOG_WARN("%srecover: %s (nothing is published until it succeeds; retrying in %lld ms)", r->prefix,
+                         why, (long long)backoff);
+        }
+        nap(r, backoff);
+        backoff = next_backoff(backoff);
+    }
+    return false;
+}
+
+/* ---- the feeder ----------------------------------------------------------------- */
 
 /* The feeder takes events only while the lease is held (and checks it
  * again before every take). */
@@ -1473,6 +1664,8 @@ static void lost_reason(outboxd_sink_runner_t *r, char *out, size_t size) {
 static void lose(outboxd_sink_runner_t *r) {
     atomic_store(&r->ending, true); /* the lease may be valid again by now */
     stop_reader(r);
+    outboxd_in_doubt_free(r->in_doubt);
+    r->in_doubt = NULL;
     close_plugin(r);
     if (r->dlw)
         outboxd_deadletter_writer_abandon(r->dlw);
@@ -1511,6 +1704,8 @@ static void wind_down(outboxd_sink_runner_t *r, bool release) {
     char errbuf[1024];
     atomic_store(&r->ending, true); /* a hand-over ends with the lease still held */
     stop_reader(r);
+    outboxd_in_doubt_free(r->in_doubt);
+    r->in_doubt = NULL;
     if (r->open) {
         if (r->p.plugin->flush) {
             int64_t timeout = FLUSH_TIMEOUT_MS;
@@ -1553,10 +1748,10 @@ static void wind_down(outboxd_sink_runner_t *r, bool release) {
         bson_oid_to_string(&r->cp.last_id, hex);
     LOG_INFO("%sstopped; checkpoint %s, %lld events in all; this run: %lld publish calls (%lld failed), "
              "%lld checkpoint writes, %lld malformed documents, %lld dead letters, %lld catch-up tails, "
-             "%lld catch-ups", r->prefix, hex, (long long)r->cp.events,
+             "%lld catch-ups, %lld events recovered", r->prefix, hex, (long long)r->cp.events,
              (long long)r->n_publish_calls, (long long)r->n_publish_failed, (long long)r->n_checkpoint_writes,
              (long long)r->n_malformed, (long long)r->n_dead_letters, (long long)atomic_load(&r->n_catchup_tails),
-             (long long)atomic_load(&r->n_catchups));
+             (long long)atomic_load(&r->n_catchups), (long long)r->n_recovered);
     if (r->tail)
         outbox_tail_destroy(r->tail);
     r->tail = NULL;
@@ -1604,6 +1799,13 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
     r->cp_dirty = false;
     r->since_write = 0;
     r->last_stats_ms = 0;
+    r->recovering = r->p.sink->recover && has_recover(r->p.plugin);
+    /* The most a run publishes past its last durable checkpoint: the
+     * window in flight, and what is retired between two writes. */
+    r->in_doubt_max = WINDOW + 2 * (uint64_t)r->p.conf->checkpoint_every_events;
+    r->in_doubt = NULL;
+    r->n_recovered = 0;
+    r->at_limit = false;
     if (term >= 0)
         LOG_INFO("%sactive at term %lld mono_ms=%lld", r->prefix, (long long)term, (long long)outboxd_lease_now_ms());
 
@@ -1619,6 +1821,12 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
     r->cp.has_stats = OUTBOXD_PLUGIN_HAS(r->p.plugin, stats) && r->p.plugin->stats;
     r->cpw = outboxd_checkpoint_writer_start(r->p.pool, r->p.conf->database, coll, r->p.sink->name, r->prefix,
                                              fence);
+    /* The claimed checkpoint is durable: the window starts there. */
+    pthread_mutex_lock(&r->lock);
+    r->durable_seq = r->cp.seq = r->head;
+    pthread_mutex_unlock(&r->lock);
+    if (r->cpw)
+        outboxd_checkpoint_writer_on_written(r->cpw, checkpoint_written, r);
     if (found && strcmp(r->cp.state, "gap") == 0) {
         /* A sink stopped at a gap stays stopped until an operator moves its
          * checkpoint (outboxctl checkpoint set/reset). */
@@ -1661,7 +1869,14 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
         atomic_store(&r->stopped, true);
     if (r->member && atomic_load(&r->stopped))
         outboxd_reader_member_at(r->member, false, 0);
-    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && r->open) {
+    /* Effectively-once: what the destination holds already, before the
+     * feeder takes anything. (Ended first by a stop or a loss: the loop
+     * below sees it.) */
+    bool recovered = !r->recovering || atomic_load(&r->stopped) || place.kind == OUTBOXD_PLACE_STOPPED ||
+                     !r->open || recover_in_doubt(r);
+    if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && r->open && recovered) {
+        if (r->recovering)
+            set_state(r, OUTBOXD_SINK_RUNNING);
         r->ring_pos = place.seq;
         if (place.kind == OUTBOXD_PLACE_RING)
             r->mode = FEED_RING;
@@ -1738,7 +1953,8 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
         }
         collect_stats(r);
         report_checkpoint_writes(r);
-        if (r->cp_dirty && (r->since_write >= r->p.conf->checkpoint_every_events ||
+        /* At the bound, the checkpoint goes now: publishing waits for it. */
+        if (r->cp_dirty && (r->since_write >= r->p.conf->checkpoint_every_events || r->at_limit ||
                             outboxd_mono_ms() - r->last_write_ms >= r->p.conf->checkpoint_every_ms))
             write_checkpoint(r);
     }

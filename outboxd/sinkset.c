@@ -187,7 +187,7 @@ static bool same_sink(const outboxd_conf_t *ca, const outboxd_sink_conf_t *a, co
         ca->checkpoint_every_ms != cb->checkpoint_every_ms)
         return false;
     if (!strs_equal(a->plugin, b->plugin) || !strs_equal(a->route, b->route) || a->payload != b->payload ||
-        a->on_error != b->on_error || a->on_gap != b->on_gap || a->optional != b->optional ||
+        a->on_error != b->on_error || a->on_gap != b->on_gap || a->optional != b->optional || a->recover != b->recover ||
         a->format != b->format || a->ce_mode != b->ce_mode || !strs_equal(a->ce_source, b->ce_source) ||
         a->n_types != b->n_types || a->n_options != b->n_options)
         return false;

@@ -52,7 +52,8 @@ int test_count_in(const char *s, const char *text);
  * a bound that only a hang exceeds. */
 void test_daemon_wait_log(const test_daemon_t *d, const char *text, int times);
 
-/* ordernr of each line of a file sink's JSON-lines file, in order;
+/* ordernr of each line of a file sink's JSON-lines file, in order (native
+ * lines, or a format's {"headers", "payload"} with a structured CloudEvent);
  * returns the count (0 when the file does not exist). */
 int test_jsonl_ordernrs(const char *path, int *out, int max);
 /* outboxd --check of config with the file plugin's folder: its exit

@@ -104,7 +104,7 @@ tests_test_tls_mongodb_SOURCES = tests/test_tls_mongodb.c tests/daemonlib.h test
 tests_test_tls_mongodb_CFLAGS = $(TEST_CFLAGS)
 tests_test_tls_mongodb_LDADD = $(TEST_LDADD)
 EXTRA_tests_test_tls_mongodb_DEPENDENCIES = outboxd/outboxd$(EXEEXT) sinks/file/file.la
-tests_test_outboxd_SOURCES = tests/test_outboxd.c tests/daemonlib.h tests/daemonlib.c
+tests_test_outboxd_SOURCES = tests/test_outboxd.c tests/daemonlib.h tests/daemonlib.c tests/crashlib.h tests/crashlib.c
 tests_test_outboxd_CFLAGS = $(TEST_CFLAGS)
 tests_test_outboxd_LDADD = $(TEST_LDADD)
 # outboxd and the file sink must exist before the daemon test runs.

@@ -847,6 +847,212 @@ static int publish_one(file_sink_t *s, const outbox_sink_event_t *ev, char *errb
 }
 
 /* ----------------------------------------------------------------------------
+ * Recovery (ABI 1.1 recover; docs/recovery.md)
+ *
+ * After a crash or a takeover outboxd hands over the events an earlier run
+ * may have written. A file's tail says which: the earlier run appended
+ * them in order, so each one it wrote is among the file's last k lines,
+ * k being the number of those events that go to that file, and its line
+ * is byte for byte the one format_line makes of it now.
+ * ------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *text;
+    size_t len;     /* "\n" included */
+    uint64_t hash;
+} tail_line_t;
+
+static uint64_t fnv1a(const char *p, size_t n) {
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211u;
+    return h;
+}
+
+static int by_hash(const void *a, const void *b) {
+    uint64_t x = ((const tail_line_t *)a)->hash, y = ((const tail_line_t *)b)->hash;
+    return x < y ? -1 : x > y;
+}
+
+/* Reads the whole lines at the end of fd, at most want of them, into *buf
+ * (the caller frees) and *lines (ditto), *n_lines of them. A partial last
+ * line (only a crash in the middle of a write leaves one) is cut off the
+ * file first, so that the next line starts on a line of its own. Returns 0,
+ * or -1 with errno set. */
+static int read_last_lines(int fd, size_t want, char **buf, tail_line_t **lines, size_t *n_lines) {
+    struct stat st;
+    *buf = NULL;
+    *lines = NULL;
+    *n_lines = 0;
+    if (fstat(fd, &st) != 0) return -1;
+    off_t size = st.st_size, window = 64 * 1024;
+    char *text = NULL;
+    off_t from = 0;
+    for (;;) {
+        from = size > window ? size - window : 0;
+        char *grown = realloc(text, (size_t)(size - from) + 1);
+        if (grown == NULL) {
+            free(text);
+            errno = ENOMEM;
+            return -1;
+        }
+        text = grown;
+        size_t got = 0, len = (size_t)(size - from);
+        while (got < len) {
+            ssize_t r = pread(fd, text + got, len - got, from + (off_t)got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) {
+                if (r == 0) errno = EIO; /* the file shrank under us: not ours alone */
+                free(text);
+                return -1;
+            }
+            got += (size_t)r;
+        }
+        size_t end = len;
+        while (end > 0 && text[end - 1] != '\n') end--;
+        if (end < len && (end > 0 || from == 0)) {
+            /* A partial last line: cut off. */
+            if (ftruncate(fd, from + (off_t)end) != 0) {
+                free(text);
+                return -1;
+            }
+            size = from + (off_t)end;
+            len = end;
+        }
+        size_t breaks = 0;
+        for (size_t i = 0; i < len; i++) breaks += text[i] == '\n';
+        /* want whole lines need want + 1 line breaks when the read does not
+         * start at the file's start (the first one ends a partial line). */
+        if (from == 0 || breaks > want || window >= size) {
+            size_t start = 0;
+            if (from > 0) {
+                while (start < len && text[start] != '\n') start++;
+                start++;
+            }
+            size_t count = 0;
+            for (size_t i = start; i < len; i++) count += text[i] == '\n';
+            tail_line_t *all = calloc(count ? count : 1, sizeof *all);
+            if (all == NULL) {
+                free(text);
+                errno = ENOMEM;
+                return -1;
+            }
+            size_t k = 0;
+            for (size_t i = start, line_start = start; i < len; i++) {
+                if (text[i] != '\n') continue;
+                all[k].text = text + line_start;
+                all[k].len = i + 1 - line_start;
+                k++;
+                line_start = i + 1;
+            }
+            size_t skip = k > want ? k - want : 0;
+            memmove(all, all + skip, (k - skip) * sizeof *all);
+            *buf = text;
+            *lines = all;
+            *n_lines = k - skip;
+            return 0;
+        }
+        window *= 2;
+    }
+}
+
+/* Marks held[i] for the events of idx[0..n) (all to one file) whose lines
+ * are among that file's last n lines. Returns OK, or RETRY with errbuf. */
+static int recover_file(file_sink_t *s, const outbox_sink_event_t *events, const size_t *idx, size_t n,
+                        unsigned char *held, char *errbuf, size_t errbuf_size) {
+    const outbox_sink_event_t *first = &events[idx[0]];
+    char why[1024];
+    if (check_destination(s, first, why, sizeof why) != 0) return OUTBOX_SINK_OK; /* never written */
+    const char *dir_name = s->route_dir[0] != '\0' ? s->route_dir : ".";
+    int dir_fd = open(dir_name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int link_found = 0, fd = -1;
+    if (dir_fd >= 0) {
+        fd = open_beneath(dir_fd, first->destination + s->route_dir_len, O_RDWR | O_CLOEXEC, 0, 0,
+                          &link_found);
+        int saved = errno;
+        close(dir_fd);
+        errno = saved;
+    }
+    if (fd < 0) {
+        if (errno == ENOENT || link_found) return OUTBOX_SINK_OK; /* nothing written there */
+        snprintf(errbuf, errbuf_size, "file sink: cannot read back %s: %s", first->destination,
+                 strerror(errno));
+        return OUTBOX_SINK_RETRY;
+    }
+    char *text;
+    tail_line_t *lines;
+    size_t n_lines;
+    int rc = read_last_lines(fd, n, &text, &lines, &n_lines);
+    int saved = errno;
+    close(fd);
+    if (rc != 0) {
+        snprintf(errbuf, errbuf_size, "file sink: cannot read back %s: %s", first->destination,
+                 strerror(saved));
+        return OUTBOX_SINK_RETRY;
+    }
+    for (size_t i = 0; i < n_lines; i++) lines[i].hash = fnv1a(lines[i].text, lines[i].len);
+    qsort(lines, n_lines, sizeof *lines, by_hash);
+    for (size_t j = 0; j < n && n_lines > 0; j++) {
+        if (format_line(&s->line, &events[idx[j]], s->as_given) != 0) {
+            snprintf(errbuf, errbuf_size, "file sink: out of memory formatting event %s", events[idx[j]].id);
+            rc = -1;
+            break;
+        }
+        tail_line_t key = {.hash = fnv1a(s->line.data, s->line.len)};
+        tail_line_t *hit = bsearch(&key, lines, n_lines, sizeof *lines, by_hash);
+        while (hit != NULL && hit > lines && hit[-1].hash == key.hash) hit--;
+        for (; hit != NULL && hit < lines + n_lines && hit->hash == key.hash; hit++) {
+            if (hit->len == s->line.len && memcmp(hit->text, s->line.data, hit->len) == 0) {
+                held[idx[j]] = 1;
+                break;
+            }
+        }
+    }
+    free(lines);
+    free(text);
+    return rc == 0 ? OUTBOX_SINK_OK : OUTBOX_SINK_RETRY;
+}
+
+/* The events grouped by file: their indexes sorted by destination, in log
+ * order within one file (no global state: instances run at once). */
+typedef struct {
+    const char *destination;
+    size_t i;
+} by_file_t;
+
+static int by_destination(const void *a, const void *b) {
+    const by_file_t *x = a, *y = b;
+    int c = strcmp(x->destination, y->destination);
+    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static int file_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held,
+                        char *errbuf, size_t errbuf_size) {
+    file_sink_t *s = state;
+    by_file_t *order = malloc((n ? n : 1) * sizeof *order);
+    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    if (order == NULL || idx == NULL) {
+        free(order);
+        free(idx);
+        snprintf(errbuf, errbuf_size, "file sink: out of memory");
+        return OUTBOX_SINK_RETRY;
+    }
+    for (size_t i = 0; i < n; i++) order[i] = (by_file_t){events[i].destination, i};
+    qsort(order, n, sizeof *order, by_destination);
+    for (size_t i = 0; i < n; i++) idx[i] = order[i].i;
+    int rc = OUTBOX_SINK_OK;
+    size_t start = 0;
+    while (start < n && rc == OUTBOX_SINK_OK) {
+        size_t end = start + 1;
+        while (end < n && strcmp(order[end].destination, order[start].destination) == 0) end++;
+        rc = recover_file(s, events, idx + start, end - start, held, errbuf, errbuf_size);
+        start = end;
+    }
+    free(order);
+    free(idx);
+    return rc;
+}
+
+/* ----------------------------------------------------------------------------
  * The callbacks
  * ------------------------------------------------------------------------- */
 
@@ -1008,8 +1214,9 @@ static void file_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
 }
 
 /* poll and flush stay NULL: every event is acked before publish returns. */
-OUTBOX_SINK_PLUGIN(.name = "file", .version = "1.1.0",
+OUTBOX_SINK_PLUGIN(.name = "file", .version = "1.2.0",
                    .description = "JSON lines appended to files (the reference sink)",
                    .options = file_options, .payloads = OUTBOX_SINK_PAYLOAD_JSON,
                    .check = file_check, .open = file_open, .publish = file_publish,
-                   .stats = file_stats, .close = file_close_sink, .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN)
+                   .stats = file_stats, .recover = file_recover, .close = file_close_sink,
+                   .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN)

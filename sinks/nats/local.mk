@@ -11,7 +11,7 @@ sink_LTLIBRARIES += sinks/nats/nats.la
 # One file per concern (nats.h says what they share): options, the
 # connection, subjects and messages, publishing and acks, the plugin.
 sinks_nats_nats_la_SOURCES = sinks/nats/nats.h sinks/nats/options.c \
-	sinks/nats/connection.c sinks/nats/subject.c sinks/nats/publish.c \
+	sinks/nats/connection.c sinks/nats/subject.c sinks/nats/publish.c sinks/nats/recover.c \
 	sinks/nats/plugin.c
 sinks_nats_nats_la_CFLAGS = $(AM_CFLAGS) $(NATS_CFLAGS) -fvisibility=hidden
 sinks_nats_nats_la_LIBADD = $(NATS_LIBS)
@@ -39,7 +39,7 @@ EXTRA_sinks_nats_test_nats_sink_DEPENDENCIES = sinks/nats/nats.la
 
 sinks_nats_test_nats_outboxd_SOURCES = sinks/nats/test_nats_outboxd.c \
 	sinks/nats/natstest.h sinks/nats/natstest.c \
-	tests/daemonlib.c tests/daemonlib.h
+	tests/daemonlib.c tests/daemonlib.h tests/crashlib.c tests/crashlib.h
 sinks_nats_test_nats_outboxd_CFLAGS = $(NATS_TEST_CFLAGS)
 sinks_nats_test_nats_outboxd_LDADD = $(NATS_TEST_LDADD)
 EXTRA_sinks_nats_test_nats_outboxd_DEPENDENCIES = sinks/nats/nats.la outboxd/outboxd$(EXEEXT)

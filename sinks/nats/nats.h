@@ -174,5 +174,13 @@ void nats_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx);
 int nats_poll(void *state, int timeout_ms, char *errbuf, size_t errbuf_size);
 int nats_flush(void *state, int timeout_ms, char *errbuf, size_t errbuf_size);
 size_t nats_take_back_all(nats_sink_t *s);
+/* Asks the JetStream API which stream holds subject. Returns 1 (its name in
+ * name), 0 when none does, -1 when the question got no answer (why in err). */
+int nats_stream_for_subject(nats_sink_t *s, const char *subject, char *name, size_t name_size, char *err,
+                            size_t err_size);
+
+/* recover.c: which events in doubt a stream holds already (ABI 1.1) */
+int nats_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held, char *errbuf,
+                 size_t errbuf_size);
 
 #endif

@@ -214,10 +214,10 @@ static void nats_close(void *state) {
 
 /* publish is NULL: outboxd calls publish_some, which says how much of a
  * batch it took. The payload goes out byte for byte, JSON or BSON. */
-OUTBOX_SINK_PLUGIN(.name = "nats", .version = "1.1.0",
+OUTBOX_SINK_PLUGIN(.name = "nats", .version = "1.2.0",
                    .description = "NATS: JetStream (de-duplicated by Nats-Msg-Id) or core NATS",
                    .options = nats_options, .open = nats_open, .publish_some = nats_publish_some,
                    .poll = nats_poll, .flush = nats_flush, .close = nats_close, .check = nats_check,
-                   .stats = nats_stats, .init = nats_init,
+                   .stats = nats_stats, .recover = nats_recover, .init = nats_init,
                    .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON,
                    .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN)

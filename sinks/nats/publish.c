@@ -238,10 +238,9 @@ static long take_back_after_reconnect(nats_sink_t *s) {
 
 /* ---- "503 no responders": is there a stream? ------------------------------ */
 
-/* Asks the JetStream API which stream holds subject. Returns 1 (its name in
- * name), 0 when none does, -1 when the question got no answer (why in err). */
-static int stream_for_subject(nats_sink_t *s, const char *subject, char *name, size_t name_size,
-                              char *err, size_t err_size) {
+/* (nats.h) */
+int nats_stream_for_subject(nats_sink_t *s, const char *subject, char *name, size_t name_size, char *err,
+                            size_t err_size) {
     char body[1200];
     size_t o = 0;
 
@@ -310,7 +309,7 @@ static void settle_suspects(nats_sink_t *s) {
     for (size_t i = 0; i < n; i++) {
         if (subject == NULL || strcmp(subject, list[i].subject) != 0) {
             subject = list[i].subject;
-            verdict = stream_for_subject(s, subject, name, sizeof name, err, sizeof err);
+            verdict = nats_stream_for_subject(s, subject, name, sizeof name, err, sizeof err);
             if (verdict == 0)
                 snprintf(why, sizeof why,
                          "nats sink: no JetStream stream covers subject \"%s\" (the server answered "

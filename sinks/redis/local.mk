@@ -8,7 +8,7 @@ if WITH_REDIS
 sink_LTLIBRARIES += sinks/redis/redis.la
 sinks_redis_redis_la_SOURCES = sinks/redis/redis.c sinks/redis/redis_sink.h \
 	sinks/redis/config.c sinks/redis/url.c sinks/redis/connection.c \
-	sinks/redis/publish.c sinks/redis/stream_name.c
+	sinks/redis/publish.c sinks/redis/recover.c sinks/redis/stream_name.c
 # HIREDIS_SSL_CFLAGS/LIBS: set by configure only when it finds hiredis_ssl
 # >= 1.0 (its CFLAGS then carry -DHAVE_HIREDIS_SSL, which compiles the
 # rediss:// code); empty otherwise, as with Debian 12's hiredis 0.14.
@@ -42,7 +42,7 @@ EXTRA_sinks_redis_test_redis_sink_DEPENDENCIES = sinks/redis/redis.la
 
 sinks_redis_test_redis_outboxd_SOURCES = sinks/redis/test_redis_outboxd.c \
 	sinks/redis/redis_testlib.h sinks/redis/redis_testlib.c \
-	tests/daemonlib.c tests/daemonlib.h
+	tests/daemonlib.c tests/daemonlib.h tests/crashlib.c tests/crashlib.h
 sinks_redis_test_redis_outboxd_CPPFLAGS = $(REDIS_TEST_CPPFLAGS) -I$(top_srcdir)/outboxd
 sinks_redis_test_redis_outboxd_CFLAGS = $(REDIS_TEST_CFLAGS)
 sinks_redis_test_redis_outboxd_LDADD = outboxd/libejson.la $(REDIS_TEST_LDADD)

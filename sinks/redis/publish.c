@@ -83,9 +83,61 @@ static void trim_prepare(const redis_sink_t *s, trim_args_t *t) {
     }
 }
 
+/* Puts the entry's field/value pairs of ev into s->argv from argc on (room
+ * reserved by the caller: 12 + 2 * n_headers arguments and the "h:<name>"
+ * bytes in *scratch, which moves past what it used):
+ *   id <id> type <type> [key <key>] created <ms> payload <bytes> h:<name> <value> ...
+ * or, for a format other than native (sink.h), the message's headers as
+ * fields and its body as "payload", nothing of ours. Returns the new argc.
+ * The one layout of an entry: publish writes it, recover (recover.c)
+ * compares what a stream holds with it. */
+size_t redis_entry_fields(redis_sink_t *s, const outbox_sink_event_t *ev, size_t argc, char **scratch,
+                          char created[24]) {
+#define ARG(str, len) (s->argv[argc] = (str), s->argvlen[argc] = (len), argc++)
+#define ARGZ(str) ARG((str), strlen(str))
+    if (s->as_given) {
+        for (size_t h = 0; h < ev->n_headers; h++) {
+            ARGZ(ev->headers[h].name);
+            ARGZ(ev->headers[h].value);
+        }
+        ARGZ("payload");
+        ARG((const char *)ev->payload, ev->payload_len);
+        return argc;
+    }
+    ARGZ("id");
+    ARGZ(ev->id);
+    ARGZ("type");
+    ARGZ(ev->type);
+    /* A null key has no field at all, so that a reader can tell it from
+     * an empty key. */
+    if (ev->key != NULL) {
+        ARGZ("key");
+        ARGZ(ev->key);
+    }
+    snprintf(created, 24, "%" PRId64, ev->created_ms);
+    ARGZ("created");
+    ARGZ(created);
+    ARGZ("payload");
+    ARG((const char *)ev->payload, ev->payload_len);
+    for (size_t h = 0; h < ev->n_headers; h++) {
+        int len = sprintf(*scratch, "h:%s", ev->headers[h].name);
+        ARG(*scratch, (size_t)len);
+        *scratch += len + 1;
+        ARGZ(ev->headers[h].value);
+    }
+#undef ARGZ
+#undef ARG
+    return argc;
+}
+
+int redis_entry_reserve(redis_sink_t *s, const outbox_sink_event_t *ev, size_t extra_argc, size_t extra_bytes) {
+    size_t bytes = extra_bytes;
+    for (size_t h = 0; h < ev->n_headers; h++) bytes += 3 + strlen(ev->headers[h].name);
+    return reserve(s, extra_argc + 12 + 2 * ev->n_headers, bytes);
+}
+
 /* Appends one event's command to the pipeline:
- *   XADD <stream> [trim] * id <id> type <type> [key <key>] created <ms>
- *        payload <bytes> h:<name> <value> ...
+ *   XADD <stream> [trim] * <the entry's fields>
  * or, with dedupe, EVALSHA <sha> 2 <stream> <dedupe key> <ttl> <n trim>
  * [trim] <the same fields> (EVAL <source> ... when eval_source). Every
  * argument goes with its length: binary-safe, so a BSON payload with NUL
@@ -94,12 +146,11 @@ static void trim_prepare(const redis_sink_t *s, trim_args_t *t) {
 static int append_command(redis_sink_t *s, const outbox_sink_event_t *ev, const trim_args_t *t,
                           int eval_source) {
     char created[24], ntrim[4];
-    size_t bytes = 0, argc = 0;
+    size_t argc = 0, bytes = 0;
 
-    for (size_t h = 0; h < ev->n_headers; h++) bytes += 3 + strlen(ev->headers[h].name);
     if (s->cfg.dedupe)
         bytes += strlen(s->cfg.dedupe_prefix) + strlen(ev->destination) + strlen(ev->id) + 2;
-    if (reserve(s, 24 + 2 * ev->n_headers, bytes) != 0) return -1;
+    if (redis_entry_reserve(s, ev, 12, bytes) != 0) return -1;
 
 #define ARG(str, len) (s->argv[argc] = (str), s->argvlen[argc] = (len), argc++)
 #define ARGZ(str) ARG((str), strlen(str))
@@ -122,40 +173,9 @@ static int append_command(redis_sink_t *s, const outbox_sink_event_t *ev, const 
         for (size_t i = 0; i < t->argc; i++) ARGZ(t->argv[i]);
         ARGZ("*");
     }
-    if (s->as_given) {
-        /* A format other than native (sink.h): the message's headers as
-         * fields, then its body as the field "payload"; nothing of ours. */
-        for (size_t h = 0; h < ev->n_headers; h++) {
-            ARGZ(ev->headers[h].name);
-            ARGZ(ev->headers[h].value);
-        }
-        ARGZ("payload");
-        ARG((const char *)ev->payload, ev->payload_len);
-        return redisAppendCommandArgv(s->c, (int)argc, s->argv, s->argvlen) == REDIS_OK ? 0 : -1;
-    }
-    ARGZ("id");
-    ARGZ(ev->id);
-    ARGZ("type");
-    ARGZ(ev->type);
-    /* A null key has no field at all, so that a reader can tell it from
-     * an empty key. */
-    if (ev->key != NULL) {
-        ARGZ("key");
-        ARGZ(ev->key);
-    }
-    snprintf(created, sizeof created, "%" PRId64, ev->created_ms);
-    ARGZ("created");
-    ARGZ(created);
-    ARGZ("payload");
-    ARG((const char *)ev->payload, ev->payload_len);
-    for (size_t h = 0; h < ev->n_headers; h++) {
-        int len = sprintf(scratch, "h:%s", ev->headers[h].name);
-        ARG(scratch, (size_t)len);
-        scratch += len + 1;
-        ARGZ(ev->headers[h].value);
-    }
 #undef ARGZ
 #undef ARG
+    argc = redis_entry_fields(s, ev, argc, &scratch, created);
     /* hiredis copies the arguments into its buffer now. */
     return redisAppendCommandArgv(s->c, (int)argc, s->argv, s->argvlen) == REDIS_OK ? 0 : -1;
 }

@@ -169,10 +169,10 @@ static void redis_close(void *state) {
 
 /* poll and flush stay NULL: every event is acked before publish returns.
  * Payloads are bytes to this sink (binary-safe), so JSON and BSON both. */
-OUTBOX_SINK_PLUGIN(.name = "redis", .version = "1.1.0",
+OUTBOX_SINK_PLUGIN(.name = "redis", .version = "1.2.0",
                    .description = "entries added to Redis Streams (XADD, pipelined; optional "
                                   "dedupe by event id)",
                    .options = redis_options, .open = redis_open, .publish = redis_publish,
-                   .close = redis_close, .check = redis_check, .stats = redis_stats,
+                   .recover = redis_recover, .close = redis_close, .check = redis_check, .stats = redis_stats,
                    .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON,
                    .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN)

@@ -8,6 +8,7 @@
  *   url.c          parsing the url (never printing what precedes its '@')
  *   connection.c   connecting, the handshake, reconnect backoff
  *   publish.c      publish: commands, pipelines, replies to acks, dedupe script
+ *   recover.c      recover: which events in doubt a stream's last entries hold
  *   stream_name.c  the rule for stream names made from event data
  */
 #ifndef OUTBOX_REDIS_SINK_H
@@ -130,6 +131,17 @@ int redis_script_load(redis_sink_t *s, char *errbuf, size_t errbuf_size);
 /* publish.c */
 extern const char redis_dedupe_script[];
 int redis_publish(void *state, const outbox_sink_event_t *events, size_t n, char *errbuf,
+                  size_t errbuf_size);
+/* The entry's fields of ev (the one layout publish writes and recover
+ * compares): room for them plus extra_argc arguments and extra_bytes of
+ * scratch (0, or -1 when out of memory); then the fields into s->argv from
+ * argc on, "h:<name>" bytes into *scratch, created's digits into created;
+ * returns the new argc. */
+int redis_entry_reserve(redis_sink_t *s, const outbox_sink_event_t *ev, size_t extra_argc, size_t extra_bytes);
+size_t redis_entry_fields(redis_sink_t *s, const outbox_sink_event_t *ev, size_t argc, char **scratch,
+                          char created[24]);
+/* recover.c */
+int redis_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held, char *errbuf,
                   size_t errbuf_size);
 
 /* stream_name.c */

@@ -7,8 +7,11 @@
  *    equal to the event as the outbox holds it;
  *  - redis-server killed (-9) and started again mid-stream: none missing,
  *    the sink reconnects by itself (duplicates counted and reported);
- *  - outboxd killed (-9) mid-stream, four times: with dedupe no entry is
- *    there twice; without, the duplicates are counted and reported;
+ *  - outboxd killed (-9) mid-stream, four times: with recover (the
+ *    default) no entry is there twice, nor with dedupe alone; with neither
+ *    (recover: false) the duplicates are counted and reported;
+ *  - outboxd killed (-9) ten times at random points while events are put
+ *    (crashlib.h): every event exactly once, in order per key;
  *  - a wrong address: outboxd keeps opening the sink, the log says why,
  *    and once the server is there nothing is missing;
  *  - a wrong password: the sink stops (open FATAL) with a message that
@@ -24,7 +27,7 @@
  * Without MongoDB or redis-server the tests skip, saying why (the --check
  * test needs neither).
  */
-#include "daemonlib.h"
+#include "crashlib.h"
 #include "ejson.h"
 #include "redis_testlib.h"
 
@@ -448,7 +451,7 @@ static long long script_calls(const test_redis_t *r) {
     return total;
 }
 
-static void kill_9_of_outboxd_duplicates_nothing_with_dedupe(void **state) {
+static void kill_9_of_outboxd_duplicates_nothing_with_recover_or_dedupe(void **state) {
     /* Not scaled down in the quick runs: with 1,000 events outboxd could
      * publish them all and checkpoint (idle) before the first kill landed,
      * and then no restart replayed anything (distcheck failed on "absorbed
@@ -463,15 +466,18 @@ static void kill_9_of_outboxd_duplicates_nothing_with_dedupe(void **state) {
     put_t put;
     put_orders(ob, 1, total, &put);
 
-    /* Two sinks on one outboxd, so both meet the same kills. A checkpoint
-     * every 2500 events (5 publish batches): a kill lands after events
-     * acked but not yet checkpointed, which the restart publishes again. */
+    /* Three sinks on one outboxd, so all meet the same kills: recover (the
+     * default), dedupe alone, neither. A checkpoint every 2500 events (5
+     * publish batches): a kill lands after events acked but not yet
+     * checkpointed, which the restart publishes again unless it finds them. */
     snprintf(sinks, sizeof sinks,
-             "  - name: dd\n    plugin: redis\n    route: \"dd\"\n"
+             "  - name: dd\n    plugin: redis\n    route: \"dd\"\n    recover: false\n"
              "    options:\n      url: \"%s\"\n      dedupe: true\n"
-             "  - name: nd\n    plugin: redis\n    route: \"nd\"\n"
+             "  - name: rc\n    plugin: redis\n    route: \"rc\"\n"
+             "    options:\n      url: \"%s\"\n"
+             "  - name: nd\n    plugin: redis\n    route: \"nd\"\n    recover: false\n"
              "    options:\n      url: \"%s\"\n",
-             r.url, r.url);
+             r.url, r.url, r.url);
     char *config = write_config(dir, ob, 2500, 60000, sinks);
     test_daemon_t d;
     for (int round = 1; round <= 4; round++) {
@@ -483,21 +489,65 @@ static void kill_9_of_outboxd_duplicates_nothing_with_dedupe(void **state) {
     daemon_start(&d, config, dir);
     assert_true(wait_for_last(&r, "dd", put.ids[total - 1], 90000));
     assert_true(wait_for_last(&r, "nd", put.ids[total - 1], 90000));
+    assert_true(wait_for_last(&r, "rc", put.ids[total - 1], 90000));
     assert_int_equal(daemon_stop(&d, SIGTERM), 0);
 
     int dd_dups = check_complete(&r, "dd", &put);
     int nd_dups = check_complete(&r, "nd", &put);
+    int rc_dups = check_complete(&r, "rc", &put);
     /* Each script call added an entry or found a duplicate. */
     long long absorbed = script_calls(&r) - (total + dd_dups);
-    print_message("# outboxd killed (-9) 4 times under load, %d events: with dedupe %d duplicate "
-                  "entries (%lld replayed events found already added); without dedupe %d "
-                  "duplicate entries\n",
-                  total, dd_dups, absorbed, nd_dups);
+    print_message("# outboxd killed (-9) 4 times under load, %d events: with recover %d duplicate "
+                  "entries; with dedupe alone %d (%lld replayed events found already added); with "
+                  "neither %d duplicate entries\n",
+                  total, rc_dups, dd_dups, absorbed, nd_dups);
+    assert_int_equal(rc_dups, 0);
     assert_int_equal(dd_dups, 0);
     /* Replays did happen: dedupe was put to the test. */
     assert_true(absorbed > 0);
     assert_true(nd_dups > 0);
     free(put.ids);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+    test_redis_stop(&r);
+}
+
+/* Exactly once across crashes (docs/recovery.md), without dedupe: ten
+ * kills at random points while events are put, read back with XRANGE. */
+static void kill_9_ten_times_publishes_each_event_once(void **state) {
+    test_redis_t r = {0};
+    test_redis_require();
+    outbox_t *ob = test_outbox("r_once");
+    test_redis_start(&r, NULL, NULL);
+    char *dir = test_tmpdir("ronce");
+    char sinks[1024];
+    snprintf(sinks, sizeof sinks, "  - name: once\n    plugin: redis\n    route: \"once\"\n"
+                                  "    options:\n      url: \"%s\"\n", r.url);
+    char *config = test_daemon_config_ha(dir, ob, sinks, "  enabled: false\n");
+    int total = test_scaled(20000) < 4000 ? 4000 : test_scaled(20000);
+    test_crash_t t = {.ob = ob, .config = config, .dir = dir, .sink_dir = "sinks/redis", .sink = "once",
+                      .total = total, .keys = 7, .kills = 10, .batch = 50, .pause_ms = 20};
+    long recovered = test_crash_run(&t);
+    redisContext *c = test_redis_connect(&r);
+    redisReply *all = test_redis_cmd(c, "XRANGE once - +");
+    int *got = calloc(all->elements + 1, sizeof *got);
+    for (size_t i = 0; i < all->elements; i++) {
+        size_t len;
+        const char *payload = test_redis_field(all->element[i], "payload", &len);
+        const char *p = payload ? strstr(payload, "\"ordernr\":") : NULL;
+        if (!p)
+            fail_msg("entry %zu of stream once has no payload with an ordernr", i + 1);
+        got[i] = atoi(p + strlen("\"ordernr\":"));
+    }
+    char what[200];
+    snprintf(what, sizeof what, "redis, kill -9 x10 (%ld events found at the destination by recovery)", recovered);
+    test_crash_check(what, got, all->elements, total, 7);
+    assert_true(recovered > 0);
+    free(got);
+    freeReplyObject(all);
+    redisFree(c);
     free(config);
     test_rmtree(dir);
     free(dir);
@@ -834,7 +884,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(fifty_thousand_events_in_order_with_every_field, teardown),
         cmocka_unit_test_teardown(redis_restart_mid_stream_loses_nothing, teardown),
-        cmocka_unit_test_teardown(kill_9_of_outboxd_duplicates_nothing_with_dedupe, teardown),
+        cmocka_unit_test_teardown(kill_9_of_outboxd_duplicates_nothing_with_recover_or_dedupe, teardown),
+        cmocka_unit_test_teardown(kill_9_ten_times_publishes_each_event_once, teardown),
         cmocka_unit_test_teardown(wrong_address_retries_until_the_server_is_there, teardown),
         cmocka_unit_test_teardown(wrong_password_stops_the_sink_and_says_why, teardown),
         cmocka_unit_test_teardown(wrong_type_goes_to_on_error, teardown),

@@ -1,0 +1,44 @@
+/*
+ * in_doubt.h - the events a sink's earlier run may already have published
+ * (the ones after its durable checkpoint, at most its in-doubt bound), and
+ * which of them the plugin's recover found at the destination
+ * (docs/recovery.md).
+ *
+ * The runner fills it once per activation, before its feeder starts; the
+ * feeder then looks up each event it takes until every listed one has
+ * passed (outboxd_in_doubt_take), so that the lookups cost nothing after
+ * the first few thousand events of an activation.
+ */
+#ifndef OUTBOXD_IN_DOUBT_H
+#define OUTBOXD_IN_DOUBT_H
+
+#include <mongoc/mongoc.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct outboxd_in_doubt outboxd_in_doubt_t;
+
+/* The list of n events by id with held[i] (the destination has it), in any
+ * order; ids are copied. NULL when out of memory. */
+outboxd_in_doubt_t *outboxd_in_doubt_new(const bson_oid_t *ids, const unsigned char *held, size_t n);
+
+/* Whether id is listed and not yet taken; *held then tells whether the
+ * destination has it. Each listed id is taken once: a second event with
+ * the same id (the log does not forbid one) is not in doubt. */
+bool outboxd_in_doubt_take(outboxd_in_doubt_t *d, const bson_oid_t *id, bool *held);
+
+/* Listed events not yet taken. */
+size_t outboxd_in_doubt_left(const outboxd_in_doubt_t *d);
+
+/* Accepts NULL. */
+void outboxd_in_doubt_free(outboxd_in_doubt_t *d);
+
+/* Where a recovery's read of the log ends: the _id of the newest document
+ * of db.coll now (a reverse natural-order read of one _id: cheap on
+ * MongoDB, a sort of the log on FerretDB). *found false for an empty log;
+ * *has_oid false when that _id is no ObjectId. False with errbuf when the
+ * server cannot be read. */
+bool outboxd_log_newest_id(mongoc_client_pool_t *pool, const char *db, const char *coll, bool *found,
+                           bool *has_oid, bson_oid_t *id, char *errbuf, size_t errbuf_size);
+
+#endif
