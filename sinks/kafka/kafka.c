@@ -48,6 +48,7 @@
 #include <outbox/sink.h>
 
 #include <librdkafka/rdkafka.h>
+#include "read_back.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -768,6 +769,19 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
 static int produce(kafka_sink_t *s, const outbox_sink_event_t *ev, char *errbuf,
                    size_t errbuf_size);
 
+/* recover (ABI 1.1; docs/recovery.md): read_back.c reads the topics' ends
+ * with a consumer made from the sink's own properties (brokers, TLS, SASL),
+ * within open_timeout_ms (at least 10 s). */
+static int kafka_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held,
+                         char *errbuf, size_t errbuf_size) {
+    kafka_sink_t *s = state;
+    kafka_config_t cfg;
+    rd_kafka_conf_t *conf = kafka_parse(s->host, &cfg, errbuf, errbuf_size);
+    if (conf == NULL) return OUTBOX_SINK_RETRY;
+    int timeout = cfg.open_timeout_ms > 10000 ? (int)cfg.open_timeout_ms : 10000;
+    return kafka_read_back(s->host, conf, events, n, !s->as_given, held, timeout, errbuf, errbuf_size);
+}
+
 /* What produce_one returns when it cannot take the event now: librdkafka's
  * queue is full, or a suspect must travel alone. publish_some stops there
  * with OK (outboxd polls, which serves delivery reports, then offers the
@@ -989,11 +1003,11 @@ static void kafka_stats(void *state, outbox_sink_stat_fn emit, void *ctx) {
          "fatal producer errors (the producer is recreated)");
 }
 
-OUTBOX_SINK_PLUGIN(.name = "kafka", .version = "1.1.0",
+OUTBOX_SINK_PLUGIN(.name = "kafka", .version = "1.2.0",
                    .description = "one Kafka message per event (librdkafka, idempotent producer)",
                    .options = kafka_options,
                    .payloads = OUTBOX_SINK_PAYLOAD_JSON | OUTBOX_SINK_PAYLOAD_BSON,
                    .check = kafka_check, .open = kafka_open, .publish_some = kafka_publish_some,
                    .poll = kafka_poll, .flush = kafka_flush, .close = kafka_close,
-                   .stats = kafka_stats, .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN,
+                   .stats = kafka_stats, .recover = kafka_recover, .messages = OUTBOX_SINK_MESSAGES_AS_GIVEN,
                    .cloudevents_binding = "kafka")

@@ -74,6 +74,8 @@ static void admin_wait(rd_kafka_t *rk, rd_kafka_queue_t *q, rd_kafka_event_type_
     } else {
         if (type == RD_KAFKA_EVENT_CREATETOPICS_RESULT)
             results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        else if (type == RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT)
+            results = rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &n);
         else
             results = rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
         for (size_t i = 0; i < n; i++) {
@@ -99,6 +101,28 @@ void kt_create_topic(const char *topic, int partitions, const char *max_message_
     admin_wait(rk, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "create topic", topic, 1);
     rd_kafka_NewTopic_destroy(nt);
     /* The controller has it; wait until the broker's metadata does too. */
+    int seen = 0;
+    for (int i = 0; i < 100 && seen != partitions; i++) {
+        seen = partition_count(rk, topic);
+        if (seen != partitions) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (seen != partitions) fail_msg("topic %s: metadata shows %d of %d partitions", topic, seen, partitions);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+}
+
+void kt_grow_topic(const char *topic, int partitions) {
+    char err[512];
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, rd_kafka_conf_new());
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new(topic, (size_t)partitions, err, sizeof err);
+    if (np == NULL) fail_msg("NewPartitions %s: %s", topic, err);
+    rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
+    admin_wait(rk, q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT, "grow topic", topic, 1);
+    rd_kafka_NewPartitions_destroy(np);
     int seen = 0;
     for (int i = 0; i < 100 && seen != partitions; i++) {
         seen = partition_count(rk, topic);

@@ -30,6 +30,10 @@ char *kt_topic_name(const char *label);
  * until the broker's metadata shows all partitions. Fails the test on error. */
 void kt_create_topic(const char *topic, int partitions, const char *max_message_bytes);
 
+/* Grows topic to partitions partitions; waits until the metadata shows
+ * them. Fails the test on error. */
+void kt_grow_topic(const char *topic, int partitions);
+
 /* Deletes topic; a failure is only reported. */
 void kt_delete_topic(const char *topic);
 

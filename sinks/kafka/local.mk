@@ -6,7 +6,7 @@
 # with "=", this one adds to it.
 if WITH_KAFKA
 sink_LTLIBRARIES += sinks/kafka/kafka.la
-sinks_kafka_kafka_la_SOURCES = sinks/kafka/kafka.c
+sinks_kafka_kafka_la_SOURCES = sinks/kafka/kafka.c sinks/kafka/read_back.h sinks/kafka/read_back.c
 sinks_kafka_kafka_la_CFLAGS = $(AM_CFLAGS) $(RDKAFKA_CFLAGS) -fvisibility=hidden
 sinks_kafka_kafka_la_LIBADD = $(RDKAFKA_LIBS)
 # $(AM_LDFLAGS) first, as per-target LDFLAGS replace it: it carries the
@@ -37,7 +37,7 @@ EXTRA_sinks_kafka_test_kafka_sink_DEPENDENCIES = sinks/kafka/kafka.la
 
 sinks_kafka_test_kafka_outboxd_SOURCES = sinks/kafka/test_kafka_outboxd.c \
 	sinks/kafka/kafka_testlib.c sinks/kafka/kafka_testlib.h \
-	tests/daemonlib.c tests/daemonlib.h
+	tests/daemonlib.c tests/daemonlib.h tests/crashlib.c tests/crashlib.h
 sinks_kafka_test_kafka_outboxd_CFLAGS = $(KAFKA_TEST_CFLAGS)
 sinks_kafka_test_kafka_outboxd_LDADD = $(KAFKA_TEST_LDADD)
 # outboxd, outboxctl and the module must exist before the test runs.
