@@ -94,6 +94,8 @@ typedef struct {
     outboxd_shared_event_t *se; /* a reference, owned: the event (se->ev), or a
                                  * malformed document (se->raw); its id */
     bool published;     /* handed to the plugin and not yet asked back */
+    bool unsettled;     /* handed to a plugin instance that closed before
+                         * it acked: maybe at the destination (recover_window) */
     enum slot_state state;
     char *error;        /* FATAL text from the plugin or why a document is
                          * malformed, owned, secrets scrubbed */
@@ -1113,10 +1115,15 @@ static void close_plugin(outboxd_sink_runner_t *r) {
     plugin_call(r, OUTBOXD_CALL_NONE);
     r->open = false;
     r->state = NULL;
-    /* Whatever was in flight was not delivered: publish it again. */
+    /* Whatever was in flight was not acked: publish it again (after a
+     * reopen, recover_window asks first which arrived). */
     pthread_mutex_lock(&r->lock);
-    for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
-        r->slots[seq % WINDOW].published = false;
+    for (uint64_t seq = r->head; seq < r->tail_seq; seq++) {
+        slot_t *s = &r->slots[seq % WINDOW];
+        if (s->published && s->state == SLOT_PENDING)
+            s->unsettled = true;
+        s->published = false;
+    }
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -1222,16 +1229,74 @@ static int recover_once(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_si
     return rc;
 }
 
-/* Before anything is published in an activation: recover_once until it
+/* After the plugin was reopened (a FATAL publish): the events of the
+ * window the closed instance took and never acked may have arrived; the
+ * new instance's recover says which, and those are done. */
+static int recover_unsettled(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_size) {
+    outbox_sink_event_t *events = calloc(WINDOW, sizeof *events);
+    uint64_t *seqs = calloc(WINDOW, sizeof *seqs);
+    unsigned char *held = calloc(WINDOW, 1);
+    if (!events || !seqs || !held)
+        abort();
+    size_t n = 0;
+    /* Only this thread builds, offers and retires slots: what it reads of
+     * them here stays put; acks of the closed instance can come no more. */
+    pthread_mutex_lock(&r->lock);
+    for (uint64_t seq = r->head; seq < r->tail_seq; seq++) {
+        slot_t *s = &r->slots[seq % WINDOW];
+        if (s->unsettled && s->built && s->state == SLOT_PENDING && !s->published) {
+            events[n] = s->out;
+            events[n].seq = n;
+            seqs[n++] = seq;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    errbuf[0] = '\0';
+    int rc = OUTBOX_SINK_OK;
+    if (n > 0) {
+        plugin_call(r, OUTBOXD_CALL_RECOVER);
+        rc = r->p.plugin->recover(r->state, events, n, held, errbuf, errbuf_size);
+        plugin_call(r, OUTBOXD_CALL_NONE);
+        errbuf[errbuf_size - 1] = '\0';
+        outboxd_secrets_scrub(errbuf, errbuf_size);
+    }
+    if (rc == OUTBOX_SINK_OK) {
+        size_t found = 0;
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < n; i++) {
+            slot_t *s = &r->slots[seqs[i] % WINDOW];
+            if (held[i] && s->state == SLOT_PENDING) {
+                s->state = SLOT_DONE;
+                found++;
+            }
+        }
+        for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
+            r->slots[seq % WINDOW].unsettled = false;
+        r->n_recovered += (int64_t)found;
+        r->changes++;
+        pthread_mutex_unlock(&r->lock);
+        COUNT(r, recovered, (long long)found);
+        COUNT(r, recoveries, 1);
+        if (n > 0)
+            LOG_INFO("%srecovered: %zu of the %zu events the closed instance had not acked are at the destination "
+                     "already and are not published again", r->prefix, found, n);
+    }
+    free(events);
+    free(seqs);
+    free(held);
+    return rc;
+}
+
+/* Runs a recovery (once: recover_once or recover_unsettled) until it
  * succeeds (nothing is published meanwhile), with backoff. False when the
  * activation ends first (a stop, the lease gone or wanted elsewhere). */
-static bool recover_in_doubt(outboxd_sink_runner_t *r) {
+static bool recover_with_retry(outboxd_sink_runner_t *r, int (*once)(outboxd_sink_runner_t *, char *, size_t)) {
     char errbuf[1024];
     int64_t backoff = BACKOFF_MIN_MS;
     repeat_t rep = {.attempts = 0};
     while (!atomic_load(r->p.stop) && holding(r) &&
            !(r->term >= 0 && outboxd_lease_handover_wanted(r->p.lease, r->term))) {
-        int rc = recover_once(r, errbuf, sizeof errbuf);
+        int rc = once(r, errbuf, sizeof errbuf);
         if (rc == OUTBOX_SINK_OK)
             return true;
         set_state(r, OUTBOXD_SINK_RETRYING);
@@ -1873,7 +1938,7 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
      * feeder takes anything. (Ended first by a stop or a loss: the loop
      * below sees it.) */
     bool recovered = !r->recovering || atomic_load(&r->stopped) || place.kind == OUTBOXD_PLACE_STOPPED ||
-                     !r->open || recover_in_doubt(r);
+                     !r->open || recover_with_retry(r, recover_once);
     if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && r->open && recovered) {
         if (r->recovering)
             set_state(r, OUTBOXD_SINK_RUNNING);
@@ -1929,6 +1994,8 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
             nap(r, retry_backoff);
             retry_backoff = next_backoff(retry_backoff);
             if (!open_plugin(r))
+                continue;
+            if (r->recovering && !recover_with_retry(r, recover_unsettled))
                 continue;
         } else {
             retry_backoff = BACKOFF_MIN_MS;

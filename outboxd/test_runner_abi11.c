@@ -226,6 +226,41 @@ static void publish_some_taking_more_than_offered_is_a_logged_fatal_and_nothing_
     test_outbox_drop(ob);
 }
 
+/* ---- recover after a reopen ------------------------------------------------ */
+
+/* Every publish takes the events and then fails FATAL, unacked (the
+ * connection broke after they went out): outboxd reopens the plugin and,
+ * before offering them again, asks the new instance's recover which
+ * arrived: each event is delivered once, and the sink moves on. */
+static void events_taken_before_a_fatal_are_recovered_after_the_reopen_not_sent_twice(void **state) {
+    (void)state;
+    enum { N = 30 };
+    static char ids[N][25];
+    const char *types[N], *keys[N];
+    outbox_t *ob = test_outbox("rb_reopen");
+    char *dir = test_tmpdir("rb-reopen"), path[700];
+    snprintf(path, sizeof path, "%s/record.txt", dir);
+    for (int i = 0; i < N; i++)
+        types[i] = "order.created", keys[i] = "k";
+    put_events(ob, N, types, keys, ids);
+    test_daemon_t d;
+    start_probe(&d, dir, ob, "orders.{type}", "", "      fatal_after_take: true\n      recover: true\n");
+    wait_checkpoint(ob, ids[N - 1]);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    record_t rec;
+    record_read(path, &rec);
+    assert_int_equal(rec.n, N); /* once each, in log order */
+    for (int i = 0; i < N; i++)
+        assert_string_equal(rec.ids[i], ids[i]);
+    record_free(&rec);
+    char *log = test_read_file(d.log);
+    assert_non_null(strstr(log, "events the closed instance had not acked are at the destination already"));
+    free(log);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 /* ---- destinations ---------------------------------------------------------- */
 
 static void null_key_under_route_key_is_dead_lettered_by_outboxd_never_an_empty_destination(void **state) {
@@ -459,6 +494,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(publish_some_taking_three_at_a_time_delivers_each_event_once_in_order),
         cmocka_unit_test(publish_some_taking_more_than_offered_is_a_logged_fatal_and_nothing_is_lost),
+        cmocka_unit_test(events_taken_before_a_fatal_are_recovered_after_the_reopen_not_sent_twice),
         cmocka_unit_test(null_key_under_route_key_is_dead_lettered_by_outboxd_never_an_empty_destination),
         cmocka_unit_test(route_with_eight_placeholders_and_200_byte_types_and_keys_expands_exactly),
         cmocka_unit_test(plugin_stats_reach_checkpoint_and_outboxctl_status_bad_name_logged_once),

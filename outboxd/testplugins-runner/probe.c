@@ -15,6 +15,11 @@
  * events_taken and stats_calls, and with `bad_stat: true` also a figure
  * whose name breaks the rule (outboxd drops it, saying so once). With
  * `overtake: true` publish_some claims one event more than it was given.
+ * With `fatal_after_take: true` publish_some records and takes what it is
+ * given, acks none of it and returns FATAL (a connection that broke after
+ * the events went out). With `recover: true` its recover (ABI 1.1) marks
+ * held the events the out file records as taken, by any instance
+ * ("recover N HELD" is recorded); without, it marks none.
  *
  * Options are read through host->options_fill into probe_config_t (through
  * host->option on a host without it).
@@ -31,6 +36,8 @@ typedef struct {
     int stats;
     int bad_stat;
     int overtake;
+    int fatal_after_take;
+    int recover;
 } probe_config_t;
 
 static const outbox_sink_option_t probe_options[] = {
@@ -46,6 +53,12 @@ static const outbox_sink_option_t probe_options[] = {
     {.key = "overtake", .type = OUTBOX_SINK_OPT_BOOL, .default_value = "false",
      OUTBOX_SINK_OPTION_AT(probe_config_t, overtake),
      .help = "publish_some says it took one event more than it was given (a plugin bug), and acks none"},
+    {.key = "fatal_after_take", .type = OUTBOX_SINK_OPT_BOOL, .default_value = "false",
+     OUTBOX_SINK_OPTION_AT(probe_config_t, fatal_after_take),
+     .help = "publish_some takes and records the events, acks none, and returns FATAL"},
+    {.key = "recover", .type = OUTBOX_SINK_OPT_BOOL, .default_value = "false",
+     OUTBOX_SINK_OPTION_AT(probe_config_t, recover),
+     .help = "recover marks held the events the out file records"},
     OUTBOX_SINK_OPTION_END,
 };
 
@@ -74,6 +87,8 @@ static int probe_open(const outbox_sink_host_t *host, void **state, char *errbuf
         p->conf.stats = (v = host->option(host->ctx, "stats")) && !strcmp(v, "true");
         p->conf.bad_stat = (v = host->option(host->ctx, "bad_stat")) && !strcmp(v, "true");
         p->conf.overtake = (v = host->option(host->ctx, "overtake")) && !strcmp(v, "true");
+        p->conf.fatal_after_take = (v = host->option(host->ctx, "fatal_after_take")) && !strcmp(v, "true");
+        p->conf.recover = (v = host->option(host->ctx, "recover")) && !strcmp(v, "true");
     }
     if (!p->conf.out || !(p->out = fopen(p->conf.out, "a"))) {
         snprintf(errbuf, errbuf_size, "out: cannot open %s", p->conf.out ? p->conf.out : "(none)");
@@ -129,6 +144,14 @@ static int probe_publish_some(void *state, const outbox_sink_event_t *events, si
         *taken = n + 1;
         return OUTBOX_SINK_OK;
     }
+    if (p->conf.fatal_after_take) {
+        for (size_t i = 0; i < n; i++)
+            record(p, &events[i]);
+        fflush(p->out);
+        *taken = n;
+        snprintf(errbuf, errbuf_size, "probe: fatal_after_take");
+        return OUTBOX_SINK_FATAL;
+    }
     size_t k = n;
     if (p->cap)
         k = p->cap - p->n_inflight < n ? p->cap - p->n_inflight : n;
@@ -170,6 +193,34 @@ static void probe_stats(void *state, outbox_sink_stat_fn emit, void *emit_ctx) {
     fflush(p->out);
 }
 
+static int probe_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held,
+                         char *errbuf, size_t errbuf_size) {
+    probe_t *p = state;
+    size_t found = 0;
+    if (p->conf.recover) {
+        FILE *f = fopen(p->conf.out, "r");
+        if (!f) {
+            snprintf(errbuf, errbuf_size, "probe: cannot read %s back", p->conf.out);
+            return OUTBOX_SINK_RETRY;
+        }
+        char line[1200];
+        while (fgets(line, sizeof line, f)) {
+            char id[25];
+            if (sscanf(line, "event %24s", id) != 1)
+                continue;
+            for (size_t i = 0; i < n; i++)
+                if (!held[i] && !strcmp(events[i].id, id)) {
+                    held[i] = 1;
+                    found++;
+                }
+        }
+        fclose(f);
+    }
+    fprintf(p->out, "recover %zu %zu\n", n, found);
+    fflush(p->out);
+    return OUTBOX_SINK_OK;
+}
+
 static void probe_close(void *state) {
     probe_t *p = state;
     fclose(p->out);
@@ -180,4 +231,4 @@ static void probe_close(void *state) {
 OUTBOX_SINK_PLUGIN(.name = "probe", .version = "1", .description = "records what the sink runner hands it",
                    .options = probe_options, .open = probe_open, .publish = probe_publish,
                    .poll = probe_poll, .flush = probe_flush, .close = probe_close,
-                   .publish_some = probe_publish_some, .stats = probe_stats)
+                   .publish_some = probe_publish_some, .stats = probe_stats, .recover = probe_recover)
