@@ -62,7 +62,10 @@ typedef struct {
 } conformance_t;
 
 /* The checks, in plan order; each prints the TAP lines it counts. */
-#define CONFORMANCE_PLAN 16
+#define CONFORMANCE_PLAN 17
+/* Events at the end of the run's set that nothing publishes: recover must
+ * not find them (check 17). */
+#define CONFORMANCE_NEVER_PUBLISHED 16
 void check_load(conformance_t *c);       /* 1 line: loads as outboxd loads it */
 void check_options(conformance_t *c);    /* 1: the option table */
 void check_config(conformance_t *c);     /* 1: check accepts the options */
@@ -72,6 +75,7 @@ void check_flush(conformance_t *c);      /* 1: flush waits for acks, within its 
 void check_poll(conformance_t *c);       /* 1: poll within its timeout */
 void check_acks(conformance_t *c);       /* 2: exactly one ack each; acks OK */
 void check_stats(conformance_t *c);      /* 1: stats names and kinds */
+void check_recover(conformance_t *c);    /* 1: recover finds the published events, and only those */
 void check_close(conformance_t *c);      /* 2: close in time with events in flight; no ack after */
 void check_rules(conformance_t *c);      /* 3: no unknown acks; given-back events stay unacked; statuses */
 void check_secrets(conformance_t *c);    /* 1: no secret in the plugin's log */

@@ -7,7 +7,7 @@ conformance_outbox_sink_conformance_SOURCES = \
 	conformance/outbox-sink-conformance.c conformance/conformance.h \
 	conformance/args.c conformance/tap.c conformance/events.c \
 	conformance/check_load.c conformance/check_config.c conformance/publish.c \
-	conformance/acks.c conformance/stats.c conformance/close.c conformance/rules.c
+	conformance/acks.c conformance/stats.c conformance/recover.c conformance/close.c conformance/rules.c
 conformance_outbox_sink_conformance_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) -I$(top_srcdir)/tests
 conformance_outbox_sink_conformance_CFLAGS = $(AM_CFLAGS) $(MONGOC_CFLAGS)
 conformance_outbox_sink_conformance_LDADD = $(SINKHOST_LIBS) liboutbox/liboutbox.la $(MONGOC_LIBS) -lm
@@ -24,7 +24,8 @@ CONFORMANCE_TESTPLUGINS = \
 	conformance/testplugins/double_ack.la \
 	conformance/testplugins/missing_ack.la \
 	conformance/testplugins/ack_after_close.la \
-	conformance/testplugins/flush_early.la
+	conformance/testplugins/flush_early.la \
+	conformance/testplugins/recover_all.la
 check_LTLIBRARIES += $(CONFORMANCE_TESTPLUGINS)
 conformance_testplugins_async_la_SOURCES = conformance/testplugins/brokenplugin.c
 conformance_testplugins_async_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_ASYNC
@@ -41,6 +42,9 @@ conformance_testplugins_ack_after_close_la_LDFLAGS = $(CONFORMANCE_TESTPLUGIN_LD
 conformance_testplugins_flush_early_la_SOURCES = conformance/testplugins/brokenplugin.c
 conformance_testplugins_flush_early_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_FLUSH_EARLY
 conformance_testplugins_flush_early_la_LDFLAGS = $(CONFORMANCE_TESTPLUGIN_LDFLAGS)
+conformance_testplugins_recover_all_la_SOURCES = conformance/testplugins/brokenplugin.c
+conformance_testplugins_recover_all_la_CPPFLAGS = $(AM_CPPFLAGS) -DVARIANT_RECOVER_ALL
+conformance_testplugins_recover_all_la_LDFLAGS = $(CONFORMANCE_TESTPLUGIN_LDFLAGS)
 
 # The tool on each of them and on the file sink (a shell test printing TAP;
 # `make check` builds the tool and the sinks first, as part of all).

@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     check_load(&c);
     if (c.host) {
         c.n_main = c.args.n_events;
-        c.events = conformance_events_new(c.host, c.args.payload, c.n_main + 64);
+        c.events = conformance_events_new(c.host, c.args.payload, c.n_main + 64 + CONFORMANCE_NEVER_PUBLISHED);
         if (!conformance_events_at(c.events, 0)->destination[0]) {
             fprintf(stderr, "outbox-sink-conformance: --route \"%s\" expands to an empty destination\n",
                     c.args.route);
@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
     check_poll(&c);
     check_acks(&c);
     check_stats(&c);
+    check_recover(&c);
     check_close(&c);
     check_rules(&c);
     check_secrets(&c);

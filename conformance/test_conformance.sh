@@ -13,7 +13,7 @@ tool="$builddir/conformance/outbox-sink-conformance"
 plugins="$builddir/conformance/testplugins/.libs"
 tmp=$(mktemp -d /tmp/outbox-conformance-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-echo "1..8"
+echo "1..9"
 
 run() {
   if [ -n "${OUTBOX_TEST_VALGRIND:-}" ]; then
@@ -44,9 +44,9 @@ case_() {
   fi
 }
 
-case_ "a correct plugin that acks from its own thread passes" 0 "" "^# 0 of 16 checks failed" \
+case_ "a correct plugin that acks from its own thread passes" 0 "" "^# 0 of 17 checks failed" \
   -- "$plugins/async.so" --events 300
-case_ "the file sink, the reference plugin, passes" 0 "" "^# 0 of 16 checks failed" \
+case_ "the file sink, the reference plugin, passes" 0 "" "^# 0 of 17 checks failed" \
   -- "$builddir/sinks/file/.libs/file.so" --route "$tmp/sink/{type}.jsonl"
 case_ "double ack: fails 'exactly one ack', naming the event acked twice" 1 "8" \
   "^not ok 8 - every published event gets exactly one ack # event 1 acked twice: OK, then OK" \
@@ -55,9 +55,12 @@ case_ "double ack: fails 'exactly one ack', naming the event acked twice" 1 "8" 
 case_ "missing ack: fails 'exactly one ack', naming the events without one" 1 "6 8" \
   "^not ok 8 - every published event gets exactly one ack # 33 of 100 events got no ack .*events 3, 6, 9" \
   -- "$plugins/missing_ack.so" --timeout 1000
-case_ "ack after close: fails 'no ack after close', naming the event" 1 "12" \
-  "^not ok 12 - no ack arrives after close returned # event [0-9]+ acked OK after close returned" \
+case_ "ack after close: fails 'no ack after close', naming the event" 1 "13" \
+  "^not ok 13 - no ack arrives after close returned # event [0-9]+ acked OK after close returned" \
   -- "$plugins/ack_after_close.so"
+case_ "recover that finds everything: fails 'recover finds ... only those', naming an unpublished event" 1 "11" \
+  "^not ok 11 - recover finds the published events at the destination, and only those # 16 of 16 events never published were marked held" \
+  -- "$plugins/recover_all.so"
 case_ "flush that returns OK early: fails the flush rule, counting the unacked events" 1 "6" \
   "^not ok 6 - flush returns OK only when no ack is outstanding, within its timeout # flush returned OK with [0-9]+ events unacked" \
   -- "$plugins/flush_early.so"

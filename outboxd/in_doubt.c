@@ -71,31 +71,101 @@ void outboxd_in_doubt_free(outboxd_in_doubt_t *d) {
     free(d);
 }
 
-bool outboxd_log_newest_id(mongoc_client_pool_t *pool, const char *db, const char *coll, bool *found,
-                           bool *has_oid, bson_oid_t *id, char *errbuf, size_t errbuf_size) {
-    *found = *has_oid = false;
+typedef struct {
+    bson_oid_t id;
+    bson_t *doc; /* the fetched copy; NULL until (or unless) fetched */
+} fetched_t;
+
+static int fetched_by_id(const void *a, const void *b) {
+    return memcmp(((const fetched_t *)a)->id.bytes, ((const fetched_t *)b)->id.bytes, sizeof(bson_oid_t));
+}
+
+bool outboxd_in_doubt_read(mongoc_client_pool_t *pool, const char *db, const char *coll, const bson_oid_t *after,
+                           size_t cap, void (*fn)(void *ctx, const bson_t *doc), void *ctx, size_t *docs, bool *gap,
+                           char *errbuf, size_t errbuf_size) {
+    *docs = 0;
+    *gap = false;
     mongoc_client_t *client = mongoc_client_pool_pop(pool);
     mongoc_collection_t *c = mongoc_client_get_collection(client, db, coll);
-    bson_t *filter = bson_new();
-    bson_t *opts = BCON_NEW("sort", "{", "$natural", BCON_INT32(-1), "}", "limit", BCON_INT64(1), "projection", "{",
-                            "_id", BCON_INT32(1), "}");
-    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(c, filter, opts, NULL);
-    const bson_t *doc;
+    bson_oid_t *order = calloc(cap ? cap : 1, sizeof *order); /* the ObjectIds, in log order */
+    fetched_t *byid = calloc(cap ? cap : 1, sizeof *byid);
+    if (!order || !byid)
+        abort();
+    size_t n = 0;
     bson_error_t berr;
-    if (mongoc_cursor_next(cursor, &doc)) {
+    bool ok = true;
+
+    /* The walk: _ids in natural order, to after, then up to cap more. */
+    bson_t *filter = bson_new();
+    bson_t *opts = BCON_NEW("projection", "{", "_id", BCON_INT32(1), "}", "sort", "{", "$natural", BCON_INT32(1), "}",
+                            "batchSize", BCON_INT32(100000));
+    mongoc_cursor_t *cursor = mongoc_collection_find_with_opts(c, filter, opts, NULL);
+    bool past = after == NULL;
+    const bson_t *doc;
+    while (*docs < cap && mongoc_cursor_next(cursor, &doc)) {
         bson_iter_t it;
-        *found = true;
-        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_OID(&it)) {
-            *has_oid = true;
-            bson_oid_copy(bson_iter_oid(&it), id);
+        bool has_oid = bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_OID(&it);
+        if (!past) {
+            past = has_oid && bson_oid_equal(bson_iter_oid(&it), after);
+            continue;
         }
+        (*docs)++;
+        if (has_oid)
+            bson_oid_copy(bson_iter_oid(&it), &order[n++]);
     }
-    bool ok = !mongoc_cursor_error(cursor, &berr);
-    if (!ok)
-        snprintf(errbuf, errbuf_size, "reading the newest document of %s.%s: %s", db, coll, berr.message);
+    if (mongoc_cursor_error(cursor, &berr)) {
+        snprintf(errbuf, errbuf_size, "walking %s.%s: %s", db, coll, berr.message);
+        ok = false;
+    }
     mongoc_cursor_destroy(cursor);
     bson_destroy(opts);
     bson_destroy(filter);
+    *gap = ok && !past;
+
+    /* The documents, by _id, in one query; put back into log order. */
+    if (ok && n > 0) {
+        bson_t q = BSON_INITIALIZER, in, arr;
+        BSON_APPEND_DOCUMENT_BEGIN(&q, "_id", &in);
+        BSON_APPEND_ARRAY_BEGIN(&in, "$in", &arr);
+        for (size_t i = 0; i < n; i++) {
+            char key[16];
+            const char *k;
+            bson_uint32_to_string((uint32_t)i, &k, key, sizeof key);
+            BSON_APPEND_OID(&arr, k, &order[i]);
+            bson_oid_copy(&order[i], &byid[i].id);
+        }
+        bson_append_array_end(&in, &arr);
+        bson_append_document_end(&q, &in);
+        qsort(byid, n, sizeof *byid, fetched_by_id);
+        cursor = mongoc_collection_find_with_opts(c, &q, NULL, NULL);
+        while (mongoc_cursor_next(cursor, &doc)) {
+            bson_iter_t it;
+            if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_OID(&it))
+                continue;
+            fetched_t key;
+            bson_oid_copy(bson_iter_oid(&it), &key.id);
+            fetched_t *f = bsearch(&key, byid, n, sizeof *byid, fetched_by_id);
+            if (f && !f->doc)
+                f->doc = bson_copy(doc);
+        }
+        if (mongoc_cursor_error(cursor, &berr)) {
+            snprintf(errbuf, errbuf_size, "reading the events in doubt from %s.%s: %s", db, coll, berr.message);
+            ok = false;
+        }
+        mongoc_cursor_destroy(cursor);
+        bson_destroy(&q);
+        for (size_t i = 0; ok && i < n; i++) {
+            fetched_t key;
+            bson_oid_copy(&order[i], &key.id);
+            fetched_t *f = bsearch(&key, byid, n, sizeof *byid, fetched_by_id);
+            if (f && f->doc)
+                fn(ctx, f->doc);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        bson_destroy(byid[i].doc);
+    free(byid);
+    free(order);
     mongoc_collection_destroy(c);
     mongoc_client_pool_push(pool, client);
     return ok;

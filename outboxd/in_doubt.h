@@ -33,12 +33,19 @@ size_t outboxd_in_doubt_left(const outboxd_in_doubt_t *d);
 /* Accepts NULL. */
 void outboxd_in_doubt_free(outboxd_in_doubt_t *d);
 
-/* Where a recovery's read of the log ends: the _id of the newest document
- * of db.coll now (a reverse natural-order read of one _id: cheap on
- * MongoDB, a sort of the log on FerretDB). *found false for an empty log;
- * *has_oid false when that _id is no ObjectId. False with errbuf when the
- * server cannot be read. */
-bool outboxd_log_newest_id(mongoc_client_pool_t *pool, const char *db, const char *coll, bool *found,
-                           bool *has_oid, bson_oid_t *id, char *errbuf, size_t errbuf_size);
+/* The documents of db.coll after the one with _id after (from the oldest
+ * when after is NULL), in natural order, at most cap of them, as the log
+ * holds them now: one walk of the log's _ids (a projection, as liboutbox's
+ * tail walks it when it opens a cursor; no sort, no count: FerretDB sorts
+ * or scans the whole collection for either, 8-10 s for 100,000 documents),
+ * then those documents by _id. fn(ctx, doc) is called for each in log
+ * order; *docs is how many documents the walk found after `after`
+ * (documents without an ObjectId _id included: no envelope, never
+ * published, not fetched). A document overwritten between the walk and the
+ * fetch is left out (the sink meets that gap itself). *gap: `after` is not
+ * in the log. False with errbuf when the server cannot be read. */
+bool outboxd_in_doubt_read(mongoc_client_pool_t *pool, const char *db, const char *coll, const bson_oid_t *after,
+                           size_t cap, void (*fn)(void *ctx, const bson_t *doc), void *ctx, size_t *docs, bool *gap,
+                           char *errbuf, size_t errbuf_size);
 
 #endif

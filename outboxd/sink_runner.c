@@ -76,6 +76,8 @@
                               * struggling server) */
 #define STATS_EVERY_MS 1000  /* the plugin's stats callback, at most this often */
 #define BAD_STATS_KEPT 64    /* bad stat names remembered, each logged once */
+#define IN_DOUBT_MAX 100000  /* the most documents published past the durable
+                              * checkpoint (docs/recovery.md) */
 
 /* SLOT_MALFORMED: a document of the log that is not an envelope (liboutbox's
  * parser said why); never published, settled by on_error like a FATAL.
@@ -1134,75 +1136,75 @@ static bool has_recover(const outbox_sink_plugin_t *p) {
     return OUTBOXD_PLUGIN_HAS(p, recover) && p->recover;
 }
 
+/* What recover_once gathers from the log: the events in doubt, built. */
+typedef struct {
+    outboxd_sink_runner_t *r;
+    slot_t *slots;
+    outbox_sink_event_t *events;
+    bson_oid_t *ids;
+    size_t n, cap;
+} gathered_t;
+
+/* One document in doubt (outboxd_in_doubt_read's fn): an event the sink
+ * would publish is built as the plugin gets it; the rest are never
+ * published (no envelope, a type not selected, failed by outboxd). */
+static void gather(void *ctx, const bson_t *doc) {
+    gathered_t *g = ctx;
+    outboxd_sink_runner_t *r = g->r;
+    outbox_error_t err;
+    outbox_event_t *ev = outbox_event_parse(doc, &err);
+    if (!ev || g->n == g->cap)
+        goto out;
+    if (!type_selected(r->p.sink, outbox_event_type(ev)))
+        goto out;
+    slot_t *s = &g->slots[g->n];
+    s->se = outboxd_shared_event_new(ev, r->format);
+    own_payload(r, s->se, &s->own_payload, &s->own_len, &s->payload_failed);
+    size_t dsize = destination_size(r, outbox_event_type(ev), outbox_event_key(ev));
+    if (s->payload_failed || dsize == 1 || !s->se->has_id) {
+        slot_free(r, s, false);
+        goto out;
+    }
+    build_event(r, s, dsize);
+    g->events[g->n] = s->out;
+    g->events[g->n].seq = g->n;
+    bson_oid_copy(&s->se->id, &g->ids[g->n]);
+    g->n++;
+out:
+    outbox_event_destroy(ev);
+}
+
 /* One recovery: reads from the log the documents after the checkpoint that
- * an earlier run may have published (at most in_doubt_max), builds the
- * events among them as the plugin gets them, and asks its recover which
- * the destination holds; on OK leaves the answer in r->in_doubt. Returns
- * the plugin's status, RETRY with errbuf when the log cannot be read. */
+ * an earlier run may have published (at most in_doubt_max, no further than
+ * the log's end now: a run that died before cannot have published one put
+ * later), builds the events among them as the plugin gets them, and asks
+ * its recover which the destination holds; on OK leaves the answer in
+ * r->in_doubt. Returns the plugin's status, RETRY with errbuf when the log
+ * cannot be read. */
 static int recover_once(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_size) {
     int64_t started = outboxd_mono_ms();
     errbuf[0] = '\0';
-    /* The read ends at the newest document the log holds now: an earlier
-     * run (gone by now) cannot have published one put later, and reading
-     * on would read new events at the pace they are put. */
-    bool found, has_oid;
-    bson_oid_t newest;
-    if (!outboxd_log_newest_id(r->p.pool, r->p.conf->database, r->p.conf->outbox, &found, &has_oid, &newest, errbuf,
-                               errbuf_size))
-        return OUTBOX_SINK_RETRY;
-    outbox_error_t err;
-    outbox_tail_t *tail = r->cp.has_last ? outbox_tail_new(r->p.outbox, OUTBOX_TAIL_AFTER, &r->cp.last_id, &err)
-                                         : outbox_tail_new(r->p.outbox, OUTBOX_TAIL_FROM_START, NULL, &err);
     size_t cap = (size_t)r->in_doubt_max;
-    slot_t *slots = calloc(cap, sizeof *slots);
-    outbox_sink_event_t *events = calloc(cap, sizeof *events);
-    bson_oid_t *ids = calloc(cap, sizeof *ids);
+    gathered_t g = {.r = r, .cap = cap};
+    g.slots = calloc(cap, sizeof *g.slots);
+    g.events = calloc(cap, sizeof *g.events);
+    g.ids = calloc(cap, sizeof *g.ids);
     unsigned char *held = calloc(cap, 1);
-    if (!tail || !slots || !events || !ids || !held)
-        abort(); /* out of memory (the tail's arguments are valid) */
-    size_t n = 0, docs = 0;
+    if (!g.slots || !g.events || !g.ids || !held)
+        abort();
+    size_t docs = 0;
+    bool gap = false;
     int rc = OUTBOX_SINK_OK;
-    bool at_end = !found || (has_oid && r->cp.has_last && bson_oid_equal(&newest, &r->cp.last_id));
-    while (docs < cap && !at_end) {
-        const outbox_event_t *ev;
-        /* (Without an ObjectId to stop at, the read ends when nothing new
-         * comes at once.) */
-        outbox_code_t got = outbox_tail_next(tail, has_oid ? READ_WAIT_MS : 0, &ev, &err);
-        /* Nothing more in the log; or a gap, which the feeder meets next
-         * and on_gap settles; or a document that is no event (never
-         * published). */
-        if (got == OUTBOX_ERR_TIMED_OUT || got == OUTBOX_ERR_GAP)
-            break;
-        docs++;
-        if (got == OUTBOX_ERR_MALFORMED)
-            continue;
-        if (got != OUTBOX_OK) {
-            snprintf(errbuf, errbuf_size, "reading the events in doubt from the log: %s", err.message);
-            rc = OUTBOX_SINK_RETRY;
-            break;
-        }
-        at_end = has_oid && bson_oid_equal(outbox_event_id(ev), &newest);
-        if (!type_selected(r->p.sink, outbox_event_type(ev)))
-            continue;
-        slot_t *s = &slots[n];
-        s->se = outboxd_shared_event_new(ev, r->format);
-        own_payload(r, s->se, &s->own_payload, &s->own_len, &s->payload_failed);
-        size_t dsize = destination_size(r, outbox_event_type(ev), outbox_event_key(ev));
-        if (s->payload_failed || dsize == 1 || !s->se->has_id) {
-            slot_free(r, s, false); /* never published: failed by outboxd itself */
-            continue;
-        }
-        build_event(r, s, dsize);
-        events[n] = s->out;
-        events[n].seq = n;
-        bson_oid_copy(&s->se->id, &ids[n]);
-        n++;
-    }
-    outbox_tail_destroy(tail);
+    /* (A gap: the feeder meets it next, and on_gap settles it.) */
+    if (!outboxd_in_doubt_read(r->p.pool, r->p.conf->database, r->p.conf->outbox,
+                               r->cp.has_last ? &r->cp.last_id : NULL, cap, gather, &g, &docs, &gap, errbuf,
+                               errbuf_size))
+        rc = OUTBOX_SINK_RETRY;
     int64_t read_ms = outboxd_mono_ms() - started;
+    size_t n = g.n;
     if (rc == OUTBOX_SINK_OK && n > 0) {
         plugin_call(r, OUTBOXD_CALL_RECOVER);
-        rc = r->p.plugin->recover(r->state, events, n, held, errbuf, errbuf_size);
+        rc = r->p.plugin->recover(r->state, g.events, n, held, errbuf, errbuf_size);
         plugin_call(r, OUTBOXD_CALL_NONE);
         errbuf[errbuf_size - 1] = '\0';
         outboxd_secrets_scrub(errbuf, errbuf_size);
@@ -1211,7 +1213,7 @@ static int recover_once(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_si
         size_t at_destination = 0;
         for (size_t i = 0; i < n; i++)
             at_destination += held[i] != 0;
-        r->in_doubt = outboxd_in_doubt_new(ids, held, n);
+        r->in_doubt = outboxd_in_doubt_new(g.ids, held, n);
         if (!r->in_doubt)
             abort();
         COUNT(r, recoveries, 1);
@@ -1221,10 +1223,10 @@ static int recover_once(outboxd_sink_runner_t *r, char *errbuf, size_t errbuf_si
                  (long long)(outboxd_mono_ms() - started - read_ms));
     }
     for (size_t i = 0; i < n; i++)
-        slot_free(r, &slots[i], false);
-    free(slots);
-    free(events);
-    free(ids);
+        slot_free(r, &g.slots[i], false);
+    free(g.slots);
+    free(g.events);
+    free(g.ids);
     free(held);
     return rc;
 }
@@ -1866,8 +1868,12 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
     r->last_stats_ms = 0;
     r->recovering = r->p.sink->recover && has_recover(r->p.plugin);
     /* The most a run publishes past its last durable checkpoint: the
-     * window in flight, and what is retired between two writes. */
+     * window in flight, and what is retired between two writes; at most
+     * IN_DOUBT_MAX (a recovery holds that many events at once), so a huge
+     * checkpoint.every_events writes the checkpoint at least that often. */
     r->in_doubt_max = WINDOW + 2 * (uint64_t)r->p.conf->checkpoint_every_events;
+    if (r->in_doubt_max > IN_DOUBT_MAX)
+        r->in_doubt_max = IN_DOUBT_MAX;
     r->in_doubt = NULL;
     r->n_recovered = 0;
     r->at_limit = false;

@@ -15,6 +15,8 @@
  *                    open (of any instance) acks them through the closed
  *                    instance's host
  *   flush_early      acks only from poll, and flush returns OK at once
+ *   recover_all      its recover says every event is at the destination,
+ *                    those never published too
  *
  * The plugins that ack from their thread stop and join it in close, so
  * nothing of theirs runs after close (sink.h: the module may be unmapped).
@@ -229,6 +231,21 @@ static void b_close(void *state) {
 #define NAME "ack_after_close"
 #elif defined(VARIANT_FLUSH_EARLY)
 #define NAME "flush_early"
+#elif defined(VARIANT_RECOVER_ALL)
+#define NAME "recover_all"
+
+/* Finds everything, which would make outboxd lose the events it was never
+ * given (check 17). */
+static int b_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held, char *errbuf,
+                     size_t errbuf_size) {
+    (void)state;
+    (void)events;
+    (void)errbuf;
+    (void)errbuf_size;
+    for (size_t i = 0; i < n; i++)
+        held[i] = 1;
+    return OUTBOX_SINK_OK;
+}
 #else
 #error "define one VARIANT_*"
 #endif
@@ -239,6 +256,9 @@ OUTBOX_SINK_PLUGIN(.name = NAME, .version = "1", .description = "a test plugin f
                    .publish_some = b_publish_some,
 #endif
                    .poll = b_poll, .flush = b_flush, .close = b_close, .stats = b_stats,
+#if defined(VARIANT_RECOVER_ALL)
+                   .recover = b_recover,
+#endif
 #if defined(VARIANT_ASYNC)
                    /* JSON only: the tool's test shows `--payload bson` refused */
                    .payloads = OUTBOX_SINK_PAYLOAD_JSON)

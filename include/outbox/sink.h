@@ -391,16 +391,22 @@ typedef struct outbox_sink_plugin {
      * at most once a second; must not block. */
     void (*stats)(void *state, outbox_sink_stat_fn emit, void *emit_ctx);
 
-    /* Effectively-once after a crash or a takeover: events[0..n) are the
-     * events after the checkpoint that an earlier run may already have
-     * published, in log order, fully built (destination, payload). The
-     * plugin reads back what the destinations hold (bounded by n: the tail
-     * of a topic, stream or file), sets held[i] = 1 for each event that is
-     * already there (by its id) and leaves the others 0; it acks none of
-     * them (they are not published). outboxd then settles the held ones
-     * itself and publishes the rest. Returns OK; RETRY when the
-     * destination cannot be read now (outboxd publishes nothing until a
-     * recover succeeds). Called after open, before the first publish. */
+    /* Effectively-once after a crash or a takeover (docs/recovery.md):
+     * events[0..n) are the events that an earlier run (or, after a FATAL
+     * and a reopen, the closed instance) may already have published, in
+     * log order, fully built as publish would get them (destination,
+     * headers, payload; seq is an index, never to be acked). outboxd never
+     * publishes more than a bounded number of events past its last durable
+     * checkpoint, so n is bounded too: whatever of them a destination holds
+     * is among its last k messages, k the number of these events that go
+     * there. The plugin reads that much back (the end of a topic's
+     * partitions, a stream, a file), sets held[i] = 1 for each event it
+     * finds there and leaves the others 0; it acks none of them. outboxd
+     * settles the held ones itself and publishes the rest. Returns OK;
+     * RETRY with errbuf when a destination cannot be read now (outboxd
+     * publishes nothing until a recover succeeds, and tries again with
+     * backoff). Called after open (and after a reopen), before the first
+     * publish; a sink's `recover: false` turns it off. */
     int (*recover)(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held,
                    char *errbuf, size_t errbuf_size);
 
