@@ -53,11 +53,14 @@ TARGETS = {
     # issue 21 (outboxd's own ceiling, events fed from memory): the pipeline against the sink's
     # ceiling (bench_sink), fan-out from memory against single, outboxd's CPU per event (file sink)
     "pipeline": 0.8, "pipeline_fanout": 0.8, "pipeline_cpu_us": 5.0,
+    # issue 18 (effectively-once): the drain with recover on against recover: false, per sink; the
+    # recovery of a full window of events in doubt (ms)
+    "recover_drain": 0.97, "recovery_ms": 1000.0,
 }
 # What --cases takes. The default is what the current targets need and fits
 # in about 15 minutes; "all" adds the latency, checkpoint and naive cases.
 DEFAULT_CASES = ["drain", "fanout", "fanout-files", "base", "ceiling", "json"]
-ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency", "metrics", "formats", "pipeline"]
+ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency", "metrics", "formats", "pipeline", "recovery"]
 # Only when named: the HA case (issue 14) kills outboxd twenty times and
 # waits out leases of 10 s (about 6 minutes), and needs an outboxd with
 # leases; --quick does not run it unless named either.
@@ -380,7 +383,7 @@ class Bench:
         raise BenchError(f"outboxd: no {count} x '{pattern}' in {logpath}: {open(logpath).read()[-1500:]}")
 
     def relay(self, outbox, n, sinks, every_events=1000, every_ms=1000, build="head", ha=None, scrape=False,
-              logsec=None, sinkyaml="", generate=False, reader=None):
+              logsec=None, sinkyaml="", generate=False, reader=None, sinkopts=None):
         """Runs outboxd (of the given build) from an empty checkpoint over
         a log of n events to the given sinks [(sink, name)], each to a fresh
         destination. Returns per sink: rate (events/s until the destination
@@ -390,10 +393,13 @@ class Bench:
         serves /metrics on a free port, fetched every second meanwhile
         (scrapes, scrape_ms in the result). generate: bench_pipeline feeds
         the n events from memory (the outbox must be empty; the client
-        libraries' threads' CPU in client_s)."""
+        libraries' threads' CPU in client_s). sinkopts: options added to
+        every sink's."""
         specs, waiters = [], []
         for sink, name in sinks:
             dargs, route, opts = self.dest_args(sink, name)
+            if sinkopts:
+                opts = dict(opts, **sinkopts)
             self.prepare(sink, dargs)
             specs.append((name, sink, route, opts))
             waiters.append((sink, name, dargs))
@@ -979,26 +985,27 @@ class Bench:
         log(f"rep {rep}: ha idle: {(c1[0] - c0[0]) / secs / len(sinks):.2f} lease writes/s per sink, "
             f"{(c1[1] - c0[1]) / secs / 2:.2f} presence writes/s per instance over {secs:.0f} s")
 
-    def paired_drain(self, rep, n, case, what, modes, ratio_metric):
-        """The drain of one file sink in two set-ups, in pairs back to back
-        in ABBA order (as case 8): modes = {"on": relay kwargs, "off": ...};
-        records each drain under "drain, file sink, WHAT MODE" and the ratio
-        on / off per pair. Returns the relays' results per mode."""
+    def paired_drain(self, rep, n, case, what, modes, ratio_metric, sink="file"):
+        """The drain of one sink (file unless said) in two set-ups, in pairs
+        back to back in ABBA order (as case 8): modes = {"on": relay kwargs,
+        "off": ...}; records each drain under "drain, SINK sink, WHAT MODE"
+        and the ratio on / off per pair. Returns the relays' results per
+        mode."""
         first, second = ("off", "on") if rep % 2 else ("on", "off")
         got = {"on": [], "off": []}
         for mode in [first, second, second, first][:2 * self.a.ha_pairs]:
-            res = self.relay("drain", n, [("file", self.name(f"{case}{mode}-file-"))], **modes[mode])
+            res = self.relay("drain", n, [(sink, self.name(f"{case}{mode}-{sink}-"))], **modes[mode])
             got[mode].append(next(iter(res.values())))
         for mode in ("on", "off"):
-            subj = f"drain, file sink, {what(mode)}"
+            subj = f"drain, {sink} sink, {what(mode)}"
             for r in got[mode]:
                 self.record(case, subj, "events/s", rep, r["rate"], "events/s")
                 self.record(case, subj, "outboxd CPU per event", rep, 1e6 * r["cpu_s"].get("outboxd", 0.0) / n, "us")
                 self.record(case, subj, "database CPU per event", rep, self.db_us_per_event(r, n), "us")
         ratios = [a["rate"] / b["rate"] for a, b in zip(got["on"], got["off"])]
         for x in ratios:
-            self.record(case, "drain, file sink", ratio_metric, rep, x, "x")
-        log(f"rep {rep}: {case} drain: on " + ", ".join(f"{r['rate']:.0f}/s" for r in got["on"]) + "; off "
+            self.record(case, f"drain, {sink} sink", ratio_metric, rep, x, "x")
+        log(f"rep {rep}: {case} drain ({sink}): on " + ", ".join(f"{r['rate']:.0f}/s" for r in got["on"]) + "; off "
             + ", ".join(f"{r['rate']:.0f}/s" for r in got["off"]) + "; ratios "
             + ", ".join(f"{x:.3f}" for x in ratios))
         return got
@@ -1061,6 +1068,72 @@ class Bench:
                     self.record("formats", f"sink ceiling, {sink}", f"{fmt} / native (per pair)", rep, x, "x")
             log(f"rep {rep}: formats ceiling {sink}: " + "; ".join(
                 f"{f} " + ", ".join(f"{r:.0f}/s" for r in got[f]) for f in formats))
+
+    def case_recovery(self, rep):
+        """Issue 18's figures: per sink, the drain with recover on (the
+        default: publishing bounded past the durable checkpoint) against
+        recover: false; the recovery of a full window (every event of the
+        default bound, 2,048 + 2 x 1,000, in doubt and at the destination);
+        and the Redis drain with the Lua dedupe against without."""
+        for sink in self.a.sinks.split(","):
+            self.paired_drain(rep, self.a.events, "recovery",
+                              lambda m: "recover on (the default)" if m == "on" else "recover: false",
+                              {"on": {}, "off": {"sinkyaml": "    recover: false\n"}}, "recover on / off (per pair)",
+                              sink=sink)
+        if "redis" in self.a.sinks.split(","):
+            self.paired_drain(rep, self.a.events, "recovery",
+                              lambda m: "dedupe: true (Lua)" if m == "on" else "no dedupe",
+                              {"on": {"sinkyaml": "    recover: false\n", "sinkopts": {"dedupe": "true"}},
+                               "off": {"sinkyaml": "    recover: false\n"}}, "dedupe / no dedupe (per pair)",
+                              sink="redis")
+        for sink in self.a.sinks.split(","):
+            self.full_window_recovery(rep, sink)
+
+    def full_window_recovery(self, rep, sink, window=4048):
+        """outboxd drains `window` events with no checkpoint written
+        (every_events and every_ms at their maximum), is killed (-9), and
+        starts again: every event is in doubt and at the destination. The
+        recovery's log line gives the time to read the log and to read the
+        destination back; the destination must still hold each event once."""
+        outbox = self.name("recovery-")
+        self.fill(outbox, window)
+        name = self.name(f"rw-{sink}-")
+        dargs, route, opts = self.dest_args(sink, name)
+        self.prepare(sink, dargs)
+        conf = self.write_config(outbox, [(name, sink, route, opts)], 1000000, 3600000, {"enabled": "false"})
+        p, logpath = self.start_outboxd(conf)
+        w = subprocess.run([self.prog("bench_dest"), "wait", sink, "--events", str(window), "--timeout-s", "300"]
+                           + dargs, capture_output=True, text=True)
+        p.kill()
+        p.wait()
+        if w.returncode != 0:
+            raise BenchError(f"{sink} never held {window} events: {w.stderr.strip()[-500:]} ({logpath})")
+        p, logpath = self.start_outboxd(conf, logpath=logpath + ".2")
+        line, deadline = None, time.time() + 120
+        while line is None and time.time() < deadline and p.poll() is None:
+            time.sleep(0.05)
+            for l in open(logpath):
+                if f"sink {name}: recovered:" in l:
+                    line = l
+        stats = self.stop_outboxd(p, logpath) if p.poll() is None else None
+        if line is None:
+            raise BenchError(f"{sink}: no recovery logged within 120 s ({logpath})")
+        m = re.search(r"recovered: (\d+) of the (\d+) events in doubt .* read from the log in (\d+) ms, the "
+                      r"destination read back in (\d+) ms", line)
+        if not m:
+            raise BenchError(f"{sink}: cannot read the recovery line: {line.strip()}")
+        held, doubt, read_ms, back_ms = (int(x) for x in m.groups())
+        got = self.count(sink, dargs)
+        if held != window or got != window:
+            raise BenchError(f"{sink}: recovery found {held} of {doubt} in doubt; the destination holds {got} "
+                             f"for {window} events ({logpath})")
+        subj = f"recovery of a full window ({window} events in doubt, all at the destination), {sink}"
+        self.record("recovery", subj, "total", rep, read_ms + back_ms, "ms")
+        self.record("recovery", subj, "the log read (walk of _ids, documents by _id)", rep, read_ms, "ms")
+        self.record("recovery", subj, "the destination read back (the plugin's recover)", rep, back_ms, "ms")
+        log(f"rep {rep}: recovery of {window} events in doubt, {sink}: log {read_ms} ms, destination {back_ms} ms")
+        self.mongo[DB].drop_collection(outbox)
+        self.mongo[DB].drop_collection(outbox + ".checkpoints")
 
     def empty_outbox(self, outbox):
         """A capped log with nothing in it, and no checkpoints: for
@@ -1396,6 +1469,15 @@ class Bench:
         check("pipeline from memory, file: outboxd CPU per event",
               self.values("pipeline", "outboxd -> file, from memory", "outboxd CPU per event (its own threads)"),
               TARGETS["pipeline_cpu_us"], False, "us", "pipeline_cpu")
+        for s in self.a.sinks.split(","):
+            check(f"drain, {s}: recover on / recover: false",
+                  self.values("recovery", f"drain, {s} sink", "recover on / off (per pair)"),
+                  TARGETS["recover_drain"], True, "x", "recover_drain", s)
+        for s in self.a.sinks.split(","):
+            check(f"recovery of a full window (4048 events), {s}",
+                  self.values("recovery", f"recovery of a full window (4048 events in doubt, all at the "
+                              f"destination), {s}", "total"),
+                  TARGETS["recovery_ms"], False, "ms", "recovery_ms", s)
         check("drain, file: log survey (default) / no survey",
               self.values("survey", "drain, file sink", "survey / no survey (per pair)"),
               TARGETS["survey_drain"], True, "x", "survey_drain")
@@ -1471,6 +1553,9 @@ class Bench:
              "ceiling (bench_sink), with format: cloudevents against native", "formats"),
             ("13. outboxd's own ceiling (issue 21, --cases pipeline): the whole daemon with its events fed from "
              "memory (bench_pipeline), beside each sink's ceiling, and the broker sinks at once", "pipeline"),
+            ("14. Effectively-once (issue 18, --cases recovery): the drain with recover on against recover: "
+             "false per sink, the Redis drain with the Lua dedupe against without, and the recovery of a full "
+             "window of events in doubt", "recovery"),
             ("Where the time goes: CPU used during the drain and fan-out runs (cores = CPU seconds / wall "
              "seconds; the machine has " + str(os.cpu_count()) + "; the database's CPU per event in us)", "cpu"),
         ]
@@ -1501,7 +1586,7 @@ class Bench:
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
         for name in self.mongo[DB].list_collection_names():
-            if name.startswith(("lat-", "ckpt", "drain", "ha-")):
+            if name.startswith(("lat-", "ckpt", "drain", "ha-", "recovery-")):
                 self.mongo[DB].drop_collection(name)
 
 
@@ -1578,7 +1663,7 @@ def main():
     if a.base_builddir:
         b.record("setup", "base build " + (a.base_rev or os.path.abspath(a.base_builddir)), "present", 0, 1.0, "")
     try:
-        if relays or "ha" in cases or "metrics" in cases or "formats" in cases:
+        if relays or "ha" in cases or "metrics" in cases or "formats" in cases or "recovery" in cases:
             b.fill("drain", a.events)
         if "checkpoint" in cases:
             b.fill("ckpt", a.ckpt_events)
@@ -1603,6 +1688,8 @@ def main():
                 b.case_formats(rep)
             if "pipeline" in cases:
                 b.case_pipeline(rep)
+            if "recovery" in cases:
+                b.case_recovery(rep)
         stem = b.write_report(a.out)
         log(f"report: {stem}.md, raw figures: {stem}.csv")
         print(open(stem + ".md").read())

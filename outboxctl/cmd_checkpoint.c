@@ -172,6 +172,9 @@ static int move_checkpoint(store_t *s, const char *sink, const bson_oid_t *last_
     else
         BSON_APPEND_NULL(&set, "last_id");
     BSON_APPEND_UTF8(&set, "state", "running");
+    /* The operator's position: the sink publishes everything after it,
+     * whatever the destination holds (no recovery: docs/recovery.md). */
+    BSON_APPEND_BOOL(&set, "in_doubt", false);
     BSON_APPEND_UTF8(&set, "message", message);
     BSON_APPEND_DATE_TIME(&set, "updated", now_ms());
     if (term >= 0) {

@@ -22,6 +22,9 @@
  * back). */
 static void parse(const bson_t *doc, outboxd_checkpoint_t *cp) {
     bson_iter_t it;
+    cp->in_doubt = -1;
+    if (bson_iter_init_find(&it, doc, "in_doubt") && BSON_ITER_HOLDS_BOOL(&it))
+        cp->in_doubt = bson_iter_bool(&it) ? 1 : 0;
     if (bson_iter_init_find(&it, doc, "last_id") && BSON_ITER_HOLDS_OID(&it)) {
         cp->has_last = true;
         bson_oid_copy(bson_iter_oid(&it), &cp->last_id);
@@ -44,6 +47,7 @@ bool outboxd_checkpoint_read(mongoc_client_pool_t *pool, const char *db, const c
     mongoc_collection_t *c = mongoc_client_get_collection(client, db, coll);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
     memset(cp, 0, sizeof *cp);
+    cp->in_doubt = -1;
     *found = false;
     if (mongoc_cursor_next(cur, &doc)) {
         *found = true;
@@ -176,6 +180,8 @@ outboxd_write_rc_t outboxd_checkpoint_write(mongoc_client_pool_t *pool, const ch
         BSON_APPEND_NULL(&set, "last_id");
     BSON_APPEND_INT64(&set, "events", cp->events);
     BSON_APPEND_UTF8(&set, "state", cp->state[0] ? cp->state : "running");
+    if (cp->in_doubt >= 0)
+        BSON_APPEND_BOOL(&set, "in_doubt", cp->in_doubt != 0);
     char message[sizeof cp->message];
     snprintf(message, sizeof message, "%s", cp->message);
     outboxd_secrets_scrub(message, sizeof message);
@@ -283,6 +289,7 @@ outboxd_write_rc_t outboxd_checkpoint_claim(mongoc_client_pool_t *pool, const ch
                                             outboxd_checkpoint_t *cp, bool *found, int64_t *seen_term,
                                             char *errbuf, size_t errbuf_size) {
     memset(cp, 0, sizeof *cp);
+    cp->in_doubt = -1;
     *found = false;
     if (seen_term)
         *seen_term = -1;

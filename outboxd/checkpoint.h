@@ -2,7 +2,7 @@
  * checkpoint.h - a sink's position in N.checkpoints: one document per
  * sink, { _id: <sink name>, last_id: ObjectId, events: long, updated: date,
  * state: "running" | "gap" | "stopped", message: string,
- * plugin_stats: { NAME: number, ... } }.
+ * plugin_stats: { NAME: number, ... }, in_doubt: bool }.
  *
  * plugin_stats holds the figures the sink's plugin reported through its
  * stats callback (ABI 1.1), as of the last checkpoint write: outboxd asks
@@ -55,6 +55,13 @@ typedef struct {
     uint64_t seq;         /* the runner's window position just after last_id:
                            * not written, handed back by the writer's
                            * on_written once this checkpoint is durable */
+    /* in_doubt (docs/recovery.md): true while a run may have published
+     * past this position (set before its first publish, kept by every
+     * write), false after a clean stop with nothing unacknowledged or a
+     * position an operator set. Read back: 1, 0, or -1 when the document
+     * (or the field, from an outboxd before it) is absent; written unless
+     * -1. */
+    int in_doubt;
     char state[16];
     char message[512];
     /* The plugin's latest figures. has_stats: the plugin offers stats, so

@@ -208,6 +208,8 @@ struct outboxd_sink_runner {
     uint64_t durable_seq;
     outboxd_in_doubt_t *in_doubt;
     int64_t n_recovered;        /* this activation's, for the stop line */
+    bool marked;                /* this activation recovered what was in doubt and
+                                 * wrote in_doubt: true before publishing */
     bool at_limit;              /* the last publish_pending stopped at the bound */
 };
 
@@ -1289,6 +1291,39 @@ static int recover_unsettled(outboxd_sink_runner_t *r, char *errbuf, size_t errb
     return rc;
 }
 
+/* Writes the checkpoint with in_doubt: true before this activation
+ * publishes anything (docs/recovery.md): a crash from now on leaves the
+ * events after it in doubt. Retried with backoff; false when the
+ * activation ends first (a stop, the lease gone: a fenced write). */
+static bool mark_in_doubt(outboxd_sink_runner_t *r) {
+    char err[600], coll[300];
+    snprintf(coll, sizeof coll, "%s.checkpoints", r->p.conf->outbox);
+    int64_t backoff = BACKOFF_MIN_MS;
+    repeat_t rep = {.attempts = 0};
+    r->cp.in_doubt = 1;
+    while (!atomic_load(r->p.stop) && holding(r)) {
+        int64_t seen = -1;
+        outboxd_write_rc_t rc = outboxd_checkpoint_write(r->p.pool, r->p.conf->database, coll, r->p.sink->name,
+                                                         r->term, &r->cp, &seen, err, sizeof err);
+        if (rc == OUTBOXD_WRITE_OK) {
+            r->n_checkpoint_writes++;
+            r->marked = true;
+            return true;
+        }
+        if (rc == OUTBOXD_WRITE_FENCED) {
+            fence_lost(r, r->term, seen, err);
+            return false;
+        }
+        bool again;
+        if (repeat_due(&rep, err, &again))
+            LOG_WARN("%s%s (%s; nothing is published until it is written)", r->prefix, err,
+                     again ? "still failing" : "retrying");
+        nap(r, backoff);
+        backoff = next_backoff(backoff);
+    }
+    return false;
+}
+
 /* Runs a recovery (once: recover_once or recover_unsettled) until it
  * succeeds (nothing is published meanwhile), with backoff. False when the
  * activation ends first (a stop, the lease gone or wanted elsewhere). */
@@ -1803,7 +1838,18 @@ static void wind_down(outboxd_sink_runner_t *r, bool release) {
                      r->prefix, left);
         settle(r);
     }
-    bool final = r->cp_dirty || !atomic_load(&r->stopped);
+    /* Nothing left in doubt after a clean stop: every event handed to the
+     * plugin was acked (flush) and retired into the checkpoint, so the
+     * next activation has nothing to recover. */
+    if (r->marked) {
+        bool unsettled = false;
+        pthread_mutex_lock(&r->lock);
+        for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
+            unsettled |= r->slots[seq % WINDOW].unsettled || r->slots[seq % WINDOW].published;
+        pthread_mutex_unlock(&r->lock);
+        r->cp.in_doubt = unsettled ? 1 : 0;
+    }
+    bool final = r->cp_dirty || !atomic_load(&r->stopped) || r->cp.in_doubt == 0;
     if (r->cpw)
         r->n_checkpoint_writes += outboxd_checkpoint_writer_stop(r->cpw, final ? &r->cp : NULL);
     else if (final)
@@ -1877,6 +1923,7 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
     r->in_doubt = NULL;
     r->n_recovered = 0;
     r->at_limit = false;
+    r->marked = false;
     if (term >= 0)
         LOG_INFO("%sactive at term %lld mono_ms=%lld", r->prefix, (long long)term, (long long)outboxd_lease_now_ms());
 
@@ -1941,10 +1988,18 @@ static enum run_end activate(outboxd_sink_runner_t *r, int64_t term) {
     if (r->member && atomic_load(&r->stopped))
         outboxd_reader_member_at(r->member, false, 0);
     /* Effectively-once: what the destination holds already, before the
-     * feeder takes anything. (Ended first by a stop or a loss: the loop
+     * feeder takes anything: only when an earlier run may have published
+     * past the checkpoint (in_doubt; a document from an outboxd before the
+     * field, with a position, may have too). Then in_doubt: true is written
+     * before the first publish. (Ended first by a stop or a loss: the loop
      * below sees it.) */
+    bool in_doubt = r->cp.in_doubt == 1 || (r->cp.in_doubt < 0 && r->cp.has_last);
+    if (r->recovering && !in_doubt)
+        LOG_INFO("%srecovered: nothing in doubt (the last run stopped cleanly, or none ran)", r->prefix);
     bool recovered = !r->recovering || atomic_load(&r->stopped) || place.kind == OUTBOXD_PLACE_STOPPED ||
-                     !r->open || recover_with_retry(r, recover_once);
+                     !r->open || ((!in_doubt || recover_with_retry(r, recover_once)) && mark_in_doubt(r));
+    if (!r->recovering)
+        r->cp.in_doubt = 1; /* kept true by every write: a later recover: true recovers */
     if (!atomic_load(&r->stopped) && place.kind != OUTBOXD_PLACE_STOPPED && r->open && recovered) {
         if (r->recovering)
             set_state(r, OUTBOXD_SINK_RUNNING);

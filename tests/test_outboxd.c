@@ -200,6 +200,14 @@ static void recovery_that_fails_publishes_nothing_until_it_succeeds(void **state
     assert_int_equal(mkdir(k0, 0755), 0);
     for (int i = 1; i <= 100; i++)
         test_put_order(ob, i, i % 2 ? "k1" : "k0");
+    /* As a run that crashed before its first checkpoint write leaves it:
+     * no position, in_doubt (docs/recovery.md). */
+    char coll[300];
+    snprintf(coll, sizeof coll, "%s.checkpoints", outbox_name(ob));
+    bson_t *doc = BCON_NEW("_id", BCON_UTF8("r"), "last_id", BCON_NULL, "events", BCON_INT64(0), "state",
+                           BCON_UTF8("running"), "in_doubt", BCON_BOOL(true));
+    test_insert_raw(coll, doc);
+    bson_destroy(doc);
     char *config = test_daemon_config_ha(dir, ob, sinks, "  enabled: false\n");
     test_daemon_t d;
     test_daemon_start(&d, config, dir);
@@ -210,7 +218,7 @@ static void recovery_that_fails_publishes_nothing_until_it_succeeds(void **state
     nanosleep(&pause, NULL);
     assert_int_equal(test_wait_lines(k1, 1, 0), 0);
     char *log = test_read_file(d.log);
-    assert_int_equal(test_count_in(log, "recovered: "), 0);
+    assert_int_equal(test_count_in(log, "events in doubt are at the destination"), 0);
     free(log);
     assert_int_equal(rmdir(k0), 0);
     assert_int_equal(test_wait_lines(k0, 50, 30000), 50);
@@ -223,6 +231,68 @@ static void recovery_that_fails_publishes_nothing_until_it_succeeds(void **state
         assert_int_equal(got[i], 2 * (i + 1));
         assert_int_equal(got[60 + i], 2 * i + 1);
     }
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+/* The sink's checkpoint document's in_doubt: 1, 0, or -1 when absent. */
+static int checkpoint_in_doubt(outbox_t *ob, const char *sink) {
+    char coll[300];
+    snprintf(coll, sizeof coll, "%s.checkpoints", outbox_name(ob));
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(sink));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    int v = -1;
+    bson_iter_t it;
+    if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "in_doubt") && BSON_ITER_HOLDS_BOOL(&it))
+        v = bson_iter_bool(&it);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    return v;
+}
+
+/* A clean stop leaves nothing in doubt, so the next start recovers
+ * nothing (no read of the log or the destination); a kill -9 leaves it in
+ * doubt, and the next start recovers (docs/recovery.md). */
+static void a_clean_stop_leaves_nothing_in_doubt_a_kill_does(void **state) {
+    outbox_t *ob = test_outbox("d_doubt");
+    char *dir = test_tmpdir("doubt");
+    char sinks[1024], path[600];
+    snprintf(sinks, sizeof sinks, SINK("c", "%s/c.jsonl", ""), dir);
+    snprintf(path, sizeof path, "%s/c.jsonl", dir);
+    char *config = test_daemon_config_ha(dir, ob, sinks, "  enabled: false\n");
+    put_range(ob, 1, 50);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    assert_int_equal(test_wait_lines(path, 50, 30000), 50);
+    assert_int_equal(checkpoint_in_doubt(ob, "c"), 1); /* written before the first publish */
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(checkpoint_in_doubt(ob, "c"), 0);
+    char *log = test_read_file(d.log);
+    assert_int_equal(test_count_in(log, "recovered: nothing in doubt"), 1); /* a new sink */
+    free(log);
+
+    test_daemon_start(&d, config, dir);
+    put_range(ob, 51, 100);
+    assert_int_equal(test_wait_lines(path, 100, 30000), 100);
+    assert_int_equal(test_daemon_stop(&d, SIGKILL), 128 + SIGKILL);
+    log = test_read_file(d.log);
+    assert_int_equal(test_count_in(log, "recovered: nothing in doubt"), 1); /* after a clean stop */
+    free(log);
+    assert_int_equal(checkpoint_in_doubt(ob, "c"), 1);
+
+    test_daemon_start(&d, config, dir);
+    test_daemon_wait_log(&d, "events in doubt are at the destination already", 1);
+    put_range(ob, 101, 120);
+    assert_int_equal(test_wait_lines(path, 120, 30000), 120);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    assert_int_equal(check_complete(path, 1, 120), 0);
     free(config);
     test_rmtree(dir);
     free(dir);
@@ -691,6 +761,7 @@ int main(void) {
         cmocka_unit_test(kill_9_under_load_publishes_each_event_once),
         cmocka_unit_test(kill_9_with_cloudevents_publishes_each_event_once),
         cmocka_unit_test(recovery_that_fails_publishes_nothing_until_it_succeeds),
+        cmocka_unit_test(a_clean_stop_leaves_nothing_in_doubt_a_kill_does),
         cmocka_unit_test(sigterm_under_load_drains_and_a_restart_duplicates_nothing),
         cmocka_unit_test(a_gap_stops_only_that_sink),
         cmocka_unit_test(on_error_policies_stop_skip_and_deadletter),
