@@ -35,7 +35,7 @@
  * ------------------------------------------------------------------------- */
 
 #define MAX_FSYNCS 64
-#define MAX_SEQ 64
+#define MAX_SEQ 512
 
 static char fsynced[MAX_FSYNCS][PATH_MAX]; /* the files fsynced, in order */
 static size_t n_fsyncs;
@@ -268,11 +268,12 @@ static void test_identification(void **state) {
     assert_int_equal(plugin->abi_major, OUTBOX_SINK_ABI_MAJOR);
     assert_int_equal(plugin->abi_minor, OUTBOX_SINK_ABI_MINOR);
     assert_string_equal(plugin->name, "file");
-    assert_string_equal(plugin->version, "1.1.0");
+    assert_string_equal(plugin->version, "1.2.0");
     assert_non_null(plugin->description);
-    /* The 1.1 shape: a check, JSON only, stats; acked within publish, so
-     * no poll or flush. */
+    /* The 1.1 shape: a check, JSON only, stats, recover; acked within
+     * publish, so no poll or flush. */
     assert_non_null(plugin->check);
+    assert_non_null(plugin->recover);
     assert_int_equal(plugin->payloads, OUTBOX_SINK_PAYLOAD_JSON);
     assert_non_null(plugin->stats);
     assert_null(plugin->poll);
@@ -736,6 +737,68 @@ static void test_short_write_leaves_no_partial_line(void **state) {
  * when the configuration is loaded (check and open alike), naming the
  * payload, instead of every event being acked FATAL at run time (with
  * on_error: skip, silently lost) as when the sink guessed from the bytes. */
+/* recover (docs/recovery.md): among the file's last lines it finds the
+ * events published before (one with a 100 KiB payload, so that the read
+ * from the end has to grow past its first 64 KiB), not the ones never
+ * published, and not an event whose line differs (same id, other data); a
+ * partial last line (a crash in the middle of a write) is cut off, so the
+ * next line starts on a line of its own. */
+static void test_recover_finds_the_published_lines_and_cuts_a_partial_one(void **state) {
+    fixture_t *fx = *state;
+    char path[PATH_MAX], errbuf[512];
+    path_in(fx, "r.jsonl", path, sizeof path);
+    enum { N = 400 };
+    static outbox_sink_event_t events[N + 5];
+    static char big[100 * 1024 + 16];
+    for (uint64_t i = 0; i < N + 5; i++) events[i] = simple_event(i + 1, path);
+    memset(big, ' ', sizeof big);
+    memcpy(big, "{\"n\":", 5);
+    big[sizeof big - 2] = '}';
+    big[sizeof big - 1] = '\0';
+    memcpy(big + 5, "399", 3);
+    events[N - 2].payload = (const unsigned char *)big; /* seq 399 */
+    events[N - 2].payload_len = strlen(big);
+    open_sink(fx);
+    publish_ok(fx, events, N);
+    FILE *f = fopen(path, "a");
+    fputs("{\"id\":\"00000000000000000000", f); /* cut short by a crash */
+    fclose(f);
+
+    /* In doubt: the last 10 published, then 5 never published; and one
+     * published event offered with other data (not its line). */
+    outbox_sink_event_t doubt[16];
+    unsigned char held[16] = {0};
+    for (int i = 0; i < 15; i++) doubt[i] = events[N - 10 + i];
+    doubt[15] = simple_event(N - 11, path);
+    doubt[15].payload = (const unsigned char *)"{\"n\":-1}";
+    doubt[15].payload_len = 8;
+    for (int i = 0; i < 16; i++) doubt[i].seq = (uint64_t)i;
+    size_t acks = n_acks(fx);
+    const outbox_sink_plugin_t *p = sinkhost_plugin(fx->h);
+    assert_int_equal(p->recover(sinkhost_state(fx->h), doubt, 16, held, errbuf, sizeof errbuf), OUTBOX_SINK_OK);
+    for (int i = 0; i < 16; i++) assert_int_equal(held[i], i < 10 ? 1 : 0);
+    assert_int_equal(n_acks(fx), acks);
+
+    /* The partial line is gone: the file is N whole lines. */
+    f = fopen(path, "r");
+    int lines = 0, c, last = '\n';
+    while ((c = fgetc(f)) != EOF) {
+        lines += c == '\n';
+        last = c;
+    }
+    fclose(f);
+    assert_int_equal(lines, N);
+    assert_int_equal(last, '\n');
+
+    /* A destination never written: nothing held, no error. */
+    char other[PATH_MAX];
+    path_in(fx, "never.jsonl", other, sizeof other);
+    doubt[0] = simple_event(1, other);
+    held[0] = 0;
+    assert_int_equal(p->recover(sinkhost_state(fx->h), doubt, 1, held, errbuf, sizeof errbuf), OUTBOX_SINK_OK);
+    assert_int_equal(held[0], 0);
+}
+
 static void test_bson_payload_is_refused_at_load(void **state) {
     fixture_t *fx = *state;
     char errbuf[1024];
@@ -1200,6 +1263,7 @@ int main(void) {
         T(test_failed_file_not_kept_open),
         T(test_failure_mid_batch),
         T(test_short_write_leaves_no_partial_line),
+        T(test_recover_finds_the_published_lines_and_cuts_a_partial_one),
         T(test_bson_payload_is_refused_at_load),
         T(test_destination_not_a_file),
         T(test_bad_options_are_refused_by_check_and_open),
