@@ -138,11 +138,13 @@ static void absent_or_null_optional_keys_take_their_defaults(void **state) {
     assert_int_equal(conf->checkpoint_every_ms, 1000);
     assert_int_equal(conf->n_sinks, 1);
     assert_int_equal(conf->sinks[0].payload, OUTBOXD_PAYLOAD_JSON);
+    assert_true(conf->sinks[0].recover); /* effectively-once unless turned off */
     outboxd_conf_free(conf);
 
     /* `key:` with nothing after it is YAML's null: "not set". */
-    conf = load_good(HEAD SINK("a") "    types:\n    payload: ~\n    optional:\n    options:\n"
+    conf = load_good(HEAD SINK("a") "    types:\n    payload: ~\n    optional:\n    options:\n    recover:\n"
                                     "plugin_dir:\ncheckpoint:\n");
+    assert_true(conf->sinks[0].recover);
     assert_null(conf->plugin_dir);
     assert_int_equal(conf->checkpoint_every_events, 1000);
     assert_int_equal(conf->sinks[0].n_types, 0);
@@ -150,10 +152,11 @@ static void absent_or_null_optional_keys_take_their_defaults(void **state) {
     assert_false(conf->sinks[0].optional);
     outboxd_conf_free(conf);
 
-    conf = load_good(HEAD SINK("a") "    types: []\n    options: {}\n    optional: On\n"
+    conf = load_good(HEAD SINK("a") "    types: []\n    options: {}\n    optional: On\n    recover: false\n"
                                     "checkpoint: {every_ms: 20}\n");
     assert_int_equal(conf->sinks[0].n_types, 0);
     assert_true(conf->sinks[0].optional);
+    assert_false(conf->sinks[0].recover);
     assert_int_equal(conf->checkpoint_every_events, 1000);
     assert_int_equal(conf->checkpoint_every_ms, 20);
     outboxd_conf_free(conf);
@@ -162,14 +165,14 @@ static void absent_or_null_optional_keys_take_their_defaults(void **state) {
 static void unknown_keys_are_named_with_the_keys_expected(void **state) {
     expect_error(HEAD "  - name: audit\n    plugin: file\n    plugn: file\n",
                  "8:5: unknown key \"plugn\" in sink \"audit\" (expected name, plugin, route, types, "
-                 "payload, format, cloudevents, on_error, on_gap, optional, options)");
+                 "payload, format, cloudevents, on_error, on_gap, optional, recover, options)");
     /* The sink is found by its name even when the mistake comes first. */
     expect_error(HEAD SINK("a") "  - Plugin: file\n    name: b\n",
                  "9:5: unknown key \"Plugin\" in sink \"b\" (expected name, plugin, route, types, "
-                 "payload, format, cloudevents, on_error, on_gap, optional, options)");
+                 "payload, format, cloudevents, on_error, on_gap, optional, recover, options)");
     expect_error(HEAD "  - route: x\n    name: bad name\n    x: 1\n",
                  "8:5: unknown key \"x\" in sink 1 (expected name, plugin, route, types, payload, "
-                 "format, cloudevents, on_error, on_gap, optional, options)");
+                 "format, cloudevents, on_error, on_gap, optional, recover, options)");
     expect_error(HEAD SINK("a") "Outbox: e\n",
                  "9:1: unknown key \"Outbox\" (expected mongodb, outbox, plugin_dir, checkpoint, reader, ha, http, "
                  "log, sinks)");
@@ -458,6 +461,7 @@ static void enum_and_bool_values_list_the_choices(void **state) {
     expect_error(HEAD SINK("a") "    payload: JSON\n", "9:14: payload: expected json or bson, got \"JSON\"");
     expect_error(HEAD SINK("a") "    on_gap: skip\n", "9:13: on_gap: expected stop or continue, got \"skip\"");
     expect_error(HEAD SINK("a") "    optional: maybe\n", "9:15: optional: expected true or false, got \"maybe\"");
+    expect_error(HEAD SINK("a") "    recover: often\n", "9:14: recover: expected true or false, got \"often\"");
     expect_error(HEAD SINK("a") "    on_gap: {a: b}\n", "9:13: on_gap: expected stop or continue");
 
     outboxd_conf_t *conf = load_good(HEAD SINK("a") "    on_error: skip\n    optional: no\n");

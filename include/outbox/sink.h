@@ -64,6 +64,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -553,6 +556,56 @@ static inline int outbox_sink_format_time(int64_t ms, char out[OUTBOX_SINK_TIME_
     }
     out[o] = '\0';
     return 0;
+}
+
+/* For recover (and any plugin that works destination by destination):
+ * calls fn(ctx, idx, k, errbuf, errbuf_size) once per destination among
+ * events[0..n), idx holding the indexes of that destination's k events in
+ * log order. Returns the first status other than OUTBOX_SINK_OK that fn
+ * returns (the rest are not called), or OK; RETRY with errbuf when out of
+ * memory. */
+typedef int (*outbox_sink_destination_fn)(void *ctx, const size_t *idx, size_t k, char *errbuf,
+                                          size_t errbuf_size);
+
+typedef struct {
+    const char *destination;
+    size_t i;
+} outbox_sink_by_destination_t;
+
+static inline int outbox_sink_by_destination_cmp(const void *a, const void *b) {
+    const outbox_sink_by_destination_t *x = (const outbox_sink_by_destination_t *)a;
+    const outbox_sink_by_destination_t *y = (const outbox_sink_by_destination_t *)b;
+    int c = strcmp(x->destination, y->destination);
+    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static inline int outbox_sink_each_destination(const outbox_sink_event_t *events, size_t n,
+                                               outbox_sink_destination_fn fn, void *ctx, char *errbuf,
+                                               size_t errbuf_size) {
+    outbox_sink_by_destination_t *order =
+        (outbox_sink_by_destination_t *)malloc((n ? n : 1) * sizeof *order);
+    size_t *idx = (size_t *)malloc((n ? n : 1) * sizeof *idx);
+    int rc = OUTBOX_SINK_OK;
+    if (order == NULL || idx == NULL) {
+        snprintf(errbuf, errbuf_size, "out of memory");
+        rc = OUTBOX_SINK_RETRY;
+    }
+    for (size_t i = 0; rc == OUTBOX_SINK_OK && i < n; i++) {
+        order[i].destination = events[i].destination;
+        order[i].i = i;
+    }
+    if (rc == OUTBOX_SINK_OK)
+        qsort(order, n, sizeof *order, outbox_sink_by_destination_cmp);
+    for (size_t i = 0; rc == OUTBOX_SINK_OK && i < n; i++)
+        idx[i] = order[i].i;
+    for (size_t a = 0, b; rc == OUTBOX_SINK_OK && a < n; a = b) {
+        for (b = a + 1; b < n && strcmp(order[b].destination, order[a].destination) == 0; b++) {
+        }
+        rc = fn(ctx, idx + a, b - a, errbuf, errbuf_size);
+    }
+    free(order);
+    free(idx);
+    return rc;
 }
 
 /* The one symbol a plugin exports. */

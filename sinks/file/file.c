@@ -1012,44 +1012,22 @@ static int recover_file(file_sink_t *s, const outbox_sink_event_t *events, const
     return rc == 0 ? OUTBOX_SINK_OK : OUTBOX_SINK_RETRY;
 }
 
-/* The events grouped by file: their indexes sorted by destination, in log
- * order within one file (no global state: instances run at once). */
 typedef struct {
-    const char *destination;
-    size_t i;
-} by_file_t;
+    file_sink_t *s;
+    const outbox_sink_event_t *events;
+    unsigned char *held;
+} recovering_t;
 
-static int by_destination(const void *a, const void *b) {
-    const by_file_t *x = a, *y = b;
-    int c = strcmp(x->destination, y->destination);
-    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+static int recover_one_file(void *ctx, const size_t *idx, size_t k, char *errbuf, size_t errbuf_size) {
+    recovering_t *r = ctx;
+    return recover_file(r->s, r->events, idx, k, r->held, errbuf, errbuf_size);
 }
 
+/* File by file (the sink.h helper groups the events by destination). */
 static int file_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held,
                         char *errbuf, size_t errbuf_size) {
-    file_sink_t *s = state;
-    by_file_t *order = malloc((n ? n : 1) * sizeof *order);
-    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
-    if (order == NULL || idx == NULL) {
-        free(order);
-        free(idx);
-        snprintf(errbuf, errbuf_size, "file sink: out of memory");
-        return OUTBOX_SINK_RETRY;
-    }
-    for (size_t i = 0; i < n; i++) order[i] = (by_file_t){events[i].destination, i};
-    qsort(order, n, sizeof *order, by_destination);
-    for (size_t i = 0; i < n; i++) idx[i] = order[i].i;
-    int rc = OUTBOX_SINK_OK;
-    size_t start = 0;
-    while (start < n && rc == OUTBOX_SINK_OK) {
-        size_t end = start + 1;
-        while (end < n && strcmp(order[end].destination, order[start].destination) == 0) end++;
-        rc = recover_file(s, events, idx + start, end - start, held, errbuf, errbuf_size);
-        start = end;
-    }
-    free(order);
-    free(idx);
-    return rc;
+    recovering_t r = {state, events, held};
+    return outbox_sink_each_destination(events, n, recover_one_file, &r, errbuf, errbuf_size);
 }
 
 /* ----------------------------------------------------------------------------

@@ -20,17 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct {
-    const char *topic;
-    size_t i;
-} by_topic_t;
-
-static int by_topic_cmp(const void *a, const void *b) {
-    const by_topic_t *x = a, *y = b;
-    int c = strcmp(x->topic, y->topic);
-    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
-}
-
 /* What identifies an event in a message: its id (in id_header), or else
  * its key and value. */
 typedef struct {
@@ -111,17 +100,29 @@ static const char *id_header_of(const outbox_sink_event_t *e, int native) {
     return NULL;
 }
 
-/* The events ev[0..k) of one topic: reads the topic's partitions' ends. */
-static int read_topic(rd_kafka_t *rk, const char *topic, const by_topic_t *ev, size_t k,
-                      const outbox_sink_event_t *events, const char *id_header, unsigned char *held,
-                      int64_t deadline, char *errbuf, size_t errbuf_size) {
+typedef struct {
+    rd_kafka_t *rk;
+    const outbox_sink_event_t *events;
+    const char *id_header;
+    unsigned char *held;
+    int64_t deadline;
+} reading_t;
+
+/* The events idx[0..k) of one topic: reads the topic's partitions' ends. */
+static int read_topic(void *ctx, const size_t *idx, size_t k, char *errbuf, size_t errbuf_size) {
+    reading_t *rd = ctx;
+    rd_kafka_t *rk = rd->rk;
+    const outbox_sink_event_t *events = rd->events;
+    const char *topic = events[idx[0]].destination, *id_header = rd->id_header;
+    unsigned char *held = rd->held;
+    int64_t deadline = rd->deadline;
     int rc = OUTBOX_SINK_OK;
     mark_t *marks = malloc(k * sizeof *marks);
     if (marks == NULL) {
         snprintf(errbuf, errbuf_size, "kafka sink: out of memory");
         return OUTBOX_SINK_RETRY;
     }
-    for (size_t j = 0; j < k; j++) marks[j] = (mark_t){event_digest(&events[ev[j].i], id_header), ev[j].i};
+    for (size_t j = 0; j < k; j++) marks[j] = (mark_t){event_digest(&events[idx[j]], id_header), idx[j]};
     qsort(marks, k, sizeof *marks, mark_cmp);
 
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -233,27 +234,10 @@ int kafka_read_back(const outbox_sink_host_t *host, rd_kafka_conf_t *conf, const
         snprintf(errbuf, errbuf_size, "kafka sink: cannot create the read-back consumer: %s", why);
         return OUTBOX_SINK_RETRY;
     }
-    by_topic_t *order = malloc(n * sizeof *order);
-    if (order == NULL) {
-        rd_kafka_destroy(rk);
-        snprintf(errbuf, errbuf_size, "kafka sink: out of memory");
-        return OUTBOX_SINK_RETRY;
-    }
-    for (size_t i = 0; i < n; i++) order[i] = (by_topic_t){events[i].destination, i};
-    qsort(order, n, sizeof *order, by_topic_cmp);
     /* One layout for every event of the sink: the first one says where
-     * the id is. */
-    const char *id_header = id_header_of(&events[0], native);
-    int64_t deadline = now_ms() + timeout_ms;
-    int rc = OUTBOX_SINK_OK;
-    for (size_t a = 0; a < n && rc == OUTBOX_SINK_OK;) {
-        size_t b = a + 1;
-        while (b < n && strcmp(order[b].topic, order[a].topic) == 0) b++;
-        rc = read_topic(rk, order[a].topic, order + a, b - a, events, id_header, held, deadline, errbuf,
-                        errbuf_size);
-        a = b;
-    }
-    free(order);
+     * the id is. Topic by topic (the sink.h helper groups by destination). */
+    reading_t rd = {rk, events, id_header_of(&events[0], native), held, now_ms() + timeout_ms};
+    int rc = outbox_sink_each_destination(events, n, read_topic, &rd, errbuf, errbuf_size);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return rc;

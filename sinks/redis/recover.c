@@ -116,43 +116,22 @@ static int recover_stream(redis_sink_t *s, const outbox_sink_event_t *events, co
     return rc;
 }
 
-/* The events grouped by stream: indexes sorted by destination, in log
- * order within one stream. */
 typedef struct {
-    const char *destination;
-    size_t i;
-} by_stream_t;
+    redis_sink_t *s;
+    const outbox_sink_event_t *events;
+    unsigned char *held;
+} recovering_t;
 
-static int by_destination(const void *a, const void *b) {
-    const by_stream_t *x = a, *y = b;
-    int c = strcmp(x->destination, y->destination);
-    return c != 0 ? c : (x->i > y->i) - (x->i < y->i);
+static int recover_one_stream(void *ctx, const size_t *idx, size_t k, char *errbuf, size_t errbuf_size) {
+    recovering_t *r = ctx;
+    return recover_stream(r->s, r->events, idx, k, r->held, errbuf, errbuf_size);
 }
 
+/* Stream by stream (the sink.h helper groups the events by destination). */
 int redis_recover(void *state, const outbox_sink_event_t *events, size_t n, unsigned char *held, char *errbuf,
                   size_t errbuf_size) {
     redis_sink_t *s = state;
-    int rc = redis_sink_ensure_connected(s, errbuf, errbuf_size);
-    if (rc != OUTBOX_SINK_OK) return OUTBOX_SINK_RETRY;
-    by_stream_t *order = malloc((n ? n : 1) * sizeof *order);
-    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
-    if (order == NULL || idx == NULL) {
-        free(order);
-        free(idx);
-        snprintf(errbuf, errbuf_size, "redis sink: out of memory");
-        return OUTBOX_SINK_RETRY;
-    }
-    for (size_t i = 0; i < n; i++) order[i] = (by_stream_t){events[i].destination, i};
-    qsort(order, n, sizeof *order, by_destination);
-    for (size_t i = 0; i < n; i++) idx[i] = order[i].i;
-    size_t start = 0;
-    while (start < n && rc == OUTBOX_SINK_OK) {
-        size_t end = start + 1;
-        while (end < n && strcmp(order[end].destination, order[start].destination) == 0) end++;
-        rc = recover_stream(s, events, idx + start, end - start, held, errbuf, errbuf_size);
-        start = end;
-    }
-    free(order);
-    free(idx);
-    return rc;
+    if (redis_sink_ensure_connected(s, errbuf, errbuf_size) != OUTBOX_SINK_OK) return OUTBOX_SINK_RETRY;
+    recovering_t r = {s, events, held};
+    return outbox_sink_each_destination(events, n, recover_one_stream, &r, errbuf, errbuf_size);
 }
