@@ -1129,7 +1129,7 @@ class Bench:
                              f"for {window} events ({logpath})")
         subj = f"recovery of a full window ({window} events in doubt, all at the destination), {sink}"
         self.record("recovery", subj, "total", rep, read_ms + back_ms, "ms")
-        self.record("recovery", subj, "the log read (walk of _ids, documents by _id)", rep, read_ms, "ms")
+        self.record("recovery", subj, "the log read (walk of _ids, then the documents)", rep, read_ms, "ms")
         self.record("recovery", subj, "the destination read back (the plugin's recover)", rep, back_ms, "ms")
         log(f"rep {rep}: recovery of {window} events in doubt, {sink}: log {read_ms} ms, destination {back_ms} ms")
         self.mongo[DB].drop_collection(outbox)
