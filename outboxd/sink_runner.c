@@ -35,6 +35,15 @@
  * tells fence_lost). An activation ends by a stop (SIGTERM, a reload), a
  * hand-over (flush, last fenced checkpoint, release), or a loss (no flush,
  * nothing more written, the window dropped).
+ *
+ * Effectively-once (docs/recovery.md): with a plugin that has recover, the
+ * runner publishes nothing more than in_doubt_max documents past its last
+ * durable checkpoint; an activation whose checkpoint says in_doubt asks
+ * the plugin, before the feeder starts, which of those documents the
+ * destination holds (recover_once; the feeder settles those unpublished),
+ * then writes in_doubt: true before its first publish; a clean stop writes
+ * it false. After a reopen, recover_unsettled does the same for the events
+ * the closed instance took and never acked.
  */
 #include "sink_runner.h"
 
@@ -1120,7 +1129,7 @@ static void close_plugin(outboxd_sink_runner_t *r) {
     r->open = false;
     r->state = NULL;
     /* Whatever was in flight was not acked: publish it again (after a
-     * reopen, recover_window asks first which arrived). */
+     * reopen, recover_unsettled asks first which arrived). */
     pthread_mutex_lock(&r->lock);
     for (uint64_t seq = r->head; seq < r->tail_seq; seq++) {
         slot_t *s = &r->slots[seq % WINDOW];
@@ -1130,7 +1139,6 @@ static void close_plugin(outboxd_sink_runner_t *r) {
     }
     pthread_mutex_unlock(&r->lock);
 }
-
 
 /* ---- recovery (docs/recovery.md) ------------------------------------------------ */
 
