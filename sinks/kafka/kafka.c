@@ -719,7 +719,14 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
 
     /* rd_kafka_new checks the properties against each other (acks with
      * idempotence, ...), which check cannot do without a producer: a
-     * refusal here is a configuration error too. On success it owns conf. */
+     * refusal here is a configuration error too. On success it owns conf.
+     * "opening" is set first: rd_kafka_new's threads connect to the
+     * bootstrap brokers at once, and a TLS handshake that failed before it
+     * was set was logged besides open's RETRY (test_sasl_wrong_ca_is_a_
+     * clear_retry failed so in CI's sanitizer run, where the window is
+     * wider). */
+    if (open_timeout > 0)
+        atomic_store(&s->opening, 1);
     s->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
     if (s->rk == NULL) {
         rd_kafka_conf_destroy(conf);
@@ -732,7 +739,6 @@ static int kafka_open(const outbox_sink_host_t *host, void **state, char *errbuf
      * would only show as deliveries timing out a minute later. */
     int n_brokers = 0;
     if (open_timeout > 0) {
-        atomic_store(&s->opening, 1);
         int rc = check_cluster(s, (int)open_timeout, &n_brokers);
         /* On failure "opening" stays set until free_sink has destroyed the
          * producer: its threads may fail another connection attempt in
