@@ -5,6 +5,9 @@
  * the test then reads back what its destination holds, with a consumer of
  * the destination's own kind, and checks it with test_crash_check.
  *
+ * The config's checkpoint section (daemonlib's) is made sparser, every
+ * 2000 events or 5 s, so that most kills leave events in doubt.
+ *
  * The kills land within a second after the sink opened (every other one,
  * so some land while it recovers) or after it recovered: the plugin must
  * have recover and the sink's recover be on.
