@@ -15,7 +15,7 @@ typedef struct {
 
 struct outboxd_in_doubt {
     entry_t *entries;
-    size_t n, left;
+    size_t n, left, held_left;
 };
 
 static int by_id(const void *a, const void *b) {
@@ -34,6 +34,7 @@ outboxd_in_doubt_t *outboxd_in_doubt_new(const bson_oid_t *ids, const unsigned c
     for (size_t i = 0; i < n; i++) {
         bson_oid_copy(&ids[i], &d->entries[i].id);
         d->entries[i].held = held[i] != 0;
+        d->held_left += d->entries[i].held;
     }
     qsort(d->entries, n, sizeof *d->entries, by_id);
     d->n = d->left = n;
@@ -54,6 +55,7 @@ bool outboxd_in_doubt_take(outboxd_in_doubt_t *d, const bson_oid_t *id, bool *he
             continue;
         e->taken = true;
         d->left--;
+        d->held_left -= e->held;
         *held = e->held;
         return true;
     }
@@ -62,6 +64,10 @@ bool outboxd_in_doubt_take(outboxd_in_doubt_t *d, const bson_oid_t *id, bool *he
 
 size_t outboxd_in_doubt_left(const outboxd_in_doubt_t *d) {
     return d->left;
+}
+
+size_t outboxd_in_doubt_held_left(const outboxd_in_doubt_t *d) {
+    return d->held_left;
 }
 
 void outboxd_in_doubt_free(outboxd_in_doubt_t *d) {

@@ -29,6 +29,9 @@ bool outboxd_in_doubt_take(outboxd_in_doubt_t *d, const bson_oid_t *id, bool *he
 
 /* Listed events not yet taken. */
 size_t outboxd_in_doubt_left(const outboxd_in_doubt_t *d);
+/* Of those, the ones the destination holds: while any is left, what is
+ * past the checkpoint is still in doubt for the next run. */
+size_t outboxd_in_doubt_held_left(const outboxd_in_doubt_t *d);
 
 /* Accepts NULL. */
 void outboxd_in_doubt_free(outboxd_in_doubt_t *d);

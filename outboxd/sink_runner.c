@@ -1814,6 +1814,9 @@ static void wind_down(outboxd_sink_runner_t *r, bool release) {
     char errbuf[1024];
     atomic_store(&r->ending, true); /* a hand-over ends with the lease still held */
     stop_reader(r);
+    /* Events the recovery found at the destination that the feeder never
+     * took: past the checkpoint and published, so still in doubt. */
+    bool held_untaken = r->in_doubt && outboxd_in_doubt_held_left(r->in_doubt) > 0;
     outboxd_in_doubt_free(r->in_doubt);
     r->in_doubt = NULL;
     if (r->open) {
@@ -1850,10 +1853,14 @@ static void wind_down(outboxd_sink_runner_t *r, bool release) {
      * plugin was acked (flush) and retired into the checkpoint, so the
      * next activation has nothing to recover. */
     if (r->marked) {
-        bool unsettled = false;
+        /* (A done event left in the window, behind one not done, may be
+         * one the recovery found at the destination: in doubt too.) */
+        bool unsettled = held_untaken;
         pthread_mutex_lock(&r->lock);
-        for (uint64_t seq = r->head; seq < r->tail_seq; seq++)
-            unsettled |= r->slots[seq % WINDOW].unsettled || r->slots[seq % WINDOW].published;
+        for (uint64_t seq = r->head; seq < r->tail_seq; seq++) {
+            const slot_t *s = &r->slots[seq % WINDOW];
+            unsettled |= s->unsettled || s->published || s->state == SLOT_DONE;
+        }
         pthread_mutex_unlock(&r->lock);
         r->cp.in_doubt = unsettled ? 1 : 0;
     }
