@@ -88,6 +88,20 @@ static void admin_wait(rd_kafka_t *rk, rd_kafka_queue_t *q, rd_kafka_event_type_
     rd_kafka_event_destroy(ev);
 }
 
+/* The controller has the change; waits until the broker's metadata shows
+ * partitions partitions too (10 s at most, then fails the test). */
+static void wait_partitions(rd_kafka_t *rk, const char *topic, int partitions) {
+    int seen = 0;
+    for (int i = 0; i < 100 && seen != partitions; i++) {
+        seen = partition_count(rk, topic);
+        if (seen != partitions) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (seen != partitions) fail_msg("topic %s: metadata shows %d of %d partitions", topic, seen, partitions);
+}
+
 void kt_create_topic(const char *topic, int partitions, const char *max_message_bytes) {
     char err[512];
     rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, rd_kafka_conf_new());
@@ -100,16 +114,7 @@ void kt_create_topic(const char *topic, int partitions, const char *max_message_
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     admin_wait(rk, q, RD_KAFKA_EVENT_CREATETOPICS_RESULT, "create topic", topic, 1);
     rd_kafka_NewTopic_destroy(nt);
-    /* The controller has it; wait until the broker's metadata does too. */
-    int seen = 0;
-    for (int i = 0; i < 100 && seen != partitions; i++) {
-        seen = partition_count(rk, topic);
-        if (seen != partitions) {
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (seen != partitions) fail_msg("topic %s: metadata shows %d of %d partitions", topic, seen, partitions);
+    wait_partitions(rk, topic, partitions);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
 }
@@ -123,15 +128,7 @@ void kt_grow_topic(const char *topic, int partitions) {
     rd_kafka_CreatePartitions(rk, &np, 1, NULL, q);
     admin_wait(rk, q, RD_KAFKA_EVENT_CREATEPARTITIONS_RESULT, "grow topic", topic, 1);
     rd_kafka_NewPartitions_destroy(np);
-    int seen = 0;
-    for (int i = 0; i < 100 && seen != partitions; i++) {
-        seen = partition_count(rk, topic);
-        if (seen != partitions) {
-            struct timespec ts = {0, 100 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (seen != partitions) fail_msg("topic %s: metadata shows %d of %d partitions", topic, seen, partitions);
+    wait_partitions(rk, topic, partitions);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
 }
