@@ -70,7 +70,7 @@ getent passwd outboxd >/dev/null && user_was_there=true
 installed_now() { # of our packages, those dpkg knows (installed or config-files)
   local p
   for p in "${our_packages[@]}"; do
-    dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^[ir][ic]' && echo "$p"
+    grep -q '^[ir][ic]' <<<"$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" && echo "$p"
   done
 }
 cleanup() {
@@ -107,7 +107,7 @@ env_file=$(bash "$top/tests/services/services.sh" env 2>/dev/null)
 need=(build-essential debhelper dpkg-dev lintian rpm git python3 adduser autoconf automake libtool pkg-config)
 missing=()
 for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  grep -q 'install ok installed' <<<"$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" || missing+=("$p")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
   echo "# installing ${missing[*]}"
@@ -138,7 +138,7 @@ fi
 sinks=() profiles=() rpm_without=()
 for s in $all_sinks; do
   if [[ $sinks_wanted == auto ]]; then
-    if $exported && OUTBOX_SRCDIR=$src sh "$top/scripts/sinks.sh" packaged 2>/dev/null | grep -qx "$s"; then
+    if $exported && grep -qx "$s" <<<"$(OUTBOX_SRCDIR=$src sh "$top/scripts/sinks.sh" packaged 2>/dev/null)"; then
       sinks+=("$s")
     else
       echo "# sink $s: not in $ref's sink list (m4/outbox-sinks.m4): no outbox-sink-$s package"
@@ -264,7 +264,7 @@ else
       || problems+=("$f loads liboutbox.so.1 from '$lib', not the package's")
   done
   for u in outboxd.service outboxd@.service; do
-    dpkg -S "$u" 2>/dev/null | grep -q '^outboxd:' || problems+=("$u not in the outboxd package")
+    grep -q '^outboxd:' <<<"$(dpkg -S "$u" 2>/dev/null)" || problems+=("$u not in the outboxd package")
   done
   [[ -f /usr/lib/$triplet/service-outbox/sinks/file.so ]] || problems+=("no file sink in the plugin dir")
   if [[ ${#problems[@]} -eq 0 ]]; then
@@ -309,7 +309,7 @@ sinks:
     route: "$tmp/run/oot/{type}.jsonl"
 YAML
     if out=$(inst outboxd --check --config "$tmp/run/oot.yaml" --plugin-dir "$oot" 2>&1) \
-       && echo "$out" | grep -q "sink mine: plugin file .*$oot/file.so"; then
+       && grep -q "sink mine: plugin file .*$oot/file.so" <<<"$out"; then
       ok "outboxd --check loads the out-of-tree sink from $oot"
     else
       notok "outboxd --check loads the out-of-tree sink"; echo "$out" | diag
@@ -327,7 +327,7 @@ if ! $inst_ok; then
   skip "outbox-sink-conformance on the out-of-tree sink: not installed"
 elif [[ ! -f $oot/file.so ]]; then
   skip "outbox-sink-conformance on the out-of-tree sink: it did not build"
-elif ! dpkg -S /usr/bin/outbox-sink-conformance 2>/dev/null | grep -q '^liboutbox-dev:'; then
+elif ! grep -q '^liboutbox-dev:' <<<"$(dpkg -S /usr/bin/outbox-sink-conformance 2>/dev/null)"; then
   notok "liboutbox-dev has no /usr/bin/outbox-sink-conformance"
 elif out=$(inst outbox-sink-conformance "$oot/file.so" --route "$tmp/run/conformance/{type}.jsonl" 2>&1) \
      && ! grep -q '^not ok' <<<"$out" && grep -q '^1\.\.[1-9]' <<<"$out"; then
@@ -535,7 +535,7 @@ for s in $all_sinks; do
     # Its package installs the plugin where outboxd looks, and outboxd
     # loads it from there.
     so=/usr/lib/$triplet/service-outbox/sinks/$s.so
-    if dpkg -S "$so" 2>/dev/null | grep -q "^outbox-sink-$s:" && out=$(inst outboxd --plugin-help "$s" 2>&1); then
+    if grep -q "^outbox-sink-$s:" <<<"$(dpkg -S "$so" 2>/dev/null)" && out=$(inst outboxd --plugin-help "$s" 2>&1); then
       ok "outbox-sink-$s: $so installed, outboxd --plugin-help $s loads it (packaging/test-packages.sh has no server for it)"
     else
       notok "outbox-sink-$s: $so from the package, loaded by outboxd --plugin-help $s"; echo "${out:-}" | diag
@@ -637,12 +637,12 @@ else
     [[ -n $(rpmfile "$p") ]] || problems+=("no $p RPM")
   done
   if [[ -n $(rpmfile outboxd) ]]; then
-    rpm -qp --provides "$(rpmfile outboxd)" 2>/dev/null | grep -qx "outbox-sink-abi = $abi" \
+    grep -qx "outbox-sink-abi = $abi" <<<"$(rpm -qp --provides "$(rpmfile outboxd)" 2>/dev/null)" \
       || problems+=("outboxd does not provide outbox-sink-abi = $abi")
-    rpm -qlp "$(rpmfile outboxd)" 2>/dev/null | grep -q '/service-outbox/sinks/file.so$' || problems+=("outboxd has no file.so")
+    grep -q '/service-outbox/sinks/file.so$' <<<"$(rpm -qlp "$(rpmfile outboxd)" 2>/dev/null)" || problems+=("outboxd has no file.so")
   fi
   if [[ -n $(rpmfile liboutbox-devel) ]]; then
-    rpm -qlp "$(rpmfile liboutbox-devel)" 2>/dev/null | grep -q '/bin/outbox-sink-conformance$' \
+    grep -q '/bin/outbox-sink-conformance$' <<<"$(rpm -qlp "$(rpmfile liboutbox-devel)" 2>/dev/null)" \
       || problems+=("liboutbox-devel has no outbox-sink-conformance")
   fi
   for s in $all_sinks; do
@@ -652,7 +652,7 @@ else
   done
   for s in "${sinks[@]}"; do
     f=$(rpmfile "outbox-sink-$s")
-    [[ -n $f ]] && { rpm -qp --requires "$f" 2>/dev/null | grep -qx "outbox-sink-abi = $abi" \
+    [[ -n $f ]] && { grep -qx "outbox-sink-abi = $abi" <<<"$(rpm -qp --requires "$f" 2>/dev/null)" \
       || problems+=("outbox-sink-$s does not require outbox-sink-abi = $abi"); }
   done
   if [[ ${#problems[@]} -eq 0 ]]; then

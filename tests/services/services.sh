@@ -366,14 +366,16 @@ kafka_lib() {
     echo "$dir"
 }
 
-kafka_ready() { kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null | grep -q "broker 1 at"; }
+# (grep reads kcat's whole answer: with pipefail, grep -q leaving early at a
+# long topic list would kill kcat with SIGPIPE and fail the pipeline)
+kafka_ready() { grep -q "broker 1 at" <<<"$(kcat -b "127.0.0.1:$KAFKA_PORT" -L -m 2 2>/dev/null)"; }
 
 # kafka_sasl_ready: the SASL_SSL listener takes the test user's password and the test CA
 # (PLAIN: Debian's kcat has librdkafka 2.0.2, whose SCRAM Kafka 4.x refuses, see up_kafka)
 kafka_sasl_ready() {
-    kcat -b "127.0.0.1:$KAFKA_SASL_PORT" -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN \
-        -X sasl.username="$KAFKA_SASL_USER" -X sasl.password="$KAFKA_SASL_PASSWORD" \
-        -X ssl.ca.location="$TLS_DIR/ca.pem" -L -m 2 2>/dev/null | grep -q "broker 1 at"
+    grep -q "broker 1 at" <<<"$(kcat -b "127.0.0.1:$KAFKA_SASL_PORT" -X security.protocol=SASL_SSL \
+        -X sasl.mechanism=PLAIN -X sasl.username="$KAFKA_SASL_USER" -X sasl.password="$KAFKA_SASL_PASSWORD" \
+        -X ssl.ca.location="$TLS_DIR/ca.pem" -L -m 2 2>/dev/null)"
 }
 
 ensure_ca() { bash "$HERE/make-test-ca.sh" "$TLS_DIR" || die "making the test CA in $TLS_DIR failed"; }
