@@ -33,6 +33,7 @@ const char *outbox_strerror(outbox_code_t code) {
     case OUTBOX_ERR_NOT_FOUND: return "not found";
     case OUTBOX_ERR_MALFORMED: return "a document in the log is not an event envelope";
     case OUTBOX_ERR_LIMIT: return "a limit was exceeded";
+    case OUTBOX_ERR_NOT_ENSURED: return "the outbox was not created: run outboxctl init (outbox_ensure)";
     }
     return "unknown error code";
 }

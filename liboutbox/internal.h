@@ -11,6 +11,7 @@
 #include "schema.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@
 #define OUTBOX_MONGO_NAMESPACE_EXISTS 48
 #define OUTBOX_MONGO_CAPPED_POSITION_LOST 136
 #define OUTBOX_MONGO_DUPLICATE_KEY 11000
+#define OUTBOX_MONGO_NAMESPACE_NOT_FOUND 26
+#define OUTBOX_MONGO_NOT_SUPPORTED_IN_TXN 263 /* OperationNotSupportedInTransaction */
 
 typedef struct {
     char *name;
@@ -54,9 +57,12 @@ struct outbox {
     mongoc_uri_t *owned_uri;
     char *pending_name;     /* "N.pending" */
     char *checkpoints_name; /* "N.checkpoints" */
+    char *quarantine_name;  /* "N.quarantine" */
     pthread_mutex_t caps_lock;
     bool caps_known;
     unsigned caps;
+    _Atomic bool pending_verified; /* a transactional put found N.pending */
+    _Atomic bool log_verified;     /* the promoter found N capped */
 };
 
 /* A zeroed struct that embeds a bson_t. bson_t is declared with 128-byte
@@ -87,6 +93,16 @@ const outbox_type_t *outbox__conf_find_type(const outbox_conf_t *conf, const cha
  * back with outbox__client_push. */
 mongoc_client_t *outbox__client_pop(outbox_t *outbox);
 void outbox__client_push(outbox_t *outbox, mongoc_client_t *client);
+
+/* outbox_verify through a client the caller holds (a transaction's
+ * session's client, so that a pool of one cannot deadlock). */
+outbox_code_t outbox__verify_with(outbox_t *outbox, mongoc_client_t *client, outbox_error_t *error);
+
+/* The reply's errorLabels as " [Label, Label]" into buf ("" when none). */
+void outbox__labels_text(const bson_t *reply, char *buf, size_t size);
+
+/* The quarantine of the promoter: "N.quarantine". */
+#define OUTBOX_QUARANTINE_SUFFIX ".quarantine"
 
 /* The event behind the public outbox_event_t: a borrowed envelope with the
  * fields already looked up. */

@@ -50,6 +50,7 @@ outbox_t *outbox_new(outbox_conf_t *conf, outbox_error_t *error) {
     }
     ob->pending_name = bson_strdup_printf("%s.pending", conf->outbox);
     ob->checkpoints_name = bson_strdup_printf("%s.checkpoints", conf->outbox);
+    ob->quarantine_name = bson_strdup_printf("%s" OUTBOX_QUARANTINE_SUFFIX, conf->outbox);
     pthread_mutex_init(&ob->caps_lock, NULL);
     ob->conf = conf;
     return ob;
@@ -65,6 +66,7 @@ void outbox_destroy(outbox_t *ob) {
     pthread_mutex_destroy(&ob->caps_lock);
     bson_free(ob->pending_name);
     bson_free(ob->checkpoints_name);
+    bson_free(ob->quarantine_name);
     outbox_conf_destroy(ob->conf);
     bson_free(ob);
 }
@@ -151,11 +153,16 @@ done:
     return rc;
 }
 
-/* The validator for N and N.pending: the envelope, and each declared type's
- * data schema under an anyOf keyed by type (the types are disjoint, so
- * anyOf means oneOf here and is cheaper for the server). */
-static void build_validator(const outbox_t *ob, bson_t *out) {
+/* The validator for N: the envelope, and each declared type's data schema
+ * under an anyOf keyed by type (the types are disjoint, so anyOf means
+ * oneOf here and is cheaper for the server). With types false, the
+ * envelope alone: N.pending's, so that one service's ensure (which
+ * replaces the validator with its own types) can never fail another
+ * service's business transaction; a pending event of a type N refuses is
+ * quarantined by the promoter instead (docs/transactions.md). */
+static void build_validator(const outbox_t *ob, bool types, bson_t *out) {
     const outbox_conf_t *conf = ob->conf;
+    const size_t n_types = types ? conf->n_types : 0;
     bson_t js, props, p, req, any, alt, altp, tp, arr;
 
     BSON_APPEND_DOCUMENT_BEGIN(out, "$jsonSchema", &js);
@@ -176,9 +183,9 @@ static void build_validator(const outbox_t *ob, bson_t *out) {
     bson_append_document_end(&props, &p);
     BSON_APPEND_DOCUMENT_BEGIN(&props, "type", &p);
     BSON_APPEND_UTF8(&p, "bsonType", "string");
-    if (conf->n_types) {
+    if (n_types) {
         BSON_APPEND_ARRAY_BEGIN(&p, "enum", &arr);
-        for (size_t i = 0; i < conf->n_types; i++) {
+        for (size_t i = 0; i < n_types; i++) {
             char idx[16];
             const char *key;
             bson_uint32_to_string((uint32_t)i, &key, idx, sizeof idx);
@@ -213,9 +220,9 @@ static void build_validator(const outbox_t *ob, bson_t *out) {
     bson_append_document_end(&props, &p);
     bson_append_document_end(&js, &props);
 
-    if (conf->n_types) {
+    if (n_types) {
         BSON_APPEND_ARRAY_BEGIN(&js, "anyOf", &any);
-        for (size_t i = 0; i < conf->n_types; i++) {
+        for (size_t i = 0; i < n_types; i++) {
             char idx[16];
             const char *key;
             bson_uint32_to_string((uint32_t)i, &key, idx, sizeof idx);
@@ -337,12 +344,60 @@ static outbox_code_t install_validator(mongoc_database_t *db, const char *name,
     return OUTBOX_OK;
 }
 
+outbox_code_t outbox__verify_with(outbox_t *ob, mongoc_client_t *client, outbox_error_t *error) {
+    coll_info_t info;
+    outbox_code_t rc;
+    const char *db_name = ob->conf->database;
+    mongoc_database_t *db = mongoc_client_get_database(client, db_name);
+    if ((rc = list_collection(db, ob->conf->outbox, &info, error)) != OUTBOX_OK)
+        goto done;
+    if (!info.exists) {
+        rc = outbox__fail(error, OUTBOX_ERR_NOT_ENSURED,
+                          "%s.%s does not exist: create the outbox first with outboxctl init (or "
+                          "outbox_ensure); a write into it now would create an ordinary collection, "
+                          "not a capped log", db_name, ob->conf->outbox);
+        goto done;
+    }
+    if (!info.capped) {
+        rc = outbox__fail(error, OUTBOX_ERR_NOT_CAPPED,
+                          "%s.%s exists but is not a capped collection; an outbox must be capped "
+                          "(drop or rename it and run outboxctl init)", db_name, ob->conf->outbox);
+        goto done;
+    }
+    if ((rc = list_collection(db, ob->pending_name, &info, error)) != OUTBOX_OK)
+        goto done;
+    if (!info.exists)
+        rc = outbox__fail(error, OUTBOX_ERR_NOT_ENSURED,
+                          "%s.%s does not exist: run outboxctl init (or outbox_ensure) for outbox %s "
+                          "before transactional puts (MongoDB creates no collection inside a "
+                          "transaction before 4.4, and without its validator after)",
+                          db_name, ob->pending_name, ob->conf->outbox);
+    else if (info.capped)
+        rc = outbox__fail(error, OUTBOX_ERR_CONF,
+                          "%s.%s is capped; it must be an ordinary collection, because MongoDB "
+                          "refuses writes to capped collections inside transactions",
+                          db_name, ob->pending_name);
+done:
+    mongoc_database_destroy(db);
+    return rc;
+}
+
+outbox_code_t outbox_verify(outbox_t *ob, outbox_error_t *error) {
+    outbox__clear_error(error);
+    if (!ob)
+        return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_verify: outbox is NULL");
+    mongoc_client_t *client = outbox__client_pop(ob);
+    outbox_code_t rc = outbox__verify_with(ob, client, error);
+    outbox__client_push(ob, client);
+    return rc;
+}
+
 outbox_code_t outbox_ensure(outbox_t *ob, outbox_error_t *error) {
     unsigned caps;
     outbox_code_t rc;
     coll_info_t info;
     bool created;
-    bson_t validator = BSON_INITIALIZER;
+    bson_t validator = BSON_INITIALIZER, envelope = BSON_INITIALIZER;
 
     outbox__clear_error(error);
     if (!ob)
@@ -350,8 +405,10 @@ outbox_code_t outbox_ensure(outbox_t *ob, outbox_error_t *error) {
     if ((rc = outbox_server_caps(ob, &caps, error)) != OUTBOX_OK)
         return rc;
     bool validators = (caps & OUTBOX_CAP_VALIDATORS) != 0;
-    if (validators)
-        build_validator(ob, &validator);
+    if (validators) {
+        build_validator(ob, true, &validator);
+        build_validator(ob, false, &envelope);
+    }
 
     mongoc_client_t *client = outbox__client_pop(ob);
     mongoc_database_t *db = mongoc_client_get_database(client, ob->conf->database);
@@ -390,7 +447,7 @@ outbox_code_t outbox_ensure(outbox_t *ob, outbox_error_t *error) {
     }
     if (!info.exists && (rc = create_collection(db, ob->pending_name, NULL, &created, error)) != OUTBOX_OK)
         goto done;
-    if (validators && (rc = install_validator(db, ob->pending_name, &validator, error)) != OUTBOX_OK)
+    if (validators && (rc = install_validator(db, ob->pending_name, &envelope, error)) != OUTBOX_OK)
         goto done;
 
     /* N.checkpoints: one document per reader. */
@@ -403,5 +460,6 @@ done:
     mongoc_database_destroy(db);
     outbox__client_push(ob, client);
     bson_destroy(&validator);
+    bson_destroy(&envelope);
     return rc;
 }

@@ -14,6 +14,7 @@ struct outbox_batch {
     bson_oid_t *ids;
     size_t n, cap;
     bool written;
+    bool written_in_txn; /* the last write was inside a transaction */
 };
 
 outbox_batch_t *outbox_batch_new(outbox_t *ob) {
@@ -181,54 +182,126 @@ static long failed_index(const bson_t *reply) {
     return -1;
 }
 
-outbox_code_t outbox_batch_put(outbox_batch_t *b, mongoc_client_session_t *session,
-                               outbox_error_t *error) {
+void outbox__labels_text(const bson_t *reply, char *buf, size_t size) {
+    bson_iter_t it, labels;
+    size_t used = 0;
+    buf[0] = '\0';
+    if (!reply || !bson_iter_init_find(&it, reply, "errorLabels") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &labels))
+        return;
+    while (bson_iter_next(&labels) && used < size) {
+        if (!BSON_ITER_HOLDS_UTF8(&labels))
+            continue;
+        int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : " [", bson_iter_utf8(&labels, NULL));
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    if (used && used + 1 < size)
+        snprintf(buf + used, size - used, "]");
+}
+
+/* The error of a failed insert: which event, where, what it means for the
+ * caller's writes, and the labels that decide a retry. */
+static outbox_code_t insert_failed(const outbox_batch_t *b, const char *target, bool in_txn, const bson_t *reply,
+                                   const bson_error_t *berr, outbox_error_t *error) {
+    const outbox_t *ob = b->ob;
+    char labels[120];
+    outbox__labels_text(reply, labels, sizeof labels);
+    if (berr->code == OUTBOX_MONGO_NOT_SUPPORTED_IN_TXN || (in_txn && berr->code == OUTBOX_MONGO_NAMESPACE_NOT_FOUND))
+        return outbox__fail_bson(error, berr, "%s.%s does not exist and cannot be created inside a transaction: "
+                                 "run outboxctl init (or outbox_ensure) for outbox %s first%s",
+                                 ob->conf->database, target, ob->conf->outbox, labels);
+    long idx = failed_index(reply);
+    bson_iter_t it;
+    const char *type = "?";
+    if (idx >= 0 && (size_t)idx < b->n && bson_iter_init_find(&it, b->docs[idx], "type"))
+        type = bson_iter_utf8(&it, NULL);
+    /* Inside a transaction any error aborts it on the server: nothing of
+     * it stands, the caller's writes included. */
+    const char *outcome = in_txn ? "the server aborted the transaction: retry all of it or give up"
+                                 : "events before it were written, it and those after it were not";
+    if (idx >= 0)
+        return outbox__fail_bson(error, berr, "event %ld (%s): insert into %s.%s failed (%s)%s", idx, type,
+                                 ob->conf->database, target, outcome, labels);
+    return outbox__fail_bson(error, berr, "insert of %zu events into %s.%s failed (%s)%s", b->n, ob->conf->database,
+                             target, in_txn ? outcome : "none of them is known to be written", labels);
+}
+
+outbox_code_t outbox_batch_put_reply(outbox_batch_t *b, mongoc_client_session_t *session, bson_t *reply,
+                                     outbox_error_t *error) {
     bson_error_t berr;
+    bson_t local_reply;
+    if (!reply)
+        reply = &local_reply;
+    bson_init(reply);
     outbox__clear_error(error);
-    if (!b)
-        return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_batch_put: batch is NULL");
-    if (b->written)
-        return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_batch_put: this batch was already written");
+    if (!b) {
+        outbox_code_t rc = outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_batch_put: batch is NULL");
+        if (reply == &local_reply)
+            bson_destroy(reply);
+        return rc;
+    }
+    bool in_txn = session && mongoc_client_session_in_transaction(session);
+    outbox_code_t rc = OUTBOX_OK;
+    /* A transaction that failed or was aborted left nothing of the batch:
+     * writing it again in the next try is the retry itself. Outside a
+     * transaction a second write would be a second copy of each event. */
+    if (b->written && !(in_txn && b->written_in_txn)) {
+        rc = outbox__fail(error, OUTBOX_ERR_INVALID_ARG,
+                          "outbox_batch_put: this batch was already written%s",
+                          b->written_in_txn ? " inside a transaction; it can be written again only inside one"
+                                            : "");
+        goto out;
+    }
     if (b->n == 0)
-        return OUTBOX_OK;
+        goto out;
 
     outbox_t *ob = b->ob;
-    bool in_txn = session && mongoc_client_session_in_transaction(session);
     const char *target = in_txn ? ob->pending_name : ob->conf->outbox;
     /* A session belongs to the client that started it: the write must go
      * through that client to be part of the session (and its transaction). */
     mongoc_client_t *client = session ? mongoc_client_session_get_client(session) : outbox__client_pop(ob);
+    /* The first transactional put checks, outside the transaction, that
+     * N.pending is there: inside one, MongoDB 4.2 refuses to create it and
+     * 4.4+ creates it bare (no validator, refused across shards). */
+    if (in_txn && !atomic_load(&ob->pending_verified)) {
+        outbox_error_t verr;
+        outbox_code_t v = outbox__verify_with(ob, client, &verr);
+        if (v == OUTBOX_OK) {
+            atomic_store(&ob->pending_verified, true);
+        } else if (v != OUTBOX_ERR_SERVER) { /* a server that cannot answer: the insert will say why */
+            if (error)
+                *error = verr;
+            rc = v;
+            goto out;
+        }
+    }
     mongoc_collection_t *coll = mongoc_client_get_collection(client, ob->conf->database, target);
-    bson_t opts = BSON_INITIALIZER, reply;
-    outbox_code_t rc = OUTBOX_OK;
-
+    bson_t opts = BSON_INITIALIZER;
     if (session && !mongoc_client_session_append(session, &opts, &berr)) {
         rc = outbox__fail_bson(error, &berr, "cannot use the session");
-        bson_init(&reply);
-        goto done;
+    } else {
+        bson_destroy(reply); /* insert_many initializes it again */
+        if (mongoc_collection_insert_many(coll, (const bson_t **)b->docs, b->n, &opts, reply, &berr)) {
+            b->written = true;
+            b->written_in_txn = in_txn;
+        } else {
+            rc = insert_failed(b, target, in_txn, reply, &berr, error);
+        }
     }
-    if (!mongoc_collection_insert_many(coll, (const bson_t **)b->docs, b->n, &opts, &reply, &berr)) {
-        long idx = failed_index(&reply);
-        bson_iter_t it;
-        const char *type = "?";
-        if (idx >= 0 && (size_t)idx < b->n && bson_iter_init_find(&it, b->docs[idx], "type"))
-            type = bson_iter_utf8(&it, NULL);
-        if (idx >= 0)
-            rc = outbox__fail_bson(error, &berr, "event %ld (%s): insert into %s.%s failed (events "
-                                   "before it were written)", idx, type, ob->conf->database, target);
-        else
-            rc = outbox__fail_bson(error, &berr, "insert of %zu events into %s.%s failed", b->n,
-                                   ob->conf->database, target);
-        goto done;
-    }
-    b->written = true;
-done:
-    bson_destroy(&reply);
     bson_destroy(&opts);
     mongoc_collection_destroy(coll);
     if (!session)
         outbox__client_push(ob, client);
+out:
+    if (reply == &local_reply)
+        bson_destroy(reply);
     return rc;
+}
+
+outbox_code_t outbox_batch_put(outbox_batch_t *b, mongoc_client_session_t *session, outbox_error_t *error) {
+    return outbox_batch_put_reply(b, session, NULL, error);
 }
 
 static outbox_code_t put_one(outbox_t *ob, mongoc_client_session_t *session, const char *type,

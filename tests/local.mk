@@ -52,6 +52,7 @@ OUTBOX_TESTS = \
 	tests/test_tail_malformed \
 	tests/test_tail_network_failure \
 	tests/test_transactional_put \
+	tests/test_transaction_errors \
 	tests/test_promote \
 	tests/test_concurrent_producers \
 	tests/test_envelope_other_driver \
@@ -88,6 +89,9 @@ tests_test_tail_network_failure_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_network_failure_LDADD = $(TEST_LDADD)
 tests_test_transactional_put_CFLAGS = $(TEST_CFLAGS)
 tests_test_transactional_put_LDADD = $(TEST_LDADD)
+tests_test_transaction_errors_SOURCES = tests/test_transaction_errors.c tests/tcp_proxy.h tests/tcp_proxy.c
+tests_test_transaction_errors_CFLAGS = $(TEST_CFLAGS)
+tests_test_transaction_errors_LDADD = $(TEST_LDADD)
 tests_test_promote_CFLAGS = $(TEST_CFLAGS)
 tests_test_promote_LDADD = $(TEST_LDADD)
 tests_test_concurrent_producers_CFLAGS = $(TEST_CFLAGS)

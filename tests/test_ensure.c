@@ -129,8 +129,77 @@ static void server_validator_refuses_what_the_schema_refuses(void **state) {
     assert_false(mongoc_collection_insert_one(c, doc, NULL, NULL, &berr));
     assert_int_equal(berr.code, 121); /* DocumentValidationFailure */
     mongoc_collection_destroy(c);
+    /* N.pending checks the envelope alone: a type this service did not
+     * declare (another service's ensure may have replaced N's types) never
+     * fails a business transaction; the promoter quarantines it. Not an
+     * envelope at all is refused there too. */
+    char pending[256];
+    snprintf(pending, sizeof pending, "%s.pending", outbox_name(ob));
+    c = mongoc_client_get_collection(client, TEST_DB, pending);
+    bson_t *other = BCON_NEW("_id", BCON_OID(&id), "type", BCON_UTF8("invoice.sent"), "key", BCON_NULL,
+                             "data", "{", "n", BCON_INT32(1), "}", "created", BCON_DATE_TIME(0), "v",
+                             BCON_INT32(1));
+    if (!mongoc_collection_insert_one(c, other, NULL, NULL, &berr))
+        fail_msg("N.pending refused an envelope of an undeclared type: %s", berr.message);
+    bson_t *not_envelope = BCON_NEW("type", BCON_INT32(7));
+    assert_false(mongoc_collection_insert_one(c, not_envelope, NULL, NULL, &berr));
+    assert_int_equal(berr.code, 121);
+    mongoc_collection_destroy(c);
     mongoc_client_destroy(client);
+    bson_destroy(other);
+    bson_destroy(not_envelope);
     bson_destroy(doc);
+    test_outbox_drop(ob);
+}
+
+static void drop(const char *name) {
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, name);
+    bson_error_t berr;
+    if (!mongoc_collection_drop(c, &berr))
+        fail_msg("drop %s: %s", name, berr.message);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+}
+
+static void expect_message(const outbox_error_t *err, const char *a, const char *b) {
+    if (!strstr(err->message, a) || !strstr(err->message, b))
+        fail_msg("message \"%s\" does not say \"%s\" and \"%s\"", err->message, a, b);
+}
+
+/* What outboxd runs at start and the promoter before it writes: a log
+ * that was never ensured is named with what to run, never created by a
+ * write as an ordinary collection. */
+static void verify_names_what_is_missing_and_what_to_run(void **state) {
+    outbox_error_t err;
+    char want[300], pending[256];
+    outbox_t *ob = outbox_new(test_conf("verify"), &err);
+    assert_non_null(ob);
+    snprintf(pending, sizeof pending, "%s.pending", outbox_name(ob));
+    assert_int_equal(outbox_verify(ob, &err), OUTBOX_ERR_NOT_ENSURED);
+    snprintf(want, sizeof want, "%s.%s does not exist", TEST_DB, outbox_name(ob));
+    expect_message(&err, want, "outboxctl init");
+    /* The promoter refuses too, and creates nothing. */
+    size_t moved = 7;
+    assert_int_equal(outbox_promote(ob, &moved, &err), OUTBOX_ERR_NOT_ENSURED);
+    assert_int_equal(moved, 7);
+    assert_false(test_collection_exists(outbox_name(ob)));
+
+    assert_int_equal(outbox_ensure(ob, &err), OUTBOX_OK);
+    if (outbox_verify(ob, &err) != OUTBOX_OK)
+        fail_msg("verify after ensure: %s", err.message);
+    drop(pending);
+    assert_int_equal(outbox_verify(ob, &err), OUTBOX_ERR_NOT_ENSURED);
+    snprintf(want, sizeof want, "%s.%s does not exist", TEST_DB, pending);
+    expect_message(&err, want, "outboxctl init");
+    assert_int_equal(outbox_ensure(ob, &err), OUTBOX_OK);
+
+    drop(outbox_name(ob));
+    bson_t *doc = BCON_NEW("x", BCON_INT32(1));
+    test_insert_raw(outbox_name(ob), doc); /* an ordinary collection */
+    bson_destroy(doc);
+    assert_int_equal(outbox_verify(ob, &err), OUTBOX_ERR_NOT_CAPPED);
+    expect_message(&err, "is not a capped collection", outbox_name(ob));
     test_outbox_drop(ob);
 }
 
@@ -140,6 +209,7 @@ int main(void) {
         cmocka_unit_test(ensure_refuses_a_log_that_is_not_capped),
         cmocka_unit_test(ensure_refuses_another_capped_size),
         cmocka_unit_test(server_validator_refuses_what_the_schema_refuses),
+        cmocka_unit_test(verify_names_what_is_missing_and_what_to_run),
     };
     return TEST_RUN("ensure", tests);
 }

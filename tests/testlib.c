@@ -158,12 +158,24 @@ int64_t test_count(const char *coll) {
     return n;
 }
 
+bool test_collection_exists(const char *coll) {
+    bson_error_t berr;
+    mongoc_client_t *client = test_client();
+    mongoc_database_t *db = mongoc_client_get_database(client, TEST_DB);
+    bool found = mongoc_database_has_collection(db, coll, &berr);
+    if (!found && berr.code)
+        fail_msg("list collections of %s: %s", TEST_DB, berr.message);
+    mongoc_database_destroy(db);
+    mongoc_client_destroy(client);
+    return found;
+}
+
 void test_outbox_drop(outbox_t *ob) {
     if (!ob)
         return;
     mongoc_client_t *client = test_client();
     /* Every collection outboxd and liboutbox make for an outbox N. */
-    const char *suffixes[] = {"", ".pending", ".checkpoints", ".leases", ".deadletter"};
+    const char *suffixes[] = {"", ".pending", ".checkpoints", ".leases", ".deadletter", ".quarantine"};
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
         char name[256];
         snprintf(name, sizeof name, "%s%s", outbox_name(ob), suffixes[i]);

@@ -57,6 +57,9 @@ mongoc_client_t *test_client(void);
 /* Counts documents in db.coll. */
 int64_t test_count(const char *coll);
 
+/* Whether db.coll exists. */
+bool test_collection_exists(const char *coll);
+
 /* Reads the whole file path into a string (caller frees). NULL if absent. */
 char *test_read_file(const char *path);
 

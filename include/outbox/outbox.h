@@ -85,10 +85,13 @@ typedef enum outbox_code {
     OUTBOX_ERR_MALFORMED = 15,    /* a document in the log is not an event
                                      envelope (docs/envelope.md); the tail
                                      has moved past it */
-    OUTBOX_ERR_LIMIT = 16         /* a limit was reached: an event's size or
+    OUTBOX_ERR_LIMIT = 16,        /* a limit was reached: an event's size or
                                      nesting depth, or a schema pattern's
                                      match limit (the data was neither
                                      accepted nor refused by the schema) */
+    OUTBOX_ERR_NOT_ENSURED = 17   /* the outbox's collections are not all
+                                     there: run outbox_ensure (outboxctl
+                                     init) first */
 } outbox_code_t;
 
 /* Size of outbox_error_t.message, including the terminating NUL. */
@@ -165,11 +168,22 @@ OUTBOX_EXPORT const char *outbox_database(const outbox_t *outbox);
 OUTBOX_EXPORT const char *outbox_name(const outbox_t *outbox);
 
 /* Creates, idempotently, the capped log N, N.pending and N.checkpoints, and
- * installs the declared schemas as a $jsonSchema validator on N and
- * N.pending when the server supports validators (see outbox_server_caps).
+ * when the server supports validators (see outbox_server_caps) installs
+ * on N a $jsonSchema validator of the envelope and the declared types'
+ * schemas, and on N.pending one of the envelope alone (another service's
+ * ensure must never make a business transaction fail; the promoter
+ * quarantines what N refuses).
  * An existing N that is not capped is OUTBOX_ERR_NOT_CAPPED; one capped with
  * another size or max than the conf set is OUTBOX_ERR_CAPPED_MISMATCH. */
 OUTBOX_EXPORT outbox_code_t outbox_ensure(outbox_t *outbox, outbox_error_t *error);
+
+/* Checks, changing nothing, that outbox_ensure ran: N exists and is capped,
+ * N.pending exists and is not. OUTBOX_ERR_NOT_ENSURED names what is missing
+ * and says what to run; OUTBOX_ERR_NOT_CAPPED for an N that is an ordinary
+ * collection; OUTBOX_ERR_SERVER when the server could not be asked (then
+ * nothing is known). outboxd runs it at start, and the promoter before it
+ * writes into N (an insert into a missing N would create it uncapped). */
+OUTBOX_EXPORT outbox_code_t outbox_verify(outbox_t *outbox, outbox_error_t *error);
 
 /* What the server can do, as found out by asking it (cached after the first
  * call). Fills *caps with OUTBOX_CAP_* bits. */
@@ -209,11 +223,32 @@ OUTBOX_EXPORT size_t outbox_batch_count(const outbox_batch_t *batch);
 
 /* Writes every event of the batch in one ordered insert (see above for
  * where). session may be NULL. On success the batch stays as it is (ids
- * readable); on failure nothing the server reported as failed was written,
- * and the error says which event failed. A batch can be written once. */
+ * readable). On failure outside a transaction, the events before the one
+ * the error names were written and the others were not; inside a
+ * transaction the server has aborted the whole transaction (the caller's
+ * writes too): retry all of it when the reply says so (outbox_batch_put_reply).
+ * A batch written outside a transaction cannot be written again
+ * (OUTBOX_ERR_INVALID_ARG). One written inside a transaction can be written
+ * again inside a transaction, with the same ids: a retried transaction (see
+ * outbox_with_transaction) puts the same events. The first put inside a
+ * transaction on an outbox handle checks once that N.pending exists
+ * (outbox_verify): OUTBOX_ERR_NOT_ENSURED otherwise, because MongoDB would
+ * refuse it (4.2) or create it without its validator inside the
+ * transaction (4.4 and later). */
 OUTBOX_EXPORT outbox_code_t outbox_batch_put(outbox_batch_t *batch,
                                              mongoc_client_session_t *session,
                                              outbox_error_t *error);
+
+/* As outbox_batch_put, and reply (uninitialized storage, always initialized
+ * on return, as libmongoc's; the caller destroys it; may be NULL) receives
+ * the server's reply to the insert. Its errorLabels tell whether the
+ * transaction may be retried: mongoc_error_has_label(reply,
+ * "TransientTransactionError") (libmongoc adds that label to the reply for
+ * a network error or a failover inside a transaction, where
+ * error->server_code is 0). The message names the labels too. */
+OUTBOX_EXPORT outbox_code_t outbox_batch_put_reply(outbox_batch_t *batch,
+                                                   mongoc_client_session_t *session,
+                                                   bson_t *reply, outbox_error_t *error);
 
 /* The id of event i (0-based) of the batch, assigned by outbox_batch_add.
  * Borrowed from the batch. NULL when i is out of range. */
@@ -231,14 +266,64 @@ OUTBOX_EXPORT outbox_code_t outbox_put_json(outbox_t *outbox,
                                             const char *data_json, const bson_t *headers,
                                             bson_oid_t *id_out, outbox_error_t *error);
 
-/* Moves committed events from N.pending into N: each is inserted into N with
- * its own _id (a duplicate key means an earlier run already moved it), then
- * deleted from N.pending. Safe to run from several processes at once, and
- * to interrupt at any point: nothing is lost, and an event can appear in N
+/* --- Transactions ---------------------------------------------------------
+ * Runs fn inside a transaction on session and commits it, with the retry
+ * rules of the drivers' convenient transaction API (libmongoc's
+ * mongoc_client_session_with_transaction): the whole transaction again
+ * while an error carries the label TransientTransactionError (a write
+ * conflict, a failover, a network error), the commit again while it carries
+ * UnknownTransactionCommitResult, for at most 120 s. fn is libmongoc's
+ * callback: it makes the caller's writes (through
+ * mongoc_client_session_get_client(session), with the session appended to
+ * their options) and puts events with outbox_batch_put_cb; it returns false
+ * with *reply set to a new bson_t of the failed operation's reply, whose
+ * labels decide a retry (the driver destroys it). fn may run several
+ * times: build its batches inside it, or reuse one (same ids each time).
+ * opts may be NULL: then writes are acknowledged by a majority, reads see a
+ * snapshot, on the primary. OUTBOX_OK when the transaction committed; else
+ * OUTBOX_ERR_SERVER, whose message says whether the commit's result is
+ * unknown (it may have committed), and reply (may be NULL; uninitialized
+ * storage, always initialized) the last reply, with its labels. */
+OUTBOX_EXPORT outbox_code_t outbox_with_transaction(outbox_t *outbox,
+                                                    mongoc_client_session_t *session,
+                                                    mongoc_client_session_with_transaction_cb_t fn,
+                                                    void *ctx,
+                                                    const mongoc_transaction_opt_t *opts,
+                                                    bson_t *reply, outbox_error_t *error);
+
+/* outbox_batch_put in the shape fn wants: true when written; else false,
+ * error filled (its message says which event and why) and, when reply is
+ * not NULL, *reply a new bson_t holding the server's reply with its
+ * errorLabels, for fn to return as its own. */
+OUTBOX_EXPORT bool outbox_batch_put_cb(outbox_batch_t *batch, mongoc_client_session_t *session,
+                                       bson_t **reply, bson_error_t *error);
+
+/* Moves committed events from N.pending into N, oldest _id first, in one
+ * ordered insert per batch: each is inserted into N with its own _id (a
+ * duplicate key means an earlier run already moved it), then deleted from
+ * N.pending. Reads the primary with read concern majority (never an event
+ * of a transaction that may still roll back, never a lagging secondary's
+ * stale view) and writes with write concern majority. A pending document
+ * that cannot be promoted (not an event envelope, or refused by N: a
+ * validator, a size) is moved to N.quarantine with the reason instead of
+ * stopping the others; a server or network error stops the run (the next
+ * one resumes). Safe to run from several processes at once, and to
+ * interrupt at any point: nothing is lost, and an event can appear in N
  * twice only if N did not enforce the _id key (see docs/design.md).
- * *moved (may be NULL) receives how many events left N.pending. */
+ * Refuses (OUTBOX_ERR_NOT_ENSURED) while N or N.pending is missing.
+ * *moved (may be NULL) receives how many events left N.pending, those
+ * quarantined included. */
 OUTBOX_EXPORT outbox_code_t outbox_promote(outbox_t *outbox, size_t *moved,
                                            outbox_error_t *error);
+
+/* As outbox_promote, with *quarantined (may be NULL) the number of those
+ * moved to N.quarantine. When it is not 0 the call still succeeds and
+ * *error, when given, names the last quarantined document (its _id) and
+ * why: a caller logs it (outboxd does). The quarantine's documents are
+ * { _id, doc: the pending document, reason, code: the server's code or 0,
+ * quarantined: date } (docs/transactions.md). */
+OUTBOX_EXPORT outbox_code_t outbox_promote_ex(outbox_t *outbox, size_t *moved,
+                                              size_t *quarantined, outbox_error_t *error);
 
 /* --- Events as read back -------------------------------------------------- */
 typedef struct outbox_event outbox_event_t;
