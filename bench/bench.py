@@ -1137,10 +1137,12 @@ class Bench:
 
     def empty_outbox(self, outbox):
         """A capped log with nothing in it, and no checkpoints: for
-        bench_pipeline, whose events never touch it."""
-        self.mongo[DB].drop_collection(outbox)
-        self.mongo[DB].drop_collection(outbox + ".checkpoints")
+        bench_pipeline, whose events never touch it (with its N.pending,
+        which outboxd checks for at start)."""
+        for name in (outbox, outbox + ".checkpoints", outbox + ".pending"):
+            self.mongo[DB].drop_collection(name)
         self.mongo[DB].create_collection(outbox, capped=True, size=int(CAPPED))
+        self.mongo[DB].create_collection(outbox + ".pending")
 
     def case_pipeline(self, rep):
         """Issue 21, outboxd's own ceiling: the whole daemon with its events

@@ -10,7 +10,8 @@
  * server's clock); plus the promoter's lease and the live outboxd runs.
  * Issue 15: per sink the log's headroom (outboxd's formula, headroom.h),
  * marked LOW under --warn-headroom, and the backlog of transactional puts
- * in N.pending that the promoter has not moved into the log yet.
+ * in N.pending that the promoter has not moved into the log yet. Issue 22:
+ * the pending documents it could not promote, set aside in N.quarantine.
  */
 #include "outboxctl.h"
 
@@ -58,6 +59,10 @@ typedef struct {
     /* N.pending: transactional puts the promoter has not moved yet. */
     int64_t pending_events;
     int64_t pending_oldest_ms;     /* the oldest one's created, -1 when none */
+    /* N.quarantine: pending documents the promoter could not promote. */
+    int64_t quarantined;
+    int64_t quarantined_newest_ms; /* -1 when none */
+    char quarantined_reason[400];  /* the newest one's reason */
 } log_status_t;
 
 static void free_sinks(sink_status_t *sinks, size_t n) {
@@ -280,6 +285,39 @@ static bool read_pending(store_t *s, log_status_t *log) {
     return ok;
 }
 
+/* N.quarantine: how many the promoter set aside, and the newest one's
+ * reason and time (each document keeps its own; docs/transactions.md). */
+static bool read_quarantine(store_t *s, log_status_t *log) {
+    bson_error_t berr;
+    const bson_t *doc;
+    char name[320];
+    snprintf(name, sizeof name, "%s.quarantine", s->name);
+    mongoc_collection_t *q = mongoc_client_get_collection(s->client, s->db, name);
+    bson_t all = BSON_INITIALIZER;
+    log->quarantined_newest_ms = -1;
+    log->quarantined_reason[0] = '\0';
+    log->quarantined = mongoc_collection_count_documents(q, &all, NULL, NULL, NULL, &berr);
+    bool ok = log->quarantined >= 0;
+    if (ok && log->quarantined > 0) {
+        bson_t *opts = BCON_NEW("sort", "{", "quarantined", BCON_INT32(-1), "}", "limit", BCON_INT64(1));
+        mongoc_cursor_t *cur = mongoc_collection_find_with_opts(q, &all, opts, NULL);
+        if (mongoc_cursor_next(cur, &doc)) {
+            bson_iter_t it;
+            log->quarantined_newest_ms = doc_date(doc, "quarantined");
+            if (bson_iter_init_find(&it, doc, "reason") && BSON_ITER_HOLDS_UTF8(&it))
+                snprintf(log->quarantined_reason, sizeof log->quarantined_reason, "%s", bson_iter_utf8(&it, NULL));
+        }
+        ok = !mongoc_cursor_error(cur, &berr);
+        mongoc_cursor_destroy(cur);
+        bson_destroy(opts);
+    }
+    if (!ok)
+        fprintf(stderr, "outboxctl: cannot read %s.%s: %s\n", s->db, name, berr.message);
+    bson_destroy(&all);
+    mongoc_collection_destroy(q);
+    return ok;
+}
+
 /* Each sink's headroom: outboxd's own formula over the lag the walk
  * counted. A sink at (start) has no checkpoint event: as headroom.h asks,
  * the oldest event stands for it, so its backlog is the log's events less
@@ -459,6 +497,17 @@ static void print_status_json(const store_t *s, const log_status_t *log, const s
         printf("%.3f}", age_seconds(leases, log->pending_oldest_ms));
     else
         fputs("null}", stdout);
+    printf(",\"quarantine\":{\"events\":%lld,\"newest_age_seconds\":", (long long)log->quarantined);
+    if (log->quarantined_newest_ms >= 0)
+        printf("%.3f", age_seconds(leases, log->quarantined_newest_ms));
+    else
+        fputs("null", stdout);
+    fputs(",\"newest_reason\":", stdout);
+    if (log->quarantined_reason[0])
+        json_string(stdout, log->quarantined_reason);
+    else
+        fputs("null", stdout);
+    fputc('}', stdout);
     fputs("},\"warn_headroom\":", stdout);
     stat_number(stdout, warn);
     fputs(",\"sinks\":[", stdout);
@@ -689,6 +738,14 @@ static void print_status_text(const store_t *s, const log_status_t *log, const s
     if (log->pending_oldest_ms >= 0)
         printf(", the oldest put %.1fs ago", age_seconds(leases, log->pending_oldest_ms));
     putchar('\n');
+    if (log->quarantined > 0) {
+        printf("QUARANTINED %s.%s.quarantine: %lld pending document%s the promoter could not promote", s->db,
+               s->name, (long long)log->quarantined, log->quarantined == 1 ? "" : "s");
+        if (log->quarantined_newest_ms >= 0)
+            printf("; the newest %.1fs ago: %s", age_seconds(leases, log->quarantined_newest_ms),
+                   log->quarantined_reason);
+        putchar('\n');
+    }
     if (n == 0) {
         printf("no sinks: %s.%s is empty\n", s->db, s->checkpoints_name);
         print_leases_text(leases);
@@ -757,7 +814,8 @@ int cmd_status(const options_t *o) {
     }
     for (size_t i = 0; i < n; i++)
         leases_sink(&leases, sinks[i].name, &sinks[i].lease);
-    if (!walk_log(&s, &log, sinks, n) || !lookup_created(&s, &log, sinks, n) || !read_pending(&s, &log)) {
+    if (!walk_log(&s, &log, sinks, n) || !lookup_created(&s, &log, sinks, n) || !read_pending(&s, &log) ||
+        !read_quarantine(&s, &log)) {
         status = EXIT_FAILURE;
     } else {
         bool any_gap = false;

@@ -120,14 +120,20 @@ static void *promote_loop(void *arg) {
                          (long long)outboxd_lease_now_ms());
         }
         outbox_error_t err;
-        size_t moved;
-        if (outbox_promote(pr->outbox, &moved, &err) != OUTBOX_OK) {
+        size_t moved, quarantined;
+        if (outbox_promote_ex(pr->outbox, &moved, &quarantined, &err) != OUTBOX_OK) {
             if (time(NULL) - last_warn >= 10) {
                 LOG_WARN("promoter: %s (retrying)", err.message);
                 last_warn = time(NULL);
             }
-        } else if (moved) {
-            LOG_DEBUG("promoter: moved %zu committed events into the log", moved);
+        } else {
+            /* Never silent: each run that set documents aside says how many
+             * and names the last, with its reason. */
+            if (quarantined)
+                LOG_ERR("promoter: quarantined %zu pending document%s; the last: %s", quarantined,
+                        quarantined == 1 ? "" : "s", err.message);
+            if (moved > quarantined)
+                LOG_DEBUG("promoter: moved %zu committed events into the log", moved - quarantined);
         }
         for (int i = 0; i < PROMOTE_EVERY_MS / 50 && !atomic_load(&stopping); i++) {
             struct timespec ts = {0, 50 * 1000 * 1000};
@@ -136,6 +142,25 @@ static void *promote_loop(void *arg) {
     }
     /* The manager releases the promoter's lease at its stop. */
     return NULL;
+}
+
+/* Whether the outbox was ensured: outboxd never creates it (the size of
+ * the log and the schemas are the producers' to choose), and publishing
+ * from a log that is no capped collection, or promoting into a missing
+ * one (which an insert would create uncapped), must not start. A server
+ * that cannot answer yet is no refusal: the tails wait for it, and the
+ * promoter checks again before it writes. */
+static bool outbox_checked(outbox_t *outbox, const char *config_path) {
+    outbox_error_t err;
+    outbox_code_t rc = outbox_verify(outbox, &err);
+    if (rc == OUTBOX_OK)
+        return true;
+    if (rc == OUTBOX_ERR_SERVER) {
+        LOG_WARN("cannot check the outbox yet (%s); the promoter checks it before it writes", err.message);
+        return true;
+    }
+    fprintf(stderr, "outboxd: %s: outbox: %s\n", config_path, err.message);
+    return false;
 }
 
 /* libmongoc's messages go through outboxd's log, and so through its
@@ -462,6 +487,13 @@ int outboxd_daemon_main(int argc, char **argv, const outboxd_reader_source_t *so
     } else if (!outbox) {
         fprintf(stderr, "outboxd: %s: %s\n", config_path, err.message);
         outbox_conf_destroy(oconf);
+        status = 2;
+    }
+    if (outbox && !outbox_checked(outbox, config_path)) {
+        outboxd_http_stop(http);
+        http = NULL;
+        outbox_destroy(outbox);
+        outbox = NULL;
         status = 2;
     }
     if (outbox) {

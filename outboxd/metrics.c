@@ -478,6 +478,9 @@ static void render_log(outboxd_metrics_t *m, outboxd_buf_t *b) {
               (double)f->pending_events);
     log_gauge(b, "pending_oldest_age_seconds", "Age of the oldest document in N.pending (absent: none).",
               pending && f->pending_oldest_created_ms >= 0, (double)(wall_ms - f->pending_oldest_created_ms) / 1000.0);
+    log_gauge(b, "quarantined_events",
+              "Pending documents the promoter could not promote, kept in N.quarantine with the reason.",
+              known && f->quarantine_known, (double)f->quarantined_events);
     log_gauge(b, "log_survey_timestamp_seconds", "When the last successful survey of the log ended.", known,
               (double)f->surveyed_ms / 1000.0);
     log_gauge(b, "log_survey_duration_seconds", "How long the last successful survey of the log took.", known,

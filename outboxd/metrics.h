@@ -168,6 +168,8 @@ typedef struct {
     bool pending_known;        /* N.pending could be read */
     int64_t pending_events;    /* documents of N.pending */
     int64_t pending_oldest_created_ms; /* -1: none */
+    bool quarantine_known;     /* N.quarantine could be read */
+    int64_t quarantined_events; /* documents of N.quarantine: pending ones the promoter could not promote */
     int64_t surveyed_ms;       /* wall clock of the last successful survey */
     double survey_seconds;     /* how long it took */
 } outboxd_log_figures_t;

@@ -22,7 +22,7 @@
 
 struct outboxd_survey {
     mongoc_client_pool_t *pool;
-    char *db, *log, *checkpoints, *pending;
+    char *db, *log, *checkpoints, *pending, *quarantine;
     outboxd_metrics_t *metrics;
     outboxd_reader_t *reader; /* borrowed; NULL: none */
     outboxd_heartbeat_t *beat;
@@ -59,6 +59,7 @@ outboxd_survey_t *outboxd_survey_new(mongoc_client_pool_t *pool, const char *db,
     sv->log = strdup(coll);
     sv->checkpoints = bson_strdup_printf("%s.checkpoints", coll);
     sv->pending = bson_strdup_printf("%s.pending", coll);
+    sv->quarantine = bson_strdup_printf("%s.quarantine", coll);
     sv->metrics = metrics;
     sv->reader = reader;
     sv->beat = outboxd_metrics_heartbeat(metrics, OUTBOXD_THREAD_SURVEY);
@@ -356,6 +357,15 @@ static bool read_pending(mongoc_collection_t *pending, outboxd_log_figures_t *f,
     return ok;
 }
 
+/* N.quarantine's size: what the promoter set aside (it exists once it
+ * has); false when it cannot be read. */
+static bool read_quarantine(mongoc_collection_t *quarantine, outboxd_log_figures_t *f, bson_error_t *berr) {
+    int64_t count = mongoc_collection_estimated_document_count(quarantine, NULL, NULL, NULL, berr);
+    f->quarantined_events = count > 0 ? count : 0;
+    f->quarantine_known = count >= 0;
+    return count >= 0;
+}
+
 /* One look at the log; false (berr set) when the server could not answer
  * what the figures need (the log's stats, the checkpoints, its ends). */
 static bool survey_once(outboxd_survey_t *sv, const outboxd_survey_conf_t *conf, bson_error_t *berr) {
@@ -377,6 +387,7 @@ static bool survey_once(outboxd_survey_t *sv, const outboxd_survey_conf_t *conf,
     mongoc_client_t *client = mongoc_client_pool_pop(sv->pool);
     mongoc_collection_t *log = mongoc_client_get_collection(client, sv->db, sv->log);
     mongoc_collection_t *pending = mongoc_client_get_collection(client, sv->db, sv->pending);
+    mongoc_collection_t *quarantine = mongoc_client_get_collection(client, sv->db, sv->quarantine);
     outboxd_log_figures_t f = {.surveyed = true};
     double avg = 0;
     /* The oldest in the plain order of a capped collection; the newest
@@ -395,6 +406,8 @@ static bool survey_once(outboxd_survey_t *sv, const outboxd_survey_conf_t *conf,
         bson_error_t perr;
         if (!read_pending(pending, &f, &perr))
             LOG_DEBUG("log survey: cannot read %s.%s: %s", sv->db, sv->pending, perr.message);
+        if (!read_quarantine(quarantine, &f, &perr))
+            LOG_DEBUG("log survey: cannot read %s.%s: %s", sv->db, sv->quarantine, perr.message);
         for (size_t i = 0; i < n; i++)
             judge_sink(sv, conf, &f, avg, &sinks[i]);
         f.known = true;
@@ -405,6 +418,7 @@ static bool survey_once(outboxd_survey_t *sv, const outboxd_survey_conf_t *conf,
     bson_destroy(newest);
     bson_destroy(oldest);
     mongoc_collection_destroy(pending);
+    mongoc_collection_destroy(quarantine);
     mongoc_collection_destroy(log);
     mongoc_client_pool_push(sv->pool, client);
     free(sinks);
@@ -498,5 +512,6 @@ void outboxd_survey_free(outboxd_survey_t *sv) {
     free(sv->log);
     bson_free(sv->checkpoints);
     bson_free(sv->pending);
+    bson_free(sv->quarantine);
     free(sv);
 }

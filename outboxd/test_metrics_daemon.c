@@ -15,7 +15,10 @@
  *     sink then meets;
  *   - a server that stops answering (a network that drops every packet,
  *     no reset) holds the shared reader in a read: /healthz turns 503
- *     naming the thread, and 200 again once the network is back.
+ *     naming the thread, and 200 again once the network is back;
+ *   - a committed transactional put the promoter cannot promote (issue 22)
+ *     is quarantined, said in the log, counted by the gauge and named by
+ *     outboxctl status, and the events around it are published.
  * Waits are bounded only against a hang.
  */
 #include "config.h"
@@ -115,6 +118,7 @@ static void after_a_drain_lag_is_zero_and_latency_counts_every_ack(void **state)
                 test_scrape_value(body, "outboxd_log_newest_event_age_seconds"));
     assert_true(test_scrape_value(body, "outboxd_mongodb_up") == 1);
     assert_true(test_scrape_value(body, "outboxd_pending_events") == 0);
+    assert_true(test_scrape_value(body, "outboxd_quarantined_events") == 0);
     assert_true(test_scrape_value(body, "outboxd_log_warn_headroom_ratio") == 0.2);
     /* The file plugin reports its own figures (ABI 1.1 stats). */
     assert_non_null(strstr(body, "\noutboxd_plugin_file_"));
@@ -130,6 +134,65 @@ static void after_a_drain_lag_is_zero_and_latency_counts_every_ack(void **state)
     scrape_declares_every_listed_family(body);
     print_message("# %d events: lag 0, headroom 1, latency count %d, log events %d\n", n, n, n);
     free(body);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
+/* Writes into N.pending what a committed transaction leaves there (the
+ * test server has no transactions): an envelope of order ordernr, or, with
+ * ordernr 0, a foreign producer's document that is no envelope. */
+static void put_pending(outbox_t *ob, int ordernr) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.pending", outbox_name(ob));
+    bson_oid_t id;
+    bson_oid_init(&id, NULL);
+    bson_t *doc = ordernr ? BCON_NEW("_id", BCON_OID(&id), "type", BCON_UTF8("order.created"), "key", BCON_UTF8("k"),
+                                     "data", "{", "ordernr", BCON_INT32(ordernr), "total", BCON_DOUBLE(1), "}",
+                                     "created", BCON_DATE_TIME(time(NULL) * 1000), "v", BCON_INT32(1))
+                          : BCON_NEW("_id", BCON_OID(&id), "type", BCON_UTF8("order.created"), "data",
+                                     BCON_UTF8("not a document"));
+    test_insert_raw(name, doc);
+    bson_destroy(doc);
+}
+
+static void a_pending_put_the_promoter_cannot_promote_is_quarantined_and_said(void **state) {
+    (void)state;
+    outbox_t *ob = test_outbox("metrics_quarantine");
+    char *dir = test_tmpdir("metrics_quarantine");
+    char sinks[700], out[600];
+    snprintf(out, sizeof out, "%s/audit.jsonl", dir);
+    snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", out);
+    char *config = test_daemon_config(dir, ob, sinks);
+    int port = test_free_port();
+    test_config_http(config, port, NULL);
+    test_config_append(config, "log:\n  survey_ms: 100\n");
+    put_pending(ob, 1);
+    put_pending(ob, 0);
+    put_pending(ob, 2);
+    test_daemon_t d;
+    test_daemon_start(&d, config, dir);
+    assert_int_equal(test_wait_lines(out, 2, WAIT_MS), 2);
+    int got[4];
+    assert_int_equal(test_jsonl_ordernrs(out, got, 4), 2);
+    assert_int_equal(got[0], 1);
+    assert_int_equal(got[1], 2);
+    char *body = test_scrape_until_equal(port, "outboxd_quarantined_events", 1, WAIT_MS);
+    free(body);
+    body = test_scrape_until_equal(port, "outboxd_pending_events", 0, WAIT_MS);
+    free(body);
+    test_daemon_wait_log(&d, "promoter: quarantined 1 pending document; the last: pending document ", 1);
+    test_daemon_wait_log(&d, "not an event envelope: data", 1);
+    char *status = NULL;
+    test_outboxctl_use(ob);
+    assert_int_equal(test_outboxctl_run(&status, "status"), 0);
+    if (!strstr(status, "QUARANTINED") || !strstr(status, "1 pending document the promoter could not promote") ||
+        !strstr(status, "not an event envelope"))
+        fail_msg("outboxctl status does not name the quarantined document:\n%s", status);
+    free(status);
+    test_outboxctl_use(NULL);
     assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
     free(config);
     test_rmtree(dir);
@@ -311,6 +374,7 @@ int main(void) {
         cmocka_unit_test(after_a_drain_lag_is_zero_and_latency_counts_every_ack),
         cmocka_unit_test(headroom_falls_warns_and_reaches_zero_before_the_gap),
         cmocka_unit_test(healthz_names_the_reader_when_the_server_goes_silent),
+        cmocka_unit_test(a_pending_put_the_promoter_cannot_promote_is_quarantined_and_said),
     };
     return TEST_RUN("test_metrics_daemon", tests);
 }

@@ -216,14 +216,17 @@ void test_daemon_start_with(test_daemon_t *d, const char *config, const char *di
     wait_started(d);
 }
 
-int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds) {
+/* Waits up to seconds for d's exit, with sig sent first unless it is 0. */
+static int wait_exit(test_daemon_t *d, int sig, int seconds) {
     int status;
     remember(d->pid, false);
-    kill(d->pid, sig);
-    /* A paused outboxd (test_daemon_pause) gets the signal only once it
-     * runs again; SIGCONT is harmless to one that runs. */
-    if (sig != SIGKILL)
-        kill(d->pid, SIGCONT);
+    if (sig) {
+        kill(d->pid, sig);
+        /* A paused outboxd (test_daemon_pause) gets the signal only once
+         * it runs again; SIGCONT is harmless to one that runs. */
+        if (sig != SIGKILL)
+            kill(d->pid, SIGCONT);
+    }
     for (int i = 0; i < seconds * 10; i++) {
         pid_t r = waitpid(d->pid, &status, WNOHANG);
         if (r == d->pid)
@@ -235,6 +238,14 @@ int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds) {
     waitpid(d->pid, &status, 0);
     fail_msg("outboxd did not exit within %d s of signal %d (log: %s)", seconds, sig, d->log);
     return -1;
+}
+
+int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds) {
+    return wait_exit(d, sig, seconds);
+}
+
+int test_daemon_wait_exit(test_daemon_t *d, int seconds) {
+    return wait_exit(d, 0, seconds);
 }
 
 int test_daemon_stop(test_daemon_t *d, int sig) {

@@ -41,6 +41,10 @@ void test_daemon_spawn(test_daemon_t *d, const char *config, const char *plugin_
  * still there after 60 s, or after seconds: a bound that only a hang
  * exceeds. */
 int test_daemon_stop(test_daemon_t *d, int sig);
+/* Waits for an outboxd that is to exit by itself (a refusal at start);
+ * returns its exit status. Fails the test (after a SIGKILL) when it is
+ * still there after seconds. */
+int test_daemon_wait_exit(test_daemon_t *d, int seconds);
 int test_daemon_stop_within(test_daemon_t *d, int sig, int seconds);
 
 /* How often text occurs in s, one occurrence not overlapping the next

@@ -110,6 +110,43 @@ static void two_sinks_get_every_event_and_sigterm_writes_checkpoints(void **stat
     test_outbox_drop(ob);
 }
 
+/* outboxd never creates the outbox (its size and schemas are the
+ * producers' choice): one that was never created stops it at start with
+ * what to run, and nothing is created behind the operator's back. Once
+ * created, the same config runs. */
+static void an_outbox_never_created_stops_outboxd_with_what_to_run(void **state) {
+    (void)state;
+    outbox_error_t err;
+    outbox_t *ob = outbox_new(test_conf("d_never_created"), &err);
+    assert_non_null(ob);
+    char *dir = test_tmpdir("never_created");
+    char sinks[700], log[700];
+    snprintf(sinks, sizeof sinks, SINK("a", "%s/a.jsonl", ""), dir);
+    char *config = test_daemon_config(dir, ob, sinks);
+    snprintf(log, sizeof log, "%s/outboxd.log", dir);
+    test_daemon_t d;
+    test_daemon_spawn(&d, config, "sinks/file", log);
+    assert_int_equal(test_daemon_wait_exit(&d, 60), 2);
+    char *text = test_read_file(log), want[700];
+    snprintf(want, sizeof want, "%s: outbox: %s.%s does not exist", config, TEST_DB, outbox_name(ob));
+    if (!strstr(text, want) || !strstr(text, "outboxctl init"))
+        fail_msg("expected \"%s ... outboxctl init\", got:\n%s", want, text);
+    free(text);
+    assert_false(test_collection_exists(outbox_name(ob)));
+
+    assert_int_equal(outbox_ensure(ob, &err), OUTBOX_OK);
+    put_range(ob, 1, 10);
+    test_daemon_start(&d, config, dir);
+    char out[700];
+    snprintf(out, sizeof out, "%s/a.jsonl", dir);
+    assert_int_equal(test_wait_lines(out, 10, 30000), 10);
+    assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+    free(config);
+    test_rmtree(dir);
+    free(dir);
+    test_outbox_drop(ob);
+}
+
 static void a_failing_sink_does_not_hold_back_the_other(void **state) {
     outbox_t *ob = test_outbox("d_fail");
     char *dir = test_tmpdir("fail");
@@ -758,6 +795,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(two_sinks_get_every_event_and_sigterm_writes_checkpoints),
         cmocka_unit_test(a_failing_sink_does_not_hold_back_the_other),
+        cmocka_unit_test(an_outbox_never_created_stops_outboxd_with_what_to_run),
         cmocka_unit_test(kill_9_under_load_publishes_each_event_once),
         cmocka_unit_test(kill_9_with_cloudevents_publishes_each_event_once),
         cmocka_unit_test(recovery_that_fails_publishes_nothing_until_it_succeeds),
