@@ -12,6 +12,7 @@ liboutbox_liboutbox_core_la_SOURCES = \
 	liboutbox/outbox.c \
 	liboutbox/put.c \
 	liboutbox/promote.h liboutbox/promote.c \
+	liboutbox/promoter.c \
 	liboutbox/transaction.c \
 	liboutbox/event.c \
 	liboutbox/redact.c \

@@ -16,7 +16,6 @@
 
 #include <stdio.h>
 
-#define PROMOTE_BATCH 500
 
 typedef enum { DOC_UNSETTLED = 0, DOC_IN_LOG, DOC_QUARANTINED } doc_outcome_t;
 
@@ -35,7 +34,7 @@ typedef struct {
  * the primary (a lagging secondary would show events already moved, and
  * they would be inserted again once the log wrapped past them); write so
  * that an insert and its delete last. */
-static void majority_opts(bson_t *opts, bool read) {
+void outbox__majority_opts(bson_t *opts, bool read) {
     mongoc_write_concern_t *wc = NULL;
     mongoc_read_concern_t *rc = NULL;
     if (read) {
@@ -104,7 +103,7 @@ static int in_log(run_t *r, size_t i, bson_error_t *berr) {
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
     bson_append_iter(&filter, "_id", 3, &it);
     BSON_APPEND_INT64(&opts, "limit", 1);
-    majority_opts(&opts, true);
+    outbox__majority_opts(&opts, true);
     mongoc_read_prefs_t *primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(r->log, &filter, &opts, primary);
     const bson_t *doc;
@@ -144,7 +143,7 @@ static bool quarantine(run_t *r, size_t i, int32_t code, const char *reason, out
         bson_gettimeofday(&tv);
         BSON_APPEND_DATE_TIME(q, "quarantined", (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000);
         BSON_APPEND_BOOL(&opts, "validate", false);
-        majority_opts(&opts, false);
+        outbox__majority_opts(&opts, false);
         ok = mongoc_collection_insert_one(r->quarantine, q, &opts, &reply, &berr);
         long idx;
         int32_t wcode = 0;
@@ -201,7 +200,7 @@ static outbox_code_t insert_in_order(run_t *r, outbox_error_t *error) {
      * one. libmongoc's own check of keys ('$', '.') would fail the whole
      * insert, and the same document would stop every run after it. */
     BSON_APPEND_BOOL(&opts, "validate", false);
-    majority_opts(&opts, false);
+    outbox__majority_opts(&opts, false);
     const bson_t **batch = bson_malloc0(r->n * sizeof *batch);
     size_t *at = bson_malloc0(r->n * sizeof *at); /* batch index -> docs index */
     outbox_code_t rc = OUTBOX_OK;
@@ -282,7 +281,7 @@ static outbox_code_t delete_settled(run_t *r, size_t *settled, outbox_error_t *e
     }
     bson_append_array_end(&in, &ids);
     bson_append_document_end(&del, &in);
-    majority_opts(&opts, false);
+    outbox__majority_opts(&opts, false);
     outbox_code_t rc = OUTBOX_OK;
     bson_error_t berr;
     if (k && !mongoc_collection_delete_many(r->pending, &del, &opts, NULL, &berr))
@@ -294,84 +293,91 @@ static outbox_code_t delete_settled(run_t *r, size_t *settled, outbox_error_t *e
     return rc;
 }
 
-outbox_code_t outbox__promote_batch(outbox_t *ob, size_t limit, bool skip_delete, size_t *moved,
-                                    size_t *quarantined, outbox_error_t *report, outbox_error_t *error) {
-    bson_error_t berr;
-    const bson_t *doc;
-    outbox_code_t rc = OUTBOX_OK;
-    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
-
+outbox_code_t outbox__promote_docs(outbox_t *ob, mongoc_client_t *client, bson_t **docs, size_t n, bool skip_delete,
+                                   size_t *moved, size_t *quarantined, outbox_error_t *report, outbox_error_t *error) {
     *moved = 0;
     *quarantined = 0;
-    mongoc_client_t *client = outbox__client_pop(ob);
-    run_t r = {.ob = ob, .report = report};
+    if (n == 0)
+        return OUTBOX_OK;
+    run_t r = {.ob = ob, .report = report, .docs = docs, .n = n};
     r.pending = mongoc_client_get_collection(client, ob->conf->database, ob->pending_name);
     r.log = mongoc_client_get_collection(client, ob->conf->database, ob->conf->outbox);
     r.quarantine = mongoc_client_get_collection(client, ob->conf->database, ob->quarantine_name);
-    mongoc_read_prefs_t *primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
-
-    /* Oldest _id first: the order producers wrote them in, as far as their
-     * clocks agree (docs/design.md says what order this gives per key). */
-    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
-    BSON_APPEND_INT32(&sort, "_id", 1);
-    bson_append_document_end(&opts, &sort);
-    BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
-    majority_opts(&opts, true);
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(r.pending, &filter, &opts, primary);
-    r.docs = bson_malloc0(limit * sizeof *r.docs);
-    r.outcome = bson_malloc0(limit * sizeof *r.outcome);
-    while (r.n < limit && mongoc_cursor_next(cur, &doc))
-        r.docs[r.n++] = bson_copy(doc);
-    if (mongoc_cursor_error(cur, &berr)) {
-        rc = outbox__fail_bson(error, &berr, "cannot read %s.%s", ob->conf->database, ob->pending_name);
-        goto done;
-    }
-    if (r.n == 0)
-        goto done;
-
-    rc = screen(&r, error);
+    r.outcome = bson_malloc0(n * sizeof *r.outcome);
+    outbox_code_t rc = screen(&r, error);
     if (rc == OUTBOX_OK)
         rc = insert_in_order(&r, error);
     if (skip_delete) {
         for (size_t i = 0; i < r.n; i++)
             *moved += r.outcome[i] != DOC_UNSETTLED;
-        goto done;
+    } else {
+        /* What this run settled leaves N.pending even when it stopped early. */
+        outbox_error_t derr;
+        size_t settled = 0;
+        outbox_code_t drc = delete_settled(&r, &settled, &derr);
+        if (rc == OUTBOX_OK && drc != OUTBOX_OK) {
+            rc = drc;
+            if (error)
+                *error = derr;
+        }
+        *moved = settled;
+        *quarantined = drc == OUTBOX_OK ? r.quarantined : 0;
     }
-    /* What this run settled leaves N.pending even when it stopped early. */
-    outbox_error_t derr;
-    size_t settled = 0;
-    outbox_code_t drc = delete_settled(&r, &settled, &derr);
-    if (rc == OUTBOX_OK && drc != OUTBOX_OK) {
-        rc = drc;
-        if (error)
-            *error = derr;
-    }
-    *moved = settled;
-    *quarantined = drc == OUTBOX_OK ? r.quarantined : 0;
-done:
-    mongoc_cursor_destroy(cur);
-    for (size_t i = 0; i < r.n; i++)
-        bson_destroy(r.docs[i]);
-    bson_free(r.docs);
     bson_free(r.outcome);
-    bson_destroy(&filter);
-    bson_destroy(&opts);
-    mongoc_read_prefs_destroy(primary);
     mongoc_collection_destroy(r.pending);
     mongoc_collection_destroy(r.log);
     mongoc_collection_destroy(r.quarantine);
+    return rc;
+}
+
+outbox_code_t outbox__promote_batch(outbox_t *ob, const bson_t *filter, size_t limit, bool skip_delete, size_t *moved,
+                                    size_t *quarantined, outbox_error_t *report, outbox_error_t *error) {
+    bson_error_t berr;
+    const bson_t *doc;
+    outbox_code_t rc = OUTBOX_OK;
+    bson_t all = BSON_INITIALIZER, opts = BSON_INITIALIZER, sort;
+
+    *moved = 0;
+    *quarantined = 0;
+    mongoc_client_t *client = outbox__client_pop(ob);
+    mongoc_collection_t *pending = mongoc_client_get_collection(client, ob->conf->database, ob->pending_name);
+    mongoc_read_prefs_t *primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
+
+    /* Oldest _id first: the order producers wrote them in, as far as their
+     * clocks agree (docs/transactions.md says what order this gives per
+     * key; a promoter that follows the change stream gives commit order). */
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &sort);
+    BSON_APPEND_INT32(&sort, "_id", 1);
+    bson_append_document_end(&opts, &sort);
+    BSON_APPEND_INT64(&opts, "limit", (int64_t)limit);
+    outbox__majority_opts(&opts, true);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(pending, filter ? filter : &all, &opts, primary);
+    bson_t **docs = bson_malloc0(limit * sizeof *docs);
+    size_t n = 0;
+    while (n < limit && mongoc_cursor_next(cur, &doc))
+        docs[n++] = bson_copy(doc);
+    if (mongoc_cursor_error(cur, &berr))
+        rc = outbox__fail_bson(error, &berr, "cannot read %s.%s", ob->conf->database, ob->pending_name);
+    mongoc_cursor_destroy(cur);
+    if (rc == OUTBOX_OK)
+        rc = outbox__promote_docs(ob, client, docs, n, skip_delete, moved, quarantined, report, error);
+    for (size_t i = 0; i < n; i++)
+        bson_destroy(docs[i]);
+    bson_free(docs);
+    bson_destroy(&all);
+    bson_destroy(&opts);
+    mongoc_read_prefs_destroy(primary);
+    mongoc_collection_destroy(pending);
     outbox__client_push(ob, client);
     return rc;
 }
 
-outbox_code_t outbox_promote_ex(outbox_t *ob, size_t *moved, size_t *quarantined, outbox_error_t *error) {
+outbox_code_t outbox__promote_all(outbox_t *ob, const bson_t *filter, size_t *moved, size_t *quarantined,
+                                  outbox_error_t *error) {
     size_t total = 0, total_q = 0, n, q;
     outbox_code_t rc;
     outbox_error_t report;
-    outbox__clear_error(error);
     outbox__clear_error(&report);
-    if (!ob)
-        return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_promote: outbox is NULL");
     /* An insert into a missing N would create it as an ordinary
      * collection: the log would never wrap, nor be tailable. Checked until
      * it has been seen once (N does not stop being capped). */
@@ -381,10 +387,10 @@ outbox_code_t outbox_promote_ex(outbox_t *ob, size_t *moved, size_t *quarantined
         atomic_store(&ob->log_verified, true);
     }
     do {
-        rc = outbox__promote_batch(ob, PROMOTE_BATCH, false, &n, &q, &report, error);
+        rc = outbox__promote_batch(ob, filter, OUTBOX_PROMOTE_BATCH, false, &n, &q, &report, error);
         total += n;
         total_q += q;
-    } while (rc == OUTBOX_OK && n == PROMOTE_BATCH);
+    } while (rc == OUTBOX_OK && n == OUTBOX_PROMOTE_BATCH);
     if (moved)
         *moved = total;
     if (quarantined)
@@ -392,6 +398,13 @@ outbox_code_t outbox_promote_ex(outbox_t *ob, size_t *moved, size_t *quarantined
     if (rc == OUTBOX_OK && total_q && error)
         *error = report;
     return rc;
+}
+
+outbox_code_t outbox_promote_ex(outbox_t *ob, size_t *moved, size_t *quarantined, outbox_error_t *error) {
+    outbox__clear_error(error);
+    if (!ob)
+        return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_promote: outbox is NULL");
+    return outbox__promote_all(ob, NULL, moved, quarantined, error);
 }
 
 outbox_code_t outbox_promote(outbox_t *ob, size_t *moved, outbox_error_t *error) {

@@ -107,8 +107,14 @@ static void *promote_loop(void *arg) {
     promoter_t *pr = arg;
     int64_t last_warn = 0;
     int64_t term = OUTBOXD_LEASE_NONE;
+    /* Follows N.pending's change stream where the server has one (commit
+     * order), polls elsewhere; made anew at each term, so that a standby
+     * holds no stream. */
+    outbox_promoter_t *promoter = NULL;
     while (!atomic_load(&stopping)) {
         if (term == OUTBOXD_LEASE_NONE || !outboxd_lease_valid(pr->lease, term)) {
+            outbox_promoter_destroy(promoter);
+            promoter = NULL;
             if (term != OUTBOXD_LEASE_NONE && term >= 0)
                 LOG_INFO("promoter: lease lost at term %lld: standing by mono_ms=%lld", (long long)term,
                          (long long)outboxd_lease_now_ms());
@@ -119,14 +125,22 @@ static void *promote_loop(void *arg) {
                 LOG_INFO("promoter: running at term %lld mono_ms=%lld", (long long)term,
                          (long long)outboxd_lease_now_ms());
         }
+        if (!promoter && !(promoter = outbox_promoter_new(pr->outbox)))
+            abort(); /* out of memory */
         outbox_error_t err;
         size_t moved, quarantined;
-        if (outbox_promote_ex(pr->outbox, &moved, &quarantined, &err) != OUTBOX_OK) {
+        bool following = outbox_promoter_follows_commits(promoter);
+        if (outbox_promoter_run(promoter, PROMOTE_EVERY_MS, &moved, &quarantined, &err) != OUTBOX_OK) {
             if (time(NULL) - last_warn >= 10) {
                 LOG_WARN("promoter: %s (retrying)", err.message);
                 last_warn = time(NULL);
             }
+            following = false; /* the stream closed: wait before it opens again */
         } else {
+            if (!following && outbox_promoter_follows_commits(promoter))
+                LOG_INFO("promoter: following the change stream of %s.pending (commit order)",
+                         outbox_name(pr->outbox));
+            following = outbox_promoter_follows_commits(promoter);
             /* Never silent: each run that set documents aside says how many
              * and names the last, with its reason. */
             if (quarantined)
@@ -135,11 +149,13 @@ static void *promote_loop(void *arg) {
             if (moved > quarantined)
                 LOG_DEBUG("promoter: moved %zu committed events into the log", moved - quarantined);
         }
-        for (int i = 0; i < PROMOTE_EVERY_MS / 50 && !atomic_load(&stopping); i++) {
+        /* The stream waited on the server already; a poll waits here. */
+        for (int i = 0; !following && i < PROMOTE_EVERY_MS / 50 && !atomic_load(&stopping); i++) {
             struct timespec ts = {0, 50 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
     }
+    outbox_promoter_destroy(promoter);
     /* The manager releases the promoter's lease at its stop. */
     return NULL;
 }

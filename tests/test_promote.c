@@ -50,7 +50,7 @@ static void promote_interrupted_between_steps_loses_nothing(void **state) {
     outbox_t *ob = test_outbox("promote_crash");
     write_pending(ob, 1, 5);
     /* Step one only, as if the promoter died before deleting. */
-    assert_int_equal(outbox__promote_batch(ob, 500, true, &moved, &quarantined, NULL, &err), OUTBOX_OK);
+    assert_int_equal(outbox__promote_batch(ob, NULL, 500, true, &moved, &quarantined, NULL, &err), OUTBOX_OK);
     assert_int_equal(moved, 5);
     snprintf(name, sizeof name, "%s.pending", outbox_name(ob));
     assert_int_equal(test_count(name), 5);
@@ -152,11 +152,44 @@ static void a_document_that_cannot_be_promoted_is_quarantined(void **state) {
     test_outbox_drop(ob);
 }
 
+/* Without change streams (no transactions either) the promoter handle
+ * polls by _id, as outbox_promote does, and says so. */
+static void a_promoter_without_change_streams_polls(void **state) {
+    (void)state;
+    outbox_error_t err;
+    unsigned caps;
+    size_t moved, quarantined;
+    int got[8];
+    outbox_t *ob = test_outbox("promoter_poll");
+    assert_int_equal(outbox_server_caps(ob, &caps, &err), OUTBOX_OK);
+    outbox_promoter_t *p = outbox_promoter_new(ob);
+    write_pending(ob, 1, 3);
+    if (outbox_promoter_run(p, 100, &moved, &quarantined, &err) != OUTBOX_OK)
+        fail_msg("promoter: %s", err.message);
+    if (caps & OUTBOX_CAP_TRANSACTIONS) {
+        /* A replica set: the first round read the backlog after it opened
+         * the stream. */
+        assert_true(outbox_promoter_follows_commits(p));
+    } else {
+        assert_false(outbox_promoter_follows_commits(p));
+    }
+    assert_int_equal(moved, 3);
+    assert_int_equal(quarantined, 0);
+    outbox_tail_t *tail = outbox_tail_new(ob, OUTBOX_TAIL_FROM_START, NULL, &err);
+    assert_int_equal(test_read_ordernrs(tail, got, 8, 500), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(got[i], i + 1);
+    outbox_tail_destroy(tail);
+    outbox_promoter_destroy(p);
+    test_outbox_drop(ob);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(promote_moves_pending_events_in_order),
         cmocka_unit_test(promote_interrupted_between_steps_loses_nothing),
         cmocka_unit_test(a_document_that_cannot_be_promoted_is_quarantined),
+        cmocka_unit_test(a_promoter_without_change_streams_polls),
     };
     return TEST_RUN("promote", tests);
 }

@@ -325,6 +325,36 @@ OUTBOX_EXPORT outbox_code_t outbox_promote(outbox_t *outbox, size_t *moved,
 OUTBOX_EXPORT outbox_code_t outbox_promote_ex(outbox_t *outbox, size_t *moved,
                                               size_t *quarantined, outbox_error_t *error);
 
+/* --- The promoter in commit order ------------------------------------------
+ * outbox_promote() moves N.pending in _id order, and ObjectIds come from
+ * producers' clocks: two transactions on one key that commit within one
+ * poll may be published in reverse. A promoter handle follows N.pending's
+ * change stream instead where the server has one (every server with
+ * transactions: a replica set or a sharded cluster) and moves each
+ * transaction's events in the order the transactions committed; elsewhere
+ * it polls as outbox_promote() does (no transaction can have written
+ * N.pending there). What each order guarantees per key is in
+ * docs/transactions.md. A promoter belongs to one thread; it holds one
+ * client of the outbox's pool while it follows the stream. */
+typedef struct outbox_promoter outbox_promoter_t;
+
+/* NULL only for a NULL outbox, which must outlive the promoter. */
+OUTBOX_EXPORT outbox_promoter_t *outbox_promoter_new(outbox_t *outbox);
+OUTBOX_EXPORT void outbox_promoter_destroy(outbox_promoter_t *promoter);
+
+/* One round: waits up to wait_ms for committed events (following the
+ * stream; a poll returns at once) and moves them, as outbox_promote_ex
+ * reports. The first round (and the first after an error, which closes
+ * the stream) opens the stream and then moves the backlog in _id order,
+ * so nothing committed while no promoter followed is missed. */
+OUTBOX_EXPORT outbox_code_t outbox_promoter_run(outbox_promoter_t *promoter, int64_t wait_ms,
+                                                size_t *moved, size_t *quarantined,
+                                                outbox_error_t *error);
+
+/* True when the promoter follows the change stream (known after the first
+ * round), false when it polls. */
+OUTBOX_EXPORT bool outbox_promoter_follows_commits(const outbox_promoter_t *promoter);
+
 /* --- Events as read back -------------------------------------------------- */
 typedef struct outbox_event outbox_event_t;
 
