@@ -179,14 +179,20 @@ int cmd_tail(const options_t *o) {
 int cmd_promote(const options_t *o) {
     int status;
     outbox_error_t err;
-    size_t moved;
+    size_t moved, quarantined;
     outbox_t *ob = open_outbox(o, false, &status);
     if (!ob)
         return status;
-    if (outbox_promote(ob, &moved, &err) != OUTBOX_OK)
+    if (outbox_promote_ex(ob, &moved, &quarantined, &err) != OUTBOX_OK) {
         status = fail("promote", &err);
-    else
-        printf("%zu events promoted\n", moved);
+    } else {
+        printf("%zu events promoted\n", moved - quarantined);
+        /* Each set aside is said, with the last one's reason; the exit
+         * status stays 0: the promotion itself succeeded. */
+        if (quarantined)
+            fprintf(stderr, "outboxctl: promote: quarantined %zu pending document%s; the last: %s\n", quarantined,
+                    quarantined == 1 ? "" : "s", err.message);
+    }
     outbox_destroy(ob);
     return status;
 }
