@@ -95,13 +95,14 @@ static outbox_code_t still_pending(outbox_promoter_t *p, bson_t **docs, size_t *
     bson_t filter = BSON_INITIALIZER, in, ids, opts = BSON_INITIALIZER;
     BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &in);
     BSON_APPEND_ARRAY_BEGIN(&in, "$in", &ids);
-    for (size_t i = 0; i < *n; i++) {
+    for (size_t i = 0, k = 0; i < *n; i++) {
         bson_iter_t it;
         char idx[16];
         const char *key;
-        bson_uint32_to_string((uint32_t)i, &key, idx, sizeof idx);
-        if (bson_iter_init_find(&it, docs[i], "_id"))
-            bson_append_iter(&ids, key, -1, &it);
+        if (!bson_iter_init_find(&it, docs[i], "_id"))
+            continue; /* never in the log by the stream: the backlog's read settles it */
+        bson_uint32_to_string((uint32_t)k++, &key, idx, sizeof idx);
+        bson_append_iter(&ids, key, -1, &it);
     }
     bson_append_array_end(&in, &ids);
     bson_append_document_end(&filter, &in);
