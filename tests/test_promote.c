@@ -8,17 +8,8 @@
 #include "promote.h"
 
 static void write_pending(outbox_t *ob, int first, int count) {
-    char name[256];
-    snprintf(name, sizeof name, "%s.pending", outbox_name(ob));
-    for (int i = first; i < first + count; i++) {
-        bson_oid_t id;
-        bson_oid_init(&id, NULL);
-        bson_t *doc = BCON_NEW("_id", BCON_OID(&id), "type", BCON_UTF8("order.created"), "key",
-                               BCON_UTF8("k"), "data", "{", "ordernr", BCON_INT32(i), "total",
-                               BCON_DOUBLE(1), "}", "created", BCON_DATE_TIME(0), "v", BCON_INT32(1));
-        test_insert_raw(name, doc);
-        bson_destroy(doc);
-    }
+    for (int i = first; i < first + count; i++)
+        test_put_pending(ob, i);
 }
 
 static void promote_moves_pending_events_in_order(void **state) {

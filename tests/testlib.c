@@ -158,6 +158,20 @@ int64_t test_count(const char *coll) {
     return n;
 }
 
+void test_put_pending(outbox_t *ob, int ordernr) {
+    char name[256];
+    snprintf(name, sizeof name, "%s.pending", outbox_name(ob));
+    bson_oid_t id;
+    bson_oid_init(&id, NULL);
+    struct timeval tv;
+    bson_gettimeofday(&tv);
+    bson_t *doc = BCON_NEW("_id", BCON_OID(&id), "type", BCON_UTF8("order.created"), "key", BCON_UTF8("k"), "data",
+                           "{", "ordernr", BCON_INT32(ordernr), "total", BCON_DOUBLE(1), "}", "created",
+                           BCON_DATE_TIME((int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000), "v", BCON_INT32(1));
+    test_insert_raw(name, doc);
+    bson_destroy(doc);
+}
+
 bool test_collection_exists(const char *coll) {
     bson_error_t berr;
     mongoc_client_t *client = test_client();

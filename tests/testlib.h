@@ -57,6 +57,11 @@ mongoc_client_t *test_client(void);
 /* Counts documents in db.coll. */
 int64_t test_count(const char *coll);
 
+/* Writes into N.pending an order.created envelope of ordernr with key "k",
+ * as a committed transaction leaves it (the test server may have no
+ * transactions): what the promoter moves. */
+void test_put_pending(outbox_t *ob, int ordernr);
+
 /* Whether db.coll exists. */
 bool test_collection_exists(const char *coll);
 
