@@ -240,6 +240,58 @@ static void an_error_inside_the_transaction_leaves_nothing(void **state) {
     test_outbox_drop(ob);
 }
 
+/* --- a failover during a put ------------------------------------------ */
+
+typedef struct {
+    outbox_t *ob;
+    int calls;
+} failover_t;
+
+/* The first attempt: the primary steps down (the test's replica set has
+ * one node, which steps up again after stepDownSecs), so the put meets
+ * NotWritablePrimary or a network error, both TransientTransactionError.
+ * The second attempt finds the primary back. */
+static bool put_across_a_step_down(mongoc_client_session_t *session, void *ctx, bson_t **reply, bson_error_t *error) {
+    failover_t *f = ctx;
+    if (++f->calls == 1) {
+        mongoc_client_t *admin = test_client();
+        bson_t *cmd = BCON_NEW("replSetStepDown", BCON_INT32(2), "force", BCON_BOOL(true));
+        bson_error_t berr;
+        mongoc_client_command_simple(admin, "admin", cmd, NULL, NULL, &berr); /* the connection may close */
+        bson_destroy(cmd);
+        mongoc_client_destroy(admin);
+    }
+    outbox_batch_t *b = outbox_batch_new(f->ob);
+    bson_t *data = BCON_NEW("ordernr", BCON_INT32(9), "total", BCON_DOUBLE(1));
+    outbox_error_t err;
+    bool ok = outbox_batch_add(b, "order.created", "order-9", data, NULL, &err) == OUTBOX_OK &&
+              outbox_batch_put_cb(b, session, reply, error);
+    bson_destroy(data);
+    outbox_batch_destroy(b);
+    return ok;
+}
+
+static void a_failover_during_a_put_is_retried_and_published_once(void **state) {
+    (void)state;
+    outbox_error_t err;
+    bson_error_t berr;
+    outbox_t *ob = transactional_outbox("txn_failover");
+    mongoc_client_t *client = test_client();
+    mongoc_client_session_t *s = mongoc_client_start_session(client, NULL, &berr);
+    assert_non_null(s);
+    failover_t f = {.ob = ob};
+    if (outbox_with_transaction(ob, s, put_across_a_step_down, &f, NULL, NULL, &err) != OUTBOX_OK)
+        fail_msg("with_transaction across a step-down: %s (%d attempts)", err.message, f.calls);
+    assert_true(f.calls >= 2);
+    size_t moved;
+    assert_int_equal(outbox_promote(ob, &moved, &err), OUTBOX_OK);
+    assert_int_equal(test_count(outbox_name(ob)), 1);
+    print_message("# a step-down during the put: %d attempts, the event once in the log\n", f.calls);
+    mongoc_client_session_destroy(s);
+    mongoc_client_destroy(client);
+    test_outbox_drop(ob);
+}
+
 /* --- commit order ------------------------------------------------------ */
 
 static outbox_code_t put_order_in(outbox_t *ob, mongoc_client_session_t *s, int ordernr, outbox_error_t *err) {
@@ -298,6 +350,7 @@ int main(void) {
         cmocka_unit_test(a_write_conflict_is_retried_and_its_event_published_once),
         cmocka_unit_test(an_error_inside_the_transaction_leaves_nothing),
         cmocka_unit_test(two_transactions_on_one_key_are_published_in_commit_order),
+        cmocka_unit_test(a_failover_during_a_put_is_retried_and_published_once),
     };
     return TEST_RUN("transactional_put", tests);
 }
