@@ -58,6 +58,7 @@ struct outbox {
     char *pending_name;     /* "N.pending" */
     char *checkpoints_name; /* "N.checkpoints" */
     char *quarantine_name;  /* "N.quarantine" */
+    char *schemas_name;     /* "N.schemas" */
     pthread_mutex_t caps_lock;
     bool caps_known;
     unsigned caps;
@@ -100,6 +101,11 @@ outbox_code_t outbox__verify_with(outbox_t *outbox, mongoc_client_t *client, out
 
 /* The reply's errorLabels as " [Label, Label]" into buf ("" when none). */
 void outbox__labels_text(const bson_t *reply, char *buf, size_t size);
+
+/* Stores each declared type's schema in N.schemas (version 1 when new);
+ * OUTBOX_ERR_SCHEMA when N.schemas holds another schema for a declared
+ * type. */
+outbox_code_t outbox__schemas_store(outbox_t *outbox, mongoc_client_t *client, outbox_error_t *error);
 
 /* The quarantine of the promoter: "N.quarantine". */
 #define OUTBOX_QUARANTINE_SUFFIX ".quarantine"

@@ -9,6 +9,7 @@ liboutbox_liboutbox_core_la_SOURCES = \
 	liboutbox/error.c \
 	liboutbox/conf.c \
 	liboutbox/schema.h liboutbox/schema.c \
+	liboutbox/schema_store.c \
 	liboutbox/outbox.c \
 	liboutbox/put.c \
 	liboutbox/promote.h liboutbox/promote.c \

@@ -51,6 +51,7 @@ outbox_t *outbox_new(outbox_conf_t *conf, outbox_error_t *error) {
     ob->pending_name = bson_strdup_printf("%s.pending", conf->outbox);
     ob->checkpoints_name = bson_strdup_printf("%s.checkpoints", conf->outbox);
     ob->quarantine_name = bson_strdup_printf("%s" OUTBOX_QUARANTINE_SUFFIX, conf->outbox);
+    ob->schemas_name = bson_strdup_printf("%s.schemas", conf->outbox);
     pthread_mutex_init(&ob->caps_lock, NULL);
     ob->conf = conf;
     return ob;
@@ -67,6 +68,7 @@ void outbox_destroy(outbox_t *ob) {
     bson_free(ob->pending_name);
     bson_free(ob->checkpoints_name);
     bson_free(ob->quarantine_name);
+    bson_free(ob->schemas_name);
     outbox_conf_destroy(ob->conf);
     bson_free(ob);
 }
@@ -453,8 +455,11 @@ outbox_code_t outbox_ensure(outbox_t *ob, outbox_error_t *error) {
     /* N.checkpoints: one document per reader. */
     if ((rc = list_collection(db, ob->checkpoints_name, &info, error)) != OUTBOX_OK)
         goto done;
-    if (!info.exists)
-        rc = create_collection(db, ob->checkpoints_name, NULL, &created, error);
+    if (!info.exists && (rc = create_collection(db, ob->checkpoints_name, NULL, &created, error)) != OUTBOX_OK)
+        goto done;
+
+    /* N.schemas: the declared types, for producers in any language. */
+    rc = outbox__schemas_store(ob, client, error);
 
 done:
     mongoc_database_destroy(db);

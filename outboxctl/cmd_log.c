@@ -52,6 +52,13 @@ int cmd_put(const options_t *o, char **args, int n) {
         bson_destroy(&headers);
         return status;
     }
+    /* Without --schemas, the types the outbox keeps (N.schemas). */
+    if (!o->schemas && outbox_load_types(ob, NULL, &err) != OUTBOX_OK) {
+        status = fail("put", &err);
+        outbox_destroy(ob);
+        bson_destroy(&headers);
+        return status;
+    }
     const char *key = strcmp(args[1], "-") == 0 ? NULL : args[1];
     if (outbox_put_json(ob, NULL, args[0], key, args[2], o->n_headers ? &headers : NULL, &id, &err) !=
         OUTBOX_OK) {

@@ -9,6 +9,7 @@ outboxctl_outboxctl_SOURCES = \
 	outboxctl/cmd_checkpoint.c \
 	outboxctl/cmd_deadletter.c \
 	outboxctl/cmd_lease.c \
+	outboxctl/cmd_schema.c \
 	outboxctl/scrub.c \
 	outboxd/secrets.h outboxd/secrets.c \
 	outboxd/headroom.h

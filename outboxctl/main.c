@@ -22,10 +22,14 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  init [--size BYTES] [--max DOCS]   create the outbox (capped log N, N.pending,\n"
-    "                                     N.checkpoints) if missing; installs the\n"
-    "                                     --schemas as a validator where supported\n"
+    "                                     N.checkpoints) if missing; stores the\n"
+    "                                     --schemas in N.schemas (a type stored with\n"
+    "                                     another schema is refused: schema set) and\n"
+    "                                     installs them as a validator where supported\n"
     "  put TYPE KEY JSON [--header K=V]   validate and put one event; prints its id.\n"
-    "                                     KEY - means no key (null)\n"
+    "                                     KEY - means no key (null). Without\n"
+    "                                     --schemas, against the outbox's own types\n"
+    "                                     (N.schemas)\n"
     "  tail [--from-start | --from-now | --after ID] [--limit N] [--timeout-ms MS]\n"
     "       [--skip-malformed]           print events, one JSON object per line:\n"
     "                                     id, type, key, created, data, headers.\n"
@@ -127,6 +131,15 @@ static const char usage[] =
     "                                     another instance takes the sink. Exit 1 when\n"
     "                                     no instance holds SINK, 2 when there is no\n"
     "                                     such sink (no claim and no checkpoint)\n"
+    "  schema list | show TYPE | set TYPE FILE\n"
+    "                                     the types the outbox keeps (N.schemas:\n"
+    "                                     init --schemas stores them; put without\n"
+    "                                     --schemas validates against them): each\n"
+    "                                     type's version; a type's schema as JSON;\n"
+    "                                     replace a type's schema (the one way to\n"
+    "                                     change it: a different declaration is\n"
+    "                                     refused by init) with a new version, and\n"
+    "                                     the log's validator with it\n"
     "\n"
     "Options (each also read from the environment variable shown):\n"
     "  --uri URI        MongoDB connection string            OUTBOX_URI\n"
@@ -306,6 +319,8 @@ int main(int argc, char **argv) {
         status = cmd_deadletter(&o, args, n);
     else if (strcmp(cmd, "lease") == 0)
         status = cmd_lease(&o, args, n);
+    else if (strcmp(cmd, "schema") == 0)
+        status = cmd_schema(&o, args, n);
     else {
         fprintf(stderr, "outboxctl: unknown command or extra arguments: %s\n", cmd);
         status = EXIT_USAGE;

@@ -127,6 +127,7 @@ int cmd_status(const options_t *o);
 int cmd_checkpoint(const options_t *o, char **args, int n);
 int cmd_deadletter(const options_t *o, char **args, int n);
 int cmd_lease(const options_t *o, char **args, int n);
+int cmd_schema(const options_t *o, char **args, int n);
 
 /* From here on, stdout and stderr never show the password of uri (nor
  * the pieces of it a driver message may quote): scrub.c. */

@@ -53,6 +53,7 @@ OUTBOX_TESTS = \
 	tests/test_tail_network_failure \
 	tests/test_transactional_put \
 	tests/test_transaction_errors \
+	tests/test_schemas_stored \
 	tests/test_promote \
 	tests/test_concurrent_producers \
 	tests/test_envelope_other_driver \
@@ -89,6 +90,8 @@ tests_test_tail_network_failure_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_network_failure_LDADD = $(TEST_LDADD)
 tests_test_transactional_put_CFLAGS = $(TEST_CFLAGS)
 tests_test_transactional_put_LDADD = $(TEST_LDADD)
+tests_test_schemas_stored_CFLAGS = $(TEST_CFLAGS)
+tests_test_schemas_stored_LDADD = $(TEST_LDADD)
 tests_test_transaction_errors_SOURCES = tests/test_transaction_errors.c tests/tcp_proxy.h tests/tcp_proxy.c
 tests_test_transaction_errors_CFLAGS = $(TEST_CFLAGS)
 tests_test_transaction_errors_LDADD = $(TEST_LDADD)

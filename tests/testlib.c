@@ -189,7 +189,7 @@ void test_outbox_drop(outbox_t *ob) {
         return;
     mongoc_client_t *client = test_client();
     /* Every collection outboxd and liboutbox make for an outbox N. */
-    const char *suffixes[] = {"", ".pending", ".checkpoints", ".leases", ".deadletter", ".quarantine"};
+    const char *suffixes[] = {"", ".pending", ".checkpoints", ".leases", ".deadletter", ".quarantine", ".schemas"};
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
         char name[256];
         snprintf(name, sizeof name, "%s%s", outbox_name(ob), suffixes[i]);

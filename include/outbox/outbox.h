@@ -167,7 +167,8 @@ OUTBOX_EXPORT void outbox_destroy(outbox_t *outbox);
 OUTBOX_EXPORT const char *outbox_database(const outbox_t *outbox);
 OUTBOX_EXPORT const char *outbox_name(const outbox_t *outbox);
 
-/* Creates, idempotently, the capped log N, N.pending and N.checkpoints, and
+/* Creates, idempotently, the capped log N, N.pending and N.checkpoints,
+ * stores the declared types in N.schemas (below), and
  * when the server supports validators (see outbox_server_caps) installs
  * on N a $jsonSchema validator of the envelope and the declared types'
  * schemas, and on N.pending one of the envelope alone (another service's
@@ -176,6 +177,32 @@ OUTBOX_EXPORT const char *outbox_name(const outbox_t *outbox);
  * An existing N that is not capped is OUTBOX_ERR_NOT_CAPPED; one capped with
  * another size or max than the conf set is OUTBOX_ERR_CAPPED_MISMATCH. */
 OUTBOX_EXPORT outbox_code_t outbox_ensure(outbox_t *outbox, outbox_error_t *error);
+
+/* --- Schemas kept in the outbox ---------------------------------------------
+ * N.schemas holds every declared type: { _id: TYPE, schema: the schema as
+ * a document, version: 1, 2, ..., updated: date }, for producers in any
+ * language (docs/schemas.md). outbox_ensure stores each type the conf
+ * declares (version 1 when new) and refuses, with OUTBOX_ERR_SCHEMA naming
+ * the type and the stored version, a declaration that differs from the
+ * stored schema: two producers never disagree silently, and a schema
+ * changes only through outbox_schema_set. */
+
+/* Declares in the outbox's conf every type of N.schemas that the conf does
+ * not declare itself (its declarations stand; ensure compares them).
+ * *loaded (may be NULL) receives how many. Call it before the outbox is
+ * shared between threads. */
+OUTBOX_EXPORT outbox_code_t outbox_load_types(outbox_t *outbox, size_t *loaded, outbox_error_t *error);
+
+/* Stores schema_json as type's schema in N.schemas, checked as
+ * outbox_conf_add_type checks it: a new type gets version 1, a changed
+ * schema the stored version + 1, the same schema keeps its version.
+ * *version (may be NULL) receives the version stored. A concurrent set of
+ * the same type is refused (OUTBOX_ERR_SCHEMA: try again). The log's
+ * validator follows at the next outbox_ensure (outboxctl schema set runs
+ * one). */
+OUTBOX_EXPORT outbox_code_t outbox_schema_set(outbox_t *outbox, const char *type,
+                                              const char *schema_json, int64_t *version,
+                                              outbox_error_t *error);
 
 /* Checks, changing nothing, that outbox_ensure ran: N exists and is capped,
  * N.pending exists and is not. OUTBOX_ERR_NOT_ENSURED names what is missing
