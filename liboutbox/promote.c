@@ -29,6 +29,8 @@ typedef struct {
     outbox_error_t *report; /* names the last quarantined document */
 } run_t;
 
+#define OUTBOX_PROMOTE_WTIMEOUT_MS 10000
+
 /* Majority both ways: read only what a failover cannot roll back (an event
  * of a transaction that may still be undone must never be published), on
  * the primary (a lagging secondary would show events already moved, and
@@ -45,6 +47,10 @@ void outbox__majority_opts(bson_t *opts, bool read) {
     } else {
         wc = mongoc_write_concern_new();
         mongoc_write_concern_set_w(wc, MONGOC_WRITE_CONCERN_W_MAJORITY);
+        /* Without a majority (a secondary down beside an arbiter) a write
+         * fails after 10 s, a whole-command error the next round retries,
+         * instead of blocking the promoter for the socket's timeout. */
+        mongoc_write_concern_set_wtimeout_int64(wc, OUTBOX_PROMOTE_WTIMEOUT_MS);
         mongoc_write_concern_append(wc, opts);
         mongoc_write_concern_destroy(wc);
     }
@@ -103,7 +109,13 @@ static int in_log(run_t *r, size_t i, bson_error_t *berr) {
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
     bson_append_iter(&filter, "_id", 3, &it);
     BSON_APPEND_INT64(&opts, "limit", 1);
-    outbox__majority_opts(&opts, true);
+    /* Local, on the primary: what the duplicate key error saw. Another
+     * promoter's insert that is not majority-committed yet is still a
+     * copy of this event, not a refusal (it must not be quarantined). */
+    mongoc_read_concern_t *local = mongoc_read_concern_new();
+    mongoc_read_concern_set_level(local, MONGOC_READ_CONCERN_LEVEL_LOCAL);
+    mongoc_read_concern_append(local, &opts);
+    mongoc_read_concern_destroy(local);
     mongoc_read_prefs_t *primary = mongoc_read_prefs_new(MONGOC_READ_PRIMARY);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(r->log, &filter, &opts, primary);
     const bson_t *doc;

@@ -20,6 +20,8 @@
 #include "promote.h"
 
 #define OUTBOX_PROMOTER_NET_MS 30000
+/* The server's wait per getMore of the stream. */
+#define OUTBOX_PROMOTER_AWAIT_MS 50
 
 struct outbox_promoter {
     outbox_t *ob;
@@ -75,8 +77,11 @@ static outbox_code_t open_stream(outbox_promoter_t *p, int64_t wait_ms, outbox_e
                                                                 p->ob->pending_name);
     bson_t *pipeline = BCON_NEW("pipeline", "[", "{", "$match", "{", "operationType", BCON_UTF8("insert"), "}", "}",
                                 "]");
-    bson_t *opts = BCON_NEW("maxAwaitTimeMS", BCON_INT64(wait_ms > 0 ? wait_ms : 1), "batchSize",
-                            BCON_INT32(OUTBOX_PROMOTE_BATCH));
+    /* Short server waits: a round gathers what came within its own wait
+     * (follow's deadline) and promotes it, instead of holding events in
+     * hand until one getMore comes back empty. */
+    int64_t await_ms = wait_ms < OUTBOX_PROMOTER_AWAIT_MS ? (wait_ms > 0 ? wait_ms : 1) : OUTBOX_PROMOTER_AWAIT_MS;
+    bson_t *opts = BCON_NEW("maxAwaitTimeMS", BCON_INT64(await_ms), "batchSize", BCON_INT32(OUTBOX_PROMOTE_BATCH));
     p->stream = mongoc_collection_watch(pending, pipeline, opts);
     outbox_code_t rc = OUTBOX_OK;
     if (mongoc_change_stream_error_document(p->stream, &berr, &err_doc)) {
@@ -88,6 +93,20 @@ static outbox_code_t open_stream(outbox_promoter_t *p, int64_t wait_ms, outbox_e
     bson_destroy(pipeline);
     mongoc_collection_destroy(pending);
     return rc;
+}
+
+/* Whether a ({_id} only) and b have the same _id, of whatever type. */
+static bool same_id(const bson_t *a, const bson_t *b) {
+    bson_iter_t ia, ib;
+    if (!bson_iter_init_find(&ia, a, "_id") || !bson_iter_init_find(&ib, b, "_id"))
+        return false;
+    bson_t x = BSON_INITIALIZER, y = BSON_INITIALIZER;
+    bson_append_iter(&x, "_id", 3, &ia);
+    bson_append_iter(&y, "_id", 3, &ib);
+    bool same = bson_equal(&x, &y);
+    bson_destroy(&x);
+    bson_destroy(&y);
+    return same;
 }
 
 /* Keeps of docs those still in N.pending, in their order; frees the rest. */
@@ -117,12 +136,9 @@ static outbox_code_t still_pending(outbox_promoter_t *p, bson_t **docs, size_t *
     bool *keep = bson_malloc0(*n * sizeof *keep);
     const bson_t *doc;
     while (mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t a, b;
-        if (!bson_iter_init_find(&a, doc, "_id"))
-            continue;
+        /* The projection leaves {_id} alone: compared whole, any type. */
         for (size_t i = 0; i < *n; i++)
-            if (!keep[i] && bson_iter_init_find(&b, docs[i], "_id") && bson_iter_type(&a) == bson_iter_type(&b) &&
-                bson_iter_type(&a) == BSON_TYPE_OID && bson_oid_equal(bson_iter_oid(&a), bson_iter_oid(&b)))
+            if (!keep[i] && same_id(doc, docs[i]))
                 keep[i] = true;
     }
     bson_error_t berr;
@@ -148,21 +164,27 @@ static outbox_code_t still_pending(outbox_promoter_t *p, bson_t **docs, size_t *
     return rc;
 }
 
-/* Moves what the stream brings within wait_ms (one batch at most), in its
- * order. */
-static outbox_code_t follow(outbox_promoter_t *p, size_t *moved, size_t *quarantined, outbox_error_t *report,
-                            outbox_error_t *error) {
+/* Moves what the stream brings (one batch at most), in its order: as soon
+ * as a getMore comes back empty with events in hand, or wait_ms is over. */
+static outbox_code_t follow(outbox_promoter_t *p, int64_t wait_ms, size_t *moved, size_t *quarantined,
+                            outbox_error_t *report, outbox_error_t *error) {
     bson_t **docs = bson_malloc0(OUTBOX_PROMOTE_BATCH * sizeof *docs);
     size_t n = 0;
     const bson_t *ev;
-    while (n < OUTBOX_PROMOTE_BATCH && mongoc_change_stream_next(p->stream, &ev)) {
-        bson_iter_t it;
-        if (bson_iter_init_find(&it, ev, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            uint32_t len;
-            const uint8_t *data;
-            bson_iter_document(&it, &len, &data);
-            docs[n++] = bson_new_from_data(data, len);
+    int64_t end = now_ms() + wait_ms;
+    while (n < OUTBOX_PROMOTE_BATCH) {
+        if (mongoc_change_stream_next(p->stream, &ev)) {
+            bson_iter_t it;
+            if (bson_iter_init_find(&it, ev, "fullDocument") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+                uint32_t len;
+                const uint8_t *data;
+                bson_iter_document(&it, &len, &data);
+                docs[n++] = bson_new_from_data(data, len);
+            }
+            continue;
         }
+        if (mongoc_change_stream_error_document(p->stream, NULL, NULL) || n || now_ms() >= end)
+            break;
     }
     bson_error_t berr;
     const bson_t *err_doc;
@@ -210,9 +232,22 @@ outbox_code_t outbox_promoter_run(outbox_promoter_t *p, int64_t wait_ms, size_t 
 
     if (!p->stream) {
         /* The stream first, then the backlog: nothing committed between
-         * the two is missed. */
-        if ((rc = open_stream(p, wait_ms, error)) != OUTBOX_OK)
-            return rc;
+         * the two is missed. A stream that cannot open (no changeStream
+         * privilege, a server without them) must not stop promotion: the
+         * round polls, and says why it could not follow. */
+        outbox_error_t why;
+        if (open_stream(p, wait_ms, &why) != OUTBOX_OK) {
+            rc = outbox__promote_all(p->ob, NULL, &m, &q, &backlog);
+            if (moved)
+                *moved = m;
+            if (quarantined)
+                *quarantined = q;
+            if (error)
+                *error = rc != OUTBOX_OK || q ? backlog : why;
+            /* Quarantined documents are the news of this round; otherwise
+             * the caller learns it polled instead of following. */
+            return rc != OUTBOX_OK ? rc : q ? OUTBOX_OK : OUTBOX_ERR_UNSUPPORTED;
+        }
         rc = outbox__promote_all(p->ob, NULL, &m, &q, &backlog);
         p->net_due_ms = now_ms() + OUTBOX_PROMOTER_NET_MS;
     } else if (now_ms() >= p->net_due_ms) {
@@ -229,7 +264,7 @@ outbox_code_t outbox_promoter_run(outbox_promoter_t *p, int64_t wait_ms, size_t 
     }
     if (q)
         last_quarantined = backlog;
-    rc = follow(p, &m2, &q2, &last_quarantined, &streamed);
+    rc = follow(p, wait_ms, &m2, &q2, &last_quarantined, &streamed);
     if (rc != OUTBOX_OK) {
         close_stream(p);
         if (error)

@@ -22,10 +22,12 @@ bool outbox_batch_put_cb(outbox_batch_t *batch, mongoc_client_session_t *session
         return true;
     }
     if (error) {
-        /* A server's code stays in the server's domain; our own refusals
-         * (a NULL batch, a batch written outside a transaction) are
-         * libmongoc's invalid-argument error. */
-        if (oerr.server_code)
+        /* A server's or the network's failure stays in the server's domain
+         * (with the server's code, or 0: the reply's labels say more); our
+         * own refusals (a NULL batch, a batch written outside a
+         * transaction, an outbox never created) are libmongoc's
+         * invalid-argument error. */
+        if (rc == OUTBOX_ERR_SERVER)
             bson_set_error(error, MONGOC_ERROR_SERVER, (uint32_t)oerr.server_code, "%s", oerr.message);
         else
             bson_set_error(error, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG, "%s", oerr.message);
@@ -69,19 +71,23 @@ outbox_code_t outbox_with_transaction(outbox_t *ob, mongoc_client_session_t *ses
         mongoc_read_prefs_destroy(rp);
         opts = defaults;
     }
-    bson_error_t berr;
+    /* libmongoc leaves it as it was when fn fails without setting it. */
+    bson_error_t berr = {0};
     bool ok = mongoc_client_session_with_transaction(session, fn, opts, ctx, reply, &berr);
+    if (!ok && berr.code == 0 && berr.domain == 0)
+        bson_set_error(&berr, MONGOC_ERROR_COMMAND, MONGOC_ERROR_COMMAND_INVALID_ARG,
+                       "the callback failed without setting its error");
     mongoc_transaction_opts_destroy(defaults);
     outbox_code_t code = OUTBOX_OK;
     if (!ok) {
         char labels[120];
         outbox__labels_text(reply, labels, sizeof labels);
         const char *what = mongoc_error_has_label(reply, "UnknownTransactionCommitResult")
-                               ? "the transaction's commit result is unknown (it may have committed; "
-                                 "retries ran out)"
+                               ? "the transaction's commit result is unknown: it may have committed"
                            : mongoc_error_has_label(reply, "TransientTransactionError")
                                ? "the transaction failed and its retries ran out (120 s)"
-                               : "the transaction failed and was not retried (the error is not transient)";
+                               : "the transaction failed and was not retried (the error is not transient, "
+                                 "or the transaction could not start)";
         code = outbox__fail_bson(error, &berr, "%s%s", what, labels);
     }
     if (reply == &local_reply)

@@ -373,7 +373,12 @@ OUTBOX_EXPORT void outbox_promoter_destroy(outbox_promoter_t *promoter);
  * stream; a poll returns at once) and moves them, as outbox_promote_ex
  * reports. The first round (and the first after an error, which closes
  * the stream) opens the stream and then moves the backlog in _id order,
- * so nothing committed while no promoter followed is missed. */
+ * so nothing committed while no promoter followed is missed. A stream that
+ * cannot be opened (no changeStream privilege) does not stop promotion:
+ * the round polls, and returns OUTBOX_ERR_UNSUPPORTED with the reason
+ * (*moved and *quarantined still count what it moved). While it follows,
+ * the promoter holds one client of the outbox's pool and its backlog reads
+ * pop another: a caller's pool needs two. */
 OUTBOX_EXPORT outbox_code_t outbox_promoter_run(outbox_promoter_t *promoter, int64_t wait_ms,
                                                 size_t *moved, size_t *quarantined,
                                                 outbox_error_t *error);
