@@ -342,7 +342,7 @@ static bool compile_keyword(compile_ctx_t *ctx, schema_node_t *n, bson_iter_t *i
     if (strcmp(kw, "exclusiveMinimum") == 0 || strcmp(kw, "exclusiveMaximum") == 0) {
         if (!BSON_ITER_HOLDS_BOOL(it))
             return compile_fail(ctx, "expected a boolean (draft 4, as MongoDB)");
-        if (kw[9] == 'i')
+        if (strcmp(kw, "exclusiveMinimum") == 0)
             n->excl_min = bson_iter_bool(it);
         else
             n->excl_max = bson_iter_bool(it);

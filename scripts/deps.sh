@@ -21,7 +21,8 @@ packages=(
   build-essential autoconf automake libtool      # the build (pkg-config and the libraries: Build-Depends)
   "${build_depends[@]}"
   libcmocka-dev                 # test framework
-  python3 python3-pymongo       # tests: a producer in another language
+  python3 python3-pymongo       # tests: a producer in another language; clients/python (pymongo)
+  python3-jsonschema            # clients/python: validation of events (draft 4, with bsonType added)
   python3-venv                  # tests: the venv of tests/python-requirements.txt (PyPI consumers)
   valgrind                      # tests: memory checking
   prometheus                    # tests: promtool judges outboxd's /metrics

@@ -19,7 +19,7 @@ SH_LOG_DRIVER = $(LOG_DRIVER)
 SH_LOG_COMPILER = $(SHELL)
 EXTRA_DIST += tests/test_sink_out_of_tree.sh tests/test_formats.sh tests/formats_judge.py \
 	tests/python-requirements.txt
-EXTRA_DIST += tests/tap-cmocka.sh tests/envelope_writer.py tests/README.md
+EXTRA_DIST += tests/tap-cmocka.sh tests/envelope_writer.py tests/README.md tests/validation/cases.json
 
 # The one test host for sink plugins (tests/sinkhost.h): outboxd's own
 # loader, option code and check (outboxd/libhost.la) with the books of every
@@ -54,6 +54,7 @@ OUTBOX_TESTS = \
 	tests/test_transactional_put \
 	tests/test_transaction_errors \
 	tests/test_schemas_stored \
+	tests/test_validation_table \
 	tests/test_promote \
 	tests/test_concurrent_producers \
 	tests/test_envelope_other_driver \
@@ -90,6 +91,8 @@ tests_test_tail_network_failure_CFLAGS = $(TEST_CFLAGS)
 tests_test_tail_network_failure_LDADD = $(TEST_LDADD)
 tests_test_transactional_put_CFLAGS = $(TEST_CFLAGS)
 tests_test_transactional_put_LDADD = $(TEST_LDADD)
+tests_test_validation_table_CFLAGS = $(TEST_CFLAGS)
+tests_test_validation_table_LDADD = $(TEST_LDADD)
 tests_test_schemas_stored_CFLAGS = $(TEST_CFLAGS)
 tests_test_schemas_stored_LDADD = $(TEST_LDADD)
 tests_test_transaction_errors_SOURCES = tests/test_transaction_errors.c tests/tcp_proxy.h tests/tcp_proxy.c
