@@ -73,3 +73,20 @@ pyenv=${XDG_CACHE_HOME:-$HOME/.cache}/service-outbox/pyenv
 [[ -x $pyenv/bin/pip ]] || /usr/bin/python3 -m venv --system-site-packages "$pyenv"
 "$pyenv/bin/pip" install -q --disable-pip-version-check -r "$top/tests/python-requirements.txt" ||
   { echo "scripts/deps.sh: pip install -r tests/python-requirements.txt into $pyenv failed" >&2; exit 1; }
+
+# clients/node: the Node producer library's dependencies (the official
+# MongoDB driver, Ajv), from the npm registry as its package-lock.json pins
+# them, into the cache (never into the source tree: make distcheck packs
+# it); tests/test_node_client.sh runs with NODE_PATH there. npm ci runs only
+# when the lock changed.
+nodedir=${XDG_CACHE_HOME:-$HOME/.cache}/service-outbox/node-client
+if command -v npm >/dev/null; then
+  if ! cmp -s "$top/clients/node/package-lock.json" "$nodedir/package-lock.json" || [[ ! -d $nodedir/node_modules ]]; then
+    mkdir -p "$nodedir"
+    cp "$top/clients/node/package.json" "$top/clients/node/package-lock.json" "$nodedir/"
+    (cd "$nodedir" && npm ci --no-audit --no-fund --loglevel=error) ||
+      { echo "scripts/deps.sh: npm ci of clients/node's dependencies into $nodedir failed" >&2; exit 1; }
+  fi
+else
+  echo "scripts/deps.sh: no npm on PATH: tests/test_node_client.sh will skip the Node producer library" >&2
+fi

@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import pymongo  # noqa: E402
+from bson import json_util  # noqa: E402
 
 from service_outbox import NotEnsuredError, Outbox, SchemaError, ValidationError  # noqa: E402
 
@@ -51,8 +52,10 @@ def services():
 
 
 def table():
+    """The table, its data read as Extended JSON ({"$numberLong": ...} is
+    an Int64), as the other runners read it."""
     with open(os.path.join(SRC, "tests", "validation", "cases.json"), encoding="utf-8") as f:
-        return json.load(f)
+        return json_util.loads(f.read())
 
 
 def check_table():
