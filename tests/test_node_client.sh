@@ -15,6 +15,10 @@ if ! command -v node >/dev/null 2>&1 || [ ! -d "$modules/mongodb" ] || [ ! -d "$
   fi
   exit 0
 fi
+# The Kafka broker is stopped and started by some tests (outages): wait for
+# them (the lock of tests/testlib.h, OUTBOX_TEST_KAFKA_LOCK).
+exec 8>>/tmp/outbox-test-kafka.lock
+flock 8
 NODE_PATH=$modules
 export NODE_PATH
 exec node "${OUTBOX_TEST_SRCDIR:-.}/clients/node/test/test_client.js"

@@ -14,5 +14,9 @@ if ! "$python" -c 'import pymongo, jsonschema' 2>/dev/null; then
   fi
   exit 0
 fi
+# The Kafka broker is stopped and started by some tests (outages): wait for
+# them (the lock of tests/testlib.h, OUTBOX_TEST_KAFKA_LOCK).
+exec 8>>/tmp/outbox-test-kafka.lock
+flock 8
 export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree (make distcheck packs it)
 exec "$python" "${OUTBOX_TEST_SRCDIR:-.}/clients/python/tests/test_client.py"

@@ -97,37 +97,73 @@ async function publishesLikeC(uri, ob, name) {
   order.push(null, 'x');
   ok(ids.length === 2, 'putMany: one ordered insert, the ids in order');
 
+  const brokers = services().OUTBOX_TEST_KAFKA_BROKERS;
+  const topic = `outbox.${name}`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'outbox-node-'));
   const out = path.join(tmp, 'all.jsonl');
   const config = path.join(tmp, 'outboxd.yaml');
-  fs.writeFileSync(config, `mongodb:\n  uri: "${uri}"\n  database: ${DB}\noutbox: ${name}\n`
-    + `sinks:\n  - name: file\n    plugin: file\n    route: "${out}"\n`, { mode: 0o600 });
+  const plugins = path.join(tmp, 'plugins');
+  fs.mkdirSync(plugins, { mode: 0o755 });
+  for (const plugin of ['file', 'kafka']) {
+    const so = path.join(BUILD, 'sinks', plugin, '.libs', `${plugin}.so`);
+    if (fs.existsSync(so)) fs.copyFileSync(so, path.join(plugins, `${plugin}.so`));
+  }
+  const withKafka = Boolean(brokers) && fs.existsSync(path.join(plugins, 'kafka.so'));
+  let yaml = `mongodb:\n  uri: "${uri}"\n  database: ${DB}\noutbox: ${name}\n`
+    + `sinks:\n  - name: file\n    plugin: file\n    route: "${out}"\n`;
+  if (withKafka) yaml += `  - name: kafka\n    plugin: kafka\n    route: "${topic}"\n    options:\n      bootstrap.servers: "${brokers}"\n`;
+  fs.writeFileSync(config, yaml, { mode: 0o600 });
   const log = fs.openSync(path.join(tmp, 'outboxd.log'), 'w');
-  const proc = spawn(path.join(BUILD, 'outboxd', 'outboxd'), ['--config', config, '--plugin-dir',
-    path.join(BUILD, 'sinks', 'file')], { stdio: ['ignore', 'ignore', log] });
-  const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code === null ? 128 : code)));
+  const proc = spawn(path.join(BUILD, 'outboxd', 'outboxd'), ['--config', config, '--plugin-dir', plugins],
+    { stdio: ['ignore', 'ignore', log] });
+  const exited = new Promise((resolve) => proc.on('exit', (code) => resolve(code === null ? 128 : code)));
   let lines = [];
-  for (let i = 0; i < 600 && lines.length < order.length; i++) {
+  let msgs = [];
+  for (let i = 0; i < 600; i++) {
     if (fs.existsSync(out)) lines = fs.readFileSync(out, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
-    if (lines.length < order.length) await sleep(100);
+    if (withKafka && msgs.length < order.length) {
+      const r = spawnSync('kcat', ['-C', '-b', brokers, '-t', topic, '-e', '-q', '-J', '-o', 'beginning'], { encoding: 'utf8' });
+      msgs = (r.stdout || '').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+    }
+    if (lines.length >= order.length && (!withKafka || msgs.length >= order.length)) break;
+    await sleep(100);
   }
   proc.kill('SIGTERM');
   const rc = await exited;
   const text = fs.readFileSync(path.join(tmp, 'outboxd.log'), 'utf8');
   fs.rmSync(tmp, { recursive: true, force: true });
-  ok(rc === 0 && lines.length === order.length, `outboxd published ${lines.length} of ${order.length} events, exit ${rc}`, text.slice(-2000));
-  if (lines.length !== order.length) return;
-  const keys = lines.map((l) => (l.key === undefined ? null : l.key));
-  ok(JSON.stringify(keys) === JSON.stringify(order), `the file has the events in log order: ${JSON.stringify(keys)}`);
-  const why = [];
-  for (let i = 0; i < 4; i += 2) {
-    for (const field of ['type', 'key', 'data', 'headers']) {
-      if (JSON.stringify(lines[i][field]) !== JSON.stringify(lines[i + 1][field])) {
-        why.push(`event ${i}: ${field}: C ${JSON.stringify(lines[i][field])}, Node ${JSON.stringify(lines[i + 1][field])}`);
+  ok(rc === 0 && lines.length === order.length, `outboxd published ${lines.length} of ${order.length} events to the file, exit ${rc}`, text.slice(-2000));
+  if (lines.length === order.length) {
+    const keys = lines.map((l) => (l.key === undefined ? null : l.key));
+    ok(JSON.stringify(keys) === JSON.stringify(order), `the file has the events in log order: ${JSON.stringify(keys)}`);
+    const why = [];
+    for (let i = 0; i < 4; i += 2) {
+      for (const field of ['type', 'key', 'data', 'headers']) {
+        if (JSON.stringify(lines[i][field]) !== JSON.stringify(lines[i + 1][field])) {
+          why.push(`event ${i}: ${field}: C ${JSON.stringify(lines[i][field])}, Node ${JSON.stringify(lines[i + 1][field])}`);
+        }
       }
     }
+    ok(why.length === 0, 'each Node event is written to the file exactly as its C twin (type, key, data, headers)', why.join('\n'));
   }
-  ok(why.length === 0, 'each Node event is published exactly as its C twin (type, key, data, headers)', why.join('\n'));
+  if (!withKafka) {
+    skip('Kafka: each Node event as its C twin', 'no Kafka broker or kafka.so');
+    return;
+  }
+  ok(msgs.length === order.length, `kcat reads ${msgs.length} of ${order.length} messages from ${topic}`);
+  // Kafka orders a topic per partition, and a key's events share one.
+  const comparable = (m) => {
+    const h = m.headers || [];
+    const headers = {};
+    for (let j = 0; j < h.length; j += 2) if (h[j] !== 'outbox-id' && h[j] !== 'outbox-created') headers[h[j]] = h[j + 1];
+    return JSON.stringify([m.key, JSON.parse(m.payload), Object.keys(headers).sort().map((k) => [k, headers[k]])]);
+  };
+  const why = [];
+  for (const key of ['order-7', 'ключ-7']) {
+    const twins = msgs.filter((m) => m.key === key);
+    if (twins.length !== 2 || comparable(twins[0]) !== comparable(twins[1])) why.push(`key ${key}: ${twins.map(comparable).join(' / ')}`);
+  }
+  ok(why.length === 0, "Kafka (kcat): each Node event's message is its C twin's, in the key's partition (key, value, headers but its own id and time)", why.join('\n'));
 }
 
 async function transactional(client, name) {
@@ -167,6 +203,22 @@ async function transactional(client, name) {
   }
   ok(await client.db(DB).collection(`${name}.pending`).countDocuments({ 'data.ordernr': 9 }) === 1,
     "withTransaction commits the caller's write and its event into N.pending");
+  const uri = services().OUTBOX_TEST_MONGODB_URI;
+  const r = ctl(uri, name, 'promote');
+  ok(r.status === 0 && await client.db(DB).collection(name).countDocuments({ 'data.ordernr': 9 }) === 1,
+    'the committed event is in the log after outboxctl promote', r.stderr);
+  const aborted = client.startSession();
+  try {
+    aborted.startTransaction();
+    await ob.put('order.shipped', 'order-10', { ordernr: 10, carrier: 'dhl' }, { session: aborted });
+    await aborted.abortTransaction();
+  } finally {
+    await aborted.endSession();
+  }
+  ctl(uri, name, 'promote');
+  ok(await client.db(DB).collection(`${name}.pending`).countDocuments({ 'data.ordernr': 10 }) === 0
+    && await client.db(DB).collection(name).countDocuments({ 'data.ordernr': 10 }) === 0,
+  "an aborted transaction's event never appears");
 }
 
 async function checkServer(uri) {
