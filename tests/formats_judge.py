@@ -30,6 +30,9 @@ import time
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary
 from cloudevents.core.formats.json import JSONFormat
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from services_env import services  # noqa: E402
+
 BUILD = os.environ.get("OUTBOX_TEST_BUILDDIR", ".")
 SRC = os.environ.get("OUTBOX_TEST_SRCDIR", ".")
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -39,17 +42,6 @@ results = []
 
 def ok(cond, name, why=""):
     results.append((cond, name, why))
-
-
-def services():
-    path = os.path.expanduser("~/.cache/service-outbox/services.env")
-    env = {}
-    for line in open(path):
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            env[k] = v.strip("'")
-    return env
 
 
 def run(args, **kw):

@@ -17,7 +17,7 @@ AM_TESTS_ENVIRONMENT = \
 TEST_EXTENSIONS = .sh
 SH_LOG_DRIVER = $(LOG_DRIVER)
 SH_LOG_COMPILER = $(SHELL)
-EXTRA_DIST += tests/test_sink_out_of_tree.sh tests/test_formats.sh tests/formats_judge.py tests/test_python_client.sh tests/test_node_client.sh \
+EXTRA_DIST += tests/test_sink_out_of_tree.sh tests/test_formats.sh tests/formats_judge.py tests/test_python_client.sh tests/test_node_client.sh tests/services_env.py \
 	tests/python-requirements.txt
 EXTRA_DIST += tests/tap-cmocka.sh tests/envelope_writer.py tests/README.md tests/validation/cases.json
 

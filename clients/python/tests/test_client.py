@@ -29,6 +29,9 @@ from bson import json_util  # noqa: E402
 
 from service_outbox import NotEnsuredError, Outbox, SchemaError, ValidationError  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.environ.get("OUTBOX_TEST_SRCDIR", os.path.join(HERE, "..", "..", "..")), "tests"))
+from services_env import services  # noqa: E402
+
 BUILD = os.environ.get("OUTBOX_TEST_BUILDDIR", ".")
 SRC = os.environ.get("OUTBOX_TEST_SRCDIR", os.path.join(HERE, "..", "..", ".."))
 DB = "outbox_test"
@@ -37,18 +40,6 @@ results = []
 
 def ok(cond, name, why=""):
     results.append((bool(cond), name, why))
-
-
-def services():
-    path = os.path.join(os.environ.get("OUTBOX_SERVICES_DIR", os.path.expanduser("~/.cache/service-outbox")),
-                        "services.env")
-    env = {}
-    for line in open(path):
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            k, v = line.split("=", 1)
-            env[k] = v.strip("'")
-    return env
 
 
 def table():
