@@ -24,4 +24,5 @@ fi
 # them (the lock of tests/testlib.h, OUTBOX_TEST_KAFKA_LOCK).
 exec 8>>/tmp/outbox-test-kafka.lock
 flock 8
+export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 exec "$python" "${OUTBOX_TEST_SRCDIR:-.}/tests/formats_judge.py"
