@@ -31,6 +31,7 @@ import time
 import urllib.request
 
 import pymongo
+from bson import ObjectId
 
 ALL_SINKS = ["file", "kafka", "redis", "nats"]
 DB = "outbox_bench"
@@ -60,7 +61,8 @@ TARGETS = {
 # What --cases takes. The default is what the current targets need and fits
 # in about 15 minutes; "all" adds the latency, checkpoint and naive cases.
 DEFAULT_CASES = ["drain", "fanout", "fanout-files", "base", "ceiling", "json"]
-ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency", "metrics", "formats", "pipeline", "recovery"]
+ALL_CASES = DEFAULT_CASES + ["naive", "checkpoint", "latency", "metrics", "formats", "pipeline", "recovery",
+                             "promote"]
 # Only when named: the HA case (issue 14) kills outboxd twenty times and
 # waits out leases of 10 s (about 6 minutes), and needs an outboxd with
 # leases; --quick does not run it unless named either.
@@ -1069,6 +1071,59 @@ class Bench:
             log(f"rep {rep}: formats ceiling {sink}: " + "; ".join(
                 f"{f} " + ", ".join(f"{r:.0f}/s" for r in got[f]) for f in formats))
 
+    def fill_pending(self, outbox, n):
+        """n committed transactional events in outbox's N.pending, as a
+        transaction leaves them (the envelope of docs/envelope.md)."""
+        pending = self.mongo[DB][outbox + ".pending"]
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for start in range(0, n, 1000):
+            pending.insert_many([{"_id": ObjectId(), "type": "order.created", "key": f"order-{i % 97}",
+                                  "data": {"ordernr": i + 1, "total": 19.95, "lines": [{"sku": "ABC-42", "qty": 1}]},
+                                  "created": now, "v": 1} for i in range(start, min(n, start + 1000))])
+
+    def case_promote(self, rep):
+        """Issue 22's promoter: n committed transactional events moved from
+        N.pending into the log by outboxctl promote (liboutbox's promoter:
+        majority reads and writes, envelopes screened, ordered inserts,
+        each document settled), beside the raw two steps with pymongo and
+        no checks (the oldest 500 by _id, an unordered insert_many into the
+        log, a delete_many by _id), which is what the promoter did before."""
+        n = self.a.promote_events
+        ctl = os.path.join(self.build, "outboxctl", "outboxctl")
+        rates = {}
+        for label in ("outboxctl promote (liboutbox)", "raw pymongo loop"):
+            outbox = self.name("promote-")
+            p = subprocess.run([ctl, "--uri", self.uri, "--db", DB, "--outbox", outbox, "init", "--size", CAPPED],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                raise BenchError(f"outboxctl init {outbox}: {p.stderr.strip()}")
+            self.fill_pending(outbox, n)
+            pending, log_ = self.mongo[DB][outbox + ".pending"], self.mongo[DB][outbox]
+            t0 = time.monotonic()
+            if label.startswith("outboxctl"):
+                p = subprocess.run([ctl, "--uri", self.uri, "--db", DB, "--outbox", outbox, "promote"],
+                                   capture_output=True, text=True)
+                if p.returncode != 0:
+                    raise BenchError(f"outboxctl promote: {p.stderr.strip()}")
+            else:
+                while True:
+                    docs = list(pending.find({}, sort=[("_id", 1)], limit=500))
+                    if not docs:
+                        break
+                    log_.insert_many(docs, ordered=False)
+                    pending.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            secs = time.monotonic() - t0
+            moved, left = log_.estimated_document_count(), pending.estimated_document_count()
+            for suffix in ("", ".pending", ".checkpoints", ".schemas", ".quarantine"):
+                self.mongo[DB].drop_collection(outbox + suffix)
+            if moved != n or left != 0:
+                raise BenchError(f"promote {label}: {moved} of {n} events in the log, {left} left pending")
+            rates[label] = n / secs
+            self.record("promote", label, "events/s", rep, rates[label], "events/s")
+            log(f"rep {rep}: promote {n} events, {label}: {rates[label]:.0f}/s")
+        self.record("promote", "outboxctl promote (liboutbox)", "ratio to the raw loop", rep,
+                    rates["outboxctl promote (liboutbox)"] / rates["raw pymongo loop"], "x")
+
     def case_recovery(self, rep):
         """Issue 18's figures: per sink, the drain with recover on (the
         default: publishing bounded past the durable checkpoint) against
@@ -1558,6 +1613,8 @@ class Bench:
             ("14. Effectively-once (issue 18, --cases recovery): the drain with recover on against recover: "
              "false per sink, the Redis drain with the Lua dedupe against without, and the recovery of a full "
              "window of events in doubt", "recovery"),
+            ("15. The promoter (issue 22, --cases promote): committed transactional events moved from N.pending "
+             "into the log by outboxctl promote, beside the same two steps by pymongo with no checks", "promote"),
             ("Where the time goes: CPU used during the drain and fan-out runs (cores = CPU seconds / wall "
              "seconds; the machine has " + str(os.cpu_count()) + "; the database's CPU per event in us)", "cpu"),
         ]
@@ -1588,7 +1645,7 @@ class Bench:
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
         for name in self.mongo[DB].list_collection_names():
-            if name.startswith(("lat-", "ckpt", "drain", "ha-", "recovery-")):
+            if name.startswith(("lat-", "ckpt", "drain", "ha-", "recovery-", "promote-")):
                 self.mongo[DB].drop_collection(name)
 
 
@@ -1601,6 +1658,7 @@ def main():
     ap.add_argument("--ceiling-events", type=int, default=500000)
     ap.add_argument("--ceiling-sinks", help="comma-separated sinks of the sink-ceiling case (default: --sinks)")
     ap.add_argument("--ckpt-events", type=int, default=10000)
+    ap.add_argument("--promote-events", type=int, default=20000, help="committed events the promoter moves (case promote)")
     ap.add_argument("--json-n", type=int, default=20000, help="documents per encoder and run in case 9")
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--latency-seconds", type=int, default=60)
@@ -1629,6 +1687,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.reps, a.events, a.ceiling_events, a.ckpt_events, a.json_n = 1, 2000, 5000, 500, 2000
+        a.promote_events = 1000
         a.latency_rate, a.latency_seconds, a.naive_seconds = 200, 3, 2
         a.ha_kills, a.ha_settings, a.ha_idle_seconds, a.ha_pairs = 2, "1000/300", 5, 1
         if a.cases == ",".join(DEFAULT_CASES):
@@ -1692,6 +1751,8 @@ def main():
                 b.case_pipeline(rep)
             if "recovery" in cases:
                 b.case_recovery(rep)
+            if "promote" in cases:
+                b.case_promote(rep)
         stem = b.write_report(a.out)
         log(f"report: {stem}.md, raw figures: {stem}.csv")
         print(open(stem + ".md").read())

@@ -66,7 +66,7 @@ outbox_code_t outbox__fail_bson(outbox_error_t *error, const bson_error_t *berr,
                                 ...) {
     if (error) {
         va_list ap;
-        char what[256];
+        char what[OUTBOX_ERROR_MESSAGE_SIZE];
         va_start(ap, fmt);
         vsnprintf(what, sizeof what, fmt, ap);
         va_end(ap);

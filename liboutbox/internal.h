@@ -107,6 +107,9 @@ void outbox__labels_text(const bson_t *reply, char *buf, size_t size);
  * type. */
 outbox_code_t outbox__schemas_store(outbox_t *outbox, mongoc_client_t *client, outbox_error_t *error);
 
+/* Every type N.schemas keeps, appended to types as { TYPE: schema, ... }. */
+outbox_code_t outbox__schemas_read(outbox_t *outbox, mongoc_client_t *client, bson_t *types, outbox_error_t *error);
+
 /* The quarantine of the promoter: "N.quarantine". */
 #define OUTBOX_QUARANTINE_SUFFIX ".quarantine"
 

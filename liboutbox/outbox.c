@@ -155,16 +155,16 @@ done:
     return rc;
 }
 
-/* The validator for N: the envelope, and each declared type's data schema
- * under an anyOf keyed by type (the types are disjoint, so anyOf means
- * oneOf here and is cheaper for the server). With types false, the
- * envelope alone: N.pending's, so that one service's ensure (which
- * replaces the validator with its own types) can never fail another
- * service's business transaction; a pending event of a type N refuses is
- * quarantined by the promoter instead (docs/transactions.md). */
-static void build_validator(const outbox_t *ob, bool types, bson_t *out) {
-    const outbox_conf_t *conf = ob->conf;
-    const size_t n_types = types ? conf->n_types : 0;
+/* The validator for N: the envelope, and each type's data schema under an
+ * anyOf keyed by type (the types are disjoint, so anyOf means oneOf here
+ * and is cheaper for the server). types is { TYPE: schema, ... }: every
+ * type N.schemas keeps, every service's, so that one service's ensure never
+ * drops another's types from the log. With types NULL, the envelope alone:
+ * N.pending's, so that no ensure can make another service's business
+ * transaction fail; a pending event of a type N refuses is quarantined by
+ * the promoter instead (docs/transactions.md). */
+static void build_validator(const bson_t *types, bson_t *out) {
+    const size_t n_types = types ? bson_count_keys(types) : 0;
     bson_t js, props, p, req, any, alt, altp, tp, arr;
 
     BSON_APPEND_DOCUMENT_BEGIN(out, "$jsonSchema", &js);
@@ -186,12 +186,14 @@ static void build_validator(const outbox_t *ob, bool types, bson_t *out) {
     BSON_APPEND_DOCUMENT_BEGIN(&props, "type", &p);
     BSON_APPEND_UTF8(&p, "bsonType", "string");
     if (n_types) {
+        bson_iter_t t;
+        uint32_t i = 0;
         BSON_APPEND_ARRAY_BEGIN(&p, "enum", &arr);
-        for (size_t i = 0; i < n_types; i++) {
+        for (bson_iter_init(&t, types); bson_iter_next(&t); i++) {
             char idx[16];
             const char *key;
-            bson_uint32_to_string((uint32_t)i, &key, idx, sizeof idx);
-            BSON_APPEND_UTF8(&arr, key, conf->types[i].name);
+            bson_uint32_to_string(i, &key, idx, sizeof idx);
+            BSON_APPEND_UTF8(&arr, key, bson_iter_key(&t));
         }
         bson_append_array_end(&p, &arr);
     }
@@ -223,19 +225,26 @@ static void build_validator(const outbox_t *ob, bool types, bson_t *out) {
     bson_append_document_end(&js, &props);
 
     if (n_types) {
+        bson_iter_t t;
+        uint32_t i = 0;
         BSON_APPEND_ARRAY_BEGIN(&js, "anyOf", &any);
-        for (size_t i = 0; i < n_types; i++) {
+        for (bson_iter_init(&t, types); bson_iter_next(&t); i++) {
             char idx[16];
             const char *key;
-            bson_uint32_to_string((uint32_t)i, &key, idx, sizeof idx);
+            uint32_t len;
+            const uint8_t *data;
+            bson_t schema;
+            bson_iter_document(&t, &len, &data);
+            bson_init_static(&schema, data, len);
+            bson_uint32_to_string(i, &key, idx, sizeof idx);
             BSON_APPEND_DOCUMENT_BEGIN(&any, key, &alt);
             BSON_APPEND_DOCUMENT_BEGIN(&alt, "properties", &altp);
             BSON_APPEND_DOCUMENT_BEGIN(&altp, "type", &tp);
             BSON_APPEND_ARRAY_BEGIN(&tp, "enum", &arr);
-            BSON_APPEND_UTF8(&arr, "0", conf->types[i].name);
+            BSON_APPEND_UTF8(&arr, "0", bson_iter_key(&t));
             bson_append_array_end(&tp, &arr);
             bson_append_document_end(&altp, &tp);
-            BSON_APPEND_DOCUMENT(&altp, "data", outbox__schema_document(conf->types[i].schema));
+            BSON_APPEND_DOCUMENT(&altp, "data", &schema);
             bson_append_document_end(&alt, &altp);
             bson_append_document_end(&any, &alt);
         }
@@ -399,7 +408,7 @@ outbox_code_t outbox_ensure(outbox_t *ob, outbox_error_t *error) {
     outbox_code_t rc;
     coll_info_t info;
     bool created;
-    bson_t validator = BSON_INITIALIZER, envelope = BSON_INITIALIZER;
+    bson_t validator = BSON_INITIALIZER, envelope = BSON_INITIALIZER, types = BSON_INITIALIZER;
 
     outbox__clear_error(error);
     if (!ob)
@@ -407,13 +416,22 @@ outbox_code_t outbox_ensure(outbox_t *ob, outbox_error_t *error) {
     if ((rc = outbox_server_caps(ob, &caps, error)) != OUTBOX_OK)
         return rc;
     bool validators = (caps & OUTBOX_CAP_VALIDATORS) != 0;
-    if (validators) {
-        build_validator(ob, true, &validator);
-        build_validator(ob, false, &envelope);
-    }
 
     mongoc_client_t *client = outbox__client_pop(ob);
     mongoc_database_t *db = mongoc_client_get_database(client, ob->conf->database);
+
+    /* N.schemas first: a declaration that differs from the stored one
+     * stops ensure before it changes anything (a replica of the previous
+     * deploy must not put its schema back on the log's validator). The
+     * validator then has every stored type, every service's. */
+    if ((rc = outbox__schemas_store(ob, client, error)) != OUTBOX_OK)
+        goto done;
+    if (validators) {
+        if ((rc = outbox__schemas_read(ob, client, &types, error)) != OUTBOX_OK)
+            goto done;
+        build_validator(&types, &validator);
+        build_validator(NULL, &envelope);
+    }
 
     /* N: the capped log. */
     if ((rc = list_collection(db, ob->conf->outbox, &info, error)) != OUTBOX_OK)
@@ -455,16 +473,14 @@ outbox_code_t outbox_ensure(outbox_t *ob, outbox_error_t *error) {
     /* N.checkpoints: one document per reader. */
     if ((rc = list_collection(db, ob->checkpoints_name, &info, error)) != OUTBOX_OK)
         goto done;
-    if (!info.exists && (rc = create_collection(db, ob->checkpoints_name, NULL, &created, error)) != OUTBOX_OK)
-        goto done;
-
-    /* N.schemas: the declared types, for producers in any language. */
-    rc = outbox__schemas_store(ob, client, error);
+    if (!info.exists)
+        rc = create_collection(db, ob->checkpoints_name, NULL, &created, error);
 
 done:
     mongoc_database_destroy(db);
     outbox__client_push(ob, client);
     bson_destroy(&validator);
     bson_destroy(&envelope);
+    bson_destroy(&types);
     return rc;
 }

@@ -99,6 +99,30 @@ outbox_code_t outbox__schemas_store(outbox_t *ob, mongoc_client_t *client, outbo
     return rc;
 }
 
+outbox_code_t outbox__schemas_read(outbox_t *ob, mongoc_client_t *client, bson_t *types, outbox_error_t *error) {
+    mongoc_collection_t *coll = schemas_collection(ob, client);
+    bson_t all = BSON_INITIALIZER;
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &all, opts, NULL);
+    const bson_t *doc;
+    outbox_code_t rc = OUTBOX_OK;
+    while (mongoc_cursor_next(cur, &doc)) {
+        bson_iter_t it;
+        bson_t schema;
+        int64_t version;
+        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it) && stored_schema(doc, &schema, &version))
+            BSON_APPEND_DOCUMENT(types, bson_iter_utf8(&it, NULL), &schema);
+    }
+    bson_error_t berr;
+    if (mongoc_cursor_error(cur, &berr))
+        rc = outbox__fail_bson(error, &berr, "cannot read %s.%s", ob->conf->database, ob->schemas_name);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(opts);
+    bson_destroy(&all);
+    mongoc_collection_destroy(coll);
+    return rc;
+}
+
 outbox_code_t outbox_load_types(outbox_t *ob, size_t *loaded, outbox_error_t *error) {
     outbox__clear_error(error);
     if (loaded)
@@ -181,13 +205,31 @@ outbox_code_t outbox_schema_set(outbox_t *ob, const char *type, const char *sche
         goto done; /* unchanged: the version stays */
     }
     /* The version grows from the one read; a concurrent set of the same
-     * type makes this update match nothing, and it is said. */
-    bson_t *sel = found ? BCON_NEW("_id", BCON_UTF8(type), "version", BCON_INT64(have)) : BCON_NEW("_id", BCON_UTF8(type));
+     * type makes this update match nothing (or, for a new type, the insert
+     * meet a duplicate key), and it is said. A stored document without a
+     * version (written by hand) is matched as such. */
+    bson_t *sel = !found       ? NULL
+                  : have > 0  ? BCON_NEW("_id", BCON_UTF8(type), "version", BCON_INT64(have))
+                              : BCON_NEW("_id", BCON_UTF8(type), "version", "{", "$exists", BCON_BOOL(false), "}");
     bson_t *upd = BCON_NEW("$set", "{", "schema", BCON_DOCUMENT(schema), "version", BCON_INT64(have + 1), "updated",
                            BCON_DATE_TIME(wall_ms()), "}");
-    bson_t *opts = BCON_NEW("upsert", BCON_BOOL(!found));
+    bson_t *opts = bson_new();
     bson_t reply;
-    if (!mongoc_collection_update_one(coll, sel, upd, opts, &reply, &berr)) {
+    bool written;
+    if (found) {
+        written = mongoc_collection_update_one(coll, sel, upd, opts, &reply, &berr);
+    } else {
+        bson_t *doc = BCON_NEW("_id", BCON_UTF8(type), "schema", BCON_DOCUMENT(schema), "version", BCON_INT64(1),
+                               "updated", BCON_DATE_TIME(wall_ms()));
+        written = mongoc_collection_insert_one(coll, doc, NULL, &reply, &berr);
+        bson_destroy(doc);
+        if (written) { /* insert_one's reply has no matchedCount: say it was one */
+            bson_destroy(&reply);
+            bson_init(&reply);
+            BSON_APPEND_INT64(&reply, "upsertedCount", 1);
+        }
+    }
+    if (!written) {
         rc = berr.code == OUTBOX_MONGO_DUPLICATE_KEY
                  ? outbox__fail(error, OUTBOX_ERR_SCHEMA, "type \"%s\" was set by someone else meanwhile: try again",
                                 type)
@@ -204,7 +246,8 @@ outbox_code_t outbox_schema_set(outbox_t *ob, const char *type, const char *sche
             *version = have + 1;
     }
     bson_destroy(&reply);
-    bson_destroy(sel);
+    if (sel)
+        bson_destroy(sel);
     bson_destroy(upd);
     bson_destroy(opts);
 done:

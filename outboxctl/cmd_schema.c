@@ -117,9 +117,15 @@ static int schema_set(const options_t *o, const char *type, const char *path) {
             text = bigger;
         }
     }
+    bool failed = ferror(f);
     fclose(f);
     if (!text)
         abort(); /* out of memory */
+    if (failed) {
+        fprintf(stderr, "outboxctl: schema set: %s: read error\n", path);
+        free(text);
+        return 1;
+    }
     text[len] = '\0';
     options_t without_dir = *o; /* the stored types, not a folder's */
     without_dir.schemas = NULL;
