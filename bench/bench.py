@@ -1658,7 +1658,7 @@ def main():
     ap.add_argument("--ceiling-events", type=int, default=500000)
     ap.add_argument("--ceiling-sinks", help="comma-separated sinks of the sink-ceiling case (default: --sinks)")
     ap.add_argument("--ckpt-events", type=int, default=10000)
-    ap.add_argument("--promote-events", type=int, default=20000, help="committed events the promoter moves (case promote)")
+    ap.add_argument("--promote-events", type=int, default=5000, help="committed events the promoter moves (case promote)")
     ap.add_argument("--json-n", type=int, default=20000, help="documents per encoder and run in case 9")
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--latency-seconds", type=int, default=60)

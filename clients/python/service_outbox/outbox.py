@@ -46,12 +46,18 @@ class NotEnsuredError(OutboxError):
     """The outbox's collections are not there: run outboxctl init."""
 
 
-def _depth(value, level=1):
-    if isinstance(value, dict):
-        return max([level] + [_depth(v, level + 1) for v in value.values()])
-    if isinstance(value, (list, tuple)):
-        return max([level] + [_depth(v, level + 1) for v in value])
-    return level - 1
+def _too_deep(data, limit):
+    """Whether data (itself a level below the envelope: level 2) nests
+    documents and arrays deeper than limit levels; stops at the first
+    level past it, so a hostile depth costs neither stack nor time."""
+    stack = [(data, 2)]
+    while stack:
+        value, level = stack.pop()
+        if level > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, level + 1) for v in children if isinstance(v, (dict, list, tuple)))
+    return False
 
 
 class Outbox:
@@ -103,7 +109,7 @@ class Outbox:
             raise ValidationError(index, type_, "key", "expected string or null")
         if not isinstance(data, dict):
             raise ValidationError(index, type_, "data", "expected an object")
-        if _depth(data, 2) > MAX_DEPTH:
+        if _too_deep(data, MAX_DEPTH):
             raise LimitError(index, type_, "data", f"nested deeper than {MAX_DEPTH - 1} levels of documents and arrays")
         failure = schema.first_failure(data)
         if failure:

@@ -3,8 +3,10 @@
 event's data before it is written.
 
 Validation is jsonschema's Draft 4 validator (MongoDB's $jsonSchema is
-draft 4) with two changes: the keyword bsonType, which draft 4 does not
-have, and "number" including BSON's Decimal128. The table of
+draft 4) with liboutbox's readings where they differ: the keyword bsonType,
+which draft 4 does not have; "number" including BSON's Decimal128; bounds
+that compare a Decimal128 and refuse NaN; patterns with \\d, \\w and \\s in
+ASCII, as PCRE2 reads them. The table of
 tests/validation/cases.json holds every verdict to liboutbox's: the same
 events are accepted or refused, at the same path.
 """
@@ -21,8 +23,9 @@ KEYWORDS = frozenset(
      "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern", "items", "minItems", "maxItems",
      "title", "description"))
 BSON_TYPES = frozenset(
-    ("double", "string", "object", "array", "binData", "objectId", "bool", "date", "null", "regex", "javascript",
-     "int", "timestamp", "long", "decimal", "minKey", "maxKey", "number"))
+    ("double", "string", "object", "array", "binData", "undefined", "objectId", "bool", "date", "null", "regex",
+     "dbPointer", "javascript", "symbol", "javascriptWithScope", "int", "timestamp", "long", "decimal", "minKey",
+     "maxKey", "number"))
 JSON_TYPES = frozenset(("object", "array", "number", "boolean", "string", "null"))
 NUMBER = frozenset(("int", "long", "double", "decimal"))
 
@@ -67,9 +70,31 @@ def _join(path, key):
     return f"{path}.{key}" if path else key
 
 
+def _names(v, p, known, kind):
+    names = v if isinstance(v, list) else [v]
+    if isinstance(v, list) and not v:
+        raise SchemaError(p, "needs at least one type")
+    for name in names:
+        if not isinstance(name, str):
+            raise SchemaError(p, "expected a string or an array of strings")
+        if name == "integer" and kind == "JSON":
+            raise SchemaError(p, 'type "integer" is refused, as MongoDB refuses it: use bsonType "int"')
+        if name not in known:
+            raise SchemaError(p, f"unknown {kind} type {name!r}")
+
+
+def _is_count(v):
+    """A non-negative integer, or a float that is one (2.0), as liboutbox."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, float):
+        return v.is_integer() and v >= 0
+    return isinstance(v, int) and v >= 0
+
+
 def check_schema(schema, path=""):
     """Raises SchemaError, naming the keyword's path, for a schema outside
-    the subset (the same paths liboutbox names)."""
+    the subset: liboutbox's rules (schema.c), and its paths."""
     if not isinstance(schema, Mapping):
         raise SchemaError(path or "(schema root)", "a schema must be an object")
     for kw, v in schema.items():
@@ -77,20 +102,17 @@ def check_schema(schema, path=""):
         if kw not in KEYWORDS:
             raise SchemaError(p, "keyword not supported")
         if kw == "bsonType":
-            names = v if isinstance(v, list) else [v]
-            for name in names:
-                if not isinstance(name, str) or name not in BSON_TYPES:
-                    raise SchemaError(p, f"unknown BSON type {name!r}")
+            _names(v, p, BSON_TYPES, "BSON")
         elif kw == "type":
-            names = v if isinstance(v, list) else [v]
-            for name in names:
-                if name == "integer":
-                    raise SchemaError(p, 'type "integer" is refused, as MongoDB refuses it: use bsonType "int"')
-                if not isinstance(name, str) or name not in JSON_TYPES:
-                    raise SchemaError(p, f"unknown JSON type {name!r}")
+            _names(v, p, JSON_TYPES, "JSON")
+        elif kw in ("title", "description"):
+            if not isinstance(v, str):
+                raise SchemaError(p, "expected a string")
         elif kw == "required":
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                 raise SchemaError(p, "expected an array of property names")
+            if not v:
+                raise SchemaError(p, "must name at least one property")
         elif kw == "properties":
             if not isinstance(v, Mapping):
                 raise SchemaError(p, "expected an object of schemas")
@@ -100,8 +122,8 @@ def check_schema(schema, path=""):
             if not isinstance(v, bool):
                 check_schema(v, p)
         elif kw == "enum":
-            if not isinstance(v, list):
-                raise SchemaError(p, "expected an array")
+            if not isinstance(v, list) or not v:
+                raise SchemaError(p, "expected a non-empty array of values")
         elif kw in ("minimum", "maximum"):
             if isinstance(v, bool) or not isinstance(v, (int, float, Int64)):
                 raise SchemaError(p, "expected a number")
@@ -109,21 +131,51 @@ def check_schema(schema, path=""):
             if not isinstance(v, bool):
                 raise SchemaError(p, "expected a boolean (draft 4, as MongoDB)")
         elif kw in ("minLength", "maxLength", "minItems", "maxItems"):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            if not _is_count(v):
                 raise SchemaError(p, "expected a non-negative integer")
         elif kw == "pattern":
             if not isinstance(v, str):
                 raise SchemaError(p, "expected a string")
             try:
-                re.compile(v)
+                re.compile(v, re.ASCII)
             except re.error as e:
                 raise SchemaError(p, f"not a valid regular expression: {e}") from None
         elif kw == "items":
             if isinstance(v, list):
                 raise SchemaError(p, "the tuple form (an array of schemas) is not supported")
             check_schema(v, p)
-        elif kw in ("title", "description"):
-            pass
+
+
+def _number(v):
+    """A number's value for the bounds (Decimal128 as float, as liboutbox),
+    or None for what is no number."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, Decimal128):
+        return float(v.to_decimal())
+    if isinstance(v, (int, float)):
+        return float(v)
+    return None
+
+
+def _bound(is_min):
+    def keyword(validator, bound, instance, schema):
+        v = _number(instance)
+        if v is None:
+            return
+        exclusive = schema.get("exclusiveMinimum" if is_min else "exclusiveMaximum", False)
+        # NaN passes no bound (it compares false with everything).
+        ok = (v > bound if exclusive else v >= bound) if is_min else (v < bound if exclusive else v <= bound)
+        if not ok:
+            word = ("exclusive " if exclusive else "") + ("minimum" if is_min else "maximum")
+            yield jsonschema.ValidationError(f"{instance!r} is {'below' if is_min else 'above'} {word} {bound}")
+    return keyword
+
+
+def _pattern(validator, pattern, instance, schema):
+    # ASCII: \d, \w and \s as PCRE2 (without UCP) reads them.
+    if isinstance(instance, str) and not re.search(pattern, instance, re.ASCII):
+        yield jsonschema.ValidationError(f"{instance!r} does not match pattern /{pattern}/")
 
 
 def _bson_type_keyword(validator, wanted, instance, schema):
@@ -139,8 +191,10 @@ _types = jsonschema.Draft4Validator.TYPE_CHECKER.redefine(
     lambda checker, v: isinstance(v, Decimal128) or (isinstance(v, (int, float)) and not isinstance(v, bool)))
 _types = _types.redefine("object", lambda checker, v: isinstance(v, Mapping))
 _types = _types.redefine("array", lambda checker, v: isinstance(v, (list, tuple)))
-Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"bsonType": _bson_type_keyword},
-                                         type_checker=_types)
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft4Validator,
+    {"bsonType": _bson_type_keyword, "minimum": _bound(True), "maximum": _bound(False), "pattern": _pattern},
+    type_checker=_types)
 
 
 def _path(root, error):
