@@ -88,17 +88,26 @@ static void expect(const char *body, const char *series, const char *op, double 
         fail_msg("%s is %g, expected %s %g; the scrape:\n%s", series, v, op, want, body);
 }
 
+/* A config in dir with one file sink, audit, writing to out, the HTTP
+ * endpoint on a free port (*port) and a survey every 100 ms. */
+static char *audit_config(outbox_t *ob, const char *dir, char *out, size_t out_size, int *port) {
+    char sinks[700];
+    snprintf(out, out_size, "%s/audit.jsonl", dir);
+    snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", out);
+    char *config = test_daemon_config(dir, ob, sinks);
+    *port = test_free_port();
+    test_config_http(config, *port, NULL);
+    test_config_append(config, "log:\n  survey_ms: 100\n");
+    return config;
+}
+
 static void after_a_drain_lag_is_zero_and_latency_counts_every_ack(void **state) {
     (void)state;
     outbox_t *ob = test_outbox("metrics_drain");
     char *dir = test_tmpdir("metrics_drain");
-    char sinks[700], out[600];
-    snprintf(out, sizeof out, "%s/audit.jsonl", dir);
-    snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", out);
-    char *config = test_daemon_config(dir, ob, sinks);
-    int port = test_free_port();
-    test_config_http(config, port, NULL);
-    test_config_append(config, "log:\n  survey_ms: 100\n");
+    char out[600];
+    int port;
+    char *config = audit_config(ob, dir, out, sizeof out, &port);
     test_daemon_t d;
     test_daemon_start(&d, config, dir);
     const int n = getenv("OUTBOX_TEST_QUICK") ? 300 : 3000;
@@ -165,13 +174,9 @@ static void a_pending_put_the_promoter_cannot_promote_is_quarantined_and_said(vo
     (void)state;
     outbox_t *ob = test_outbox("metrics_quarantine");
     char *dir = test_tmpdir("metrics_quarantine");
-    char sinks[700], out[600];
-    snprintf(out, sizeof out, "%s/audit.jsonl", dir);
-    snprintf(sinks, sizeof sinks, "  - name: audit\n    plugin: file\n    route: \"%s\"\n", out);
-    char *config = test_daemon_config(dir, ob, sinks);
-    int port = test_free_port();
-    test_config_http(config, port, NULL);
-    test_config_append(config, "log:\n  survey_ms: 100\n");
+    char out[600];
+    int port;
+    char *config = audit_config(ob, dir, out, sizeof out, &port);
     test_put_pending(ob, 1);
     put_pending_foreign(ob);
     test_put_pending(ob, 2);
