@@ -278,19 +278,14 @@ static void recovery_that_fails_publishes_nothing_until_it_succeeds(void **state
 static int checkpoint_in_doubt(outbox_t *ob, const char *sink) {
     char coll[300];
     snprintf(coll, sizeof coll, "%s.checkpoints", outbox_name(ob));
-    mongoc_client_t *client = test_client();
-    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(sink));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
-    const bson_t *doc;
-    int v = -1;
+    bson_t doc;
     bson_iter_t it;
-    if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "in_doubt") && BSON_ITER_HOLDS_BOOL(&it))
-        v = bson_iter_bool(&it);
-    mongoc_cursor_destroy(cur);
-    bson_destroy(filter);
-    mongoc_collection_destroy(c);
-    mongoc_client_destroy(client);
+    int v = -1;
+    if (test_find_by_id(coll, sink, &doc)) {
+        if (bson_iter_init_find(&it, &doc, "in_doubt") && BSON_ITER_HOLDS_BOOL(&it))
+            v = bson_iter_bool(&it);
+        bson_destroy(&doc);
+    }
     return v;
 }
 

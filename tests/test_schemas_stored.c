@@ -21,19 +21,14 @@
 static int64_t stored_version(outbox_t *ob, const char *type) {
     char name[256];
     snprintf(name, sizeof name, "%s.schemas", outbox_name(ob));
-    mongoc_client_t *client = test_client();
-    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, name);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(type));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
-    const bson_t *doc;
-    int64_t version = -1;
+    bson_t doc;
     bson_iter_t it;
-    if (mongoc_cursor_next(cur, &doc) && bson_iter_init_find(&it, doc, "version"))
-        version = bson_iter_as_int64(&it);
-    mongoc_cursor_destroy(cur);
-    bson_destroy(filter);
-    mongoc_collection_destroy(c);
-    mongoc_client_destroy(client);
+    int64_t version = -1;
+    if (test_find_by_id(name, type, &doc)) {
+        if (bson_iter_init_find(&it, &doc, "version"))
+            version = bson_iter_as_int64(&it);
+        bson_destroy(&doc);
+    }
     return version;
 }
 

@@ -172,6 +172,25 @@ void test_put_pending(outbox_t *ob, int ordernr) {
     bson_destroy(doc);
 }
 
+bool test_find_by_id(const char *coll, const char *id, bson_t *out) {
+    mongoc_client_t *client = test_client();
+    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
+    const bson_t *doc;
+    bool found = mongoc_cursor_next(cur, &doc);
+    if (found)
+        bson_copy_to(doc, out);
+    bson_error_t berr;
+    if (mongoc_cursor_error(cur, &berr))
+        fail_msg("find %s in %s: %s", id, coll, berr.message);
+    mongoc_cursor_destroy(cur);
+    bson_destroy(filter);
+    mongoc_collection_destroy(c);
+    mongoc_client_destroy(client);
+    return found;
+}
+
 bool test_collection_exists(const char *coll) {
     bson_error_t berr;
     mongoc_client_t *client = test_client();

@@ -62,6 +62,10 @@ int64_t test_count(const char *coll);
  * transactions): what the promoter moves. */
 void test_put_pending(outbox_t *ob, int ordernr);
 
+/* The document of db.coll whose _id is the string id, copied into *out
+ * (initialized only when found): false when there is none. */
+bool test_find_by_id(const char *coll, const char *id, bson_t *out);
+
 /* Whether db.coll exists. */
 bool test_collection_exists(const char *coll);
 
