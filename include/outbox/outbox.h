@@ -167,13 +167,15 @@ OUTBOX_EXPORT void outbox_destroy(outbox_t *outbox);
 OUTBOX_EXPORT const char *outbox_database(const outbox_t *outbox);
 OUTBOX_EXPORT const char *outbox_name(const outbox_t *outbox);
 
-/* Creates, idempotently, the capped log N, N.pending and N.checkpoints,
- * stores the declared types in N.schemas (below), and
- * when the server supports validators (see outbox_server_caps) installs
- * on N a $jsonSchema validator of the envelope and the declared types'
- * schemas, and on N.pending one of the envelope alone (another service's
- * ensure must never make a business transaction fail; the promoter
- * quarantines what N refuses).
+/* Stores the declared types in N.schemas first (below: a declaration that
+ * differs from the stored one is refused before anything changes), then
+ * creates, idempotently, the capped log N, N.pending and N.checkpoints,
+ * and when the server supports validators (see outbox_server_caps)
+ * installs on N a $jsonSchema validator of the envelope and every type
+ * N.schemas keeps (every service's, not only this conf's), and on
+ * N.pending one of the envelope alone (another service's ensure must never
+ * make a business transaction fail; the promoter quarantines what N
+ * refuses).
  * An existing N that is not capped is OUTBOX_ERR_NOT_CAPPED; one capped with
  * another size or max than the conf set is OUTBOX_ERR_CAPPED_MISMATCH. */
 OUTBOX_EXPORT outbox_code_t outbox_ensure(outbox_t *outbox, outbox_error_t *error);
