@@ -1304,6 +1304,7 @@ class Bench:
         """outboxd with 16 file sinks over an empty outbox: the time of one
         GET /metrics (curl-like, one connection each) and its size."""
         outbox, port = self.name("m16-"), free_port()
+        self.empty_outbox(outbox)  # outboxd refuses an outbox never created
         specs = [(f"s{i}", "file", os.path.join(self.tmp, self.name(f"m16-{i}-") + ".jsonl"), {"fsync": "never"})
                  for i in range(sinks)]
         conf = self.write_config(outbox, specs, http=f"127.0.0.1:{port}")

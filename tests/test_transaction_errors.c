@@ -16,10 +16,21 @@ typedef struct {
     outbox_t *direct;    /* ensured, straight to the server */
     outbox_t *proxied;   /* the same outbox through the proxy */
     mongoc_client_t *client; /* the producer's client, through the proxy */
+    mongoc_client_pool_t *pool; /* client's pool, when pooled */
 } rig_t;
 
+static void rig_up_with(rig_t *r, const char *label, const char *producer_options, bool pooled);
+
 static void rig_up(rig_t *r, const char *label) {
+    /* The producer's client waits for the server to come back (a single
+     * client otherwise gives a server that failed a 5 s cool-down). */
+    rig_up_with(r, label, "serverSelectionTimeoutMS=3000&serverSelectionTryOnce=false&connectTimeoutMS=1000&"
+                          "socketTimeoutMS=3000&retryWrites=false", false);
+}
+
+static void rig_up_with(rig_t *r, const char *label, const char *producer_options, bool pooled) {
     outbox_error_t err;
+    memset(r, 0, sizeof *r);
     r->direct = test_outbox(label);
     r->proxy = test_proxy_to_mongodb();
     char uri[256];
@@ -32,21 +43,30 @@ static void rig_up(rig_t *r, const char *label) {
     assert_int_equal(outbox_conf_set(conf, "outbox", outbox_name(r->direct), &err), OUTBOX_OK);
     r->proxied = outbox_new(conf, &err);
     assert_non_null(r->proxied);
-    /* The producer's client waits for the server to come back (a single
-     * client otherwise gives a server that failed a 5 s cool-down, and the
-     * helper's next attempt would fail to start at once). */
-    char producer_uri[300];
-    snprintf(producer_uri, sizeof producer_uri,
-             "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=3000&serverSelectionTryOnce=false&"
-             "connectTimeoutMS=1000&socketTimeoutMS=3000&retryWrites=false",
-             test_proxy_port(r->proxy));
-    r->client = mongoc_client_new(producer_uri);
-    assert_non_null(r->client);
-    mongoc_client_set_error_api(r->client, MONGOC_ERROR_API_VERSION_2);
+    char producer_uri[400];
+    snprintf(producer_uri, sizeof producer_uri, "mongodb://127.0.0.1:%d/?%s", test_proxy_port(r->proxy),
+             producer_options);
+    if (pooled) {
+        mongoc_uri_t *u = mongoc_uri_new(producer_uri);
+        assert_non_null(u);
+        r->pool = mongoc_client_pool_new(u);
+        mongoc_uri_destroy(u);
+        mongoc_client_pool_set_error_api(r->pool, MONGOC_ERROR_API_VERSION_2);
+        r->client = mongoc_client_pool_pop(r->pool);
+    } else {
+        r->client = mongoc_client_new(producer_uri);
+        assert_non_null(r->client);
+        mongoc_client_set_error_api(r->client, MONGOC_ERROR_API_VERSION_2);
+    }
 }
 
 static void rig_down(rig_t *r) {
-    mongoc_client_destroy(r->client);
+    if (r->pool) {
+        mongoc_client_pool_push(r->pool, r->client);
+        mongoc_client_pool_destroy(r->pool);
+    } else {
+        mongoc_client_destroy(r->client);
+    }
     outbox_destroy(r->proxied);
     test_proxy_stop(r->proxy);
     test_outbox_drop(r->direct);
@@ -114,8 +134,10 @@ typedef struct {
     int calls;
 } attempt_t;
 
-/* The first attempt meets the network down (back up as it returns, for
- * the helper's next start); the second has it. */
+/* The first attempt meets the network down (back up as it returns); the
+ * second has it. The producer's client is a pool's: its monitor finds the
+ * server again as soon as the network is back, where a single client
+ * waits out a cool-down and the helper's next start would fail. */
 static bool put_with_network_then_without(mongoc_client_session_t *session, void *ctx, bson_t **reply,
                                           bson_error_t *error) {
     attempt_t *a = ctx;
@@ -133,7 +155,9 @@ static bool put_with_network_then_without(mongoc_client_session_t *session, void
 static void the_helper_retries_a_transient_error_and_only_that(void **state) {
     (void)state;
     rig_t r;
-    rig_up(&r, "txn_helper");
+    /* Long enough for valgrind's pace: the first attempt waits it out. */
+    rig_up_with(&r, "txn_helper", "serverSelectionTimeoutMS=8000&connectTimeoutMS=2000&socketTimeoutMS=5000&"
+                                  "retryWrites=false", true);
     unsigned caps;
     outbox_error_t err;
     assert_int_equal(outbox_server_caps(r.direct, &caps, &err), OUTBOX_OK);
