@@ -106,15 +106,18 @@ outbox_code_t outbox__schemas_read(outbox_t *ob, mongoc_client_t *client, bson_t
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &all, opts, NULL);
     const bson_t *doc;
     outbox_code_t rc = OUTBOX_OK;
-    while (mongoc_cursor_next(cur, &doc)) {
+    while (rc == OUTBOX_OK && mongoc_cursor_next(cur, &doc)) {
         bson_iter_t it;
         bson_t schema;
         int64_t version;
-        if (bson_iter_init_find(&it, doc, "_id") && BSON_ITER_HOLDS_UTF8(&it) && stored_schema(doc, &schema, &version))
+        if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it) || !stored_schema(doc, &schema, &version))
+            rc = outbox__fail(error, OUTBOX_ERR_SCHEMA, "%s.%s: a document is not {_id: TYPE, schema: {...}}",
+                              ob->conf->database, ob->schemas_name);
+        else
             BSON_APPEND_DOCUMENT(types, bson_iter_utf8(&it, NULL), &schema);
     }
     bson_error_t berr;
-    if (mongoc_cursor_error(cur, &berr))
+    if (rc == OUTBOX_OK && mongoc_cursor_error(cur, &berr))
         rc = outbox__fail_bson(error, &berr, "cannot read %s.%s", ob->conf->database, ob->schemas_name);
     mongoc_cursor_destroy(cur);
     bson_destroy(opts);
@@ -130,43 +133,31 @@ outbox_code_t outbox_load_types(outbox_t *ob, size_t *loaded, outbox_error_t *er
     if (!ob)
         return outbox__fail(error, OUTBOX_ERR_INVALID_ARG, "outbox_load_types: outbox is NULL");
     mongoc_client_t *client = outbox__client_pop(ob);
-    mongoc_collection_t *coll = schemas_collection(ob, client);
-    bson_t all = BSON_INITIALIZER;
-    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}");
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &all, opts, NULL);
-    const bson_t *doc;
-    outbox_code_t rc = OUTBOX_OK;
-    while (rc == OUTBOX_OK && mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t it;
-        bson_t schema;
-        int64_t version;
-        if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it) || !stored_schema(doc, &schema, &version)) {
-            rc = outbox__fail(error, OUTBOX_ERR_SCHEMA, "%s.%s: a document is not {_id: TYPE, schema: {...}}",
-                              ob->conf->database, ob->schemas_name);
-            break;
-        }
-        const char *type = bson_iter_utf8(&it, NULL);
+    bson_t types = BSON_INITIALIZER;
+    outbox_code_t rc = outbox__schemas_read(ob, client, &types, error);
+    outbox__client_push(ob, client);
+    bson_iter_t it;
+    for (bson_iter_init(&it, &types); rc == OUTBOX_OK && bson_iter_next(&it);) {
+        const char *type = bson_iter_key(&it);
         if (outbox__conf_find_type(ob->conf, type))
             continue; /* the conf's own declaration stands (ensure compares them) */
+        uint32_t len;
+        const uint8_t *data;
+        bson_t schema;
+        bson_iter_document(&it, &len, &data);
+        bson_init_static(&schema, data, len);
         /* Canonical: every number keeps its BSON type, so the compiled
          * schema is the stored document exactly (ensure compares them). */
         char *json = bson_as_canonical_extended_json(&schema, NULL);
         outbox_error_t sub;
         if (outbox_conf_add_type(ob->conf, type, json, &sub) != OUTBOX_OK)
-            rc = outbox__fail(error, sub.code, "%s.%s, version %" PRId64 ": %s", ob->conf->database, ob->schemas_name,
-                              version, sub.message);
+            rc = outbox__fail(error, sub.code, "%s.%s, type %s: %s", ob->conf->database, ob->schemas_name, type,
+                              sub.message);
         else if (loaded)
             (*loaded)++;
         bson_free(json);
     }
-    bson_error_t berr;
-    if (rc == OUTBOX_OK && mongoc_cursor_error(cur, &berr))
-        rc = outbox__fail_bson(error, &berr, "cannot read %s.%s", ob->conf->database, ob->schemas_name);
-    mongoc_cursor_destroy(cur);
-    bson_destroy(opts);
-    bson_destroy(&all);
-    mongoc_collection_destroy(coll);
-    outbox__client_push(ob, client);
+    bson_destroy(&types);
     return rc;
 }
 
