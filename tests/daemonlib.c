@@ -408,22 +408,15 @@ bool test_lease_claim(outbox_t *ob, const char *lease, char *owner, size_t size,
 
 int64_t test_checkpoint_term(outbox_t *ob, const char *sink) {
     char coll[256];
-    const bson_t *doc;
+    bson_t doc;
+    bson_iter_t it;
     int64_t term = -1;
     snprintf(coll, sizeof coll, "%s.checkpoints", outbox_name(ob));
-    mongoc_client_t *client = test_client();
-    mongoc_collection_t *c = mongoc_client_get_collection(client, TEST_DB, coll);
-    bson_t *filter = BCON_NEW("_id", BCON_UTF8(sink));
-    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(c, filter, NULL, NULL);
-    if (mongoc_cursor_next(cur, &doc)) {
-        bson_iter_t it;
-        if (bson_iter_init_find(&it, doc, "term") && BSON_ITER_HOLDS_NUMBER(&it))
+    if (test_find_by_id(coll, sink, &doc)) {
+        if (bson_iter_init_find(&it, &doc, "term") && BSON_ITER_HOLDS_NUMBER(&it))
             term = bson_iter_as_int64(&it);
+        bson_destroy(&doc);
     }
-    mongoc_cursor_destroy(cur);
-    bson_destroy(filter);
-    mongoc_collection_destroy(c);
-    mongoc_client_destroy(client);
     return term;
 }
 
