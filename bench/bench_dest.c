@@ -63,7 +63,8 @@ typedef struct {
     long long lines; /* file: newlines read so far */
 } conn_t;
 
-#define POLL_INTERVAL_MS 5
+#define POLL_MAX_MS 50 /* wait_for_count */
+#define POLL_MIN_MS 1
 
 static void nap_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -566,9 +567,18 @@ static void parse_dest(int argc, char **argv, dest_t *d) {
     d->timeout_ns = bench_arg_ll(argc, argv, "--timeout-s", 60) * 1000000000LL;
 }
 
-/* Counts every POLL_INTERVAL_MS until the count reaches d->events. */
+/* Counts until the count reaches d->events. Each count is a request to
+ * the broker (watermarks per partition, XLEN, stream info), and in a
+ * fan-out one waiter per sink polls beside the run it measures: polling
+ * every few milliseconds throughout cost the brokers CPU the database then
+ * lacked, more with more sinks. So it polls every POLL_MAX_MS while the
+ * end is far, and as the rate seen so far brings the end near, at a
+ * quarter of the time still to go (at least POLL_MIN_MS): the moment the
+ * last event arrived is still seen within a few milliseconds. */
 static int wait_for_count(const struct sink *sink, const dest_t *d, conn_t *c) {
     int64_t deadline = bench_mono_ns() + d->timeout_ns;
+    int64_t first_ns = 0;
+    long long first = -1;
     for (;;) {
         long long count = sink->count(d, c);
         int64_t seen_ns = bench_now_ns();
@@ -581,7 +591,17 @@ static int wait_for_count(const struct sink *sink, const dest_t *d, conn_t *c) {
                     d->where, count, d->events, (long long)(d->timeout_ns / 1000000000));
             return 1;
         }
-        nap_ms(POLL_INTERVAL_MS);
+        int nap = POLL_MAX_MS;
+        if (first < 0 && count > 0) {
+            first = count;
+            first_ns = seen_ns;
+        } else if (first >= 0 && count > first && seen_ns > first_ns) {
+            double per_ns = (double)(count - first) / (double)(seen_ns - first_ns);
+            double left_ms = (double)(d->events - count) / per_ns / 1e6;
+            if (left_ms / 4 < nap)
+                nap = left_ms / 4 > POLL_MIN_MS ? (int)(left_ms / 4) : POLL_MIN_MS;
+        }
+        nap_ms(nap);
     }
 }
 
