@@ -1567,6 +1567,11 @@ class Bench:
                   + "), same machine"
                   if kind == "ferretdb" else f"mongod {info.get('version')}")
         redis = sh("redis-server --version | grep -o 'v=[0-9.]*'")
+        # As the running server is set (services.sh: an append-only file fsynced at every write).
+        aof = sh(f"redis-cli -u '{self.env['OUTBOX_TEST_REDIS_URL']}' config get 'append*' | paste -sd' '").split()
+        aof = dict(zip(aof[::2], aof[1::2]))
+        redis_aof = (f"appendonly {aof['appendonly']}, appendfsync {aof.get('appendfsync', '?')}"
+                     if "appendonly" in aof else "persistence unknown")
         nats = sh("nats-server --version")
         return [
             ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
@@ -1579,7 +1584,7 @@ class Bench:
             ("kernel", platform.release()),
             ("MongoDB server", server),
             ("Kafka", "Apache Kafka 4.1.1, KRaft, one node, same machine"),
-            ("Redis", f"redis-server {redis} (appendonly off), same machine"),
+            ("Redis", f"redis-server {redis} ({redis_aof}), same machine"),
             ("NATS", f"{nats} with JetStream (file storage), same machine"),
             ("libraries", sh("for m in libmongoc-1.0 rdkafka hiredis libnats; do printf '%s %s, ' $m "
                              "$(pkg-config --modversion $m); done").rstrip(", ")),
