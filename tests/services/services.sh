@@ -296,13 +296,19 @@ EOF
     fi
 }
 
+# The pace the running FerretDB trims at: as start_ferretdb recorded it, or
+# 1s for one started before services.sh recorded it (it always used 1s).
+running_capped_cleanup() {
+    cat "$PIDS/mongodb.capped_cleanup" 2>/dev/null || echo 1s
+}
+
 up_mongodb() {
     if pid_of mongodb >/dev/null; then
         say "mongodb ($(cat "$PIDS/mongodb.kind")) already running"
         # A FerretDB that trims slower than asked (bench/run's 1m, when tests want 1s) makes
         # wrap-around tests wait for a gap that comes late: say so rather than let them fail.
         local running
-        running=$(cat "$PIDS/mongodb.capped_cleanup" 2>/dev/null || echo 1s)
+        running=$(running_capped_cleanup)
         if [ "$(cat "$PIDS/mongodb.kind")" = ferretdb ] && [ "$running" != "$FERRETDB_CAPPED_CLEANUP" ]; then
             say "warning: this FerretDB trims capped collections every $running, not $FERRETDB_CAPPED_CLEANUP" \
                 "(OUTBOX_FERRETDB_CAPPED_CLEANUP); \`services.sh down\` and up again to change it"
@@ -489,7 +495,7 @@ write_env() {
     local cleanup=""
     if [ "$kind" = ferretdb ]; then
         ferretdb=$(readlink "/proc/$(cat "$PIDS/mongodb.pid")/exe" 2>/dev/null || true)
-        cleanup=$(cat "$PIDS/mongodb.capped_cleanup" 2>/dev/null || true)
+        cleanup=$(running_capped_cleanup)
     fi
     local sasl=""
     if port_open "$KAFKA_SASL_PORT"; then
